@@ -1,0 +1,3 @@
+from kerascli.cli import main
+
+main()

@@ -1,0 +1,146 @@
+"""The ``kerascli`` command. Subcommands import their machinery only when run,
+so ``kerascli --help`` answers without loading numpy-heavy modules or Numba."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from kerascli import __version__
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _run(ctx: click.Context, action) -> None:
+    """Run ``action``; turn expected errors into one message and an exit code."""
+    debug = ctx.find_root().params.get("debug") or os.environ.get("KERASCLI_DEBUG") == "1"
+    try:
+        action()
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the one place that decides how errors look
+        from kerascli.errors import KerascliError
+
+        if debug:
+            raise
+        if isinstance(exc, KerascliError):
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)", err=True)
+        sys.exit(1)
+
+
+set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                          help="Override a config key, value parsed as YAML (repeatable), e.g. train.epochs=5.")
+which_option = click.option("--checkpoint", "which", type=click.Choice(["best", "last"]), default="best",
+                            show_default=True, help="Which checkpoint of a run directory to use.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kerascli")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+def cli(debug: bool) -> None:
+    """Train Keras-style models from YAML configs."""
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@set_option
+@click.option("--name", default=None, help="Run name (default: the config's name, else the file name).")
+@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Folder that holds run directories.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the final results.")
+@click.pass_context
+def train(ctx, config, overrides, name, runs_dir, quiet):
+    """Train the model described by CONFIG; results go to RUNS_DIR/NAME/."""
+
+    def action():
+        from kerascli import commands
+
+        commands.train(config, list(overrides), name, runs_dir, quiet, _console())
+
+    _run(ctx, action)
+
+
+@cli.command()
+@click.argument("target", metavar="RUN_OR_CHECKPOINT", type=click.Path())
+@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@which_option
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_context
+def evaluate(ctx, target, split, which, as_json):
+    """Compute loss and metrics of a trained model on a split of its data."""
+
+    def action():
+        from kerascli import commands
+
+        commands.evaluate(target, split, which, as_json, _console())
+
+    _run(ctx, action)
+
+
+@cli.command()
+@click.argument("target", metavar="RUN_OR_CHECKPOINT", type=click.Path())
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(dir_okay=False),
+              help="Where to write predictions: .npy or .csv.")
+@which_option
+@click.option("--classes", "classes_only", is_flag=True, help="Write class ids only (default: probabilities; "
+              "CSV output has a class column and one column per class).")
+@click.option("--key", default=None, help="Array to read from an .npz input (default: x, or its only array).")
+@click.option("--batch-size", default=1024, show_default=True, type=click.IntRange(min=1))
+@click.pass_context
+def predict(ctx, target, input_path, output_path, which, classes_only, key, batch_size):
+    """Predict INPUT (.npy, .npz or .csv, one row per sample) with a trained model."""
+
+    def action():
+        from kerascli import commands
+
+        commands.predict(target, input_path, output_path, which, classes_only, key, batch_size, _console())
+
+    _run(ctx, action)
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@set_option
+@click.pass_context
+def summary(ctx, config, overrides):
+    """Print the model's layers, output shapes and parameter counts."""
+
+    def action():
+        from kerascli import commands
+
+        commands.summary(config, list(overrides), _console())
+
+    _run(ctx, action)
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@set_option
+@click.pass_context
+def validate(ctx, config, overrides):
+    """Check the config, model shapes and data without training."""
+
+    def action():
+        from kerascli import commands
+
+        commands.validate(config, list(overrides), _console())
+
+    _run(ctx, action)
+
+
+def main() -> None:
+    cli(prog_name="kerascli")
+
+
+if __name__ == "__main__":
+    main()

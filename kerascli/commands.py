@@ -1,0 +1,258 @@
+"""What each CLI subcommand does, between parsing (cli.py) and the library.
+
+Every step that can fail on bad input (config, model shapes, weights, data)
+runs before a run directory is created, so a failed start leaves nothing
+behind; a run directory without summary.json is a run that did not finish.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+from rich.console import Console
+
+from kerascli import __version__
+from kerascli.callbacks import MetricsWriter, ModelCheckpoint
+from kerascli.config import apply_overrides, load_config_file, resolve_config
+from kerascli.config.loader import LoadedConfig
+from kerascli.config.schema import NAME_RE, RunSpec
+from kerascli.data.datasets import read_numeric_csv
+from kerascli.data.pipeline import SPLITS
+from kerascli.errors import CheckpointError, ConfigError, DataError
+from kerascli.runs.atomic import atomic_write, atomic_write_text
+from kerascli.runs.checkpoint import Checkpoint, apply_weights, load_checkpoint
+from kerascli.runs.rundir import create_run_dir
+from kerascli.train.session import Session, build_session, load_data
+from kerascli.ui.progress import PlainProgress, RichProgress, print_results
+from kerascli.ui.summary import summary_table, summary_text, totals_text
+
+EVAL_BATCH = 256
+
+
+def load_spec(config_path: str, overrides: list[str], name: str | None = None) -> RunSpec:
+    loaded = apply_overrides(load_config_file(config_path), list(overrides))
+    if name is not None:
+        if not NAME_RE.match(name):
+            raise ConfigError(f"--name {name!r} must start with a letter and use only letters, digits, '_', '.', '-'")
+        loaded.data["name"] = name
+        loaded.overridden[("name",)] = f"name={name} (--name)"
+    return resolve_config(loaded)
+
+
+def _dump_yaml(data: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+
+
+# ------------------------------------------------------------------ train
+def train(config_path: str, overrides: list[str], name: str | None, runs_dir: str, quiet: bool,
+          console: Console) -> str:
+    started = time.perf_counter()
+    spec = load_spec(config_path, overrides, name)
+    session = build_session(spec)
+    splits = load_data(session)
+    trainer, model = session.trainer, session.model
+    config = spec.to_dict()
+
+    run_dir = create_run_dir(runs_dir, spec.name)
+    atomic_write_text(os.path.join(run_dir, "config.yaml"), _dump_yaml(config))
+    atomic_write_text(os.path.join(run_dir, "model_summary.txt"), summary_text(model, spec.name))
+
+    rich = console.is_terminal and not quiet
+    if not quiet:
+        console.print(f"run directory: {run_dir}", highlight=False)
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+        console.print(f"samples: {sizes}", highlight=False)
+    checkpoint = ModelCheckpoint(os.path.join(run_dir, "checkpoints"), config, spec.checkpoint["monitor"],
+                                 spec.checkpoint["mode"])
+    callbacks = [MetricsWriter(os.path.join(run_dir, "metrics.csv")), checkpoint]
+    epochs = spec.train["epochs"]
+    if not quiet:
+        callbacks.append(RichProgress(console, epochs) if rich else PlainProgress(console, epochs))
+    history = trainer.fit(splits, epochs, spec.train["batch_size"], spec.train["shuffle"], spec.seed, callbacks)
+    train_seconds = sum(row["seconds"] for row in history)
+
+    # final evaluation with the best checkpoint: what evaluate/predict on this run will use
+    which = "best" if os.path.exists(checkpoint.best_path) else "last"
+    apply_weights(model, load_checkpoint(os.path.join(run_dir, "checkpoints", f"{which}.npz")).weights(), which)
+    evaluation = {split: trainer.evaluate(splits[split], EVAL_BATCH) for split in SPLITS if split in splits}
+    trainable, fixed = model.count_params()
+    summary = {
+        "name": spec.name,
+        "run_dir": os.path.abspath(run_dir),
+        "status": "completed",
+        "epochs": len(history),
+        "monitor": checkpoint.monitor,
+        "best_epoch": checkpoint.best_epoch,
+        "best_value": checkpoint.best,
+        "final_epoch": {k: v for k, v in history[-1].items() if k != "epoch"},
+        "evaluation": {"checkpoint": which, **evaluation},
+        "params": {"trainable": trainable, "non_trainable": fixed, "total": trainable + fixed},
+        "wall_seconds": time.perf_counter() - started,
+        "train_seconds": train_seconds,
+        "train_samples_per_second": len(splits["train"]) * len(history) / max(train_seconds, 1e-9),
+        "versions": {"kerascli": __version__, "numpy": np.__version__, "numba": _numba_version(),
+                     "python": platform.python_version()},
+        "command": sys.argv,
+    }
+    atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2) + "\n")
+    print_results(console, evaluation, f"{spec.name}: {which} checkpoint (epoch "
+                  f"{checkpoint.best_epoch if which == 'best' else len(history)})", rich)
+    console.print(f"saved to {run_dir}", highlight=False)
+    return run_dir
+
+
+def _numba_version() -> str:
+    import numba
+
+    return numba.__version__
+
+
+# ------------------------------------------------------------------ from a run or checkpoint
+def checkpoint_path(target: str, which: str) -> str:
+    if os.path.isdir(target):
+        path = os.path.join(target, "checkpoints", f"{which}.npz")
+        if not os.path.exists(path):
+            if not os.path.isdir(os.path.join(target, "checkpoints")):
+                raise CheckpointError(f"{target} is not a run directory (no checkpoints/ folder)")
+            raise CheckpointError(f"{target} has no {which} checkpoint yet ({path})")
+        return path
+    if not os.path.exists(target):
+        raise CheckpointError(f"no run directory or checkpoint at {target}")
+    return target
+
+
+def session_from_checkpoint(target: str, which: str) -> tuple[Session, Checkpoint]:
+    path = checkpoint_path(target, which)
+    ckpt = load_checkpoint(path)
+    config = ckpt.config
+    if config is None:
+        raise CheckpointError(f"{path} has no stored config (_config); load it through model.weights instead")
+    spec = resolve_config(LoadedConfig(data=config, source=f"{path} (stored config)"))
+    session = build_session(spec, initial_weights=False)
+    apply_weights(session.model, ckpt.weights(), path)
+    return session, ckpt
+
+
+def evaluate(target: str, split: str, which: str, as_json: bool, console: Console) -> dict:
+    session, ckpt = session_from_checkpoint(target, which)
+    splits = load_data(session)
+    if split not in splits:
+        raise ConfigError(f"the run has no {split!r} split (its data config gives: {', '.join(splits)})")
+    result = session.trainer.evaluate(splits[split], EVAL_BATCH)
+    if as_json:
+        console.print_json(json.dumps({"checkpoint": ckpt.path, "epoch": ckpt.epoch, "split": split, **result}))
+    else:
+        print_results(console, {split: result}, f"{ckpt.path} (epoch {ckpt.epoch})", console.is_terminal)
+    return result
+
+
+# ------------------------------------------------------------------ predict
+def read_inputs(path: str, key: str | None, drop_column: str | None) -> np.ndarray:
+    ext = os.path.splitext(path)[1].lower()
+    if not os.path.isfile(path):
+        raise DataError(f"input file not found: {path}")
+    if ext == ".csv":
+        header, values = read_numeric_csv(path)
+        if header and drop_column and drop_column in header:
+            values = np.delete(values, header.index(drop_column), axis=1)
+        return values
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read without pickle ({exc})") from None
+    if ext == ".npz" or isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded as z:
+            names = list(z.files)
+            chosen = key or ("x" if "x" in names else names[0] if len(names) == 1 else None)
+            if chosen is None or chosen not in names:
+                raise DataError(f"{path}: choose the input array with --key (arrays: {', '.join(names)})")
+            return z[chosen]
+    if ext != ".npy":
+        raise DataError(f"{path}: input must be .npy, .npz or .csv")
+    return loaded
+
+
+def fit_to_input(x: np.ndarray, input_shape: tuple, path: str) -> np.ndarray:
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{path}: inputs must be numeric, got dtype {x.dtype}")
+    if x.ndim == 0:
+        raise DataError(f"{path}: expected one row per sample, got a scalar")
+    if tuple(x.shape[1:]) != tuple(input_shape):
+        if int(np.prod(x.shape[1:])) == int(np.prod(input_shape)):
+            x = x.reshape((len(x),) + tuple(input_shape))  # flat rows (e.g. from CSV) of an image model
+        else:
+            raise DataError(
+                f"{path}: samples have shape {tuple(x.shape[1:])} ({int(np.prod(x.shape[1:]))} values) but the model "
+                f"takes {tuple(input_shape)} ({int(np.prod(input_shape))} values)"
+            )
+    if x.dtype.kind == "f":
+        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if bad.any():
+            raise DataError(f"{path}: inputs contain NaN or Inf (first in row {int(np.argmax(bad))})")
+    return x
+
+
+def predict(target: str, input_path: str, output_path: str, which: str, classes_only: bool, key: str | None,
+            batch_size: int, console: Console) -> np.ndarray:
+    out_ext = os.path.splitext(output_path)[1].lower()
+    if out_ext not in (".npy", ".csv"):
+        raise ConfigError(f"output must end in .npy or .csv, got {output_path}")
+    session, ckpt = session_from_checkpoint(target, which)
+    model, spec = session.model, session.spec
+    (input_shape,) = model.input_shapes.values()
+    x = read_inputs(input_path, key, spec.data.get("label_column"))
+    x = fit_to_input(x, input_shape, input_path).astype(model.dtype, copy=False)
+    probs = session.trainer.predict(x, batch_size)
+    classification = session.trainer.loss.classification
+    ids = None
+    if classification:
+        ids = (probs[:, 0] > 0.5).astype(np.int64) if probs.shape[1] == 1 else probs.argmax(axis=1)
+    if classes_only and ids is None:
+        raise ConfigError("--classes needs a classification model; this one is trained with "
+                          f"{spec.compile['loss']}")
+    folder = os.path.dirname(os.path.abspath(output_path))
+    if not os.path.isdir(folder):
+        raise DataError(f"output folder does not exist: {folder}")
+    if out_ext == ".npy":
+        result = ids if classes_only else probs
+        atomic_write(output_path, lambda f: np.save(f, result))
+    else:
+        prefix = "prob" if classification else "output"
+        header = ([] if ids is None else ["class"]) + ([] if classes_only else
+                                                      [f"{prefix}_{i}" for i in range(probs.shape[1])])
+        lines = [",".join(header)]
+        for i in range(len(probs)):
+            row = [] if ids is None else [str(int(ids[i]))]
+            if not classes_only:
+                row += [f"{v:.8g}" for v in probs[i]]
+            lines.append(",".join(row))
+        atomic_write_text(output_path, "\n".join(lines) + "\n")
+    console.print(f"wrote {len(probs)} predictions to {output_path}", highlight=False)
+    return probs
+
+
+# ------------------------------------------------------------------ summary / validate
+def summary(config_path: str, overrides: list[str], console: Console) -> None:
+    from kerascli.graph.builder import build_model
+
+    spec = load_spec(config_path, overrides)
+    model = build_model(spec.model, spec.source)
+    console.print(summary_table(model, spec.name))
+    console.print(totals_text(model), highlight=False)
+
+
+def validate(config_path: str, overrides: list[str], console: Console) -> None:
+    spec = load_spec(config_path, overrides)
+    session = build_session(spec)
+    splits = load_data(session)
+    trainable, fixed = session.model.count_params()
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+    console.print(f"{config_path}: OK ({spec.name}: {trainable + fixed:,} params, output "
+                  f"{session.model.output_shape}, samples: {sizes})", highlight=False)

@@ -1,0 +1,170 @@
+"""Declared parameters: each layer, optimizer and dataset lists its arguments as ``Param``s.
+
+The schema validates a YAML mapping against these declarations, fills every
+default, and reports errors with the file line and key path of the value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from kerascli.config.loader import LoadedConfig, format_key
+from kerascli.errors import ConfigError
+from kerascli.registry import Registry, UnknownName
+
+REQUIRED = object()
+
+# Large enough for any model this tool trains, small enough to refuse absurd sizes
+# (units: 10**12) before anything is allocated.
+MAX_DIM = 1 << 24
+
+
+@dataclass(frozen=True)
+class Param:
+    """One argument. kind: int, float, bool, str, pair, shape, str_list, path."""
+
+    kind: str
+    default: Any = REQUIRED
+    min: float | None = None
+    max: float | None = None
+    choices: tuple | Registry | None = None
+    nullable: bool = False
+    exclusive_min: bool = False
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+class Checker:
+    """Raises ConfigError with file/line/key for the value at a key path."""
+
+    def __init__(self, loaded: LoadedConfig):
+        self.loaded = loaded
+
+    def error(self, path: tuple, message: str) -> ConfigError:
+        return ConfigError(message, key=format_key(path) or None, where=self.loaded.where(path))
+
+    def mapping(self, value: Any, path: tuple, what: str = "a mapping") -> dict:
+        if not isinstance(value, dict):
+            raise self.error(path, f"expected {what}, got {_describe(value)}")
+        return value
+
+    def unknown_keys(self, mapping: dict, allowed: list[str], path: tuple) -> None:
+        for key in mapping:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise self.error(path + (key,), f"unknown key {key!r}{hint} (valid keys: {', '.join(allowed)})")
+
+    def params(self, mapping: dict, params: dict[str, Param], path: tuple, fixed: tuple = ()) -> dict:
+        """Validate ``mapping`` against ``params``; ``fixed`` keys are checked by the caller."""
+        self.unknown_keys(mapping, list(fixed) + list(params), path)
+        out = {}
+        for name, param in params.items():
+            if name not in mapping:
+                if param.required:
+                    raise self.error(path, f"missing required key {name!r}")
+                out[name] = param.default
+                continue
+            out[name] = self.value(mapping[name], param, path + (name,))
+        return out
+
+    def value(self, value: Any, param: Param, path: tuple) -> Any:
+        if value is None:
+            if param.nullable:
+                return None
+            raise self.error(path, f"a value is required ({_expect(param)})")
+        kind = param.kind
+        if kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self.error(path, f"expected an integer, got {_describe(value)}")
+            self._range(value, param, path)
+            return value
+        if kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise self.error(path, f"expected a number, got {_describe(value)}")
+            value = float(value)
+            if not math.isfinite(value):
+                raise self.error(path, f"expected a finite number, got {value}")
+            self._range(value, param, path)
+            return value
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise self.error(path, f"expected true or false, got {_describe(value)}")
+            return value
+        if kind in ("str", "path"):
+            if not isinstance(value, str) or not value:
+                raise self.error(path, f"expected a string, got {_describe(value)}")
+            return self._choice(value, param, path)
+        if kind == "str_list":
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list):
+                raise self.error(path, f"expected a list of names, got {_describe(value)}")
+            out = []
+            for i, item in enumerate(value):
+                if not isinstance(item, str):
+                    raise self.error(path + (i,), f"expected a name, got {_describe(item)}")
+                out.append(self._choice(item, param, path + (i,)))
+            return out
+        if kind == "pair":
+            items = [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
+            if not isinstance(items, list) or len(items) != 2:
+                raise self.error(path, f"expected an integer or a list of two integers, got {_describe(value)}")
+            for i, item in enumerate(items):
+                if isinstance(item, bool) or not isinstance(item, int):
+                    raise self.error(path, f"expected integers, got {_describe(item)}")
+                self._range(item, param, path)
+            return list(items)
+        if kind == "shape":
+            if not isinstance(value, list) or not value:
+                raise self.error(path, f"expected a list of positive integers, got {_describe(value)}")
+            for i, item in enumerate(value):
+                ok = isinstance(item, int) and not isinstance(item, bool)
+                if not ok or not (1 <= item <= MAX_DIM or (param.min == -1 and item == -1)):
+                    raise self.error(path + (i,), f"expected a positive integer dimension, got {_describe(item)}")
+            if param.min == -1 and value.count(-1) > 1:
+                raise self.error(path, "at most one dimension may be -1")
+            return list(value)
+        raise AssertionError(f"unknown param kind {kind}")
+
+    def _range(self, value: float, param: Param, path: tuple) -> None:
+        lo, hi = param.min, param.max
+        if param.kind == "int" and hi is None:
+            hi = MAX_DIM
+        if lo is not None and (value < lo or (param.exclusive_min and value == lo)):
+            op = ">" if param.exclusive_min else ">="
+            raise self.error(path, f"must be {op} {lo}, got {value}")
+        if hi is not None and value > hi:
+            raise self.error(path, f"must be <= {hi}, got {value}")
+
+    def _choice(self, value: str, param: Param, path: tuple) -> str:
+        choices = param.choices
+        if choices is None:
+            return value
+        if isinstance(choices, Registry):
+            try:
+                return choices.canonical(value)
+            except UnknownName as exc:
+                raise self.error(path, str(exc)) from None
+        if value not in choices:
+            close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise self.error(path, f"invalid value {value!r}{hint} (valid: {', '.join(choices)})")
+        return value
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _expect(param: Param) -> str:
+    return {"int": "an integer", "float": "a number", "bool": "true or false"}.get(param.kind, f"a {param.kind}")

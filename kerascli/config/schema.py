@@ -1,0 +1,250 @@
+"""Validate a loaded YAML config and resolve it into a spec with every default filled.
+
+The resolved spec is plain data (``RunSpec``); ``RunSpec.to_dict()`` is what a
+run writes as ``config.yaml``, and loading that file again gives the same spec.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from kerascli.config.loader import LoadedConfig
+from kerascli.config.params import Checker, Param
+from kerascli.registry import DATASETS, LAYERS, LOSSES, METRICS, OPTIMIZERS, load_builtins
+
+TOP_KEYS = ["name", "seed", "data", "model", "compile", "train", "checkpoint"]
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+
+DATA_COMMON = {
+    "validation_split": Param("float", 0.0, min=0.0, max=0.9, doc="fraction held out for validation"),
+    "test_split": Param("float", 0.0, min=0.0, max=0.9, doc="fraction held out for the test set"),
+    "shuffle": Param("bool", True, doc="shuffle (seeded) before splitting"),
+}
+COMPILE_PARAMS = {
+    "optimizer": Param("str", "adam"),  # checked separately: a name or a mapping
+    "loss": Param("str", choices=LOSSES),
+    "metrics": Param("str_list", [], choices=METRICS),
+}
+TRAIN_PARAMS = {
+    "epochs": Param("int", 10, min=1, max=1_000_000),
+    "batch_size": Param("int", 32, min=1),
+    "shuffle": Param("bool", True, doc="reshuffle the training set every epoch"),
+    "dtype": Param("str", "float32", choices=("float32", "float64")),
+    "backend": Param("str", "cpu", choices=("cpu", "reference")),
+}
+CHECKPOINT_PARAMS = {
+    "monitor": Param("str", "val_loss", doc="metric that decides best.npz"),
+    "mode": Param("str", "auto", choices=("auto", "min", "max")),
+}
+
+
+@dataclass
+class ModelSpec:
+    inputs: list[dict]  # [{name, shape}]
+    layers: list[dict]  # resolved layer configs: type, name, inputs, params...
+    outputs: list[str]
+    sequential: bool
+    weights: str | None = None
+    layer_paths: list[tuple] = field(default_factory=list)  # key path of each layer in the YAML
+
+    def to_dict(self) -> dict:
+        if self.sequential:
+            layers = [{k: v for k, v in layer.items() if k != "inputs"} for layer in self.layers]
+            out: dict = {"input_shape": list(self.inputs[0]["shape"]), "layers": layers}
+        else:
+            out = {"inputs": [dict(i) for i in self.inputs], "layers": [dict(x) for x in self.layers],
+                   "outputs": list(self.outputs)}
+        out["weights"] = self.weights
+        return out
+
+
+@dataclass
+class RunSpec:
+    name: str
+    seed: int
+    data: dict
+    model: ModelSpec
+    compile: dict
+    train: dict
+    checkpoint: dict
+    source: LoadedConfig | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "data": dict(self.data),
+            "model": self.model.to_dict(),
+            "compile": {**self.compile, "optimizer": dict(self.compile["optimizer"])},
+            "train": dict(self.train),
+            "checkpoint": dict(self.checkpoint),
+        }
+
+
+def default_layer_name(type_name: str) -> str:
+    """Keras' naming: Dense -> dense, MaxPooling2D -> max_pooling2d, BatchNormalization -> batch_normalization."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])", "_", type_name).lower()
+
+
+def resolve_config(loaded: LoadedConfig, default_name: str | None = None) -> RunSpec:
+    load_builtins()
+    check = Checker(loaded)
+    top = check.mapping(loaded.data, ())
+    check.unknown_keys(top, TOP_KEYS, ())
+
+    name = top.get("name", default_name)
+    if name is None:
+        stem = os.path.splitext(os.path.basename(loaded.source))[0]
+        name = stem or "run"
+    name = check.value(name, Param("str"), ("name",))
+    if not NAME_RE.match(name):
+        raise check.error(("name",), f"run name {name!r} must start with a letter and use only letters, digits, '_', '.', '-'")
+    seed = check.value(top.get("seed", 42), Param("int", min=0, max=2**32 - 1), ("seed",))
+
+    for key in ("data", "model", "compile"):
+        if key not in top:
+            raise check.error((), f"missing required section {key!r}")
+    data = _resolve_data(check, top["data"])
+    model = _resolve_model(check, top["model"])
+    compile_ = _resolve_compile(check, top["compile"])
+    train = check.params(check.mapping(top.get("train") or {}, ("train",)), TRAIN_PARAMS, ("train",))
+    ckpt = check.params(check.mapping(top.get("checkpoint") or {}, ("checkpoint",)), CHECKPOINT_PARAMS, ("checkpoint",))
+    monitor_ok = {"loss", "val_loss"} | {m for m in compile_["metrics"]} | {"val_" + m for m in compile_["metrics"]}
+    if ckpt["monitor"] not in monitor_ok:
+        raise check.error(("checkpoint", "monitor"), f"cannot monitor {ckpt['monitor']!r} (valid: {', '.join(sorted(monitor_ok))})")
+    if ckpt["monitor"].startswith("val_") and data["validation_split"] == 0:
+        # nothing to validate on: the best checkpoint follows the training value instead
+        ckpt["monitor"] = ckpt["monitor"][4:]
+    return RunSpec(name=name, seed=seed, data=data, model=model, compile=compile_, train=train,
+                   checkpoint=ckpt, source=loaded)
+
+
+def _resolve_data(check: Checker, raw: Any) -> dict:
+    raw = check.mapping(raw, ("data",))
+    if "dataset" not in raw:
+        raise check.error(("data",), f"missing required key 'dataset' (valid: {', '.join(DATASETS.names())})")
+    kind = check.value(raw["dataset"], Param("str", choices=DATASETS), ("data", "dataset"))
+    loader = DATASETS.get(kind)
+    out = {"dataset": kind}
+    out.update(check.params(raw, {**loader.PARAMS, **DATA_COMMON}, ("data",), fixed=("dataset",)))
+    for key, param in loader.PARAMS.items():
+        if param.kind == "path" and out[key] is not None:
+            out[key] = os.path.abspath(out[key])
+    if out["validation_split"] + out["test_split"] >= 0.95:
+        raise check.error(("data",), "validation_split + test_split leave almost nothing to train on")
+    return out
+
+
+def _resolve_compile(check: Checker, raw: Any) -> dict:
+    raw = check.mapping(raw, ("compile",))
+    check.unknown_keys(raw, list(COMPILE_PARAMS), ("compile",))
+    if "loss" not in raw:
+        raise check.error(("compile",), f"missing required key 'loss' (valid: {', '.join(LOSSES.names())})")
+    opt = raw.get("optimizer", "adam")
+    path = ("compile", "optimizer")
+    if isinstance(opt, str):
+        opt = {"type": opt}
+    opt = check.mapping(opt, path, "an optimizer name or a mapping with 'type'")
+    if "type" not in opt:
+        raise check.error(path, f"missing required key 'type' (valid: {', '.join(OPTIMIZERS.names())})")
+    opt_type = check.value(opt["type"], Param("str", choices=OPTIMIZERS), path + ("type",))
+    resolved_opt = {"type": opt_type}
+    resolved_opt.update(check.params(opt, OPTIMIZERS.get(opt_type).PARAMS, path, fixed=("type",)))
+    rest = check.params({k: v for k, v in raw.items() if k != "optimizer"},
+                        {k: p for k, p in COMPILE_PARAMS.items() if k != "optimizer"}, ("compile",))
+    return {"optimizer": resolved_opt, "loss": rest["loss"], "metrics": rest["metrics"]}
+
+
+def _resolve_model(check: Checker, raw: Any) -> ModelSpec:
+    raw = check.mapping(raw, ("model",))
+    sequential = "inputs" not in raw
+    allowed = ["input_shape", "layers", "weights"] if sequential else ["inputs", "layers", "outputs", "weights"]
+    if "input_shape" in raw and "inputs" in raw:
+        raise check.error(("model",), "use either input_shape (Sequential) or inputs/outputs (functional), not both")
+    check.unknown_keys(raw, allowed, ("model",))
+    weights = raw.get("weights")
+    if weights is not None:
+        weights = os.path.abspath(check.value(weights, Param("path"), ("model", "weights")))
+    layers_raw = raw.get("layers")
+    if not isinstance(layers_raw, list) or not layers_raw:
+        raise check.error(("model", "layers"), "expected a non-empty list of layers")
+
+    if sequential:
+        if "input_shape" not in raw:
+            raise check.error(("model",), "missing required key 'input_shape' (or use inputs/outputs for a functional model)")
+        shape = check.value(raw["input_shape"], Param("shape"), ("model", "input_shape"))
+        inputs = [{"name": "input", "shape": shape}]
+    else:
+        inputs_raw = raw["inputs"]
+        if isinstance(inputs_raw, dict):
+            inputs_raw = [{"name": k, "shape": v} for k, v in inputs_raw.items()]
+        if not isinstance(inputs_raw, list) or not inputs_raw:
+            raise check.error(("model", "inputs"), "expected a list of {name, shape}")
+        inputs = []
+        for i, item in enumerate(inputs_raw):
+            p = ("model", "inputs", i)
+            item = check.mapping(item, p)
+            got = check.params(item, {"name": Param("str"), "shape": Param("shape")}, p)
+            inputs.append(got)
+        if len(inputs) != 1:
+            raise check.error(("model", "inputs"), "exactly one input is supported: datasets provide one feature array")
+
+    taken: set[str] = {i["name"] for i in inputs}
+    counters: dict[str, int] = {}
+    layers, paths = [], []
+    previous = inputs[0]["name"]
+    for i, item in enumerate(layers_raw):
+        p = ("model", "layers", i)
+        item = check.mapping(item, p, "a layer mapping with 'type'")
+        if "type" not in item:
+            raise check.error(p, "missing required key 'type'")
+        type_name = check.value(item["type"], Param("str", choices=LAYERS), p + ("type",))
+        cls = LAYERS.get(type_name)
+        fixed = ("type", "name") if sequential else ("type", "name", "inputs")
+        params = check.params(item, cls.PARAMS, p, fixed=fixed)
+        params = cls.resolve_params(params, lambda key, msg: check.error(p + (key,), msg))
+        if "name" in item:
+            name = check.value(item["name"], Param("str"), p + ("name",))
+            if not NAME_RE.match(name):
+                raise check.error(p + ("name",), f"layer name {name!r} must start with a letter and use only letters, digits, '_', '.', '-'")
+            if name in taken:
+                raise check.error(p + ("name",), f"duplicate name {name!r}")
+        else:
+            base = default_layer_name(type_name)
+            while True:
+                n = counters.get(base, 0)
+                counters[base] = n + 1
+                name = base if n == 0 else f"{base}_{n}"
+                if name not in taken:
+                    break
+        if sequential:
+            layer_inputs = [previous]
+        else:
+            if "inputs" not in item:
+                raise check.error(p, "missing required key 'inputs' (names of the layers or inputs feeding it)")
+            layer_inputs = check.value(item["inputs"], Param("str_list"), p + ("inputs",))
+            for j, src in enumerate(layer_inputs):
+                if src not in taken:
+                    known = sorted(taken)
+                    raise check.error(p + ("inputs", j), f"{src!r} is not an input or an earlier layer (known: {', '.join(known)})")
+        taken.add(name)
+        layers.append({"type": type_name, "name": name, "inputs": layer_inputs, **params})
+        paths.append(p)
+        previous = name
+
+    if sequential:
+        outputs = [previous]
+    else:
+        if "outputs" not in raw:
+            raise check.error(("model",), "missing required key 'outputs'")
+        outputs = check.value(raw["outputs"], Param("str_list"), ("model", "outputs"))
+        if len(outputs) != 1:
+            raise check.error(("model", "outputs"), "exactly one output is supported")
+        for j, out in enumerate(outputs):
+            if out not in taken:
+                raise check.error(("model", "outputs", j), f"{out!r} is not a layer of this model")
+    return ModelSpec(inputs=inputs, layers=layers, outputs=outputs, sequential=sequential, weights=weights,
+                     layer_paths=paths)

@@ -1,0 +1,1 @@
+"""Datasets (built-in and files) and the batching pipeline."""

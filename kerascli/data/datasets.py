@@ -1,0 +1,205 @@
+"""Dataset sources. Each returns (features, labels) as numpy arrays, one row per sample.
+
+Files are read with ``allow_pickle=False``; a missing file, a missing array or
+column, mismatched lengths or NaN/Inf features are reported as DataError.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import zipfile
+from importlib import resources
+
+import numpy as np
+
+from kerascli.config.params import Param
+from kerascli.errors import DataError
+from kerascli.registry import DATASETS
+
+
+class Dataset:
+    PARAMS: dict[str, Param] = {}
+
+    @staticmethod
+    def load(params: dict) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+def check_features(x: np.ndarray, y: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{source}: features must be numeric, got dtype {x.dtype}")
+    if y.dtype.kind not in "biuf":
+        raise DataError(f"{source}: labels must be numeric, got dtype {y.dtype}")
+    if len(x) != len(y):
+        raise DataError(f"{source}: {len(x)} feature rows but {len(y)} labels")
+    if len(x) == 0:
+        raise DataError(f"{source}: no samples")
+    if x.dtype.kind == "f":
+        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if bad.any():
+            raise DataError(f"{source}: features contain NaN or Inf (first in sample {int(np.argmax(bad))})")
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise DataError(f"{source}: labels contain NaN or Inf (first in sample {int(np.argmax(~np.isfinite(y).reshape(len(y), -1).all(axis=1)))})")
+    return x, y
+
+
+def _require_file(path: str) -> None:
+    if not os.path.isfile(path):
+        raise DataError(f"data file not found: {path}")
+
+
+def _load_npy(path: str) -> np.ndarray:
+    _require_file(path)
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise DataError(f"{path}: cannot read as .npy without pickle ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: not a readable .npy file ({exc})") from None
+
+
+@DATASETS.register("digits")
+class Digits(Dataset):
+    """1,797 handwritten digits, 8x8 pixels valued 0..16 (the UCI optdigits test set)."""
+
+    @staticmethod
+    def load(params):
+        with resources.files("kerascli.data").joinpath("digits.npz").open("rb") as f:
+            with np.load(f, allow_pickle=False) as z:
+                return z["x"], z["y"]
+
+
+@DATASETS.register("synthetic_classification")
+class SyntheticClassification(Dataset):
+    """Gaussian clusters, one per class, in ``features`` dimensions."""
+
+    PARAMS = {
+        "samples": Param("int", 1000, min=2),
+        "features": Param("int", 20, min=1),
+        "classes": Param("int", 3, min=2),
+        "spread": Param("float", 1.0, min=0.0, doc="cluster standard deviation"),
+        "data_seed": Param("int", 0, min=0),
+    }
+
+    @staticmethod
+    def load(params):
+        rng = np.random.default_rng(params["data_seed"])
+        centers = rng.normal(0, 3.0, size=(params["classes"], params["features"]))
+        y = rng.integers(0, params["classes"], size=params["samples"])
+        x = centers[y] + rng.normal(0, params["spread"], size=(params["samples"], params["features"]))
+        return x.astype(np.float32), y.astype(np.int64)
+
+
+@DATASETS.register("synthetic_regression")
+class SyntheticRegression(Dataset):
+    """y = x @ W + noise for a random W."""
+
+    PARAMS = {
+        "samples": Param("int", 1000, min=2),
+        "features": Param("int", 10, min=1),
+        "outputs": Param("int", 1, min=1),
+        "noise": Param("float", 0.1, min=0.0),
+        "data_seed": Param("int", 0, min=0),
+    }
+
+    @staticmethod
+    def load(params):
+        rng = np.random.default_rng(params["data_seed"])
+        x = rng.normal(size=(params["samples"], params["features"]))
+        w = rng.normal(size=(params["features"], params["outputs"]))
+        y = x @ w + rng.normal(0, params["noise"], size=(params["samples"], params["outputs"]))
+        return x.astype(np.float32), y.astype(np.float32)
+
+
+@DATASETS.register("npz")
+class NpzFile(Dataset):
+    """Arrays ``x`` and ``y`` (names configurable) in one .npz file."""
+
+    PARAMS = {"path": Param("path"), "x": Param("str", "x"), "y": Param("str", "y")}
+
+    @staticmethod
+    def load(params):
+        path = params["path"]
+        _require_file(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.keys())
+                for key in (params["x"], params["y"]):
+                    if key not in keys:
+                        raise DataError(f"{path}: no array named {key!r} (arrays: {', '.join(keys) or 'none'})")
+                return check_features(z[params["x"]], z[params["y"]], path)
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise DataError(f"{path}: cannot read as .npz without pickle ({exc})") from None
+
+
+@DATASETS.register("npy")
+class NpyPair(Dataset):
+    """Features and labels in two .npy files."""
+
+    PARAMS = {"x": Param("path"), "y": Param("path")}
+
+    @staticmethod
+    def load(params):
+        return check_features(_load_npy(params["x"]), _load_npy(params["y"]), params["x"])
+
+
+def read_numeric_csv(path: str, delimiter: str = ",") -> tuple[list[str] | None, np.ndarray]:
+    """(header or None, float array). A first row that is not all numbers is the header."""
+    _require_file(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [row for row in csv.reader(f, delimiter=delimiter) if row]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read CSV ({exc})") from None
+    if not rows:
+        raise DataError(f"{path}: empty CSV file")
+    header = None
+    try:
+        [float(v) for v in rows[0]]
+    except ValueError:
+        header = [h.strip() for h in rows[0]]
+        rows = rows[1:]
+    width = len(header) if header else len(rows[0]) if rows else 0
+    values = np.empty((len(rows), width), dtype=np.float64)
+    for i, row in enumerate(rows):
+        line = i + (2 if header else 1)
+        if len(row) != width:
+            raise DataError(f"{path}:{line}: expected {width} columns, got {len(row)}")
+        try:
+            values[i] = [float(v) for v in row]
+        except ValueError:
+            bad = next(v for v in row if not _is_number(v))
+            raise DataError(f"{path}:{line}: {bad!r} is not a number") from None
+    return header, values
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+@DATASETS.register("csv")
+class CsvFile(Dataset):
+    """A CSV with a header row; the label column is named, every other column is a feature."""
+
+    PARAMS = {
+        "path": Param("path"),
+        "label_column": Param("str", "label"),
+        "delimiter": Param("str", ","),
+    }
+
+    @staticmethod
+    def load(params):
+        path = params["path"]
+        header, values = read_numeric_csv(path, params["delimiter"])
+        if header is None:
+            raise DataError(f"{path}: needs a header row naming the columns (label column {params['label_column']!r})")
+        if params["label_column"] not in header:
+            raise DataError(f"{path}: no column {params['label_column']!r} (columns: {', '.join(header)})")
+        j = header.index(params["label_column"])
+        x = np.delete(values, j, axis=1)
+        return check_features(x, values[:, j], path)

@@ -1,0 +1,48 @@
+"""Build a Model from a resolved ModelSpec; shape problems become config errors with a location."""
+
+from __future__ import annotations
+
+from kerascli.config.loader import LoadedConfig, format_key
+from kerascli.config.schema import ModelSpec
+from kerascli.errors import ConfigError
+from kerascli.graph.layer import ShapeError
+from kerascli.graph.model import Model, ModelSizeError, Node
+from kerascli.registry import LAYERS
+
+
+def build_model(spec: ModelSpec, source: LoadedConfig | None = None) -> Model:
+    """Create layers and infer every shape; weights are allocated by ``Model.allocate``."""
+
+    def where(path):
+        return source.where(path) if source is not None else None
+
+    nodes = []
+    for layer_spec in spec.layers:
+        cls = LAYERS.get(layer_spec["type"])
+        params = {k: v for k, v in layer_spec.items() if k not in ("type", "name", "inputs")}
+        layer = cls(layer_spec["name"], params)
+        nodes.append(Node(layer, list(layer_spec["inputs"])))
+    for node, path in zip(nodes, spec.layer_paths or [()] * len(nodes)):
+        layer = node.layer
+        if layer.n_inputs == 1 and len(node.inputs) != 1:
+            raise ConfigError(f"{layer.type_name} takes one input, got {len(node.inputs)}: {node.inputs}",
+                              key=format_key(path) or layer.name, where=where(path))
+        if layer.n_inputs == 0 and len(node.inputs) < 2:
+            raise ConfigError(f"{layer.type_name} merges two or more inputs, got {node.inputs}",
+                              key=format_key(path) or layer.name, where=where(path))
+
+    model = Model({i["name"]: tuple(i["shape"]) for i in spec.inputs}, nodes, spec.outputs[0])
+    shapes = dict(model.input_shapes)
+    for node, path in zip(nodes, spec.layer_paths or [()] * len(nodes)):
+        try:
+            model.infer_shapes_of(node, shapes)
+        except ShapeError as exc:
+            ins = ", ".join(str(shapes[s]) for s in node.inputs)
+            raise ConfigError(f"layer {node.layer.name!r} ({node.layer.type_name}) with input shape {ins}: {exc}",
+                              key=format_key(path) or node.layer.name, where=where(path)) from None
+    model.output_shape = shapes[model.output]
+    try:
+        model.check_size()
+    except ModelSizeError as exc:
+        raise ConfigError(str(exc), key="model", where=where(("model",))) from None
+    return model

@@ -1,0 +1,105 @@
+"""The Layer contract: declare params, build from input shapes, forward, backward.
+
+A layer keeps what its backward pass needs from the last forward call, so a
+reader sees both directions of its math together. Weights live in the model's
+flat buffers: ``self.params[name]`` and ``self.grads[name]`` are views that a
+layer reads and writes in place (``out=`` or ``[...] =``), never rebinds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from kerascli.config.params import Param
+from kerascli.registry import LAYERS
+
+
+class ShapeError(ValueError):
+    """A layer cannot take the shape it is given; the builder adds the layer's location."""
+
+
+@dataclass
+class WeightSpec:
+    name: str
+    shape: tuple
+    initializer: str
+    trainable: bool = True
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+def register_layer(type_name: str, *aliases: str) -> Callable[[type], type]:
+    def decorator(cls: type) -> type:
+        cls.type_name = type_name
+        LAYERS.add(type_name, cls, *aliases)
+        return cls
+
+    return decorator
+
+
+class Layer:
+    type_name = "Layer"
+    PARAMS: dict[str, Param] = {}
+    n_inputs = 1  # 0 means "two or more" (merge layers)
+
+    def __init__(self, name: str, config: dict):
+        self.name = name
+        self.config = config
+        self.weight_specs: list[WeightSpec] = []
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.ops: Any = None
+        self.rng: np.random.Generator | None = None
+        self.dtype = np.float32
+        self.input_shape: Any = None
+        self.output_shape: tuple = ()
+        self.need_input_grad = True
+
+    @classmethod
+    def resolve_params(cls, params: dict, error: Callable[[str, str], Exception]) -> dict:
+        """Fill defaults that depend on other params (pooling strides = pool_size)."""
+        return params
+
+    # ------------------------------------------------------------- building
+    def add_weight(self, name: str, shape: tuple, initializer: str, trainable: bool = True) -> None:
+        self.weight_specs.append(WeightSpec(name, tuple(int(s) for s in shape), initializer, trainable))
+
+    def build(self, input_shape: Any) -> tuple:
+        """Declare weights for ``input_shape`` (no batch axis) and return the output shape."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- running
+    def forward(self, x: Any, training: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray) -> Any:
+        """Fill ``self.grads`` and return the input gradient (None when not needed)."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return {"type": self.type_name, "name": self.name, **self.config}
+
+
+class ActivatedLayer(Layer):
+    """A layer ending in an activation the loss may fuse with (softmax + cross-entropy).
+
+    After ``fuse_output()``, forward returns pre-activation values and backward
+    receives their gradient directly from the loss.
+    """
+
+    def __init__(self, name: str, config: dict):
+        super().__init__(name, config)
+        from kerascli.registry import ACTIVATIONS
+
+        self.activation = ACTIVATIONS.get(config["activation"])
+        self.act = self.activation  # the code the kernels apply
+        self.fused_output = False
+
+    def fuse_output(self) -> None:
+        self.fused_output = True
+        self.act = 0

@@ -1,0 +1,154 @@
+"""Model: a DAG of layers in topological order, with weights in flat buffers.
+
+All trainable weights live in one contiguous buffer (and their gradients in a
+second of the same layout) so an optimizer updates everything in one kernel
+call. Non-trainable weights (BatchNormalization statistics) live in a third.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+
+from kerascli.graph.layer import ActivatedLayer, Layer
+from kerascli.registry import INITIALIZERS
+
+# Refuse models whose weights alone would not fit in memory, before allocating.
+MAX_PARAMS = 1_000_000_000
+
+
+class ModelSizeError(ValueError):
+    pass
+
+
+@dataclass
+class Node:
+    layer: Layer
+    inputs: list[str]  # names of earlier nodes or model inputs
+
+
+class Model:
+    def __init__(self, input_shapes: dict[str, tuple], nodes: list[Node], output: str):
+        self.input_shapes = {k: tuple(v) for k, v in input_shapes.items()}
+        self.nodes = nodes
+        self.output = output
+        self.layers = [n.layer for n in nodes]
+        self.dtype = np.dtype(np.float32)
+        self.ops: ModuleType | None = None
+        self.output_activation = 0  # applied by predict() when the loss fused the last activation
+        self.param_buffer = np.zeros(0, np.float32)
+        self.grad_buffer = np.zeros(0, np.float32)
+        self.state_buffer = np.zeros(0, np.float32)
+
+    # ------------------------------------------------------------- shapes and weights
+    def infer_shapes_of(self, node: Node, shapes: dict[str, tuple]) -> None:
+        """Build ``node``'s layer from the shapes of its inputs and record its output shape."""
+        layer = node.layer
+        ins = [shapes[src] for src in node.inputs]
+        layer.input_shape = ins if layer.n_inputs == 0 else ins[0]
+        layer.weight_specs = []
+        layer.output_shape = tuple(layer.build(layer.input_shape))
+        shapes[layer.name] = layer.output_shape
+        layer.need_input_grad = any(src not in self.input_shapes for src in node.inputs)
+
+    def count_params(self) -> tuple[int, int]:
+        trainable = sum(w.size for layer in self.layers for w in layer.weight_specs if w.trainable)
+        fixed = sum(w.size for layer in self.layers for w in layer.weight_specs if not w.trainable)
+        return trainable, fixed
+
+    def check_size(self) -> None:
+        trainable, fixed = self.count_params()
+        if trainable + fixed > MAX_PARAMS:
+            raise ModelSizeError(f"the model has {trainable + fixed:,} weights; the limit is {MAX_PARAMS:,}")
+
+    def allocate(self, dtype, seed: int) -> None:
+        """Create the flat buffers, point each layer's weights into them, initialise with ``seed``."""
+        self.check_size()
+        trainable, fixed = self.count_params()
+        self.dtype = np.dtype(dtype)
+        self.param_buffer = np.zeros(trainable, self.dtype)
+        self.grad_buffer = np.zeros(trainable, self.dtype)
+        self.state_buffer = np.zeros(fixed, self.dtype)
+        rng = np.random.default_rng(seed)
+        offsets = {True: 0, False: 0}
+        self.slices: dict[str, slice] = {}  # "layer/weight" -> its place in its buffer
+        for layer in self.layers:
+            layer.dtype = self.dtype
+            layer.params, layer.grads = {}, {}
+            for spec in layer.weight_specs:
+                buffer = self.param_buffer if spec.trainable else self.state_buffer
+                start = offsets[spec.trainable]
+                offsets[spec.trainable] = start + spec.size
+                self.slices[f"{layer.name}/{spec.name}"] = slice(start, start + spec.size)
+                view = buffer[start : start + spec.size].reshape(spec.shape)
+                view[...] = INITIALIZERS.get(spec.initializer)(rng, spec.shape, self.dtype)
+                layer.params[spec.name] = view
+                if spec.trainable:
+                    layer.grads[spec.name] = self.grad_buffer[start : start + spec.size].reshape(spec.shape)
+
+    def set_backend(self, ops: ModuleType, seed: int) -> None:
+        self.ops = ops
+        for i, layer in enumerate(self.layers):
+            layer.ops = ops
+            layer.rng = np.random.default_rng([seed, 1, i])
+
+    def fuse_output_activation(self, activation: int) -> bool:
+        """Let the loss take pre-activation outputs when the last layer ends in ``activation``."""
+        last = next(n.layer for n in self.nodes if n.layer.name == self.output)
+        if isinstance(last, ActivatedLayer) and last.activation == activation:
+            last.fuse_output()
+            self.output_activation = activation
+            return True
+        return False
+
+    # ------------------------------------------------------------- weights by name
+    def weight_items(self, trainable_only: bool = False):
+        for layer in self.layers:
+            for spec in layer.weight_specs:
+                if spec.trainable or not trainable_only:
+                    yield f"{layer.name}/{spec.name}", layer.params[spec.name], spec
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return {key: value.copy() for key, value, _ in self.weight_items()}
+
+    # ------------------------------------------------------------- running
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """Outputs for a batch; pre-activation if the loss fused the output activation."""
+        values: dict[str, np.ndarray] = {}
+        (input_name,) = self.input_shapes
+        values[input_name] = x
+        for node in self.nodes:
+            layer = node.layer
+            if layer.n_inputs == 0:
+                values[layer.name] = layer.forward([values[s] for s in node.inputs], training)
+            else:
+                values[layer.name] = layer.forward(values[node.inputs[0]], training)
+        return values[self.output]
+
+    def backward(self, d_output: np.ndarray) -> None:
+        """Fill the gradient buffer from the gradient of the loss with respect to the output."""
+        grads: dict[str, np.ndarray] = {self.output: d_output}
+        for node in reversed(self.nodes):
+            layer = node.layer
+            dy = grads.pop(layer.name, None)
+            if dy is None:
+                continue
+            dx = layer.backward(dy)
+            if dx is None:
+                continue
+            dxs = dx if layer.n_inputs == 0 else [dx]
+            for src, g in zip(node.inputs, dxs):
+                if src in self.input_shapes:
+                    continue
+                grads[src] = g if src not in grads else grads[src] + g
+
+    def predict_batch(self, x: np.ndarray) -> np.ndarray:
+        """Inference outputs (probabilities when the output ends in softmax or sigmoid)."""
+        out = self.forward(x, training=False)
+        if self.output_activation:
+            from kerascli.layers.core import empty_bias
+
+            out = self.ops.bias_activation_forward(out, empty_bias(out.dtype), self.output_activation)
+        return out

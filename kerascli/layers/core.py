@@ -1,0 +1,161 @@
+"""Dense, Activation, Dropout, Flatten, Reshape, Rescaling."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kerascli.config.params import Param
+from kerascli.graph.layer import ActivatedLayer, Layer, ShapeError, register_layer
+from kerascli.registry import ACTIVATIONS, INITIALIZERS
+
+_EMPTY = {np.dtype(np.float32): np.zeros(0, np.float32), np.dtype(np.float64): np.zeros(0, np.float64)}
+
+
+def empty_bias(dtype) -> np.ndarray:
+    return _EMPTY[np.dtype(dtype)]
+
+
+@register_layer("Dense")
+class Dense(ActivatedLayer):
+    """y = activation(x @ kernel + bias) over the last axis; kernel is (in, units)."""
+
+    PARAMS = {
+        "units": Param("int", min=1),
+        "activation": Param("str", "linear", choices=ACTIVATIONS),
+        "use_bias": Param("bool", True),
+        "kernel_initializer": Param("str", "glorot_uniform", choices=INITIALIZERS),
+        "bias_initializer": Param("str", "zeros", choices=INITIALIZERS),
+    }
+
+    def build(self, input_shape):
+        self.in_features = input_shape[-1]
+        units = self.config["units"]
+        self.add_weight("kernel", (self.in_features, units), self.config["kernel_initializer"])
+        if self.config["use_bias"]:
+            self.add_weight("bias", (units,), self.config["bias_initializer"])
+        return tuple(input_shape[:-1]) + (units,)
+
+    def forward(self, x, training):
+        x2 = x.reshape(-1, self.in_features)
+        bias = self.params["bias"] if "bias" in self.params else empty_bias(x.dtype)
+        y = self.ops.bias_activation_forward(x2 @ self.params["kernel"], bias, self.act)
+        self._x2, self._y, self._xshape = x2, y, x.shape
+        return y.reshape(x.shape[:-1] + (y.shape[1],))
+
+    def backward(self, dy):
+        dz, db = self.ops.bias_activation_backward(dy.reshape(self._y.shape), self._y, self.act)
+        np.matmul(self._x2.T, dz, out=self.grads["kernel"])
+        if "bias" in self.grads:
+            self.grads["bias"][...] = db
+        if not self.need_input_grad:
+            return None
+        return (dz @ self.params["kernel"].T).reshape(self._xshape)
+
+
+@register_layer("Activation")
+class Activation(ActivatedLayer):
+    PARAMS = {"activation": Param("str", choices=ACTIVATIONS)}
+
+    def build(self, input_shape):
+        return tuple(input_shape)
+
+    def forward(self, x, training):
+        x2 = x.reshape(-1, x.shape[-1])
+        y = self.ops.bias_activation_forward(x2, empty_bias(x.dtype), self.act)
+        self._y = y
+        return y.reshape(x.shape)
+
+    def backward(self, dy):
+        dz, _ = self.ops.bias_activation_backward(dy.reshape(self._y.shape), self._y, self.act)
+        return dz.reshape(dy.shape)
+
+
+@register_layer("Dropout")
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each value with probability ``rate`` and scale the rest."""
+
+    PARAMS = {"rate": Param("float", min=0.0, max=1.0, doc="fraction dropped, 0 <= rate < 1")}
+
+    @classmethod
+    def resolve_params(cls, params, error):
+        if params["rate"] >= 1.0:
+            raise error("rate", f"must be < 1, got {params['rate']}")
+        return params
+
+    def build(self, input_shape):
+        return tuple(input_shape)
+
+    def forward(self, x, training):
+        rate = self.config["rate"]
+        self._u = None
+        if not training or rate == 0.0:
+            return x
+        self._u = self.rng.random(x.shape, dtype=x.dtype)
+        return self.ops.dropout(x, self._u, rate)
+
+    def backward(self, dy):
+        if self._u is None:
+            return dy
+        return self.ops.dropout(dy, self._u, self.config["rate"])
+
+
+@register_layer("Flatten")
+class Flatten(Layer):
+    PARAMS: dict = {}
+
+    def build(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x, training):
+        self._xshape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        return dy.reshape(self._xshape)
+
+
+@register_layer("Reshape")
+class Reshape(Layer):
+    PARAMS = {"target_shape": Param("shape", min=-1, doc="shape without the batch axis; one entry may be -1")}
+
+    def build(self, input_shape):
+        size = int(np.prod(input_shape))
+        target = list(self.config["target_shape"])
+        known = int(np.prod([t for t in target if t != -1]))
+        if -1 in target:
+            if size % known:
+                raise ShapeError(f"cannot reshape input of shape {tuple(input_shape)} ({size} values) to {tuple(target)}")
+            target[target.index(-1)] = size // known
+        elif known != size:
+            raise ShapeError(
+                f"cannot reshape input of shape {tuple(input_shape)} ({size} values) to {tuple(target)} ({known} values)"
+            )
+        self._target = tuple(target)
+        return self._target
+
+    def forward(self, x, training):
+        self._xshape = x.shape
+        return x.reshape((x.shape[0],) + self._target)
+
+    def backward(self, dy):
+        return dy.reshape(self._xshape)
+
+
+@register_layer("Rescaling")
+class Rescaling(Layer):
+    """y = x * scale + offset, e.g. scale: 0.0625 maps 0..16 pixels to 0..1."""
+
+    PARAMS = {"scale": Param("float"), "offset": Param("float", 0.0)}
+
+    def build(self, input_shape):
+        return tuple(input_shape)
+
+    def forward(self, x, training):
+        scale, offset = self.config["scale"], self.config["offset"]
+        y = x * x.dtype.type(scale)
+        if offset:
+            y += x.dtype.type(offset)
+        return y
+
+    def backward(self, dy):
+        return dy * dy.dtype.type(self.config["scale"])

@@ -1,0 +1,61 @@
+"""Add and Concatenate: layers with two or more inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kerascli.config.params import Param
+from kerascli.graph.layer import Layer, ShapeError, register_layer
+
+
+@register_layer("Add")
+class Add(Layer):
+    PARAMS: dict = {}
+    n_inputs = 0
+
+    def build(self, input_shape):
+        first = tuple(input_shape[0])
+        for shape in input_shape[1:]:
+            if tuple(shape) != first:
+                shapes = ", ".join(str(tuple(s)) for s in input_shape)
+                raise ShapeError(f"Add needs inputs of one shape, got {shapes}")
+        self._count = len(input_shape)
+        return first
+
+    def forward(self, xs, training):
+        out = xs[0] + xs[1]
+        for x in xs[2:]:
+            out += x
+        return out
+
+    def backward(self, dy):
+        return [dy] * self._count
+
+
+@register_layer("Concatenate")
+class Concatenate(Layer):
+    PARAMS = {"axis": Param("int", -1, min=-8, max=8, doc="axis counted with the batch axis, as in Keras")}
+    n_inputs = 0
+
+    def build(self, input_shape):
+        rank = len(input_shape[0])
+        axis = self.config["axis"]
+        axis = axis + rank + 1 if axis < 0 else axis
+        if not 1 <= axis <= rank:
+            raise ShapeError(f"axis {self.config['axis']} is out of range for inputs of rank {rank} (+ batch)")
+        self._axis = axis
+        for shape in input_shape:
+            if len(shape) != rank or any(a != b for i, (a, b) in enumerate(zip(shape, input_shape[0])) if i != axis - 1):
+                shapes = ", ".join(str(tuple(s)) for s in input_shape)
+                raise ShapeError(f"Concatenate needs shapes equal except on axis {self.config['axis']}, got {shapes}")
+        self._sizes = [s[axis - 1] for s in input_shape]
+        out = list(input_shape[0])
+        out[axis - 1] = sum(self._sizes)
+        return tuple(out)
+
+    def forward(self, xs, training):
+        return np.concatenate(xs, axis=self._axis)
+
+    def backward(self, dy):
+        cuts = np.cumsum(self._sizes)[:-1]
+        return np.split(dy, cuts, axis=self._axis)

@@ -1,0 +1,71 @@
+"""BatchNormalization over the last axis, with Keras' defaults and moving statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kerascli.config.params import Param
+from kerascli.graph.layer import Layer, register_layer
+from kerascli.registry import INITIALIZERS
+
+
+@register_layer("BatchNormalization")
+class BatchNormalization(Layer):
+    """Training: normalise by batch statistics and update moving ones; inference: use the moving ones."""
+
+    PARAMS = {
+        "momentum": Param("float", 0.99, min=0.0, max=1.0),
+        "epsilon": Param("float", 0.001, min=0.0, exclusive_min=True),
+        "center": Param("bool", True),
+        "scale": Param("bool", True),
+        "beta_initializer": Param("str", "zeros", choices=INITIALIZERS),
+        "gamma_initializer": Param("str", "ones", choices=INITIALIZERS),
+        "moving_mean_initializer": Param("str", "zeros", choices=INITIALIZERS),
+        "moving_variance_initializer": Param("str", "ones", choices=INITIALIZERS),
+    }
+
+    def build(self, input_shape):
+        c = self.config
+        self.channels = input_shape[-1]
+        if c["scale"]:
+            self.add_weight("gamma", (self.channels,), c["gamma_initializer"])
+        if c["center"]:
+            self.add_weight("beta", (self.channels,), c["beta_initializer"])
+        self.add_weight("moving_mean", (self.channels,), c["moving_mean_initializer"], trainable=False)
+        self.add_weight("moving_variance", (self.channels,), c["moving_variance_initializer"], trainable=False)
+        return tuple(input_shape)
+
+    def _gamma_beta(self, dtype):
+        gamma = self.params.get("gamma")
+        beta = self.params.get("beta")
+        if gamma is None:
+            gamma = np.ones(self.channels, dtype=dtype)
+        if beta is None:
+            beta = np.zeros(self.channels, dtype=dtype)
+        return gamma, beta
+
+    def forward(self, x, training):
+        x2 = x.reshape(-1, self.channels)
+        gamma, beta = self._gamma_beta(x.dtype)
+        eps = self.config["epsilon"]
+        if not training:
+            y = self.ops.batch_norm_inference(
+                x2, self.params["moving_mean"], self.params["moving_variance"], gamma, beta, eps
+            )
+            return y.reshape(x.shape)
+        y, mean, var, self._xhat, self._inv_std = self.ops.batch_norm_forward_train(x2, gamma, beta, eps)
+        momentum = self.config["momentum"]
+        self.ops.moving_average_update(self.params["moving_mean"], mean, momentum)
+        self.ops.moving_average_update(self.params["moving_variance"], var, momentum)
+        self._gamma = gamma
+        return y.reshape(x.shape)
+
+    def backward(self, dy):
+        dx, dgamma, dbeta = self.ops.batch_norm_backward(
+            dy.reshape(-1, self.channels), self._xhat, self._gamma, self._inv_std
+        )
+        if "gamma" in self.grads:
+            self.grads["gamma"][...] = dgamma
+        if "beta" in self.grads:
+            self.grads["beta"][...] = dbeta
+        return dx.reshape(dy.shape)

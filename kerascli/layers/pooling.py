@@ -1,0 +1,56 @@
+"""MaxPooling2D and AveragePooling2D, channels-last."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kerascli.config.params import Param
+from kerascli.graph.layer import Layer, register_layer
+from kerascli.layers.conv import spatial_geometry
+
+
+class _Pooling2D(Layer):
+    PARAMS = {
+        "pool_size": Param("pair", [2, 2], min=1),
+        "strides": Param("pair", None, min=1, nullable=True, doc="defaults to pool_size"),
+        "padding": Param("str", "valid", choices=("valid", "same")),
+    }
+
+    @classmethod
+    def resolve_params(cls, params, error):
+        if params["strides"] is None:
+            params["strides"] = list(params["pool_size"])
+        return params
+
+    def build(self, input_shape):
+        c = self.config
+        self.out_h, self.out_w, self.pad_top, self.pad_left = spatial_geometry(
+            self.name, input_shape, c["pool_size"], c["strides"], c["padding"]
+        )
+        self.in_shape = tuple(input_shape)
+        return (self.out_h, self.out_w, input_shape[2])
+
+    def _window(self):
+        ph, pw = self.config["pool_size"]
+        sh, sw = self.config["strides"]
+        return ph, pw, sh, sw, self.pad_top, self.pad_left
+
+
+@register_layer("MaxPooling2D", "MaxPool2D")
+class MaxPooling2D(_Pooling2D):
+    def forward(self, x, training):
+        y, self._idx = self.ops.max_pool_forward(np.ascontiguousarray(x), *self._window(), self.out_h, self.out_w)
+        return y
+
+    def backward(self, dy):
+        return self.ops.max_pool_backward(np.ascontiguousarray(dy), self._idx, self.in_shape[0], self.in_shape[1])
+
+
+@register_layer("AveragePooling2D", "AvgPool2D")
+class AveragePooling2D(_Pooling2D):
+    def forward(self, x, training):
+        return self.ops.avg_pool_forward(np.ascontiguousarray(x), *self._window(), self.out_h, self.out_w)
+
+    def backward(self, dy):
+        h, w = self.in_shape[0], self.in_shape[1]
+        return self.ops.avg_pool_backward(np.ascontiguousarray(dy), h, w, *self._window())

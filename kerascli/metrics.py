@@ -1,0 +1,69 @@
+"""Metrics: each returns (sum over the batch, count) so epochs average exactly over samples.
+
+``accuracy`` follows Keras: with categorical_crossentropy it compares argmaxes
+of predictions and one-hot targets, with sparse_categorical_crossentropy the
+argmax against integer labels, with binary_crossentropy predictions
+thresholded at 0.5. With mean_squared_error it is argmax accuracy when the
+output has several units and thresholded accuracy when it has one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kerascli.registry import METRICS
+
+
+class Metric:
+    def __init__(self, name: str):
+        self.name = name
+
+    def update(self, ops, pred: np.ndarray, t: np.ndarray) -> tuple[float, int]:
+        raise NotImplementedError
+
+
+class CategoricalAccuracy(Metric):
+    def update(self, ops, pred, t):
+        return float(np.count_nonzero(ops.row_argmax(pred) == ops.row_argmax(t))), len(pred)
+
+
+class SparseCategoricalAccuracy(Metric):
+    def update(self, ops, pred, t):
+        return float(np.count_nonzero(ops.row_argmax(pred) == t)), len(pred)
+
+
+class BinaryAccuracy(Metric):
+    def update(self, ops, pred, t):
+        return float(np.count_nonzero((pred > 0.5) == (t > 0.5))) / pred.shape[1], len(pred)
+
+
+class MeanAbsoluteError(Metric):
+    def update(self, ops, pred, t):
+        return float(np.abs(pred - t).mean(axis=1).sum()), len(pred)
+
+
+class MeanSquaredErrorMetric(Metric):
+    def update(self, ops, pred, t):
+        return float(ops.mean_squared_error(pred, t).sum()), len(pred)
+
+
+METRICS.add("accuracy", None, "acc")  # resolved from the loss by make_metric
+METRICS.add("categorical_accuracy", CategoricalAccuracy)
+METRICS.add("sparse_categorical_accuracy", SparseCategoricalAccuracy)
+METRICS.add("binary_accuracy", BinaryAccuracy)
+METRICS.add("mean_absolute_error", MeanAbsoluteError, "mae")
+METRICS.add("mean_squared_error", MeanSquaredErrorMetric, "mse")
+
+
+def make_metric(name: str, loss_name: str, units: int) -> Metric:
+    sparse_targets = loss_name == "sparse_categorical_crossentropy"
+    cls = METRICS.get(name)
+    if cls is None:  # plain "accuracy": pick the variant that matches the loss
+        if sparse_targets or loss_name == "categorical_crossentropy" or (loss_name == "mean_squared_error" and units > 1):
+            cls = CategoricalAccuracy
+        else:
+            cls = BinaryAccuracy
+    # the two argmax accuracies differ only in how targets are stored, which the loss decides
+    if cls in (CategoricalAccuracy, SparseCategoricalAccuracy):
+        cls = SparseCategoricalAccuracy if sparse_targets else CategoricalAccuracy
+    return cls(name)

@@ -1,0 +1,308 @@
+"""Plain-numpy definitions of every kernel: the readable spec and the test oracle.
+
+``kerascli.ops.cpu`` holds Numba versions with the same names, signatures and
+results; parity tests compare the two. Conventions shared by both:
+
+* activations are coded as ints (``LINEAR`` .. ``SOFTMAX``); elementwise ones
+  work on any 2-D array, softmax normalises each row;
+* images are channels-last ``(N, H, W, C)``; ``pad_top``/``pad_left`` and the
+  output size come from :func:`kerascli.ops.conv_geometry`;
+* losses return one value per row (a sample) and their gradient functions take
+  ``scale`` (usually ``1 / batch``) so the caller chooses the reduction;
+* optimizer updates change ``param`` and their slot arrays in place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LINEAR, RELU, SIGMOID, TANH, SOFTMAX = 0, 1, 2, 3, 4
+
+
+# ---------------------------------------------------------------- activations
+def _activate(z: np.ndarray, act: int) -> np.ndarray:
+    if act == LINEAR:
+        return z.copy()
+    if act == RELU:
+        return np.maximum(z, 0)
+    if act == SIGMOID:
+        return 1 / (1 + np.exp(-z))
+    if act == TANH:
+        return np.tanh(z)
+    if act == SOFTMAX:
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    raise ValueError(f"unknown activation code {act}")
+
+
+def bias_activation_forward(z: np.ndarray, bias: np.ndarray, act: int) -> np.ndarray:
+    """act(z + bias) for 2-D ``z``; ``bias`` has one entry per column or is empty."""
+    if bias.size:
+        z = z + bias
+    return _activate(z, act).astype(z.dtype, copy=False)
+
+
+def bias_activation_backward(dy: np.ndarray, y: np.ndarray, act: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient through act given its output ``y``: returns (dz, column sums of dz)."""
+    if act == LINEAR:
+        dz = dy.copy()
+    elif act == RELU:
+        dz = dy * (y > 0)
+    elif act == SIGMOID:
+        dz = dy * y * (1 - y)
+    elif act == TANH:
+        dz = dy * (1 - y * y)
+    elif act == SOFTMAX:
+        dz = y * (dy - (dy * y).sum(axis=1, keepdims=True))
+    else:
+        raise ValueError(f"unknown activation code {act}")
+    dz = dz.astype(dy.dtype, copy=False)
+    return dz, dz.sum(axis=0)
+
+
+# ---------------------------------------------------------------- losses
+def softmax_cross_entropy(z: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cross-entropy of softmax(z) against target rows ``t``: (loss per row, probabilities)."""
+    shifted = z - z.max(axis=1, keepdims=True)
+    log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    log_p = shifted - log_sum
+    return -(t * log_p).sum(axis=1), np.exp(log_p)
+
+
+def softmax_cross_entropy_grad(probs: np.ndarray, t: np.ndarray, scale: float) -> np.ndarray:
+    return ((probs - t) * scale).astype(probs.dtype, copy=False)
+
+
+def sparse_softmax_cross_entropy(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """As softmax_cross_entropy with integer class ids per row."""
+    t = np.zeros_like(z)
+    t[np.arange(len(labels)), labels] = 1
+    return softmax_cross_entropy(z, t)
+
+
+def sparse_softmax_cross_entropy_grad(probs: np.ndarray, labels: np.ndarray, scale: float) -> np.ndarray:
+    d = probs.copy()
+    d[np.arange(len(labels)), labels] -= 1
+    return (d * scale).astype(probs.dtype, copy=False)
+
+
+def sigmoid_binary_cross_entropy(z: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Binary cross-entropy of sigmoid(z), mean over columns: (loss per row, probabilities)."""
+    # max(z, 0) - z*t + log(1 + exp(-|z|)) is the overflow-free form
+    elem = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
+    return elem.mean(axis=1), 1 / (1 + np.exp(-z))
+
+
+def sigmoid_binary_cross_entropy_grad(probs: np.ndarray, t: np.ndarray, scale: float) -> np.ndarray:
+    return ((probs - t) * (scale / probs.shape[1])).astype(probs.dtype, copy=False)
+
+
+def categorical_cross_entropy(p: np.ndarray, t: np.ndarray, eps: float) -> np.ndarray:
+    """Keras' categorical_crossentropy on probabilities: rows renormalised, clipped to [eps, 1-eps]."""
+    q = p / p.sum(axis=1, keepdims=True)
+    return -(t * np.log(np.clip(q, eps, 1 - eps))).sum(axis=1)
+
+
+def categorical_cross_entropy_grad(p: np.ndarray, t: np.ndarray, eps: float, scale: float) -> np.ndarray:
+    s = p.sum(axis=1, keepdims=True)
+    q = p / s
+    inside = (q > eps) & (q < 1 - eps)
+    dq = np.where(inside, -t / np.clip(q, eps, 1 - eps), 0)
+    dp = (dq - (dq * q).sum(axis=1, keepdims=True)) / s
+    return (dp * scale).astype(p.dtype, copy=False)
+
+
+def binary_cross_entropy(p: np.ndarray, t: np.ndarray, eps: float) -> np.ndarray:
+    c = np.clip(p, eps, 1 - eps)
+    return -(t * np.log(c) + (1 - t) * np.log(1 - c)).mean(axis=1)
+
+
+def binary_cross_entropy_grad(p: np.ndarray, t: np.ndarray, eps: float, scale: float) -> np.ndarray:
+    inside = (p > eps) & (p < 1 - eps)
+    c = np.clip(p, eps, 1 - eps)
+    d = np.where(inside, -t / c + (1 - t) / (1 - c), 0)
+    return (d * (scale / p.shape[1])).astype(p.dtype, copy=False)
+
+
+def mean_squared_error(p: np.ndarray, t: np.ndarray) -> np.ndarray:
+    return ((p - t) ** 2).mean(axis=1)
+
+
+def mean_squared_error_grad(p: np.ndarray, t: np.ndarray, scale: float) -> np.ndarray:
+    return (2 * (p - t) * (scale / p.shape[1])).astype(p.dtype, copy=False)
+
+
+def row_argmax(p: np.ndarray) -> np.ndarray:
+    return p.argmax(axis=1).astype(np.int64)
+
+
+# ---------------------------------------------------------------- convolution
+def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """Patches of channels-last ``x`` as rows: (N*out_h*out_w, kh*kw*C), ordered (i, j, c)."""
+    n, h, w, c = x.shape
+    cols = np.zeros((n, out_h, out_w, kh, kw, c), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            for oy in range(out_h):
+                y = oy * sh + i - pad_top
+                if not 0 <= y < h:
+                    continue
+                for ox in range(out_w):
+                    xx = ox * sw + j - pad_left
+                    if 0 <= xx < w:
+                        cols[:, oy, ox, i, j, :] = x[:, y, xx, :]
+    return cols.reshape(n * out_h * out_w, kh * kw * c)
+
+
+def col2im(cols, n, h, w, c, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """Adjoint of im2col: scatter-add patch rows back into an (N, H, W, C) image."""
+    cols = cols.reshape(n, out_h, out_w, kh, kw, c)
+    x = np.zeros((n, h, w, c), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            for oy in range(out_h):
+                y = oy * sh + i - pad_top
+                if not 0 <= y < h:
+                    continue
+                for ox in range(out_w):
+                    xx = ox * sw + j - pad_left
+                    if 0 <= xx < w:
+                        x[:, y, xx, :] += cols[:, oy, ox, i, j, :]
+    return x
+
+
+# ---------------------------------------------------------------- pooling
+def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """Max over each window (padding never wins): (y, flat y*W+x index of each max)."""
+    n, h, w, c = x.shape
+    y = np.full((n, out_h, out_w, c), -np.inf, dtype=x.dtype)
+    idx = np.zeros((n, out_h, out_w, c), dtype=np.int64)
+    for oy in range(out_h):
+        for ox in range(out_w):
+            for i in range(ph):
+                yy = oy * sh + i - pad_top
+                if not 0 <= yy < h:
+                    continue
+                for j in range(pw):
+                    xx = ox * sw + j - pad_left
+                    if not 0 <= xx < w:
+                        continue
+                    v = x[:, yy, xx, :]
+                    better = v > y[:, oy, ox, :]
+                    y[:, oy, ox, :] = np.where(better, v, y[:, oy, ox, :])
+                    idx[:, oy, ox, :] = np.where(better, yy * w + xx, idx[:, oy, ox, :])
+    return y, idx
+
+
+def max_pool_backward(dy, idx, h, w):
+    n, out_h, out_w, c = dy.shape
+    dx = np.zeros((n, h * w, c), dtype=dy.dtype)
+    for b in range(n):
+        for ch in range(c):
+            np.add.at(dx[b, :, ch], idx[b, :, :, ch].ravel(), dy[b, :, :, ch].ravel())
+    return dx.reshape(n, h, w, c)
+
+
+def _window_counts(h, w, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
+    counts = np.zeros((out_h, out_w))
+    for oy in range(out_h):
+        ys = [oy * sh + i - pad_top for i in range(ph)]
+        ny = sum(0 <= v < h for v in ys)
+        for ox in range(out_w):
+            xs = [ox * sw + j - pad_left for j in range(pw)]
+            counts[oy, ox] = ny * sum(0 <= v < w for v in xs)
+    return counts
+
+
+def avg_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """Mean over each window; padded positions are not counted (as in Keras)."""
+    n, h, w, c = x.shape
+    total = np.zeros((n, out_h, out_w, c), dtype=x.dtype)
+    for oy in range(out_h):
+        for ox in range(out_w):
+            for i in range(ph):
+                yy = oy * sh + i - pad_top
+                for j in range(pw):
+                    xx = ox * sw + j - pad_left
+                    if 0 <= yy < h and 0 <= xx < w:
+                        total[:, oy, ox, :] += x[:, yy, xx, :]
+    counts = _window_counts(h, w, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w)
+    return (total / counts[None, :, :, None]).astype(x.dtype)
+
+
+def avg_pool_backward(dy, h, w, ph, pw, sh, sw, pad_top, pad_left):
+    n, out_h, out_w, c = dy.shape
+    counts = _window_counts(h, w, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w)
+    share = dy / counts[None, :, :, None]
+    dx = np.zeros((n, h, w, c), dtype=dy.dtype)
+    for oy in range(out_h):
+        for ox in range(out_w):
+            for i in range(ph):
+                yy = oy * sh + i - pad_top
+                for j in range(pw):
+                    xx = ox * sw + j - pad_left
+                    if 0 <= yy < h and 0 <= xx < w:
+                        dx[:, yy, xx, :] += share[:, oy, ox, :]
+    return dx
+
+
+# ---------------------------------------------------------------- normalization
+def batch_norm_forward_train(x, gamma, beta, eps):
+    """Normalise each column of 2-D ``x`` by its batch mean and (biased) variance.
+
+    Returns (y, mean, var, xhat, inv_std); the last two feed the backward pass.
+    """
+    mean = x.mean(axis=0)
+    var = x.var(axis=0)
+    inv_std = 1 / np.sqrt(var + eps)
+    xhat = (x - mean) * inv_std
+    y = xhat * gamma + beta
+    dt = x.dtype
+    return y.astype(dt), mean.astype(dt), var.astype(dt), xhat.astype(dt), inv_std.astype(dt)
+
+
+def batch_norm_backward(dy, xhat, gamma, inv_std):
+    """(dx, dgamma, dbeta) for batch_norm_forward_train."""
+    m = dy.shape[0]
+    dbeta = dy.sum(axis=0)
+    dgamma = (dy * xhat).sum(axis=0)
+    dx = (gamma * inv_std / m) * (m * dy - dbeta - xhat * dgamma)
+    return dx.astype(dy.dtype), dgamma.astype(dy.dtype), dbeta.astype(dy.dtype)
+
+
+def batch_norm_inference(x, mean, var, gamma, beta, eps):
+    return ((x - mean) / np.sqrt(var + eps) * gamma + beta).astype(x.dtype)
+
+
+def moving_average_update(moving, value, momentum):
+    """moving = moving * momentum + value * (1 - momentum), in place."""
+    moving *= momentum
+    moving += value * (1 - momentum)
+
+
+# ---------------------------------------------------------------- dropout
+def dropout(x, u, rate):
+    """Inverted dropout: keep where the uniform draw ``u >= rate`` and scale by 1/(1-rate)."""
+    return np.where(u >= rate, x / (1 - rate), 0).astype(x.dtype)
+
+
+# ---------------------------------------------------------------- optimizers
+def sgd_update(param, grad, velocity, lr, momentum, nesterov):
+    """Keras SGD: v = momentum*v - lr*g; p += v (nesterov: p += momentum*v - lr*g)."""
+    if momentum == 0:
+        param -= lr * grad
+        return
+    velocity *= momentum
+    velocity -= lr * grad
+    if nesterov:
+        param += momentum * velocity - lr * grad
+    else:
+        param += velocity
+
+
+def adam_update(param, grad, m, v, lr, beta_1, beta_2, epsilon, step):
+    """Keras Adam at 1-based ``step``: bias correction folded into the step size."""
+    alpha = lr * np.sqrt(1 - beta_2**step) / (1 - beta_1**step)
+    m += (grad - m) * (1 - beta_1)
+    v += (grad * grad - v) * (1 - beta_2)
+    param -= (alpha * m / (np.sqrt(v) + epsilon)).astype(param.dtype)

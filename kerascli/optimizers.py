@@ -1,0 +1,68 @@
+"""SGD and Adam with Keras' update rules and defaults, over the model's flat buffers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kerascli.config.params import Param
+from kerascli.registry import OPTIMIZERS
+
+
+class Optimizer:
+    PARAMS: dict[str, Param] = {}
+    SLOTS: tuple[str, ...] = ()
+
+    def __init__(self, config: dict, size: int, dtype, ops):
+        self.config = dict(config)
+        self.ops = ops
+        self.iterations = 0
+        self.slots = {name: np.zeros(size, dtype=dtype) for name in self.SLOTS}
+
+    @property
+    def learning_rate(self) -> float:
+        return self.config["learning_rate"]
+
+    def step(self, params: np.ndarray, grads: np.ndarray) -> None:
+        self.iterations += 1
+        self.apply(params, grads)
+
+    def apply(self, params: np.ndarray, grads: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"iterations": np.array(self.iterations, dtype=np.int64), **self.slots}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.iterations = int(state["iterations"])
+        for name, value in self.slots.items():
+            value[...] = state[name]
+
+
+@OPTIMIZERS.register("sgd", "SGD")
+class SGD(Optimizer):
+    PARAMS = {
+        "learning_rate": Param("float", 0.01, min=0.0, exclusive_min=True),
+        "momentum": Param("float", 0.0, min=0.0, max=1.0),
+        "nesterov": Param("bool", False),
+    }
+    SLOTS = ("velocity",)
+
+    def apply(self, params, grads):
+        c = self.config
+        self.ops.sgd_update(params, grads, self.slots["velocity"], c["learning_rate"], c["momentum"], c["nesterov"])
+
+
+@OPTIMIZERS.register("adam", "Adam")
+class Adam(Optimizer):
+    PARAMS = {
+        "learning_rate": Param("float", 0.001, min=0.0, exclusive_min=True),
+        "beta_1": Param("float", 0.9, min=0.0, max=0.999999),
+        "beta_2": Param("float", 0.999, min=0.0, max=0.999999),
+        "epsilon": Param("float", 1e-7, min=0.0, exclusive_min=True),
+    }
+    SLOTS = ("m", "v")
+
+    def apply(self, params, grads):
+        c = self.config
+        self.ops.adam_update(params, grads, self.slots["m"], self.slots["v"], c["learning_rate"],
+                             c["beta_1"], c["beta_2"], c["epsilon"], self.iterations)

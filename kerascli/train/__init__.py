@@ -1,0 +1,1 @@
+"""Training, evaluation and prediction loops (pure: they emit events, never print)."""

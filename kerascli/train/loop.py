@@ -1,0 +1,122 @@
+"""fit / evaluate / predict over a Model, a Loss, metrics and an Optimizer.
+
+The loop emits events to callbacks (progress, metrics file, checkpoints) and
+prints nothing itself.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from kerascli.data.pipeline import Split, batches, epoch_order
+from kerascli.errors import KerascliError
+
+
+class TrainingDiverged(KerascliError):
+    pass
+
+
+class Callback:
+    def on_train_begin(self, trainer: "Trainer") -> None: ...
+    def on_epoch_begin(self, epoch: int, steps: int) -> None: ...
+    def on_batch_end(self, step: int, logs: dict) -> None: ...
+    def on_epoch_end(self, epoch: int, logs: dict) -> None: ...
+    def on_train_end(self, logs: dict) -> None: ...
+
+
+class Totals:
+    """Sample-weighted sums of loss and metrics over an epoch or an evaluation."""
+
+    def __init__(self, names: list[str]):
+        self.sums = {name: 0.0 for name in names}
+        self.count = 0
+
+    def add(self, name: str, total: float, count: int) -> None:
+        self.sums[name] += total
+        if name == "loss":
+            self.count += count
+
+    def means(self, prefix: str = "") -> dict[str, float]:
+        return {prefix + k: v / max(self.count, 1) for k, v in self.sums.items()}
+
+
+class Trainer:
+    def __init__(self, model, loss, metrics, optimizer, fused: bool):
+        self.model = model
+        self.loss = loss
+        self.metrics = metrics
+        self.optimizer = optimizer
+        self.fused = fused
+        self.stop_training = False
+        self.epoch = 0  # epochs completed
+
+    @property
+    def ops(self):
+        return self.model.ops
+
+    def _loss_and_metrics(self, out, t, totals: Totals):
+        losses, pred = self.loss.forward(self.ops, out, t, self.fused)
+        total = float(losses.sum())
+        totals.add("loss", total, len(out))
+        for metric in self.metrics:
+            s, _ = metric.update(self.ops, pred, t)
+            totals.add(metric.name, s, len(out))
+        return total, pred
+
+    def train_step(self, x: np.ndarray, t: np.ndarray, totals: Totals) -> float:
+        out = self.model.forward(x, training=True)
+        total, pred = self._loss_and_metrics(out, t, totals)
+        d_out = self.loss.backward(self.ops, out, pred, t, 1.0 / len(x), self.fused)
+        self.model.backward(d_out)
+        self.optimizer.step(self.model.param_buffer, self.model.grad_buffer)
+        return total / len(x)
+
+    def evaluate(self, split: Split, batch_size: int, prefix: str = "") -> dict[str, float]:
+        totals = Totals(["loss"] + [m.name for m in self.metrics])
+        for x, t in batches(split, batch_size):
+            self._loss_and_metrics(self.model.forward(x, training=False), t, totals)
+        return totals.means(prefix)
+
+    def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        parts = [self.model.predict_batch(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0,) + self.model.output_shape, self.model.dtype)
+
+    def fit(self, splits: dict[str, Split], epochs: int, batch_size: int, shuffle: bool, seed: int,
+            callbacks: list[Callback]) -> list[dict]:
+        train, val = splits["train"], splits.get("val")
+        steps = math.ceil(len(train) / batch_size)
+        history: list[dict] = []
+        for cb in callbacks:
+            cb.on_train_begin(self)
+        for epoch in range(self.epoch + 1, epochs + 1):
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch, steps)
+            started = time.perf_counter()
+            totals = Totals(["loss"] + [m.name for m in self.metrics])
+            order = epoch_order(len(train), seed, epoch, shuffle)
+            for step, (x, t) in enumerate(batches(train, batch_size, order), start=1):
+                value = self.train_step(x, t, totals)
+                if not math.isfinite(value):
+                    raise TrainingDiverged(
+                        f"loss became {value} at epoch {epoch}, step {step}; try a lower learning rate "
+                        "(checkpoints from earlier epochs are intact)"
+                    )
+                for cb in callbacks:
+                    cb.on_batch_end(step, totals.means())
+            logs = totals.means()
+            if val is not None:
+                logs.update(self.evaluate(val, batch_size, prefix="val_"))
+            logs["lr"] = self.optimizer.learning_rate
+            logs["seconds"] = time.perf_counter() - started
+            self.epoch = epoch
+            history.append({"epoch": epoch, **logs})
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for cb in callbacks:
+            cb.on_train_end(history[-1] if history else {})
+        return history
