@@ -55,7 +55,7 @@ def bias_activation_forward(z, bias, act):
             if has_bias:
                 v += bias[c]
             if act == 1:
-                v = v if v > 0 else 0.0
+                v = 0.0 if v < 0 else v  # NaN passes through, as in numpy
             elif act == 2:
                 v = 1.0 / (1.0 + math.exp(-v))
             elif act == 3:

@@ -1,0 +1,162 @@
+"""Config loading, overrides and validation: every error names file, line and key."""
+
+import os
+
+import pytest
+import yaml
+
+from conftest import CONFIGS, SMALL_MLP
+from kerascli.config import apply_overrides, load_config_file, resolve_config
+from kerascli.config.loader import LoadedConfig, parse_yaml_text
+from kerascli.errors import ConfigError
+
+
+def resolve_text(text, overrides=()):
+    loaded = parse_yaml_text(text, "cfg.yaml")
+    return resolve_config(apply_overrides(loaded, list(overrides)))
+
+
+def error_of(text, overrides=()):
+    with pytest.raises(ConfigError) as info:
+        resolve_text(text, overrides)
+    return str(info.value)
+
+
+def test_resolves_every_default():
+    spec = resolve_text(SMALL_MLP)
+    d = spec.to_dict()
+    assert d["compile"]["optimizer"] == {"type": "adam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
+                                         "epsilon": 1e-7}
+    assert d["model"]["layers"][0] == {"type": "Dense", "name": "dense", "units": 8, "activation": "relu",
+                                       "use_bias": True, "kernel_initializer": "glorot_uniform",
+                                       "bias_initializer": "zeros"}
+    assert d["model"]["layers"][2]["name"] == "dense_1"
+    assert d["train"] == {"epochs": 2, "batch_size": 16, "shuffle": True, "dtype": "float32", "backend": "cpu"}
+    assert d["checkpoint"] == {"monitor": "val_loss", "mode": "auto"}
+    assert d["data"]["shuffle"] is True
+
+
+def test_resolved_config_resolves_to_itself():
+    for name in os.listdir(CONFIGS):
+        spec = resolve_config(load_config_file(os.path.join(CONFIGS, name)))
+        text = yaml.safe_dump(spec.to_dict(), sort_keys=False)
+        again = resolve_config(parse_yaml_text(text, "resolved.yaml"))
+        assert again.to_dict() == spec.to_dict(), name
+
+
+def test_names_are_case_insensitive_and_canonical():
+    text = SMALL_MLP.replace("optimizer: adam", "optimizer: Adam").replace("type: Dense, units: 8", "type: dense, units: 8")
+    d = resolve_text(text).to_dict()
+    assert d["compile"]["optimizer"]["type"] == "adam"
+    assert d["model"]["layers"][0]["type"] == "Dense"
+
+
+def test_overrides_parse_yaml_values():
+    spec = resolve_text(SMALL_MLP, ["train.epochs=7", "model.layers[0].units=5", "compile.optimizer={type: sgd}",
+                                    "train.shuffle=false"])
+    assert spec.train["epochs"] == 7 and spec.train["shuffle"] is False
+    assert spec.model.layers[0]["units"] == 5
+    assert spec.compile["optimizer"]["type"] == "sgd"
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    (["train.epochs"], "expected KEY=VALUE"),
+    (["train.epochs=[1"], "not valid YAML"),
+    (["model.layers[9].units=3"], "no list item [9]"),
+    (["train..epochs=3"], "bad key"),
+])
+def test_bad_overrides(overrides, needle):
+    msg = error_of(SMALL_MLP, overrides)
+    assert needle in msg and "--set" in msg
+
+
+def test_override_errors_point_at_the_set():
+    msg = error_of(SMALL_MLP, ["train.epochs=zero"])
+    assert msg.startswith("--set train.epochs=zero: train.epochs: expected an integer")
+
+
+def test_yaml_syntax_error_has_a_line():
+    msg = error_of("name: x\ndata: {dataset: digits\nmodel: 3\n")
+    assert msg.startswith("cfg.yaml:") and "YAML syntax error" in msg
+
+
+@pytest.mark.parametrize("mutate,needle,line", [
+    (lambda t: t.replace("epochs: 2", "epoch: 2"), "unknown key 'epoch'; did you mean 'epochs'?", 15),
+    (lambda t: t.replace("units: 8", "units: eight"), "model.layers[0].units: expected an integer, got str 'eight'", 8),
+    (lambda t: t.replace("units: 8", "units: -3"), "model.layers[0].units: must be >= 1, got -3", 8),
+    (lambda t: t.replace("units: 8", "units: 1000000000000"), "must be <= 16777216", 8),
+    (lambda t: t.replace("type: Dropout", "type: Dropuot"), "unknown layer type 'Dropuot'; did you mean 'Dropout'?", 9),
+    (lambda t: t.replace("optimizer: adam", "optimizer: adma"), "unknown optimizer 'adma'; did you mean 'adam'?", 12),
+    (lambda t: t.replace("loss: sparse_categorical_crossentropy", "loss: sparse_crossentropy"),
+     "unknown loss 'sparse_crossentropy'", 13),
+    (lambda t: t.replace("activation: relu", "activation: rleu"), "did you mean 'relu'?", 8),
+    (lambda t: t.replace("rate: 0.1", "rate: 1.5"), "must be <= 1.0", 9),
+    (lambda t: t.replace("rate: 0.1", "rate: 1.0"), "must be < 1", 9),
+    (lambda t: t.replace("metrics: [accuracy]", "metrics: [acuracy]"), "unknown metric 'acuracy'", 14),
+    (lambda t: t.replace("batch_size: 16", "batch_size: true"), "expected an integer, got bool True", 15),
+    (lambda t: t.replace("validation_split: 0.2", "validation_split: half"), "expected a number", 4),
+    (lambda t: t.replace("dataset: synthetic_classification", "dataset: digitz"), "unknown dataset 'digitz'", 4),
+    (lambda t: t + "extra: 1\n", "unknown key 'extra'", 16),
+])
+def test_config_errors_name_file_line_and_key(mutate, needle, line):
+    msg = error_of(mutate(SMALL_MLP))
+    assert needle in msg, msg
+    assert msg.startswith(f"cfg.yaml:{line}: "), msg
+
+
+def test_missing_sections_and_keys():
+    assert "missing required section 'model'" in error_of("data: {dataset: digits}\ncompile: {loss: mse}\n")
+    assert "missing required key 'loss'" in error_of(SMALL_MLP.replace("  loss: sparse_categorical_crossentropy\n", ""))
+    assert "missing required key 'units'" in error_of(SMALL_MLP.replace("units: 8, ", ""))
+    assert "expected a mapping" in error_of("- a\n- b\n") or "must be a mapping" in error_of("- a\n- b\n")
+
+
+def test_empty_and_scalar_configs():
+    assert "empty" in error_of("")
+    assert "must be a mapping" in error_of("42\n")
+
+
+FUNCTIONAL = """
+data: {dataset: digits}
+model:
+  inputs: [{name: x, shape: [64]}]
+  layers:
+    - {name: a, type: Dense, units: 4, inputs: [x]}
+    - {name: b, type: Dense, units: 4, inputs: [x]}
+    - {name: s, type: Add, inputs: [a, b]}
+    - {name: out, type: Dense, units: 10, activation: softmax, inputs: [s]}
+  outputs: [out]
+compile: {loss: sparse_categorical_crossentropy}
+"""
+
+
+def test_functional_form():
+    spec = resolve_text(FUNCTIONAL)
+    assert not spec.model.sequential
+    assert spec.model.layers[2]["inputs"] == ["a", "b"]
+    assert spec.to_dict()["model"]["outputs"] == ["out"]
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda t: t.replace("inputs: [a, b]", "inputs: [a, c]"), "'c' is not an input or an earlier layer"),
+    (lambda t: t.replace("name: b,", "name: a,"), "duplicate name 'a'"),
+    (lambda t: t.replace("outputs: [out]", "outputs: [nope]"), "'nope' is not a layer of this model"),
+    (lambda t: t.replace(", inputs: [x]}", "}", 1), "missing required key 'inputs'"),
+    (lambda t: t.replace("name: a,", "name: ../a,"), "layer name '../a' must start with a letter"),
+])
+def test_functional_errors(mutate, needle):
+    assert needle in error_of(mutate(FUNCTIONAL))
+
+
+def test_run_name_must_be_plain():
+    assert "run name '../../x'" in error_of("name: ../../x\n" + SMALL_MLP.replace("name: small\n", ""))
+
+
+def test_line_lookup_falls_back_to_the_nearest_parent():
+    loaded = LoadedConfig(data={}, source="f.yaml", lines={("a",): 3})
+    assert loaded.where(("a", "b", 0)) == "f.yaml:3"
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config_file(str(tmp_path / "nope.yaml"))

@@ -1,0 +1,212 @@
+"""Every Numba kernel against its numpy twin: odd shapes, batch 1, non-contiguous inputs, NaN/Inf."""
+
+import inspect
+
+import numpy as np
+import pytest
+
+from kerascli.ops import conv_geometry
+from kerascli.ops import cpu, reference
+
+ACTS = [reference.LINEAR, reference.RELU, reference.SIGMOID, reference.TANH, reference.SOFTMAX]
+
+
+def public_functions(module):
+    def defined_here(f):
+        f = getattr(f, "py_func", f)
+        return inspect.isfunction(f) and f.__module__ == module.__name__
+
+    return sorted(name for name, f in vars(module).items() if not name.startswith("_") and defined_here(f))
+
+
+def test_every_reference_kernel_has_a_cpu_twin():
+    assert public_functions(reference) == public_functions(cpu)
+
+
+def mats(rng, rows, cols, dtype, noncontig=False):
+    a = rng.normal(size=(rows, cols * 2 if noncontig else cols)).astype(dtype)
+    return a[:, ::2] if noncontig else a
+
+
+def close(a, b, dtype):
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    if isinstance(a, tuple):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            close(x, y, dtype)
+        return
+    np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def run(name, *args):
+    copies = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    return getattr(reference, name)(*args), getattr(cpu, name)(*copies)
+
+
+DTYPES = [np.float32, np.float64]
+SHAPES = [(1, 1), (1, 7), (5, 3), (33, 10)]
+TESTED: set = set()
+
+
+def tested(*names):
+    TESTED.update(names)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("noncontig", [False, True])
+def test_bias_activation(rng, dtype, shape, act, noncontig):
+    tested("bias_activation_forward", "bias_activation_backward")
+    z = mats(rng, *shape, dtype, noncontig)
+    for bias in (rng.normal(size=shape[1]).astype(dtype), np.zeros(0, dtype)):
+        close(*run("bias_activation_forward", z, bias, act), dtype)
+    y = reference.bias_activation_forward(z, np.zeros(0, dtype), act)
+    dy = mats(rng, *shape, dtype, noncontig)
+    close(*run("bias_activation_backward", dy, y, act), dtype)
+
+
+def test_activation_nan_and_inf_propagate(rng):
+    z = np.array([[np.nan, 1.0, -np.inf, np.inf]], dtype=np.float32)
+    for act in ACTS[:4]:
+        ref, fast = run("bias_activation_forward", z, np.zeros(0, np.float32), act)
+        np.testing.assert_array_equal(np.isnan(ref), np.isnan(fast))
+        np.testing.assert_allclose(ref[~np.isnan(ref)], fast[~np.isnan(fast)])
+
+
+def test_softmax_is_stable_for_huge_logits():
+    z = np.array([[1000.0, 0.0, -1000.0]], dtype=np.float32)
+    ref, fast = run("bias_activation_forward", z, np.zeros(0, np.float32), reference.SOFTMAX)
+    np.testing.assert_allclose(fast, [[1.0, 0.0, 0.0]])
+    np.testing.assert_allclose(ref, fast)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_losses(rng, dtype, shape):
+    tested(
+        "softmax_cross_entropy", "softmax_cross_entropy_grad", "sparse_softmax_cross_entropy",
+        "sparse_softmax_cross_entropy_grad", "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad",
+        "categorical_cross_entropy", "categorical_cross_entropy_grad", "binary_cross_entropy",
+        "binary_cross_entropy_grad", "mean_squared_error", "mean_squared_error_grad", "row_argmax",
+    )
+    rows, cols = shape
+    z = mats(rng, rows, cols, dtype) * 5
+    labels = rng.integers(0, cols, size=rows)
+    onehot = np.eye(cols, dtype=dtype)[labels]
+    t01 = rng.random(size=shape).astype(dtype)
+    p = reference.bias_activation_forward(z, np.zeros(0, dtype), reference.SOFTMAX)
+    s = reference.bias_activation_forward(z, np.zeros(0, dtype), reference.SIGMOID)
+    close(*run("softmax_cross_entropy", z, onehot), dtype)
+    close(*run("softmax_cross_entropy_grad", p, onehot, 0.25), dtype)
+    close(*run("sparse_softmax_cross_entropy", z, labels), dtype)
+    close(*run("sparse_softmax_cross_entropy_grad", p, labels, 0.25), dtype)
+    close(*run("sigmoid_binary_cross_entropy", z, t01), dtype)
+    close(*run("sigmoid_binary_cross_entropy_grad", s, t01, 0.25), dtype)
+    close(*run("categorical_cross_entropy", p, onehot, 1e-7), dtype)
+    close(*run("categorical_cross_entropy_grad", p, onehot, 1e-7, 0.25), dtype)
+    close(*run("binary_cross_entropy", s, t01, 1e-7), dtype)
+    close(*run("binary_cross_entropy_grad", s, t01, 1e-7, 0.25), dtype)
+    close(*run("mean_squared_error", z, t01), dtype)
+    close(*run("mean_squared_error_grad", z, t01, 0.25), dtype)
+    np.testing.assert_array_equal(*run("row_argmax", z))
+
+
+CONV_CASES = [
+    # n, h, w, c, kh, kw, sh, sw, padding
+    (1, 5, 5, 1, 3, 3, 1, 1, "valid"),
+    (2, 7, 6, 3, 3, 2, 2, 1, "same"),
+    (3, 8, 8, 2, 1, 1, 1, 1, "valid"),
+    (2, 5, 7, 4, 5, 3, 2, 3, "same"),
+    (1, 4, 4, 2, 2, 2, 2, 2, "valid"),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_im2col_col2im(rng, dtype, case):
+    tested("im2col", "col2im")
+    n, h, w, c, kh, kw, sh, sw, padding = case
+    oh, pt = conv_geometry(h, kh, sh, padding)
+    ow, pl = conv_geometry(w, kw, sw, padding)
+    x = rng.normal(size=(n, h, w, c)).astype(dtype)
+    close(*run("im2col", x, kh, kw, sh, sw, pt, pl, oh, ow), dtype)
+    cols = rng.normal(size=(n * oh * ow, kh * kw * c)).astype(dtype)
+    close(*run("col2im", cols, n, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_pooling(rng, dtype, case):
+    tested("max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward")
+    n, h, w, c, ph, pw, sh, sw, padding = case
+    oh, pt = conv_geometry(h, ph, sh, padding)
+    ow, pl = conv_geometry(w, pw, sw, padding)
+    x = rng.normal(size=(n, h, w, c)).astype(dtype)
+    (y_ref, i_ref), (y_fast, i_fast) = run("max_pool_forward", x, ph, pw, sh, sw, pt, pl, oh, ow)
+    close(y_ref, y_fast, dtype)
+    np.testing.assert_array_equal(i_ref, i_fast)
+    dy = rng.normal(size=y_ref.shape).astype(dtype)
+    close(*run("max_pool_backward", dy, i_ref, h, w), dtype)
+    close(*run("avg_pool_forward", x, ph, pw, sh, sw, pt, pl, oh, ow), dtype)
+    close(*run("avg_pool_backward", dy, h, w, ph, pw, sh, sw, pt, pl), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 3), (7, 4), (64, 16)])
+def test_batch_norm(rng, dtype, shape):
+    tested("batch_norm_forward_train", "batch_norm_backward", "batch_norm_inference", "moving_average_update")
+    x = (mats(rng, *shape, dtype) * 3 + 1).astype(dtype)
+    gamma = rng.normal(size=shape[1]).astype(dtype)
+    beta = rng.normal(size=shape[1]).astype(dtype)
+    close(*run("batch_norm_forward_train", x, gamma, beta, 1e-3), dtype)
+    _, mean, var, xhat, inv_std = reference.batch_norm_forward_train(x, gamma, beta, 1e-3)
+    dy = mats(rng, *shape, dtype)
+    close(*run("batch_norm_backward", dy, xhat, gamma, inv_std), dtype)
+    close(*run("batch_norm_inference", x, mean, var, gamma, beta, 1e-3), dtype)
+    moving_ref, moving_fast = mean.copy(), mean.copy()
+    reference.moving_average_update(moving_ref, var, 0.99)
+    cpu.moving_average_update(moving_fast, var, 0.99)
+    close(moving_ref, moving_fast, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout(rng, dtype):
+    tested("dropout")
+    x = rng.normal(size=(4, 3, 5)).astype(dtype)
+    u = rng.random(size=x.shape).astype(dtype)
+    ref, fast = run("dropout", x, u, 0.3)
+    close(ref, fast, dtype)
+    assert fast.shape == x.shape
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+def test_sgd_update(rng, dtype, momentum, nesterov):
+    tested("sgd_update")
+    p, g, v = (rng.normal(size=37).astype(dtype) for _ in range(3))
+    pr, vr, pf, vf = p.copy(), v.copy(), p.copy(), v.copy()
+    for _ in range(3):
+        reference.sgd_update(pr, g, vr, 0.1, momentum, nesterov)
+        cpu.sgd_update(pf, g, vf, 0.1, momentum, nesterov)
+    close(pr, pf, dtype)
+    close(vr, vf, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_update(rng, dtype):
+    tested("adam_update")
+    p, g = (rng.normal(size=41).astype(dtype) for _ in range(2))
+    state = [p.copy(), np.zeros_like(p), np.zeros_like(p)]
+    fast = [p.copy(), np.zeros_like(p), np.zeros_like(p)]
+    for step in range(1, 4):
+        reference.adam_update(state[0], g, state[1], state[2], 0.01, 0.9, 0.999, 1e-7, step)
+        cpu.adam_update(fast[0], g, fast[1], fast[2], 0.01, 0.9, 0.999, 1e-7, step)
+    for a, b in zip(state, fast):
+        close(a, b, dtype)
+
+
+def test_every_kernel_has_a_parity_test():
+    """Runs last in this file: a kernel added without a parity case fails here."""
+    missing = set(public_functions(reference)) - TESTED
+    assert not missing, f"kernels without a parity test: {sorted(missing)}"
