@@ -207,7 +207,7 @@ def predict(target: str, input_path: str, output_path: str, which: str, classes_
     session, ckpt = session_from_checkpoint(target, which)
     model, spec = session.model, session.spec
     (input_shape,) = model.input_shapes.values()
-    x = read_inputs(input_path, key, spec.data.get("label_column"))
+    x = read_inputs(input_path, key, spec.data.get("label_column", "label"))
     x = fit_to_input(x, input_shape, input_path).astype(model.dtype, copy=False)
     probs = session.trainer.predict(x, batch_size)
     classification = session.trainer.loss.classification

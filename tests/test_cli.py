@@ -1,0 +1,239 @@
+"""The command line: each subcommand, the run directory, and every bad-input case."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from conftest import SMALL_MLP
+from kerascli.cli import cli
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def trained(tmp_path, small_config):
+    runs = tmp_path / "runs"
+    result = invoke("train", small_config, "--runs-dir", runs)
+    assert result.exit_code == 0, result.output
+    return runs / "small"
+
+
+def read_metrics(run):
+    with open(run / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_help_answers_without_numba_or_numpy():
+    code = (
+        "import sys\n"
+        "from kerascli.cli import main\n"
+        "sys.argv = ['kerascli', '--help']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "heavy = [m for m in ('numba', 'numpy', 'rich') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "train" in out.stdout and "predict" in out.stdout
+
+
+def test_python_dash_m_and_version():
+    out = subprocess.run([sys.executable, "-m", "kerascli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and "kerascli" in out.stdout
+
+
+def test_run_directory_contents(trained):
+    assert sorted(os.listdir(trained)) == ["checkpoints", "config.yaml", "metrics.csv", "model_summary.txt",
+                                           "summary.json"]
+    assert sorted(os.listdir(trained / "checkpoints")) == ["best.npz", "last.npz"]
+    rows = read_metrics(trained)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert list(rows[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+    summary = json.loads((trained / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs"] == 2
+    assert summary["params"]["total"] == 6 * 8 + 8 + 8 * 3 + 3
+    assert set(summary["evaluation"]) == {"checkpoint", "train", "val", "test"}
+    assert summary["train_samples_per_second"] > 0
+    for key in ("kerascli", "numpy", "numba"):
+        assert summary["versions"][key]
+    assert "Total params: 83" in (trained / "model_summary.txt").read_text()
+    config = yaml.safe_load((trained / "config.yaml").read_text())
+    assert config["compile"]["optimizer"]["beta_1"] == 0.9
+    assert config["model"]["layers"][1]["name"] == "dropout"
+
+
+def test_resolved_config_reruns_identically(trained, tmp_path):
+    result = invoke("train", trained / "config.yaml", "--runs-dir", tmp_path / "again", "--quiet")
+    assert result.exit_code == 0, result.output
+    first, second = read_metrics(trained), read_metrics(tmp_path / "again" / "small")
+    for a, b in zip(first, second):
+        a.pop("seconds"), b.pop("seconds")
+        assert a == b
+
+
+def test_same_config_and_seed_give_identical_metrics(tmp_path, small_config):
+    for _ in range(2):
+        assert invoke("train", small_config, "--runs-dir", tmp_path, "-q").exit_code == 0
+    a, b = read_metrics(tmp_path / "small"), read_metrics(tmp_path / "small-2")
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in a] == [
+        {k: v for k, v in r.items() if k != "seconds"} for r in b
+    ]
+
+
+def test_run_names(tmp_path, small_config):
+    runs = tmp_path / "runs"
+    invoke("train", small_config, "--runs-dir", runs, "-q")
+    invoke("train", small_config, "--runs-dir", runs, "-q")
+    invoke("train", small_config, "--runs-dir", runs, "-q", "--name", "custom")
+    assert sorted(os.listdir(runs)) == ["custom", "small", "small-2"]
+    result = invoke("train", small_config, "--runs-dir", runs, "--name", "../../x")
+    assert result.exit_code == 2 and "--name '../../x'" in result.output
+
+
+def test_plain_progress_and_quiet(tmp_path, small_config):
+    result = invoke("train", small_config, "--runs-dir", tmp_path)
+    lines = [line for line in result.output.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 2 and lines[0].startswith("epoch 1/2 loss=") and "val_accuracy=" in lines[0]
+    quiet = invoke("train", small_config, "--runs-dir", tmp_path, "--quiet")
+    assert not [line for line in quiet.output.splitlines() if line.startswith("epoch ")]
+    assert "test: loss=" in quiet.output
+
+
+def test_rich_progress_on_a_terminal(tmp_path, small_config):
+    import io
+
+    from rich.console import Console
+
+    from kerascli import commands
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=120)
+    commands.train(small_config, [], None, str(tmp_path), False, console)
+    out = buf.getvalue()
+    assert "Epoch 2/2" in out and "accuracy" in out and "split" in out
+
+
+def test_evaluate_reproduces_summary(trained):
+    summary = json.loads((trained / "summary.json").read_text())
+    result = invoke("evaluate", trained, "--json")
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.output)
+    assert got["accuracy"] == pytest.approx(summary["evaluation"]["test"]["accuracy"], abs=1e-12)
+    assert got["loss"] == pytest.approx(summary["evaluation"]["test"]["loss"], rel=1e-6)
+    val = json.loads(invoke("evaluate", trained / "checkpoints" / "best.npz", "--split", "val", "--json").output)
+    assert val["accuracy"] == pytest.approx(summary["evaluation"]["val"]["accuracy"])
+    text = invoke("evaluate", trained, "--checkpoint", "last")
+    assert text.exit_code == 0 and "test: loss=" in text.output
+
+
+def test_predict_outputs(trained, tmp_path):
+    from kerascli.data.datasets import SyntheticClassification
+
+    x, y = SyntheticClassification.load({"samples": 120, "features": 6, "classes": 3, "spread": 1.0, "data_seed": 0})
+    np.save(tmp_path / "x.npy", x)
+    result = invoke("predict", trained, tmp_path / "x.npy", "-o", tmp_path / "p.npy")
+    assert result.exit_code == 0, result.output
+    probs = np.load(tmp_path / "p.npy")
+    assert probs.shape == (120, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+    invoke("predict", trained, tmp_path / "x.npy", "-o", tmp_path / "c.npy", "--classes")
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), probs.argmax(axis=1))
+    invoke("predict", trained, tmp_path / "x.npy", "-o", tmp_path / "p.csv")
+    rows = list(csv.reader(open(tmp_path / "p.csv")))
+    assert rows[0] == ["class", "prob_0", "prob_1", "prob_2"] and len(rows) == 121
+    # a CSV input with the label column present: the training label column is dropped
+    with open(tmp_path / "in.csv", "w") as f:
+        f.write(",".join([f"f{i}" for i in range(6)] + ["label"]) + "\n")
+        for row, label in zip(x, y):
+            f.write(",".join(repr(float(v)) for v in row) + f",{label}\n")
+    invoke("predict", trained, tmp_path / "in.csv", "-o", tmp_path / "c2.npy", "--classes")
+    np.testing.assert_array_equal(np.load(tmp_path / "c2.npy"), probs.argmax(axis=1))
+
+
+def test_predict_bad_inputs(trained, tmp_path):
+    np.save(tmp_path / "wide.npy", np.zeros((3, 7)))
+    result = invoke("predict", trained, tmp_path / "wide.npy", "-o", tmp_path / "p.npy")
+    assert result.exit_code == 2 and "samples have shape (7,)" in result.output
+    np.save(tmp_path / "nan.npy", np.array([[0.0] * 6, [np.nan] * 6]))
+    result = invoke("predict", trained, tmp_path / "nan.npy", "-o", tmp_path / "p.npy")
+    assert result.exit_code == 2 and "NaN or Inf (first in row 1)" in result.output
+    np.save(tmp_path / "str.npy", np.array([["a"] * 6]))
+    result = invoke("predict", trained, tmp_path / "str.npy", "-o", tmp_path / "p.npy")
+    assert result.exit_code == 2 and "must be numeric" in result.output
+    result = invoke("predict", trained, tmp_path / "none.npy", "-o", tmp_path / "p.npy")
+    assert result.exit_code == 2 and "input file not found" in result.output
+    result = invoke("predict", trained, tmp_path / "wide.npy", "-o", tmp_path / "p.txt")
+    assert result.exit_code == 2 and "must end in .npy or .csv" in result.output
+    assert not (tmp_path / "p.npy").exists()
+
+
+def test_summary_and_validate(small_config):
+    result = invoke("summary", small_config)
+    assert result.exit_code == 0 and "dense_1 (Dense)" in result.output and "Total params: 83" in result.output
+    result = invoke("validate", small_config, "--set", "train.epochs=3")
+    assert result.exit_code == 0 and "OK" in result.output and "83 params" in result.output
+
+
+def bad_cases(tmp_path):
+    """(name, config text or None for a missing file, expected message) of each bad input."""
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 broken")
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, **{"dense/kernel": np.zeros((2, 2))})
+    return [
+        ("missing file", None, "config file not found"),
+        ("yaml error", SMALL_MLP + "  - [unclosed\n", "YAML syntax error"),
+        ("unknown key", SMALL_MLP.replace("epochs:", "epocs:"), "unknown key 'epocs'; did you mean 'epochs'?"),
+        ("wrong type", SMALL_MLP.replace("units: 8", "units: [8]"), "expected an integer"),
+        ("range", SMALL_MLP.replace("batch_size: 16", "batch_size: 0"), "must be >= 1"),
+        ("unknown layer", SMALL_MLP.replace("type: Dropout", "type: Droput"), "did you mean 'Dropout'?"),
+        ("unknown optimizer", SMALL_MLP.replace("optimizer: adam", "optimizer: adamw2"), "unknown optimizer"),
+        ("unknown loss", SMALL_MLP.replace("loss: sparse_categorical_crossentropy", "loss: hinge"), "unknown loss 'hinge'"),
+        ("shapes", SMALL_MLP.replace("- {type: Dropout, rate: 0.1}", "- {type: Conv2D, filters: 2, kernel_size: 3}"),
+         "expects input of shape (height, width, channels), got (8,)"),
+        ("label/output mismatch", SMALL_MLP.replace("units: 3, activation: softmax", "units: 2, activation: softmax"),
+         "labels range over 0..2 but the model's output has 2 units"),
+        ("missing data file", SMALL_MLP.replace("dataset: synthetic_classification, samples: 120, features: 6, classes: 3",
+                                                f"dataset: npz, path: {tmp_path}/nope.npz"), "data file not found"),
+        ("corrupt weights", SMALL_MLP.replace("compile:", f"  weights: {corrupt}\ncompile:"), "not a readable .npz"),
+        ("weights mismatch", SMALL_MLP.replace("compile:", f"  weights: {wrong}\ncompile:"),
+         "'dense/kernel' for layer 'dense' has shape (2, 2), the model expects (6, 8)"),
+        ("output not a vector", SMALL_MLP.replace("input_shape: [6]", "input_shape: [2, 3]").replace(
+            "- {type: Dropout, rate: 0.1}", "- {type: Dropout, rate: 0.1}"), "losses need one vector per sample"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(14))
+def test_bad_input_exits_2_with_one_message_and_no_run_dir(case, tmp_path, write_config):
+    name, text, needle = bad_cases(tmp_path)[case]
+    path = str(tmp_path / "missing.yaml") if text is None else write_config(text)
+    runs = tmp_path / "runs"
+    for command in ("train", "validate"):
+        args = [command, path] + (["--runs-dir", runs] if command == "train" else [])
+        result = invoke(*args)
+        assert result.exit_code == 2, (name, result.output)
+        assert needle in result.output, (name, result.output)
+        assert "Traceback" not in result.output
+        assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
+    assert not runs.exists() or not os.listdir(runs)
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = CliRunner().invoke(cli, ["--debug", "train", str(tmp_path / "none.yaml")])
+    assert result.exception is not None and "config file not found" in str(result.exception)
+
+
+def test_evaluate_errors(tmp_path):
+    result = invoke("evaluate", tmp_path / "nothing")
+    assert result.exit_code == 2 and "no run directory or checkpoint" in result.output
+    result = invoke("evaluate", tmp_path)
+    assert result.exit_code == 2 and "not a run directory" in result.output

@@ -1,0 +1,33 @@
+"""Every example config in configs/ trains (shortened to one epoch); the default reaches its accuracy."""
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import CONFIGS
+from kerascli.cli import cli
+
+EXAMPLES = sorted(f for f in os.listdir(CONFIGS) if f.endswith(".yaml"))
+
+
+def test_the_documented_examples_exist():
+    assert {"digits_mlp.yaml", "digits_cnn.yaml", "functional_branches.yaml"} <= set(EXAMPLES)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_trains_for_an_epoch(name, tmp_path):
+    result = CliRunner().invoke(cli, ["train", os.path.join(CONFIGS, name), "--set", "train.epochs=1",
+                                      "--runs-dir", str(tmp_path), "-q"])
+    assert result.exit_code == 0, result.output
+    (run,) = os.listdir(tmp_path)
+    summary = json.loads(open(os.path.join(tmp_path, run, "summary.json")).read())
+    assert summary["epochs"] == 1 and summary["evaluation"]["test"]["accuracy"] > 0.2  # chance is 0.1
+
+
+def test_default_config_reaches_095_test_accuracy(tmp_path):
+    result = CliRunner().invoke(cli, ["train", os.path.join(CONFIGS, "digits_mlp.yaml"), "--runs-dir", str(tmp_path), "-q"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(open(os.path.join(tmp_path, "digits-mlp", "summary.json")).read())
+    assert summary["evaluation"]["test"]["accuracy"] >= 0.95

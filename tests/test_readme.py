@@ -1,0 +1,37 @@
+"""The README stays true: every registered name is documented and its annotated example is valid."""
+
+import os
+import re
+
+import pytest
+
+from conftest import ROOT
+from kerascli.config.loader import parse_yaml_text
+from kerascli.config.schema import resolve_config
+from kerascli.registry import (ACTIVATIONS, DATASETS, INITIALIZERS, LAYERS, LOSSES, METRICS, OPTIMIZERS,
+                               load_builtins)
+
+load_builtins()
+README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+
+
+@pytest.mark.parametrize("registry", [LAYERS, ACTIVATIONS, DATASETS, INITIALIZERS, LOSSES, METRICS, OPTIMIZERS],
+                         ids=lambda r: r.kind)
+def test_every_registered_name_is_documented(registry):
+    missing = [name for name in registry.names() if f"`{name}`" not in README]
+    assert not missing, f"README does not mention {registry.kind}s {missing}"
+
+
+def test_annotated_example_is_a_valid_config():
+    blocks = re.findall(r"```yaml\n(.*?)```", README, re.S)
+    example = next(b for b in blocks if b.startswith("name: digits-mlp"))
+    spec = resolve_config(parse_yaml_text(example, "README example"))
+    assert spec.train["epochs"] == 30 and spec.model.layers[1]["units"] == 64
+
+
+def test_quickstart_has_exactly_two_commands():
+    quick = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)```", quick, re.S)
+    assert len(commands) == 2
+    assert "kerascli train configs/digits_mlp.yaml" in commands[0]
+    assert ".[test]" in commands[1] and "pytest" in commands[1]
