@@ -1,0 +1,34 @@
+"""Write a file so that readers see either the old content or the new, never a mix."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import IO, Callable
+
+
+def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
+    """Call ``write`` on a temp file in the same folder, fsync it, then rename over ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))

@@ -1,0 +1,134 @@
+"""Checkpoints: one .npz that ``numpy.load(path)`` reads with pickle off.
+
+Keys:
+
+* ``<layer>/<weight>``: every weight in Keras shapes (``dense/kernel`` is
+  (in, units), ``conv2d/kernel`` is (kh, kw, in, filters), BatchNormalization
+  has ``gamma``, ``beta``, ``moving_mean``, ``moving_variance``);
+* ``_format``: ``"kerascli-checkpoint-1"``; ``_config``: the resolved config as
+  JSON text; ``_epoch``: epochs completed;
+* ``_optimizer/iterations`` and ``_optimizer/<slot>/<layer>/<weight>`` (Adam's
+  ``m`` and ``v``, SGD's ``velocity``);
+* ``_rng/<layer>``: JSON text of the random generator state of each layer.
+
+Layer names start with a letter, so the ``_`` keys never collide with weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from kerascli.errors import CheckpointError
+from kerascli.runs.atomic import atomic_write
+
+FORMAT = "kerascli-checkpoint-1"
+
+
+@dataclass
+class Checkpoint:
+    path: str
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def config(self) -> dict | None:
+        if "_config" not in self.arrays:
+            return None
+        try:
+            return json.loads(str(self.arrays["_config"]))
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{self.path}: the stored config is not valid JSON ({exc})") from None
+
+    @property
+    def epoch(self) -> int:
+        return int(self.arrays["_epoch"]) if "_epoch" in self.arrays else 0
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return {k: v for k, v in self.arrays.items() if not k.startswith("_")}
+
+
+def checkpoint_arrays(model, optimizer, config: dict, epoch: int) -> dict[str, np.ndarray]:
+    arrays: dict[str, np.ndarray] = {key: value for key, value, _ in model.weight_items()}
+    arrays["_format"] = np.array(FORMAT)
+    arrays["_config"] = np.array(json.dumps(config))
+    arrays["_epoch"] = np.array(epoch, dtype=np.int64)
+    if optimizer is not None:
+        arrays["_optimizer/iterations"] = np.array(optimizer.iterations, dtype=np.int64)
+        for slot, flat in optimizer.slots.items():
+            for key, _, spec in model.weight_items(trainable_only=True):
+                arrays[f"_optimizer/{slot}/{key}"] = flat[model.slices[key]].reshape(spec.shape)
+    for layer in model.layers:
+        if layer.rng is not None:
+            arrays[f"_rng/{layer.name}"] = np.array(json.dumps(layer.rng.bit_generator.state))
+    return arrays
+
+
+def save_checkpoint(path: str, model, optimizer, config: dict, epoch: int) -> None:
+    arrays = checkpoint_arrays(model, optimizer, config, epoch)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load_checkpoint(path: str) -> Checkpoint:
+    if not os.path.exists(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+    if magic != b"PK\x03\x04":
+        raise CheckpointError(f"{path}: not a readable .npz checkpoint (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {key: z[key] for key in z.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise CheckpointError(f"{path}: holds object arrays that need pickle; refused") from None
+        raise CheckpointError(f"{path}: not a readable .npz checkpoint ({exc})") from None
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        raise CheckpointError(f"{path}: not a readable .npz checkpoint ({exc})") from None
+    return Checkpoint(path, arrays)
+
+
+def apply_weights(model, weights: dict[str, np.ndarray], source: str) -> None:
+    """Copy weights into the model by ``<layer>/<weight>`` name; check names, shapes and values first."""
+    staged = []
+    for key, view, spec in model.weight_items():
+        layer = key.split("/")[0]
+        if key not in weights:
+            have = sorted(k for k in weights if k.startswith(layer + "/"))
+            hint = f" (it has {', '.join(have)})" if have else f" (it has no weights for layer {layer!r})"
+            raise CheckpointError(f"{source}: missing {key!r} for layer {layer!r}{hint}")
+        value = weights[key]
+        if value.dtype.kind not in "biuf":
+            raise CheckpointError(f"{source}: {key!r} has dtype {value.dtype}, expected numbers")
+        if tuple(value.shape) != tuple(spec.shape):
+            raise CheckpointError(
+                f"{source}: {key!r} for layer {layer!r} has shape {tuple(value.shape)}, the model expects {tuple(spec.shape)}"
+            )
+        if not np.isfinite(value).all():
+            raise CheckpointError(f"{source}: {key!r} contains NaN or Inf")
+        staged.append((view, value))
+    for view, value in staged:  # all checked: now copy, so a failure never leaves a half-loaded model
+        view[...] = value
+
+
+def apply_training_state(model, optimizer, ckpt: Checkpoint) -> None:
+    """Restore optimizer slots and layer RNG states saved by :func:`checkpoint_arrays`."""
+    arrays = ckpt.arrays
+    if optimizer is not None and "_optimizer/iterations" in arrays:
+        for slot, flat in optimizer.slots.items():
+            for key, _, spec in model.weight_items(trainable_only=True):
+                name = f"_optimizer/{slot}/{key}"
+                if name not in arrays or tuple(arrays[name].shape) != tuple(spec.shape):
+                    raise CheckpointError(f"{ckpt.path}: optimizer state {name!r} is missing or has the wrong shape")
+                flat[model.slices[key]] = arrays[name].ravel()
+        optimizer.iterations = int(arrays["_optimizer/iterations"])
+    for layer in model.layers:
+        name = f"_rng/{layer.name}"
+        if layer.rng is not None and name in arrays:
+            layer.rng.bit_generator.state = json.loads(str(arrays[name]))
