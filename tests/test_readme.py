@@ -26,7 +26,7 @@ def test_annotated_example_is_a_valid_config():
     blocks = re.findall(r"```yaml\n(.*?)```", README, re.S)
     example = next(b for b in blocks if b.startswith("name: digits-mlp"))
     spec = resolve_config(parse_yaml_text(example, "README example"))
-    assert spec.train["epochs"] == 30 and spec.model.layers[1]["units"] == 64
+    assert spec.train["epochs"] == 40 and spec.model.layers[1]["units"] == 128
 
 
 def test_quickstart_has_exactly_two_commands():
