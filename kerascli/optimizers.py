@@ -15,6 +15,7 @@ class Optimizer:
     def __init__(self, config: dict, size: int, dtype, ops):
         self.config = dict(config)
         self.ops = ops
+        self.scalar = np.dtype(dtype).type  # kernels get scalars in the buffer's dtype
         self.iterations = 0
         self.slots = {name: np.zeros(size, dtype=dtype) for name in self.SLOTS}
 
@@ -48,8 +49,9 @@ class SGD(Optimizer):
     SLOTS = ("velocity",)
 
     def apply(self, params, grads):
-        c = self.config
-        self.ops.sgd_update(params, grads, self.slots["velocity"], c["learning_rate"], c["momentum"], c["nesterov"])
+        c, f = self.config, self.scalar
+        self.ops.sgd_update(params, grads, self.slots["velocity"], f(c["learning_rate"]), f(c["momentum"]),
+                            c["nesterov"])
 
 
 @OPTIMIZERS.register("adam", "Adam")
@@ -63,6 +65,8 @@ class Adam(Optimizer):
     SLOTS = ("m", "v")
 
     def apply(self, params, grads):
-        c = self.config
-        self.ops.adam_update(params, grads, self.slots["m"], self.slots["v"], c["learning_rate"],
-                             c["beta_1"], c["beta_2"], c["epsilon"], self.iterations)
+        c, f, t = self.config, self.scalar, self.iterations
+        # Keras folds the bias corrections of m and v into the step size
+        alpha = c["learning_rate"] * np.sqrt(1 - c["beta_2"] ** t) / (1 - c["beta_1"] ** t)
+        self.ops.adam_update(params, grads, self.slots["m"], self.slots["v"], f(alpha), f(1 - c["beta_1"]),
+                             f(1 - c["beta_2"]), f(c["epsilon"]))

@@ -186,9 +186,10 @@ def test_sgd_update(rng, dtype, momentum, nesterov):
     tested("sgd_update")
     p, g, v = (rng.normal(size=37).astype(dtype) for _ in range(3))
     pr, vr, pf, vf = p.copy(), v.copy(), p.copy(), v.copy()
+    f = np.dtype(dtype).type
     for _ in range(3):
-        reference.sgd_update(pr, g, vr, 0.1, momentum, nesterov)
-        cpu.sgd_update(pf, g, vf, 0.1, momentum, nesterov)
+        reference.sgd_update(pr, g, vr, f(0.1), f(momentum), nesterov)
+        cpu.sgd_update(pf, g, vf, f(0.1), f(momentum), nesterov)
     close(pr, pf, dtype)
     close(vr, vf, dtype)
 
@@ -199,9 +200,10 @@ def test_adam_update(rng, dtype):
     p, g = (rng.normal(size=41).astype(dtype) for _ in range(2))
     state = [p.copy(), np.zeros_like(p), np.zeros_like(p)]
     fast = [p.copy(), np.zeros_like(p), np.zeros_like(p)]
-    for step in range(1, 4):
-        reference.adam_update(state[0], g, state[1], state[2], 0.01, 0.9, 0.999, 1e-7, step)
-        cpu.adam_update(fast[0], g, fast[1], fast[2], 0.01, 0.9, 0.999, 1e-7, step)
+    f = np.dtype(dtype).type
+    for alpha in (0.03, 0.02, 0.01):
+        reference.adam_update(state[0], g, state[1], state[2], f(alpha), f(0.1), f(0.001), f(1e-7))
+        cpu.adam_update(fast[0], g, fast[1], fast[2], f(alpha), f(0.1), f(0.001), f(1e-7))
     for a, b in zip(state, fast):
         close(a, b, dtype)
 

@@ -9,20 +9,57 @@ instead of several numpy temporaries. Every kernel is compiled with
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
 # Numba's OpenMP workers and OpenBLAS's threads both spin while idle; on a
 # small machine each steals the cores the other needs (a digits CNN epoch ran
 # 25x slower). Passive waiting must be chosen before the OpenMP runtime loads.
+# Waking sleeping workers then costs ~70 us a call, so parallel kernels run
+# small inputs on the calling thread alone (see _parallel_kernel).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
+from numba import get_num_threads, njit, prange, set_num_threads  # noqa: E402
 
 from kerascli.ops.reference import LINEAR, RELU, SIGMOID, SOFTMAX, TANH  # noqa: F401
 
 _opts = dict(cache=True, error_model="numpy", nogil=True)
+
+# inner-loop iterations below which a parallel kernel stays on one thread
+PARALLEL_MIN_WORK = 1 << 17
+
+
+def _parallel_kernel(work):
+    """Compile with ``parallel=True``; calls where ``work(*args)`` is small run on one thread.
+
+    (Thread counts are set here in Python: Numba cannot cache a kernel that
+    calls set_num_threads itself.)
+    """
+
+    def decorate(fn):
+        kernel = njit(parallel=True, **_opts)(fn)
+
+        @functools.wraps(fn)
+        def call(*args):
+            if work(*args) >= PARALLEL_MIN_WORK:
+                return kernel(*args)
+            saved = get_num_threads()
+            set_num_threads(1)
+            try:
+                return kernel(*args)
+            finally:
+                set_num_threads(saved)
+
+        call.kernel = kernel
+        return call
+
+    return decorate
+
+
+def _window_work(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
+    return x.shape[0] * out_h * out_w * ph * pw * x.shape[3]
 
 
 # ---------------------------------------------------------------- activations
@@ -272,7 +309,7 @@ def row_argmax(p):
 
 
 # ---------------------------------------------------------------- convolution
-@njit(parallel=True, **_opts)
+@_parallel_kernel(_window_work)
 def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
     n, h, w, c = x.shape
     cols = np.zeros((n * out_h * out_w, kh * kw * c), dtype=x.dtype)
@@ -294,7 +331,7 @@ def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
     return cols
 
 
-@njit(parallel=True, **_opts)
+@_parallel_kernel(lambda cols, n, h, w, c, *rest: cols.size)
 def col2im(cols, n, h, w, c, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
     x = np.zeros((n, h, w, c), dtype=cols.dtype)
     for b in prange(n):
@@ -316,7 +353,7 @@ def col2im(cols, n, h, w, c, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
 
 
 # ---------------------------------------------------------------- pooling
-@njit(parallel=True, **_opts)
+@_parallel_kernel(_window_work)
 def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
     n, h, w, c = x.shape
     y = np.empty((n, out_h, out_w, c), dtype=x.dtype)
@@ -342,7 +379,7 @@ def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
     return y, idx
 
 
-@njit(parallel=True, **_opts)
+@_parallel_kernel(lambda dy, idx, h, w: dy.size)
 def max_pool_backward(dy, idx, h, w):
     n, out_h, out_w, c = dy.shape
     dx = np.zeros((n, h, w, c), dtype=dy.dtype)
@@ -364,7 +401,7 @@ def _window_count(oy, ox, h, w, ph, pw, sh, sw, pad_top, pad_left):
     return max(ny, 0) * max(nx, 0)
 
 
-@njit(parallel=True, **_opts)
+@_parallel_kernel(_window_work)
 def avg_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
     n, h, w, c = x.shape
     y = np.zeros((n, out_h, out_w, c), dtype=x.dtype)
@@ -387,7 +424,7 @@ def avg_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
     return y
 
 
-@njit(parallel=True, **_opts)
+@_parallel_kernel(lambda dy, h, w, ph, pw, *rest: dy.size * ph * pw)
 def avg_pool_backward(dy, h, w, ph, pw, sh, sw, pad_top, pad_left):
     n, out_h, out_w, c = dy.shape
     dx = np.zeros((n, h, w, c), dtype=dy.dtype)
@@ -490,14 +527,22 @@ def dropout(x, u, rate):
 
 
 # ---------------------------------------------------------------- optimizers
+# Optimizer slots decay geometrically where a gradient stays zero (dead units,
+# always-zero inputs); float32 values below ~1e-38 become denormal, and
+# denormal arithmetic is ~100x slower on x86. Values below TINY are flushed to
+# zero (as CPU frameworks do by enabling flush-to-zero).
+TINY = np.float32(1e-30)
+
+
 @njit(**_opts)
 def sgd_update(param, grad, velocity, lr, momentum, nesterov):
-    if momentum == 0.0:
+    if momentum == 0:
         for i in range(param.size):
             param[i] -= lr * grad[i]
         return
     for i in range(param.size):
         v = momentum * velocity[i] - lr * grad[i]
+        v *= np.float32(abs(v) >= TINY)  # a multiply, not a branch: it vectorises
         velocity[i] = v
         if nesterov:
             param[i] += momentum * v - lr * grad[i]
@@ -506,12 +551,14 @@ def sgd_update(param, grad, velocity, lr, momentum, nesterov):
 
 
 @njit(**_opts)
-def adam_update(param, grad, m, v, lr, beta_1, beta_2, epsilon, step):
-    alpha = lr * math.sqrt(1.0 - beta_2**step) / (1.0 - beta_1**step)
+def adam_update(param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
+    # scalars arrive in the parameters' dtype, so float32 stays float32 and vectorises
     for i in range(param.size):
         g = grad[i]
-        mi = m[i] + (g - m[i]) * (1.0 - beta_1)
-        vi = v[i] + (g * g - v[i]) * (1.0 - beta_2)
+        mi = m[i] + (g - m[i]) * one_minus_beta_1
+        vi = v[i] + (g * g - v[i]) * one_minus_beta_2
+        mi *= np.float32(abs(mi) >= TINY)  # a multiply, not a branch: it vectorises
+        vi *= np.float32(vi >= TINY)
         m[i] = mi
         v[i] = vi
-        param[i] -= alpha * mi / (math.sqrt(vi) + epsilon)
+        param[i] -= alpha * mi / (np.sqrt(vi) + epsilon)
