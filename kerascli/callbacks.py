@@ -10,6 +10,29 @@ from kerascli.runs.rundir import write_metrics_csv
 from kerascli.train.loop import Callback
 
 
+def process_age() -> float:
+    """Seconds since this process started (from /proc, 10 ms resolution; 0 where unavailable)."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(uptime - start_ticks / os.sysconf("SC_CLK_TCK"), 0.0)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+class FirstBatchTimer(Callback):
+    """Records how long after the process started the first training batch finished."""
+
+    def __init__(self):
+        self.seconds: float | None = None
+
+    def on_batch_end(self, step, logs):
+        if self.seconds is None:
+            self.seconds = process_age()
+
+
 class MetricsWriter(Callback):
     """Rewrites metrics.csv atomically after every epoch, so it is current if the job dies."""
 

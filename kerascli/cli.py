@@ -39,6 +39,8 @@ def _run(ctx: click.Context, action) -> None:
 
 set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                           help="Override a config key, value parsed as YAML (repeatable), e.g. train.epochs=5.")
+threads_option = click.option("--threads", type=click.IntRange(min=0), default=None,
+                              help="Threads for kernels and BLAS (0: every core; default: the config's train.threads).")
 which_option = click.option("--checkpoint", "which", type=click.Choice(["best", "last"]), default="best",
                             show_default=True, help="Which checkpoint of a run directory to use.")
 
@@ -57,14 +59,16 @@ def cli(debug: bool) -> None:
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Folder that holds run directories.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final results.")
+@threads_option
 @click.pass_context
-def train(ctx, config, overrides, name, runs_dir, quiet):
+def train(ctx, config, overrides, name, runs_dir, quiet, threads):
     """Train the model described by CONFIG; results go to RUNS_DIR/NAME/."""
 
     def action():
         from kerascli import commands
 
-        commands.train(config, list(overrides), name, runs_dir, quiet, _console())
+        extra = [] if threads is None else [f"train.threads={threads}"]
+        commands.train(config, list(overrides) + extra, name, runs_dir, quiet, _console())
 
     _run(ctx, action)
 
@@ -74,14 +78,15 @@ def train(ctx, config, overrides, name, runs_dir, quiet):
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
 @which_option
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@threads_option
 @click.pass_context
-def evaluate(ctx, target, split, which, as_json):
+def evaluate(ctx, target, split, which, as_json, threads):
     """Compute loss and metrics of a trained model on a split of its data."""
 
     def action():
         from kerascli import commands
 
-        commands.evaluate(target, split, which, as_json, _console())
+        commands.evaluate(target, split, which, as_json, threads, _console())
 
     _run(ctx, action)
 
@@ -96,14 +101,16 @@ def evaluate(ctx, target, split, which, as_json):
               "CSV output has a class column and one column per class).")
 @click.option("--key", default=None, help="Array to read from an .npz input (default: x, or its only array).")
 @click.option("--batch-size", default=1024, show_default=True, type=click.IntRange(min=1))
+@threads_option
 @click.pass_context
-def predict(ctx, target, input_path, output_path, which, classes_only, key, batch_size):
+def predict(ctx, target, input_path, output_path, which, classes_only, key, batch_size, threads):
     """Predict INPUT (.npy, .npz or .csv, one row per sample) with a trained model."""
 
     def action():
         from kerascli import commands
 
-        commands.predict(target, input_path, output_path, which, classes_only, key, batch_size, _console())
+        commands.predict(target, input_path, output_path, which, classes_only, key, batch_size, threads,
+                         _console())
 
     _run(ctx, action)
 

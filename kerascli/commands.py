@@ -17,7 +17,7 @@ import numpy as np
 from rich.console import Console
 
 from kerascli import __version__
-from kerascli.callbacks import MetricsWriter, ModelCheckpoint
+from kerascli.callbacks import FirstBatchTimer, MetricsWriter, ModelCheckpoint
 from kerascli.config import apply_overrides, load_config_file, resolve_config
 from kerascli.config.loader import LoadedConfig
 from kerascli.config.schema import NAME_RE, RunSpec
@@ -71,7 +71,8 @@ def train(config_path: str, overrides: list[str], name: str | None, runs_dir: st
         console.print(f"samples: {sizes}", highlight=False)
     checkpoint = ModelCheckpoint(os.path.join(run_dir, "checkpoints"), config, spec.checkpoint["monitor"],
                                  spec.checkpoint["mode"])
-    callbacks = [MetricsWriter(os.path.join(run_dir, "metrics.csv")), checkpoint]
+    first_batch = FirstBatchTimer()
+    callbacks = [first_batch, MetricsWriter(os.path.join(run_dir, "metrics.csv")), checkpoint]
     epochs = spec.train["epochs"]
     if not quiet:
         callbacks.append(RichProgress(console, epochs) if rich else PlainProgress(console, epochs))
@@ -97,6 +98,7 @@ def train(config_path: str, overrides: list[str], name: str | None, runs_dir: st
         "wall_seconds": time.perf_counter() - started,
         "train_seconds": train_seconds,
         "train_samples_per_second": len(splits["train"]) * len(history) / max(train_seconds, 1e-9),
+        "time_to_first_batch_seconds": first_batch.seconds,
         "versions": {"kerascli": __version__, "numpy": np.__version__, "numba": _numba_version(),
                      "python": platform.python_version()},
         "command": sys.argv,
@@ -128,20 +130,22 @@ def checkpoint_path(target: str, which: str) -> str:
     return target
 
 
-def session_from_checkpoint(target: str, which: str) -> tuple[Session, Checkpoint]:
+def session_from_checkpoint(target: str, which: str, threads: int | None = None) -> tuple[Session, Checkpoint]:
     path = checkpoint_path(target, which)
     ckpt = load_checkpoint(path)
     config = ckpt.config
     if config is None:
         raise CheckpointError(f"{path} has no stored config (_config); load it through model.weights instead")
     spec = resolve_config(LoadedConfig(data=config, source=f"{path} (stored config)"))
+    if threads is not None:
+        spec.train["threads"] = threads
     session = build_session(spec, initial_weights=False)
     apply_weights(session.model, ckpt.weights(), path)
     return session, ckpt
 
 
-def evaluate(target: str, split: str, which: str, as_json: bool, console: Console) -> dict:
-    session, ckpt = session_from_checkpoint(target, which)
+def evaluate(target: str, split: str, which: str, as_json: bool, threads: int | None, console: Console) -> dict:
+    session, ckpt = session_from_checkpoint(target, which, threads)
     splits = load_data(session)
     if split not in splits:
         raise ConfigError(f"the run has no {split!r} split (its data config gives: {', '.join(splits)})")
@@ -200,11 +204,11 @@ def fit_to_input(x: np.ndarray, input_shape: tuple, path: str) -> np.ndarray:
 
 
 def predict(target: str, input_path: str, output_path: str, which: str, classes_only: bool, key: str | None,
-            batch_size: int, console: Console) -> np.ndarray:
+            batch_size: int, threads: int | None, console: Console) -> np.ndarray:
     out_ext = os.path.splitext(output_path)[1].lower()
     if out_ext not in (".npy", ".csv"):
         raise ConfigError(f"output must end in .npy or .csv, got {output_path}")
-    session, ckpt = session_from_checkpoint(target, which)
+    session, ckpt = session_from_checkpoint(target, which, threads)
     model, spec = session.model, session.spec
     (input_shape,) = model.input_shapes.values()
     x = read_inputs(input_path, key, spec.data.get("label_column", "label"))

@@ -31,7 +31,8 @@ def test_resolves_every_default():
                                        "use_bias": True, "kernel_initializer": "glorot_uniform",
                                        "bias_initializer": "zeros"}
     assert d["model"]["layers"][2]["name"] == "dense_1"
-    assert d["train"] == {"epochs": 2, "batch_size": 16, "shuffle": True, "dtype": "float32", "backend": "cpu"}
+    assert d["train"] == {"epochs": 2, "batch_size": 16, "shuffle": True, "dtype": "float32", "backend": "cpu",
+                          "threads": 0}
     assert d["checkpoint"] == {"monitor": "val_loss", "mode": "auto"}
     assert d["data"]["shuffle"] is True
 

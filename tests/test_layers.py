@@ -168,3 +168,19 @@ def test_initializers_follow_keras_definitions():
     w = INITIALIZERS.get("he_normal")(rng, (3, 3, 40, 64), np.float64)
     assert np.abs(w).max() <= 2 * np.sqrt(2 / 360) / 0.87962566103423978
     np.testing.assert_allclose(w.std(), np.sqrt(2 / 360), rtol=0.05)
+
+
+def test_conv2d_chunked_patches_match_one_chunk(rng, monkeypatch):
+    """Conv2D builds patches a few images at a time; tiny chunks must give the same results."""
+    params = {"filters": 3, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "tanh"}
+    x = rng.normal(size=(5, 6, 5, 2))
+    r = rng.normal(size=(5, 3, 3, 3))
+    results = []
+    for chunk_bytes in (1 << 20, 1):
+        monkeypatch.setattr(LAYERS.get("Conv2D"), "CHUNK_BYTES", chunk_bytes)
+        layer, _ = make_layer("Conv2D", params, (6, 5, 2), "cpu")
+        y = layer.forward(x, True).copy()
+        dx = layer.backward(r).copy()
+        results.append((y, dx, layer.grads["kernel"].copy(), layer.grads["bias"].copy()))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12)

@@ -38,6 +38,10 @@ def close(a, b, dtype):
     np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
 
+def activate(z, act):
+    return reference.bias_activation_forward(z, np.zeros(0, z.dtype), act, np.empty_like(z))
+
+
 def run(name, *args):
     copies = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
     return getattr(reference, name)(*args), getattr(cpu, name)(*copies)
@@ -60,8 +64,11 @@ def test_bias_activation(rng, dtype, shape, act, noncontig):
     tested("bias_activation_forward", "bias_activation_backward")
     z = mats(rng, *shape, dtype, noncontig)
     for bias in (rng.normal(size=shape[1]).astype(dtype), np.zeros(0, dtype)):
-        close(*run("bias_activation_forward", z, bias, act), dtype)
-    y = reference.bias_activation_forward(z, np.zeros(0, dtype), act)
+        close(*run("bias_activation_forward", z, bias, act, np.empty_like(z)), dtype)
+        inplace = z.copy()
+        cpu.bias_activation_forward(inplace, bias, act, inplace)
+        close(inplace, reference.bias_activation_forward(z, bias, act, np.empty_like(z)), dtype)
+    y = activate(z, act)
     dy = mats(rng, *shape, dtype, noncontig)
     close(*run("bias_activation_backward", dy, y, act), dtype)
 
@@ -69,14 +76,14 @@ def test_bias_activation(rng, dtype, shape, act, noncontig):
 def test_activation_nan_and_inf_propagate(rng):
     z = np.array([[np.nan, 1.0, -np.inf, np.inf]], dtype=np.float32)
     for act in ACTS[:4]:
-        ref, fast = run("bias_activation_forward", z, np.zeros(0, np.float32), act)
+        ref, fast = run("bias_activation_forward", z, np.zeros(0, np.float32), act, np.empty_like(z))
         np.testing.assert_array_equal(np.isnan(ref), np.isnan(fast))
         np.testing.assert_allclose(ref[~np.isnan(ref)], fast[~np.isnan(fast)])
 
 
 def test_softmax_is_stable_for_huge_logits():
     z = np.array([[1000.0, 0.0, -1000.0]], dtype=np.float32)
-    ref, fast = run("bias_activation_forward", z, np.zeros(0, np.float32), reference.SOFTMAX)
+    ref, fast = run("bias_activation_forward", z, np.zeros(0, np.float32), reference.SOFTMAX, np.empty_like(z))
     np.testing.assert_allclose(fast, [[1.0, 0.0, 0.0]])
     np.testing.assert_allclose(ref, fast)
 
@@ -95,8 +102,8 @@ def test_losses(rng, dtype, shape):
     labels = rng.integers(0, cols, size=rows)
     onehot = np.eye(cols, dtype=dtype)[labels]
     t01 = rng.random(size=shape).astype(dtype)
-    p = reference.bias_activation_forward(z, np.zeros(0, dtype), reference.SOFTMAX)
-    s = reference.bias_activation_forward(z, np.zeros(0, dtype), reference.SIGMOID)
+    p = activate(z, reference.SOFTMAX)
+    s = activate(z, reference.SIGMOID)
     close(*run("softmax_cross_entropy", z, onehot), dtype)
     close(*run("softmax_cross_entropy_grad", p, onehot, 0.25), dtype)
     close(*run("sparse_softmax_cross_entropy", z, labels), dtype)
@@ -122,6 +129,15 @@ CONV_CASES = [
 ]
 
 
+def run_out(name, *args, outs):
+    """Run both twins with freshly garbage-filled output buffers of the given shapes/dtypes."""
+    results = []
+    for module in (reference, cpu):
+        buffers = [np.full(shape, 123, dtype) for shape, dtype in outs]
+        results.append(getattr(module, name)(*args, *buffers))
+    return results
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_im2col_col2im(rng, dtype, case):
@@ -130,9 +146,27 @@ def test_im2col_col2im(rng, dtype, case):
     oh, pt = conv_geometry(h, kh, sh, padding)
     ow, pl = conv_geometry(w, kw, sw, padding)
     x = rng.normal(size=(n, h, w, c)).astype(dtype)
-    close(*run("im2col", x, kh, kw, sh, sw, pt, pl, oh, ow), dtype)
+    close(*run_out("im2col", x, kh, kw, sh, sw, pt, pl, oh, ow, outs=[((n * oh * ow, kh * kw * c), dtype)]), dtype)
     cols = rng.normal(size=(n * oh * ow, kh * kw * c)).astype(dtype)
-    close(*run("col2im", cols, n, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow), dtype)
+    close(*run_out("col2im", cols, kh, kw, sh, sw, pt, pl, oh, ow, outs=[((n, h, w, c), dtype)]), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize("act", ACTS)
+def test_direct_convolution(rng, dtype, case, act):
+    tested("conv2d_direct", "conv2d_direct_kernel_grad")
+    n, h, w, c, kh, kw, sh, sw, padding = case
+    oh, pt = conv_geometry(h, kh, sh, padding)
+    ow, pl = conv_geometry(w, kw, sw, padding)
+    x = rng.normal(size=(n, h, w, c)).astype(dtype)
+    kernel = rng.normal(size=(kh, kw, c, 5)).astype(dtype)
+    for bias in (rng.normal(size=5).astype(dtype), np.zeros(0, dtype)):
+        close(*run_out("conv2d_direct", x, kernel, bias, act, sh, sw, pt, pl, oh, ow, outs=[((n, oh, ow, 5), dtype)]),
+              dtype)
+    dz = rng.normal(size=(n, oh, ow, 5)).astype(dtype)
+    for parts in (1, 2, 7):
+        close(*run("conv2d_direct_kernel_grad", x, dz, kh, kw, sh, sw, pt, pl, parts), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -143,13 +177,20 @@ def test_pooling(rng, dtype, case):
     oh, pt = conv_geometry(h, ph, sh, padding)
     ow, pl = conv_geometry(w, pw, sw, padding)
     x = rng.normal(size=(n, h, w, c)).astype(dtype)
-    (y_ref, i_ref), (y_fast, i_fast) = run("max_pool_forward", x, ph, pw, sh, sw, pt, pl, oh, ow)
-    close(y_ref, y_fast, dtype)
-    np.testing.assert_array_equal(i_ref, i_fast)
-    dy = rng.normal(size=y_ref.shape).astype(dtype)
-    close(*run("max_pool_backward", dy, i_ref, h, w), dtype)
-    close(*run("avg_pool_forward", x, ph, pw, sh, sw, pt, pl, oh, ow), dtype)
-    close(*run("avg_pool_backward", dy, h, w, ph, pw, sh, sw, pt, pl), dtype)
+    x[0, 0, 0, 0] = np.nan  # NaN wins its window in both
+    out_shape = (n, oh, ow, c)
+    (y_ref, a_ref), (y_fast, a_fast) = run_out(
+        "max_pool_forward", x, ph, pw, sh, sw, pt, pl, oh, ow, outs=[(out_shape, dtype), (out_shape, np.int32)]
+    )
+    np.testing.assert_array_equal(np.isnan(y_ref), np.isnan(y_fast))
+    close(np.nan_to_num(y_ref), np.nan_to_num(y_fast), dtype)
+    np.testing.assert_array_equal(a_ref, a_fast)
+    assert np.isnan(y_fast[0, 0, 0, 0])
+    dy = rng.normal(size=out_shape).astype(dtype)
+    close(*run_out("max_pool_backward", dy, a_ref, ph, pw, sh, sw, pt, pl, outs=[(x.shape, dtype)]), dtype)
+    x = np.nan_to_num(x)
+    close(*run_out("avg_pool_forward", x, ph, pw, sh, sw, pt, pl, oh, ow, outs=[(out_shape, dtype)]), dtype)
+    close(*run_out("avg_pool_backward", dy, ph, pw, sh, sw, pt, pl, outs=[(x.shape, dtype)]), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -34,6 +34,7 @@ TRAIN_PARAMS = {
     "shuffle": Param("bool", True, doc="reshuffle the training set every epoch"),
     "dtype": Param("str", "float32", choices=("float32", "float64")),
     "backend": Param("str", "cpu", choices=("cpu", "reference")),
+    "threads": Param("int", 0, min=0, max=1024, doc="threads for kernels and BLAS; 0 uses every core"),
 }
 CHECKPOINT_PARAMS = {
     "monitor": Param("str", "val_loss", doc="metric that decides best.npz"),

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from kerascli.config.params import Param
+from kerascli.graph.memory import aligned_empty
 from kerascli.registry import LAYERS
 
 
@@ -55,10 +56,11 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         self.ops: Any = None
         self.rng: np.random.Generator | None = None
-        self.dtype = np.float32
+        self.dtype = np.dtype(np.float32)
         self.input_shape: Any = None
         self.output_shape: tuple = ()
         self.need_input_grad = True
+        self._workspace: dict[str, np.ndarray] = {}
 
     @classmethod
     def resolve_params(cls, params: dict, error: Callable[[str, str], Exception]) -> dict:
@@ -72,6 +74,22 @@ class Layer:
     def build(self, input_shape: Any) -> tuple:
         """Declare weights for ``input_shape`` (no batch axis) and return the output shape."""
         raise NotImplementedError
+
+    def workspace(self, name: str, shape: tuple, dtype=None) -> np.ndarray:
+        """A scratch array reused across steps (no allocation, no page faults per step).
+
+        Its contents live until the same name is asked for again: a layer may
+        return one as its output or input gradient, which the next layer
+        consumes within the same step. Capacity only grows, so a smaller last
+        batch reuses the same memory.
+        """
+        dtype = np.dtype(dtype or self.dtype)
+        size = int(np.prod(shape))
+        flat = self._workspace.get(name)
+        if flat is None or flat.size < size or flat.dtype != dtype:
+            flat = aligned_empty(size, dtype)
+            self._workspace[name] = flat
+        return flat[:size].reshape(shape)
 
     # ------------------------------------------------------------- running
     def forward(self, x: Any, training: bool) -> np.ndarray:

@@ -13,6 +13,7 @@ from types import ModuleType
 import numpy as np
 
 from kerascli.graph.layer import ActivatedLayer, Layer
+from kerascli.graph.memory import align_up, aligned_zeros
 from kerascli.registry import INITIALIZERS
 
 # Refuse models whose weights alone would not fit in memory, before allocating.
@@ -64,29 +65,37 @@ class Model:
             raise ModelSizeError(f"the model has {trainable + fixed:,} weights; the limit is {MAX_PARAMS:,}")
 
     def allocate(self, dtype, seed: int) -> None:
-        """Create the flat buffers, point each layer's weights into them, initialise with ``seed``."""
+        """Create the flat buffers, point each layer's weights into them, initialise with ``seed``.
+
+        Each weight starts on a 64-byte boundary (a few padding items between
+        weights, always zero, never updated in a way that matters).
+        """
         self.check_size()
-        trainable, fixed = self.count_params()
         self.dtype = np.dtype(dtype)
-        self.param_buffer = np.zeros(trainable, self.dtype)
-        self.grad_buffer = np.zeros(trainable, self.dtype)
-        self.state_buffer = np.zeros(fixed, self.dtype)
-        rng = np.random.default_rng(seed)
+        itemsize = self.dtype.itemsize
         offsets = {True: 0, False: 0}
         self.slices: dict[str, slice] = {}  # "layer/weight" -> its place in its buffer
+        places = []
+        for layer in self.layers:
+            for spec in layer.weight_specs:
+                start = align_up(offsets[spec.trainable], itemsize)
+                offsets[spec.trainable] = start + spec.size
+                places.append((layer, spec, start))
+                self.slices[f"{layer.name}/{spec.name}"] = slice(start, start + spec.size)
+        self.param_buffer = aligned_zeros(offsets[True], self.dtype)
+        self.grad_buffer = aligned_zeros(offsets[True], self.dtype)
+        self.state_buffer = aligned_zeros(offsets[False], self.dtype)
+        rng = np.random.default_rng(seed)
         for layer in self.layers:
             layer.dtype = self.dtype
             layer.params, layer.grads = {}, {}
-            for spec in layer.weight_specs:
-                buffer = self.param_buffer if spec.trainable else self.state_buffer
-                start = offsets[spec.trainable]
-                offsets[spec.trainable] = start + spec.size
-                self.slices[f"{layer.name}/{spec.name}"] = slice(start, start + spec.size)
-                view = buffer[start : start + spec.size].reshape(spec.shape)
-                view[...] = INITIALIZERS.get(spec.initializer)(rng, spec.shape, self.dtype)
-                layer.params[spec.name] = view
-                if spec.trainable:
-                    layer.grads[spec.name] = self.grad_buffer[start : start + spec.size].reshape(spec.shape)
+        for layer, spec, start in places:
+            buffer = self.param_buffer if spec.trainable else self.state_buffer
+            view = buffer[start : start + spec.size].reshape(spec.shape)
+            view[...] = INITIALIZERS.get(spec.initializer)(rng, spec.shape, self.dtype)
+            layer.params[spec.name] = view
+            if spec.trainable:
+                layer.grads[spec.name] = self.grad_buffer[start : start + spec.size].reshape(spec.shape)
 
     def set_backend(self, ops: ModuleType, seed: int) -> None:
         self.ops = ops
@@ -150,5 +159,6 @@ class Model:
         if self.output_activation:
             from kerascli.layers.core import empty_bias
 
-            out = self.ops.bias_activation_forward(out, empty_bias(out.dtype), self.output_activation)
+            out = self.ops.bias_activation_forward(out, empty_bias(out.dtype), self.output_activation,
+                                                   np.empty_like(out))
         return out

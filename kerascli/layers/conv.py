@@ -11,6 +11,13 @@ from kerascli.ops import conv_geometry
 from kerascli.registry import ACTIVATIONS, INITIALIZERS
 
 
+def numba_threads() -> int:
+    """Threads a parallel kernel may use (the reference backend ignores it)."""
+    import numba
+
+    return numba.get_num_threads()
+
+
 def spatial_geometry(layer_name, input_shape, kernel, strides, padding):
     """Output (h, w) and top/left padding for a 2-D window op, or a ShapeError."""
     if len(input_shape) != 3:
@@ -58,23 +65,86 @@ class Conv2D(ActivatedLayer):
         sh, sw = self.config["strides"]
         return kh, kw, sh, sw, self.pad_top, self.pad_left, self.out_h, self.out_w
 
+    # Patches are built a few images at a time into a reused buffer of about
+    # CHUNK_BYTES, so they are still in cache when the GEMM reads them, and a
+    # large batch never materialises its whole patch matrix.
+    CHUNK_BYTES = 1 << 20
+
+    def _chunks(self, n):
+        rows = self.out_h * self.out_w
+        per_image = rows * self.patch_size * np.dtype(self.dtype).itemsize
+        step = max(1, self.CHUNK_BYTES // per_image)
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            yield start, stop, slice(start * rows, stop * rows)
+
+    @property
+    def patch_size(self):
+        kh, kw = self.config["kernel_size"]
+        return kh * kw * self.in_shape[2]
+
+    def _patches(self, x, start, stop):
+        rows = (stop - start) * self.out_h * self.out_w
+        return self.ops.im2col(x[start:stop], *self._geometry(), self.workspace("cols", (rows, self.patch_size)))
+
+    # Up to this many values per patch (kh*kw*channels), convolution runs
+    # directly (conv2d_direct) instead of as a GEMM over patches.
+    DIRECT_MAX_PATCH = 32
+
+    @property
+    def direct(self):
+        return self.patch_size <= self.DIRECT_MAX_PATCH
+
     def forward(self, x, training):
-        n = x.shape[0]
-        cols = self.ops.im2col(np.ascontiguousarray(x), *self._geometry())
-        kernel = self.params["kernel"].reshape(-1, self.config["filters"])
+        x = np.ascontiguousarray(x)
+        n, filters = x.shape[0], self.config["filters"]
         bias = self.params["bias"] if "bias" in self.params else empty_bias(x.dtype)
-        y = self.ops.bias_activation_forward(cols @ kernel, bias, self.act)
-        self._cols, self._y, self._n = cols, y, n
-        return y.reshape(n, self.out_h, self.out_w, -1)
+        y = self.workspace("y", (n * self.out_h * self.out_w, filters))
+        if self.direct:
+            kh, kw, sh, sw, pt, pl, oh, ow = self._geometry()
+            self.ops.conv2d_direct(x, self.params["kernel"], bias, self.act, sh, sw, pt, pl, oh, ow,
+                                   y.reshape(n, oh, ow, filters))
+            self._x, self._y = x, y
+            return y.reshape(n, oh, ow, filters)
+        kernel = self.params["kernel"].reshape(-1, filters)
+        for start, stop, rows in self._chunks(n):
+            z = np.matmul(self._patches(x, start, stop), kernel, out=y[rows])
+            self.ops.bias_activation_forward(z, bias, self.act, z)  # in place, while the chunk is in cache
+        self._x, self._y = x, y
+        return y.reshape(n, self.out_h, self.out_w, filters)
 
     def backward(self, dy):
         filters = self.config["filters"]
         dz, db = self.ops.bias_activation_backward(dy.reshape(-1, filters), self._y, self.act)
-        np.matmul(self._cols.T, dz, out=self.grads["kernel"].reshape(-1, filters))
         if "bias" in self.grads:
             self.grads["bias"][...] = db
-        if not self.need_input_grad:
-            return None
-        dcols = dz @ self.params["kernel"].reshape(-1, filters).T
-        h, w, c = self.in_shape
-        return self.ops.col2im(dcols, self._n, h, w, c, *self._geometry())
+        x = self._x
+        grad_kernel = self.grads["kernel"]
+        if self.direct:
+            kh, kw, sh, sw, pt, pl, oh, ow = self._geometry()
+            grad_kernel[...] = self.ops.conv2d_direct_kernel_grad(
+                x, dz.reshape(len(x), oh, ow, filters), kh, kw, sh, sw, pt, pl, numba_threads()
+            )
+            if not self.need_input_grad:
+                return None
+        return self._backward_by_patches(x, dz, accumulate_kernel=not self.direct)
+
+    def _backward_by_patches(self, x, dz, accumulate_kernel):
+        """Kernel gradient (when asked) and input gradient, a chunk of images at a time."""
+        filters = self.config["filters"]
+        kernel = self.params["kernel"].reshape(-1, filters)
+        grad_kernel = self.grads["kernel"].reshape(-1, filters)
+        if accumulate_kernel:
+            grad_kernel[...] = 0
+            partial = self.workspace("partial", grad_kernel.shape)
+        dx = self.workspace("dx", x.shape) if self.need_input_grad else None
+        for start, stop, rows in self._chunks(len(x)):
+            # patches are rebuilt rather than kept from forward: cheaper than a round trip to memory
+            cols = self._patches(x, start, stop)
+            if accumulate_kernel:
+                np.matmul(cols.T, dz[rows], out=partial)
+                grad_kernel += partial
+            if dx is not None:
+                dcols = np.matmul(dz[rows], kernel.T, out=self.workspace("dcols", cols.shape))
+                self.ops.col2im(dcols, *self._geometry(), dx[start:stop])
+        return dx

@@ -38,7 +38,8 @@ class Dense(ActivatedLayer):
     def forward(self, x, training):
         x2 = x.reshape(-1, self.in_features)
         bias = self.params["bias"] if "bias" in self.params else empty_bias(x.dtype)
-        y = self.ops.bias_activation_forward(x2 @ self.params["kernel"], bias, self.act)
+        z = x2 @ self.params["kernel"]
+        y = self.ops.bias_activation_forward(z, bias, self.act, z)  # in place: z is ours
         self._x2, self._y, self._xshape = x2, y, x.shape
         return y.reshape(x.shape[:-1] + (y.shape[1],))
 
@@ -61,7 +62,7 @@ class Activation(ActivatedLayer):
 
     def forward(self, x, training):
         x2 = x.reshape(-1, x.shape[-1])
-        y = self.ops.bias_activation_forward(x2, empty_bias(x.dtype), self.act)
+        y = self.ops.bias_activation_forward(x2, empty_bias(x.dtype), self.act, self.workspace("y", x2.shape))
         self._y = y
         return y.reshape(x.shape)
 

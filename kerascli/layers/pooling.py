@@ -39,18 +39,23 @@ class _Pooling2D(Layer):
 @register_layer("MaxPooling2D", "MaxPool2D")
 class MaxPooling2D(_Pooling2D):
     def forward(self, x, training):
-        y, self._idx = self.ops.max_pool_forward(np.ascontiguousarray(x), *self._window(), self.out_h, self.out_w)
+        out_shape = (x.shape[0],) + self.output_shape
+        y = self.workspace("y", out_shape)
+        self._arg = self.workspace("arg", out_shape, np.int32)
+        self.ops.max_pool_forward(np.ascontiguousarray(x), *self._window(), self.out_h, self.out_w, y, self._arg)
         return y
 
     def backward(self, dy):
-        return self.ops.max_pool_backward(np.ascontiguousarray(dy), self._idx, self.in_shape[0], self.in_shape[1])
+        dx = self.workspace("dx", (dy.shape[0],) + self.in_shape)
+        return self.ops.max_pool_backward(np.ascontiguousarray(dy), self._arg, *self._window(), dx)
 
 
 @register_layer("AveragePooling2D", "AvgPool2D")
 class AveragePooling2D(_Pooling2D):
     def forward(self, x, training):
-        return self.ops.avg_pool_forward(np.ascontiguousarray(x), *self._window(), self.out_h, self.out_w)
+        y = self.workspace("y", (x.shape[0],) + self.output_shape)
+        return self.ops.avg_pool_forward(np.ascontiguousarray(x), *self._window(), self.out_h, self.out_w, y)
 
     def backward(self, dy):
-        h, w = self.in_shape[0], self.in_shape[1]
-        return self.ops.avg_pool_backward(np.ascontiguousarray(dy), h, w, *self._window())
+        dx = self.workspace("dx", (dy.shape[0],) + self.in_shape)
+        return self.ops.avg_pool_backward(np.ascontiguousarray(dy), *self._window(), dx)

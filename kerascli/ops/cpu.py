@@ -28,7 +28,7 @@ from kerascli.ops.reference import LINEAR, RELU, SIGMOID, SOFTMAX, TANH  # noqa:
 _opts = dict(cache=True, error_model="numpy", nogil=True)
 
 # inner-loop iterations below which a parallel kernel stays on one thread
-PARALLEL_MIN_WORK = 1 << 17
+PARALLEL_MIN_WORK = 1 << 20
 
 
 def _parallel_kernel(work):
@@ -58,7 +58,7 @@ def _parallel_kernel(work):
     return decorate
 
 
-def _window_work(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
+def _window_work(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, *outputs):
     return x.shape[0] * out_h * out_w * ph * pw * x.shape[3]
 
 
@@ -81,25 +81,31 @@ def _softmax_rows(z, out):
             out[r, c] *= inv
 
 
+# One loop per activation, chosen before the loop starts: a branch on ``act``
+# inside the inner loop kept it from vectorising (2x slower).
 @njit(**_opts)
-def bias_activation_forward(z, bias, act):
+def bias_activation_forward(z, bias, act, out):
     rows, cols = z.shape
-    out = np.empty_like(z)
-    has_bias = bias.size > 0
-    for r in range(rows):
-        for c in range(cols):
-            v = z[r, c]
-            if has_bias:
-                v += bias[c]
-            if act == 1:
-                v = 0.0 if v < 0 else v  # NaN passes through, as in numpy
-            elif act == 2:
-                v = 1.0 / (1.0 + math.exp(-v))
-            elif act == 3:
-                v = math.tanh(v)
-            out[r, c] = v
-    if act == 4:
-        _softmax_rows(out, out)
+    b = bias if bias.size > 0 else np.zeros(cols, dtype=z.dtype)
+    if act == 1:
+        for r in range(rows):
+            for c in range(cols):
+                v = z[r, c] + b[c]
+                out[r, c] = v if not v < 0 else 0.0  # NaN passes through, as in numpy
+    elif act == 2:
+        for r in range(rows):
+            for c in range(cols):
+                out[r, c] = 1.0 / (1.0 + math.exp(-(z[r, c] + b[c])))
+    elif act == 3:
+        for r in range(rows):
+            for c in range(cols):
+                out[r, c] = math.tanh(z[r, c] + b[c])
+    else:
+        for r in range(rows):
+            for c in range(cols):
+                out[r, c] = z[r, c] + b[c]
+        if act == 4:
+            _softmax_rows(out, out)
     return out
 
 
@@ -107,24 +113,29 @@ def bias_activation_forward(z, bias, act):
 def bias_activation_backward(dy, y, act):
     rows, cols = dy.shape
     dz = np.empty_like(dy)
-    db = np.zeros(cols, dtype=dy.dtype)
-    for r in range(rows):
-        if act == 4:
+    if act == 1:
+        for r in range(rows):
+            for c in range(cols):
+                dz[r, c] = dy[r, c] if y[r, c] > 0 else 0.0
+    elif act == 2:
+        for r in range(rows):
+            for c in range(cols):
+                dz[r, c] = dy[r, c] * y[r, c] * (1.0 - y[r, c])
+    elif act == 3:
+        for r in range(rows):
+            for c in range(cols):
+                dz[r, c] = dy[r, c] * (1.0 - y[r, c] * y[r, c])
+    elif act == 4:
+        for r in range(rows):
             s = 0.0
             for c in range(cols):
                 s += dy[r, c] * y[r, c]
             for c in range(cols):
                 dz[r, c] = y[r, c] * (dy[r, c] - s)
-        else:
-            for c in range(cols):
-                g = dy[r, c]
-                if act == 1:
-                    g = g if y[r, c] > 0 else 0.0
-                elif act == 2:
-                    g = g * y[r, c] * (1.0 - y[r, c])
-                elif act == 3:
-                    g = g * (1.0 - y[r, c] * y[r, c])
-                dz[r, c] = g
+    else:
+        dz[:, :] = dy
+    db = np.zeros(cols, dtype=dy.dtype)
+    for r in range(rows):
         for c in range(cols):
             db[c] += dz[r, c]
     return dz, db
@@ -310,10 +321,40 @@ def row_argmax(p):
 
 # ---------------------------------------------------------------- convolution
 @_parallel_kernel(_window_work)
-def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     n, h, w, c = x.shape
-    cols = np.zeros((n * out_h * out_w, kh * kw * c), dtype=x.dtype)
+    rows_of = x.reshape(n, h, w * c)
+    span = kw * c  # one kernel row of a patch: contiguous in both x and out
     for b in prange(n):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                row = (b * out_h + oy) * out_w + ox  # rows are written in order, each contiguously
+                x0 = ox * sw - pad_left
+                whole_rows = x0 >= 0 and x0 + kw <= w
+                for i in range(kh):
+                    y = oy * sh + i - pad_top
+                    dst = i * span
+                    if y < 0 or y >= h:
+                        for t in range(span):
+                            out[row, dst + t] = 0
+                    elif whole_rows:
+                        src = x0 * c
+                        for t in range(span):
+                            out[row, dst + t] = rows_of[b, y, src + t]
+                    else:
+                        for j in range(kw):
+                            xx = x0 + j
+                            inside = xx >= 0 and xx < w
+                            for ch in range(c):
+                                out[row, dst + j * c + ch] = rows_of[b, y, xx * c + ch] if inside else 0
+    return out
+
+
+@_parallel_kernel(lambda cols, *rest: cols.size)
+def col2im(cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
+    n, h, w, c = out.shape
+    for b in prange(n):
+        out[b] = 0
         for oy in range(out_h):
             for ox in range(out_w):
                 row = (b * out_h + oy) * out_w + ox
@@ -327,42 +368,94 @@ def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
                             continue
                         base = (i * kw + j) * c
                         for ch in range(c):
-                            cols[row, base + ch] = x[b, y, xx, ch]
-    return cols
+                            out[b, y, xx, ch] += cols[row, base + ch]
+    return out
 
 
-@_parallel_kernel(lambda cols, n, h, w, c, *rest: cols.size)
-def col2im(cols, n, h, w, c, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
-    x = np.zeros((n, h, w, c), dtype=cols.dtype)
+@_parallel_kernel(lambda x, kernel, *rest: rest[-1].size * kernel.size // kernel.shape[3])
+def conv2d_direct(x, kernel, bias, act, sh, sw, pad_top, pad_left, out_h, out_w, out):
+    """Convolution + bias + activation without patches, for few input channels (a first layer).
+
+    With kh*kw*C small, a GEMM over patches is starved (K=9 for a 3x3 grey
+    image); looping over the window and vectorising over filters is faster and
+    writes each output once.
+    """
+    n, h, w, c = x.shape
+    kh, kw, _, filters = kernel.shape
+    taps = kernel.reshape(kh * kw * c, filters)
+    b0 = bias if bias.size > 0 else np.zeros(filters, dtype=x.dtype)
     for b in prange(n):
+        acc = np.empty(filters, dtype=x.dtype)  # private: lets the filter loop vectorise
         for oy in range(out_h):
             for ox in range(out_w):
-                row = (b * out_h + oy) * out_w + ox
-                for i in range(kh):
-                    y = oy * sh + i - pad_top
-                    if y < 0 or y >= h:
-                        continue
-                    for j in range(kw):
-                        xx = ox * sw + j - pad_left
-                        if xx < 0 or xx >= w:
-                            continue
-                        base = (i * kw + j) * c
+                for f in range(filters):
+                    acc[f] = b0[f]
+                y0, x0 = oy * sh - pad_top, ox * sw - pad_left
+                # the window's rows and columns inside the image: no bounds test in the hot loop
+                for i in range(max(0, -y0), min(kh, h - y0)):
+                    for j in range(max(0, -x0), min(kw, w - x0)):
                         for ch in range(c):
-                            x[b, y, xx, ch] += cols[row, base + ch]
-    return x
+                            v = x[b, y0 + i, x0 + j, ch]
+                            tap = (i * kw + j) * c + ch
+                            for f in range(filters):
+                                acc[f] += v * taps[tap, f]
+                if act == 1:
+                    for f in range(filters):
+                        a = acc[f]
+                        out[b, oy, ox, f] = a if not a < 0 else 0.0
+                elif act == 2:
+                    for f in range(filters):
+                        out[b, oy, ox, f] = 1.0 / (1.0 + math.exp(-acc[f]))
+                elif act == 3:
+                    for f in range(filters):
+                        out[b, oy, ox, f] = math.tanh(acc[f])
+                else:
+                    for f in range(filters):
+                        out[b, oy, ox, f] = acc[f]
+        if act == 4:
+            rows = out[b].reshape(out_h * out_w, filters)
+            _softmax_rows(rows, rows)
+    return out
+
+
+@_parallel_kernel(lambda x, dz, kh, kw, *rest: dz.size * kh * kw * x.shape[3])
+def conv2d_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left, parts):
+    """d loss / d kernel (kh, kw, C, filters) of a convolution, summed over the batch without patches.
+
+    The batch is split into ``parts`` slices summed separately (in parallel), then added.
+    """
+    n, h, w, c = x.shape
+    _, out_h, out_w, filters = dz.shape
+    taps = kh * kw * c
+    partial = np.zeros((parts, taps, filters), dtype=dz.dtype)
+    per = (n + parts - 1) // parts
+    for p in prange(parts):
+        g = np.zeros((taps, filters), dtype=dz.dtype)  # private accumulator
+        for b in range(p * per, min(n, (p + 1) * per)):
+            for oy in range(out_h):
+                for ox in range(out_w):
+                    y0, x0 = oy * sh - pad_top, ox * sw - pad_left
+                    for i in range(max(0, -y0), min(kh, h - y0)):
+                        for j in range(max(0, -x0), min(kw, w - x0)):
+                            for ch in range(c):
+                                v = x[b, y0 + i, x0 + j, ch]
+                                tap = (i * kw + j) * c + ch
+                                for f in range(filters):
+                                    g[tap, f] += v * dz[b, oy, ox, f]
+        partial[p] = g
+    return partial.sum(axis=0).reshape(kh, kw, c, filters)
 
 
 # ---------------------------------------------------------------- pooling
 @_parallel_kernel(_window_work)
-def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
+def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, out, arg):
     n, h, w, c = x.shape
-    y = np.empty((n, out_h, out_w, c), dtype=x.dtype)
-    idx = np.zeros((n, out_h, out_w, c), dtype=np.int64)
     for b in prange(n):
         for oy in range(out_h):
             for ox in range(out_w):
                 for ch in range(c):
-                    y[b, oy, ox, ch] = -np.inf
+                    out[b, oy, ox, ch] = -np.inf
+                    arg[b, oy, ox, ch] = -1
                 for i in range(ph):
                     yy = oy * sh + i - pad_top
                     if yy < 0 or yy >= h:
@@ -373,23 +466,26 @@ def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
                             continue
                         for ch in range(c):
                             v = x[b, yy, xx, ch]
-                            if v > y[b, oy, ox, ch]:
-                                y[b, oy, ox, ch] = v
-                                idx[b, oy, ox, ch] = yy * w + xx
-    return y, idx
+                            # the first valid value always counts, so NaN and -inf propagate
+                            if arg[b, oy, ox, ch] < 0 or v > out[b, oy, ox, ch]:
+                                out[b, oy, ox, ch] = v
+                                arg[b, oy, ox, ch] = i * pw + j
+    return out, arg
 
 
-@_parallel_kernel(lambda dy, idx, h, w: dy.size)
-def max_pool_backward(dy, idx, h, w):
+@_parallel_kernel(lambda dy, *rest: dy.size)
+def max_pool_backward(dy, arg, ph, pw, sh, sw, pad_top, pad_left, out):
     n, out_h, out_w, c = dy.shape
-    dx = np.zeros((n, h, w, c), dtype=dy.dtype)
     for b in prange(n):
+        out[b] = 0
         for oy in range(out_h):
             for ox in range(out_w):
                 for ch in range(c):
-                    k = idx[b, oy, ox, ch]
-                    dx[b, k // w, k % w, ch] += dy[b, oy, ox, ch]
-    return dx
+                    k = arg[b, oy, ox, ch]
+                    yy = oy * sh + k // pw - pad_top
+                    xx = ox * sw + k % pw - pad_left
+                    out[b, yy, xx, ch] += dy[b, oy, ox, ch]
+    return out
 
 
 @njit(**_opts)
@@ -402,10 +498,10 @@ def _window_count(oy, ox, h, w, ph, pw, sh, sw, pad_top, pad_left):
 
 
 @_parallel_kernel(_window_work)
-def avg_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
+def avg_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     n, h, w, c = x.shape
-    y = np.zeros((n, out_h, out_w, c), dtype=x.dtype)
     for b in prange(n):
+        out[b] = 0
         for oy in range(out_h):
             for ox in range(out_w):
                 for i in range(ph):
@@ -417,18 +513,19 @@ def avg_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
                         if xx < 0 or xx >= w:
                             continue
                         for ch in range(c):
-                            y[b, oy, ox, ch] += x[b, yy, xx, ch]
+                            out[b, oy, ox, ch] += x[b, yy, xx, ch]
                 inv = 1.0 / _window_count(oy, ox, h, w, ph, pw, sh, sw, pad_top, pad_left)
                 for ch in range(c):
-                    y[b, oy, ox, ch] *= inv
-    return y
+                    out[b, oy, ox, ch] *= inv
+    return out
 
 
-@_parallel_kernel(lambda dy, h, w, ph, pw, *rest: dy.size * ph * pw)
-def avg_pool_backward(dy, h, w, ph, pw, sh, sw, pad_top, pad_left):
+@_parallel_kernel(lambda dy, ph, pw, *rest: dy.size * ph * pw)
+def avg_pool_backward(dy, ph, pw, sh, sw, pad_top, pad_left, out):
     n, out_h, out_w, c = dy.shape
-    dx = np.zeros((n, h, w, c), dtype=dy.dtype)
+    h, w = out.shape[1], out.shape[2]
     for b in prange(n):
+        out[b] = 0
         for oy in range(out_h):
             for ox in range(out_w):
                 inv = 1.0 / _window_count(oy, ox, h, w, ph, pw, sh, sw, pad_top, pad_left)
@@ -441,8 +538,8 @@ def avg_pool_backward(dy, h, w, ph, pw, sh, sw, pad_top, pad_left):
                         if xx < 0 or xx >= w:
                             continue
                         for ch in range(c):
-                            dx[b, yy, xx, ch] += dy[b, oy, ox, ch] * inv
-    return dx
+                            out[b, yy, xx, ch] += dy[b, oy, ox, ch] * inv
+    return out
 
 
 # ---------------------------------------------------------------- normalization

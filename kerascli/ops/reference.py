@@ -35,11 +35,12 @@ def _activate(z: np.ndarray, act: int) -> np.ndarray:
     raise ValueError(f"unknown activation code {act}")
 
 
-def bias_activation_forward(z: np.ndarray, bias: np.ndarray, act: int) -> np.ndarray:
-    """act(z + bias) for 2-D ``z``; ``bias`` has one entry per column or is empty."""
+def bias_activation_forward(z: np.ndarray, bias: np.ndarray, act: int, out: np.ndarray) -> np.ndarray:
+    """act(z + bias) into ``out`` (which may be ``z`` itself) for 2-D ``z``; ``bias`` is per column or empty."""
     if bias.size:
         z = z + bias
-    return _activate(z, act).astype(z.dtype, copy=False)
+    out[...] = _activate(z, act)
+    return out
 
 
 def bias_activation_backward(dy: np.ndarray, y: np.ndarray, act: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,8 +138,12 @@ def row_argmax(p: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- convolution
-def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
-    """Patches of channels-last ``x`` as rows: (N*out_h*out_w, kh*kw*C), ordered (i, j, c)."""
+# Window kernels write into ``out`` (and ``arg``), arrays the caller allocates
+# once and reuses, and return them.
+
+
+def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
+    """Patches of channels-last ``x`` as rows of ``out`` (N*out_h*out_w, kh*kw*C), ordered (i, j, c)."""
     n, h, w, c = x.shape
     cols = np.zeros((n, out_h, out_w, kh, kw, c), dtype=x.dtype)
     for i in range(kh):
@@ -151,13 +156,15 @@ def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
                     xx = ox * sw + j - pad_left
                     if 0 <= xx < w:
                         cols[:, oy, ox, i, j, :] = x[:, y, xx, :]
-    return cols.reshape(n * out_h * out_w, kh * kw * c)
+    out[...] = cols.reshape(n * out_h * out_w, kh * kw * c)
+    return out
 
 
-def col2im(cols, n, h, w, c, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
-    """Adjoint of im2col: scatter-add patch rows back into an (N, H, W, C) image."""
+def col2im(cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
+    """Adjoint of im2col: scatter-add patch rows into the (N, H, W, C) image ``out``."""
+    n, h, w, c = out.shape
     cols = cols.reshape(n, out_h, out_w, kh, kw, c)
-    x = np.zeros((n, h, w, c), dtype=cols.dtype)
+    out[...] = 0
     for i in range(kh):
         for j in range(kw):
             for oy in range(out_h):
@@ -167,16 +174,36 @@ def col2im(cols, n, h, w, c, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w):
                 for ox in range(out_w):
                     xx = ox * sw + j - pad_left
                     if 0 <= xx < w:
-                        x[:, y, xx, :] += cols[:, oy, ox, i, j, :]
-    return x
+                        out[:, y, xx, :] += cols[:, oy, ox, i, j, :]
+    return out
+
+
+def conv2d_direct(x, kernel, bias, act, sh, sw, pad_top, pad_left, out_h, out_w, out):
+    """act(conv(x, kernel) + bias) into ``out`` (N, out_h, out_w, filters); kernel (kh, kw, C, filters)."""
+    kh, kw, c, filters = kernel.shape
+    n = x.shape[0]
+    cols = im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w,
+                  np.empty((n * out_h * out_w, kh * kw * c), x.dtype))
+    z = cols @ kernel.reshape(-1, filters)
+    out[...] = bias_activation_forward(z, bias, act, z).reshape(n, out_h, out_w, filters)
+    return out
+
+
+def conv2d_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left, parts):
+    """Sum over the batch of patches^T @ output gradients, shaped (kh, kw, C, filters)."""
+    n, _, _, c = x.shape
+    _, out_h, out_w, filters = dz.shape
+    cols = im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w,
+                  np.empty((n * out_h * out_w, kh * kw * c), x.dtype))
+    return (cols.T @ dz.reshape(-1, filters)).reshape(kh, kw, c, filters)
 
 
 # ---------------------------------------------------------------- pooling
-def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
-    """Max over each window (padding never wins): (y, flat y*W+x index of each max)."""
+def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, out, arg):
+    """Max over each window (padding never wins); ``arg`` gets the winner's place i*pw+j in its window."""
     n, h, w, c = x.shape
-    y = np.full((n, out_h, out_w, c), -np.inf, dtype=x.dtype)
-    idx = np.zeros((n, out_h, out_w, c), dtype=np.int64)
+    out[...] = -np.inf
+    arg[...] = -1
     for oy in range(out_h):
         for ox in range(out_w):
             for i in range(ph):
@@ -188,19 +215,25 @@ def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
                     if not 0 <= xx < w:
                         continue
                     v = x[:, yy, xx, :]
-                    better = v > y[:, oy, ox, :]
-                    y[:, oy, ox, :] = np.where(better, v, y[:, oy, ox, :])
-                    idx[:, oy, ox, :] = np.where(better, yy * w + xx, idx[:, oy, ox, :])
-    return y, idx
+                    better = (arg[:, oy, ox, :] < 0) | (v > out[:, oy, ox, :])
+                    out[:, oy, ox, :] = np.where(better, v, out[:, oy, ox, :])
+                    arg[:, oy, ox, :] = np.where(better, i * pw + j, arg[:, oy, ox, :])
+    return out, arg
 
 
-def max_pool_backward(dy, idx, h, w):
+def max_pool_backward(dy, arg, ph, pw, sh, sw, pad_top, pad_left, out):
+    """Route each output gradient to the input its window's max came from; ``out`` is (N, H, W, C)."""
     n, out_h, out_w, c = dy.shape
-    dx = np.zeros((n, h * w, c), dtype=dy.dtype)
-    for b in range(n):
-        for ch in range(c):
-            np.add.at(dx[b, :, ch], idx[b, :, :, ch].ravel(), dy[b, :, :, ch].ravel())
-    return dx.reshape(n, h, w, c)
+    out[...] = 0
+    for oy in range(out_h):
+        for ox in range(out_w):
+            for k in range(ph * pw):
+                yy = oy * sh + k // pw - pad_top
+                xx = ox * sw + k % pw - pad_left
+                hit = arg[:, oy, ox, :] == k
+                if hit.any():
+                    out[:, yy, xx, :] += np.where(hit, dy[:, oy, ox, :], 0)
+    return out
 
 
 def _window_counts(h, w, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
@@ -214,7 +247,7 @@ def _window_counts(h, w, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
     return counts
 
 
-def avg_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
+def avg_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     """Mean over each window; padded positions are not counted (as in Keras)."""
     n, h, w, c = x.shape
     total = np.zeros((n, out_h, out_w, c), dtype=x.dtype)
@@ -227,14 +260,16 @@ def avg_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w):
                     if 0 <= yy < h and 0 <= xx < w:
                         total[:, oy, ox, :] += x[:, yy, xx, :]
     counts = _window_counts(h, w, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w)
-    return (total / counts[None, :, :, None]).astype(x.dtype)
+    out[...] = total / counts[None, :, :, None]
+    return out
 
 
-def avg_pool_backward(dy, h, w, ph, pw, sh, sw, pad_top, pad_left):
+def avg_pool_backward(dy, ph, pw, sh, sw, pad_top, pad_left, out):
     n, out_h, out_w, c = dy.shape
+    h, w = out.shape[1], out.shape[2]
     counts = _window_counts(h, w, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w)
     share = dy / counts[None, :, :, None]
-    dx = np.zeros((n, h, w, c), dtype=dy.dtype)
+    out[...] = 0
     for oy in range(out_h):
         for ox in range(out_w):
             for i in range(ph):
@@ -242,8 +277,8 @@ def avg_pool_backward(dy, h, w, ph, pw, sh, sw, pad_top, pad_left):
                 for j in range(pw):
                     xx = ox * sw + j - pad_left
                     if 0 <= yy < h and 0 <= xx < w:
-                        dx[:, yy, xx, :] += share[:, oy, ox, :]
-    return dx
+                        out[:, yy, xx, :] += share[:, oy, ox, :]
+    return out
 
 
 # ---------------------------------------------------------------- normalization

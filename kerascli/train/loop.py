@@ -81,8 +81,24 @@ class Trainer:
         return totals.means(prefix)
 
     def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
-        parts = [self.model.predict_batch(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        # copies: a layer may return a buffer it reuses on the next batch
+        parts = [self.model.predict_batch(x[i : i + batch_size]).copy() for i in range(0, len(x), batch_size)]
         return np.concatenate(parts) if parts else np.zeros((0,) + self.model.output_shape, self.model.dtype)
+
+    def train_epoch(self, train: Split, batch_size: int, order: np.ndarray, epoch: int,
+                    callbacks: list[Callback] = ()) -> dict[str, float]:
+        """One pass over ``train`` in ``order``; returns the epoch's mean loss and metrics."""
+        totals = Totals(["loss"] + [m.name for m in self.metrics])
+        for step, (x, t) in enumerate(batches(train, batch_size, order), start=1):
+            value = self.train_step(x, t, totals)
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"loss became {value} at epoch {epoch}, step {step}; try a lower learning rate "
+                    "(checkpoints from earlier epochs are intact)"
+                )
+            for cb in callbacks:
+                cb.on_batch_end(step, totals.means())
+        return totals.means()
 
     def fit(self, splits: dict[str, Split], epochs: int, batch_size: int, shuffle: bool, seed: int,
             callbacks: list[Callback]) -> list[dict]:
@@ -95,18 +111,8 @@ class Trainer:
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, steps)
             started = time.perf_counter()
-            totals = Totals(["loss"] + [m.name for m in self.metrics])
             order = epoch_order(len(train), seed, epoch, shuffle)
-            for step, (x, t) in enumerate(batches(train, batch_size, order), start=1):
-                value = self.train_step(x, t, totals)
-                if not math.isfinite(value):
-                    raise TrainingDiverged(
-                        f"loss became {value} at epoch {epoch}, step {step}; try a lower learning rate "
-                        "(checkpoints from earlier epochs are intact)"
-                    )
-                for cb in callbacks:
-                    cb.on_batch_end(step, totals.means())
-            logs = totals.means()
+            logs = self.train_epoch(train, batch_size, order, epoch, callbacks)
             if val is not None:
                 logs.update(self.evaluate(val, batch_size, prefix="val_"))
             logs["lr"] = self.optimizer.learning_rate

@@ -15,6 +15,7 @@ from kerascli.ops import get_backend
 from kerascli.registry import LOSSES, OPTIMIZERS
 from kerascli.runs.checkpoint import apply_weights, load_checkpoint
 from kerascli.train.loop import Trainer
+from kerascli.train.threads import set_threads
 
 
 @dataclass
@@ -40,6 +41,7 @@ def build_session(spec: RunSpec, *, initial_weights: bool = True) -> Session:
     check_output(spec, model)
     model.allocate(np.dtype(spec.train["dtype"]), spec.seed)
     model.set_backend(get_backend(spec.train["backend"]), spec.seed)
+    set_threads(spec.train["threads"])
     loss = LOSSES.get(spec.compile["loss"])()
     fused = loss.fuses is not None and model.fuse_output_activation(loss.fuses)
     units = model.output_shape[0]

@@ -1,0 +1,452 @@
+"""kerascli side by side with PyTorch (CPU) and Keras 3 (torch backend), same models, data and threads.
+
+    python benchmarks/compare.py                      # full run, writes benchmarks/results.json
+    python benchmarks/compare.py --quick              # fewer repeats, smaller data: a smoke run
+    python benchmarks/compare.py --peers torch        # leave Keras out
+
+Peers that are not installed are skipped. Each framework runs in a worker
+process of its own (so thread pools and their settings never mix), and the
+script makes them take turns (kerascli, torch, keras, kerascli, ...) for
+``--repeats`` rounds after a warm-up epoch each, so machine noise hits all of
+them alike; the table shows medians and the ratio kerascli / peer. Startup
+(time to the first training batch, with an empty and a warm Numba cache) and
+peak RSS are measured on separate processes.
+
+For numbers comparable to other machines' runs, unset OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE where they are set for old OpenBLAS builds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+MLP_LAYERS = [784, 256, 256, 10]
+CNN_INPUT = (28, 28, 1)
+
+
+# ---------------------------------------------------------------- data
+def mlp_data(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n)
+
+
+def cnn_data(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n,) + CNN_INPUT, dtype=np.float32), rng.integers(0, 10, n)
+
+
+# ---------------------------------------------------------------- kerascli
+class Kerascli:
+    name = "kerascli"
+
+    def __init__(self, threads):
+        from kerascli.config.loader import LoadedConfig
+        from kerascli.config.schema import resolve_config
+        from kerascli.data.pipeline import Split
+        from kerascli.train.session import build_session
+
+        self._loaded, self._resolve, self._build, self._split = LoadedConfig, resolve_config, build_session, Split
+        self.threads = threads
+        self.rng = np.random.default_rng(0)
+
+    def _session(self, input_shape, layers):
+        config = {
+            "data": {"dataset": "digits"},
+            "model": {"input_shape": list(input_shape), "layers": layers},
+            "compile": {"optimizer": "adam", "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
+            "train": {"threads": self.threads},
+        }
+        return self._build(self._resolve(self._loaded(data=config, source="benchmark"))).trainer
+
+    def mlp(self):
+        return self._session([784], [
+            {"type": "Dense", "units": 256, "activation": "relu"},
+            {"type": "Dense", "units": 256, "activation": "relu"},
+            {"type": "Dense", "units": 10, "activation": "softmax"},
+        ])
+
+    def cnn(self):
+        return self._session(list(CNN_INPUT), [
+            {"type": "Conv2D", "filters": 32, "kernel_size": 3, "activation": "relu"},
+            {"type": "MaxPooling2D", "pool_size": 2},
+            {"type": "Conv2D", "filters": 64, "kernel_size": 3, "activation": "relu"},
+            {"type": "MaxPooling2D", "pool_size": 2},
+            {"type": "Flatten"},
+            {"type": "Dense", "units": 128, "activation": "relu"},
+            {"type": "Dense", "units": 10, "activation": "softmax"},
+        ])
+
+    def train_epoch(self, trainer, x, y, batch):
+        trainer.train_epoch(self._split(x, y), batch, self.rng.permutation(len(x)), epoch=1)
+
+    def predict(self, trainer, x, batch):
+        return trainer.predict(x, batch)
+
+
+# ---------------------------------------------------------------- PyTorch
+class Torch:
+    name = "torch"
+
+    def __init__(self, threads):
+        import torch
+
+        self.torch = torch
+        torch.set_num_threads(threads)
+        # denormal slots slow any CPU optimizer down; give the peer the flush-to-zero it needs
+        torch.set_flush_denormal(True)
+
+    def mlp(self):
+        nn = self.torch.nn
+        model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+        return model, self.torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def cnn(self):
+        nn = self.torch.nn
+        model = nn.Sequential(
+            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 5 * 5, 128), nn.ReLU(), nn.Linear(128, 10),
+        )
+        return model, self.torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def _tensor(self, x):
+        t = self.torch.from_numpy(x)
+        return t.permute(0, 3, 1, 2).contiguous() if t.ndim == 4 else t  # NHWC -> NCHW
+
+    def train_epoch(self, state, x, y, batch):
+        torch = self.torch
+        model, opt = state
+        xt, yt = self._tensor(x), torch.from_numpy(y)
+        perm = torch.randperm(len(xt))
+        loss_fn = torch.nn.functional.cross_entropy
+        total, correct = 0.0, 0
+        model.train()
+        for i in range(0, len(xt), batch):
+            idx = perm[i : i + batch]
+            xb, yb = xt[idx], yt[idx]
+            opt.zero_grad()
+            out = model(xb)
+            loss = loss_fn(out, yb)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+            correct += (out.argmax(1) == yb).sum().item()
+
+    def predict(self, state, x, batch):
+        torch = self.torch
+        model, _ = state
+        model.eval()
+        xt = self._tensor(x)
+        with torch.no_grad():
+            return torch.cat([torch.softmax(model(xt[i : i + batch]), 1) for i in range(0, len(xt), batch)])
+
+
+# ---------------------------------------------------------------- Keras 3
+class Keras:
+    name = "keras"
+
+    def __init__(self, threads):
+        os.environ.setdefault("KERAS_BACKEND", "torch")
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.set_flush_denormal(True)
+        import keras
+
+        self.keras = keras
+
+    def _compile(self, model):
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    def mlp(self):
+        L = self.keras.layers
+        return self._compile(self.keras.Sequential([
+            self.keras.Input((784,)), L.Dense(256, activation="relu"), L.Dense(256, activation="relu"),
+            L.Dense(10, activation="softmax"),
+        ]))
+
+    def cnn(self):
+        L = self.keras.layers
+        return self._compile(self.keras.Sequential([
+            self.keras.Input(CNN_INPUT), L.Conv2D(32, 3, activation="relu"), L.MaxPooling2D(2),
+            L.Conv2D(64, 3, activation="relu"), L.MaxPooling2D(2), L.Flatten(), L.Dense(128, activation="relu"),
+            L.Dense(10, activation="softmax"),
+        ]))
+
+    def train_epoch(self, model, x, y, batch):
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=True)
+
+    def predict(self, model, x, batch):
+        return model.predict(x, batch_size=batch, verbose=0)
+
+
+PEERS = {"torch": Torch, "keras": Keras}
+
+
+# ---------------------------------------------------------------- throughput
+def throughput_cases(quick):
+    n_mlp, n_cnn = (4096, 512) if quick else (16384, 2048)
+    return [
+        # name, model, mode, batch, samples
+        ("train MLP b32", "mlp", "train", 32, n_mlp // 2),
+        ("train MLP b128", "mlp", "train", 128, n_mlp),
+        ("train MLP b512", "mlp", "train", 512, n_mlp),
+        ("train CNN b128", "cnn", "train", 128, n_cnn),
+        ("predict MLP b1024", "mlp", "predict", 1024, n_mlp * 2),
+        ("predict CNN b1024", "cnn", "predict", 1024, n_cnn * 2),
+    ]
+
+
+class Worker:
+    """A framework in its own process, driven one line of JSON at a time."""
+
+    def __init__(self, name, threads):
+        self.name = name
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker", name, "--threads", str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        self.info = self.ask({"op": "hello"})
+
+    def ask(self, message):
+        self.proc.stdin.write(json.dumps(message) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.name} worker exited")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"{self.name}: {reply['error']}")
+        return reply
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def serve(name, threads):
+    """Worker side: build and time cases on request."""
+    out = sys.stdout
+    sys.stdout = sys.stderr  # frameworks' own printing must not break the protocol
+    try:
+        fw = (Kerascli if name == "kerascli" else PEERS[name])(threads)
+    except ImportError as exc:
+        fw, failure = None, f"not installed ({exc})"
+    state = case = None
+    for line in sys.stdin:
+        message = json.loads(line)
+        try:
+            if message["op"] == "hello":
+                if fw is None:
+                    reply = {"error": failure}
+                else:
+                    reply = {"version": _version(fw)}
+            elif message["op"] == "prepare":
+                case = message["case"]
+                x, y = (mlp_data if case["model"] == "mlp" else cnn_data)(case["samples"])
+                state = getattr(fw, case["model"])()
+                case["x"], case["y"] = x, y
+                run_once(fw, state, case["mode"], x, y, case["batch"])  # warm-up
+                reply = {"ok": True}
+            else:
+                reply = {"seconds": run_once(fw, state, case["mode"], case["x"], case["y"], case["batch"])}
+        except Exception as exc:  # report, keep serving
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
+
+
+def measure_throughput(workers, cases, repeats, log):
+    results = {}
+    for name, model_kind, mode, batch, samples in cases:
+        case = {"model": model_kind, "mode": mode, "batch": batch, "samples": samples}
+        for w in workers:
+            w.ask({"op": "prepare", "case": case})
+        times = {w.name: [] for w in workers}
+        for _ in range(repeats):
+            for w in workers:  # take turns, so noise hits every framework alike
+                time.sleep(0.3)  # let the previous framework's idle threads go to sleep
+                times[w.name].append(w.ask({"op": "run"})["seconds"])
+        results[name] = {fw: samples / statistics.median(t) for fw, t in times.items()}
+        log(name + ": " + ", ".join(f"{fw} {v:,.0f}/s" for fw, v in results[name].items()))
+    return results
+
+
+def run_once(fw, state, mode, x, y, batch):
+    started = time.perf_counter()
+    if mode == "train":
+        fw.train_epoch(state, x, y, batch)
+    else:
+        fw.predict(state, x, batch)
+    return time.perf_counter() - started
+
+
+# ---------------------------------------------------------------- startup and memory
+def kerascli_train(args, env=None, runs_dir=None):
+    """Run ``kerascli train`` in a new process; returns (summary.json, peak RSS in MiB)."""
+    runs_dir = runs_dir or tempfile.mkdtemp(prefix="kerascli-bench-")
+    cmd = [sys.executable, "-m", "kerascli", "train", *args, "--runs-dir", runs_dir, "--quiet"]
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()}")
+    (run,) = os.listdir(runs_dir)
+    with open(os.path.join(runs_dir, run, "summary.json")) as f:
+        return json.load(f), usage.ru_maxrss / 1024
+
+
+def measure_startup(threads, repeats, log):
+    config = os.path.join(ROOT, "configs", "digits_mlp.yaml")
+    args = [config, "--set", "train.epochs=1", "--threads", str(threads)]
+    cache = tempfile.mkdtemp(prefix="kerascli-numba-cache-")
+    env = {"NUMBA_CACHE_DIR": cache}
+    cold = kerascli_train(args, env)[0]["time_to_first_batch_seconds"]
+    warm = statistics.median(kerascli_train(args, env)[0]["time_to_first_batch_seconds"] for _ in range(repeats))
+    helps = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "kerascli", "--help"], stdout=subprocess.DEVNULL, check=True)
+        helps.append(time.perf_counter() - started)
+    out = {"first batch, empty cache (s)": cold, "first batch, warm cache (s)": warm,
+           "kerascli --help (s)": statistics.median(helps)}
+    log(", ".join(f"{k}: {v:.2f}" for k, v in out.items()))
+    return out
+
+
+RSS_SAMPLES, RSS_EPOCHS, RSS_BATCH = 16384, 2, 128
+
+
+def measure_rss(threads, peers, log):
+    config = {
+        "name": "rss", "seed": 0,
+        "data": {"dataset": "synthetic_classification", "samples": RSS_SAMPLES, "features": 784, "classes": 10},
+        "model": {"input_shape": [784], "layers": [
+            {"type": "Dense", "units": 256, "activation": "relu"},
+            {"type": "Dense", "units": 256, "activation": "relu"},
+            {"type": "Dense", "units": 10, "activation": "softmax"}]},
+        "compile": {"optimizer": "adam", "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
+        "train": {"epochs": RSS_EPOCHS, "batch_size": RSS_BATCH, "threads": threads},
+    }
+    path = os.path.join(tempfile.mkdtemp(prefix="kerascli-bench-"), "rss.yaml")
+    with open(path, "w") as f:
+        json.dump(config, f)  # JSON is YAML
+    out = {"kerascli": kerascli_train([path])[1]}
+    for peer in peers:
+        proc = subprocess.Popen([sys.executable, __file__, "--child-rss", peer, "--threads", str(threads)])
+        _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) == 0:
+            out[peer] = usage.ru_maxrss / 1024
+    log("peak RSS of a training run (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in out.items()))
+    return out
+
+
+def child_rss(peer, threads):
+    """Train the RSS case in this process with a peer: same data size, epochs and batch."""
+    fw = PEERS[peer](threads)
+    x, y = mlp_data(RSS_SAMPLES)
+    state = fw.mlp()
+    for _ in range(RSS_EPOCHS):
+        fw.train_epoch(state, x, y, RSS_BATCH)
+
+
+# ---------------------------------------------------------------- report
+def table(results, frameworks):
+    peers = [f for f in frameworks if f != "kerascli"]
+    header = ["case", "kerascli"] + peers + [f"kerascli/{p}" for p in peers]
+    rows = []
+    for case, values in results.items():
+        row = [case, f"{values['kerascli']:,.0f}"]
+        row += [f"{values[p]:,.0f}" if p in values else "-" for p in peers]
+        row += [f"{values['kerascli'] / values[p]:.2f}x" if p in values else "-" for p in peers]
+        rows.append(row)
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in [header] + rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--peers", default="torch,keras", help="comma-separated: torch, keras")
+    parser.add_argument("--quick", action="store_true", help="smaller data and 2 repeats")
+    parser.add_argument("--json", default=os.path.join(HERE, "results.json"))
+    parser.add_argument("--child-rss", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_rss:
+        return child_rss(args.child_rss, args.threads)
+    if args.worker:
+        return serve(args.worker, args.threads)
+    repeats = 2 if args.quick else args.repeats
+
+    def log(text):
+        print(text, file=sys.stderr, flush=True)
+
+    workers = []
+    for name in ["kerascli"] + [p for p in args.peers.split(",") if p]:
+        try:
+            workers.append(Worker(name, args.threads))
+        except RuntimeError as exc:
+            log(f"{name}: skipped ({exc})")
+    names = [w.name for w in workers]
+    try:
+        results = measure_throughput(workers, throughput_cases(args.quick), repeats, log)
+    finally:
+        for w in workers:
+            w.close()
+    startup = measure_startup(args.threads, repeats, log)
+    rss = measure_rss(args.threads, [n for n in names if n != "kerascli"], log)
+
+    import numba
+
+    report = {
+        "machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine(),
+                    "cores": os.cpu_count(), "threads": args.threads,
+                    "openblas_env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}},
+        "versions": {"numpy": np.__version__, "numba": numba.__version__,
+                     **{w.name: w.info["version"] for w in workers}},
+        "repeats": repeats,
+        "samples_per_second": results,
+        "ratios": {case: {p: v["kerascli"] / v[p] for p in v if p != "kerascli"} for case, v in results.items()},
+        "startup_seconds": startup,
+        "peak_rss_mib": rss,
+        "command": " ".join(sys.argv),
+    }
+    with open(args.json, "w") as f:
+        json.dump(report, f, indent=2)
+    print(table(results, names))
+    print()
+    for key, value in startup.items():
+        print(f"{key}: {value:.2f}")
+    print("peak RSS of a training run (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in rss.items()))
+    print(f"\nwritten to {args.json}")
+
+
+def _version(fw):
+    if fw.name == "kerascli":
+        import kerascli
+
+        return kerascli.__version__
+    if fw.name == "torch":
+        return fw.torch.__version__
+    return fw.keras.__version__
+
+
+if __name__ == "__main__":
+    main()
