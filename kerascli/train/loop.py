@@ -76,13 +76,14 @@ class Trainer:
 
     def evaluate(self, split: Split, batch_size: int, prefix: str = "") -> dict[str, float]:
         totals = Totals(["loss"] + [m.name for m in self.metrics])
-        for x, t in batches(split, batch_size):
+        for x, t in batches(split, self.model.inference_batch(batch_size)):
             self._loss_and_metrics(self.model.forward(x, training=False), t, totals)
         return totals.means(prefix)
 
     def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         # copies: a layer may return a buffer it reuses on the next batch
-        parts = [self.model.predict_batch(x[i : i + batch_size]).copy() for i in range(0, len(x), batch_size)]
+        step = self.model.inference_batch(batch_size)
+        parts = [self.model.predict_batch(x[i : i + step]).copy() for i in range(0, len(x), step)]
         return np.concatenate(parts) if parts else np.zeros((0,) + self.model.output_shape, self.model.dtype)
 
     def train_epoch(self, train: Split, batch_size: int, order: np.ndarray, epoch: int,
