@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
+import time
 
 from kerascli.runs.checkpoint import save_checkpoint
 from kerascli.runs.rundir import write_metrics_csv
+from kerascli.errors import KerascliError
 from kerascli.train.loop import Callback
 
 
@@ -40,6 +44,14 @@ class MetricsWriter(Callback):
         self.path = path
         self.history: list[dict] = []
 
+    state_key = "metrics"
+
+    def get_state(self):
+        return self.history
+
+    def set_state(self, state):
+        self.history = [dict(row) for row in state]
+
     def on_epoch_end(self, epoch, logs):
         self.history.append({"epoch": epoch, **logs})
         write_metrics_csv(self.path, self.history)
@@ -52,16 +64,29 @@ def resolve_mode(monitor: str, mode: str) -> str:
 
 
 class ModelCheckpoint(Callback):
-    """Saves checkpoints/last.npz every epoch and checkpoints/best.npz when ``monitor`` improves."""
+    """Epoch checkpoints (last.npz every epoch, best.npz when ``monitor`` improves) and step
+    checkpoints (step-<global step>.npz every ``every_steps`` steps or ``every_seconds``
+    seconds, the newest ``keep`` kept). Every file carries the full training state."""
 
-    def __init__(self, folder: str, config: dict, monitor: str, mode: str):
+    state_key = "checkpoint"
+
+    def __init__(self, folder: str, config: dict, monitor: str, mode: str, every_steps: int = 0,
+                 every_seconds: float = 0.0, keep: int = 3):
         self.folder = folder
         self.config = config
         self.monitor = monitor
         self.mode = resolve_mode(monitor, mode)
+        self.every_steps, self.every_seconds, self.keep = every_steps, every_seconds, keep
         self.best: float | None = None
         self.best_epoch: int | None = None
         self.trainer = None
+        self._last_save = time.monotonic()
+
+    def get_state(self):
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def set_state(self, state):
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
 
     @property
     def last_path(self) -> str:
@@ -71,8 +96,16 @@ class ModelCheckpoint(Callback):
     def best_path(self) -> str:
         return os.path.join(self.folder, "best.npz")
 
+    def step_path(self, global_step: int) -> str:
+        return os.path.join(self.folder, f"step-{global_step:09d}.npz")
+
     def on_train_begin(self, trainer):
         self.trainer = trainer
+        self._last_save = time.monotonic()
+        for name in os.listdir(self.folder):  # half-written files of a killed process
+            if name.startswith(".") and name.endswith(".tmp"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.folder, name))
 
     def improved(self, value: float) -> bool:
         if not math.isfinite(value):
@@ -81,10 +114,79 @@ class ModelCheckpoint(Callback):
             return True
         return value < self.best if self.mode == "min" else value > self.best
 
+    def save(self, path: str) -> None:
+        t = self.trainer
+        save_checkpoint(path, t.model, t.optimizer, self.config, t.epoch, t.snapshot())
+        self._last_save = time.monotonic()
+
+    def save_step(self) -> str:
+        """Write a step checkpoint now and drop the oldest beyond ``keep``."""
+        path = self.step_path(self.trainer.global_step)
+        self.save(path)
+        steps = sorted(f for f in os.listdir(self.folder) if f.startswith("step-") and f.endswith(".npz"))
+        for old in steps[: -self.keep]:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.folder, old))
+        return path
+
+    def on_batch_end(self, step, logs):
+        due = self.every_steps and self.trainer.global_step % self.every_steps == 0
+        due = due or (self.every_seconds and time.monotonic() - self._last_save >= self.every_seconds)
+        if due:
+            self.save_step()
+
     def on_epoch_end(self, epoch, logs):
-        model, optimizer = self.trainer.model, self.trainer.optimizer
-        save_checkpoint(self.last_path, model, optimizer, self.config, epoch)
         value = logs.get(self.monitor)
-        if value is not None and self.improved(value):
+        better = value is not None and self.improved(value)
+        if better:
             self.best, self.best_epoch = value, epoch
-            save_checkpoint(self.best_path, model, optimizer, self.config, epoch)
+        self.save(self.last_path)
+        if better:
+            self.save(self.best_path)
+
+
+class GracefulStop(Callback):
+    """On SIGINT, SIGTERM or SIGUSR1: finish the step, write a step checkpoint, stop.
+
+    The handlers only set a flag, so a step is never cut in half; a second
+    signal of the same kind while stopping is ignored.
+    """
+
+    SIGNALS = ("SIGINT", "SIGTERM", "SIGUSR1")
+
+    def __init__(self, checkpoint: ModelCheckpoint):
+        self.checkpoint = checkpoint
+        self.received: int | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame):
+        self.received = self.received or signum
+
+    def install(self) -> None:
+        for name in self.SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def uninstall(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def on_batch_end(self, step, logs):
+        if self.received is not None:
+            path = self.checkpoint.save_step()
+            raise TrainingInterrupted(self.received, self.checkpoint.trainer, path)
+
+
+class TrainingInterrupted(KerascliError):
+    """Training stopped on a signal after writing a checkpoint; exit code 128 + signal number."""
+
+    def __init__(self, signum: int, trainer, path: str, hint: str = ""):
+        self.signum, self.path = signum, path
+        self.exit_code = 128 + signum
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"stopped by {name} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch} "
+            f"(global step {trainer.global_step}); checkpoint written to {path}" + (f"; {hint}" if hint else "")
+        )

@@ -60,15 +60,34 @@ def cli(debug: bool) -> None:
               help="Folder that holds run directories.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final results.")
 @threads_option
+@click.option("--resume", type=click.Choice(["yes", "auto"]), is_flag=False, flag_value="yes", default=None,
+              help="Continue RUNS_DIR/NAME from its newest good checkpoint; '--resume auto' starts fresh when "
+                   "there is nothing to resume (for requeued jobs).")
 @click.pass_context
-def train(ctx, config, overrides, name, runs_dir, quiet, threads):
+def train(ctx, config, overrides, name, runs_dir, quiet, threads, resume):
     """Train the model described by CONFIG; results go to RUNS_DIR/NAME/."""
 
     def action():
         from kerascli import commands
 
         extra = [] if threads is None else [f"train.threads={threads}"]
-        commands.train(config, list(overrides) + extra, name, runs_dir, quiet, _console())
+        commands.train(config, list(overrides) + extra, name, runs_dir, quiet, _console(), resume=resume)
+
+    _run(ctx, action)
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path())
+@click.option("--quiet", "-q", is_flag=True, help="Print only the final results.")
+@threads_option
+@click.pass_context
+def resume(ctx, run_dir, quiet, threads):
+    """Continue the run in directory RUN from its newest good checkpoint."""
+
+    def action():
+        from kerascli import commands
+
+        commands.resume_run(run_dir, quiet, _console(), threads)
 
     _run(ctx, action)
 

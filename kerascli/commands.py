@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 
@@ -17,16 +18,17 @@ import numpy as np
 from rich.console import Console
 
 from kerascli import __version__
-from kerascli.callbacks import FirstBatchTimer, MetricsWriter, ModelCheckpoint
+from kerascli.callbacks import FirstBatchTimer, GracefulStop, MetricsWriter, ModelCheckpoint, TrainingInterrupted
 from kerascli.config import apply_overrides, load_config_file, resolve_config
 from kerascli.config.loader import LoadedConfig
 from kerascli.config.schema import NAME_RE, RunSpec
 from kerascli.data.datasets import read_numeric_csv
 from kerascli.data.pipeline import SPLITS
-from kerascli.errors import CheckpointError, ConfigError, DataError
+from kerascli.errors import CheckpointError, ConfigError, DataError, KerascliError
 from kerascli.runs.atomic import atomic_write, atomic_write_text
-from kerascli.runs.checkpoint import Checkpoint, apply_weights, load_checkpoint
-from kerascli.runs.rundir import create_run_dir
+from kerascli.runs.checkpoint import Checkpoint, apply_training_state, apply_weights, load_checkpoint
+from kerascli.runs.resume import check_same_run, newest_good_checkpoint
+from kerascli.runs.rundir import create_run_dir, write_metrics_csv
 from kerascli.train.session import Session, build_session, load_data
 from kerascli.ui.progress import PlainProgress, RichProgress, print_results
 from kerascli.ui.summary import summary_table, summary_text, totals_text
@@ -52,7 +54,8 @@ def _dump_yaml(data: dict) -> str:
 
 # ------------------------------------------------------------------ train
 def train(config_path: str, overrides: list[str], name: str | None, runs_dir: str, quiet: bool,
-          console: Console) -> str:
+          console: Console, resume: str | None = None) -> str:
+    """Train; with ``resume`` ("yes" or "auto") continue runs_dir/<name> from its newest good checkpoint."""
     started = time.perf_counter()
     spec = load_spec(config_path, overrides, name)
     session = build_session(spec)
@@ -60,23 +63,57 @@ def train(config_path: str, overrides: list[str], name: str | None, runs_dir: st
     trainer, model = session.trainer, session.model
     config = spec.to_dict()
 
-    run_dir = create_run_dir(runs_dir, spec.name)
+    run_dir = os.path.join(runs_dir, spec.name)
+    ckpt = find_resume_point(run_dir, resume, console) if resume else None
+    if ckpt is None:
+        run_dir = create_run_dir(runs_dir, spec.name)
+    else:
+        check_same_run(ckpt.config, config, ckpt, trainer.threads)
+        check_writable(run_dir)
+    check_free_space(run_dir, model)
     atomic_write_text(os.path.join(run_dir, "config.yaml"), _dump_yaml(config))
     atomic_write_text(os.path.join(run_dir, "model_summary.txt"), summary_text(model, spec.name))
 
     rich = console.is_terminal and not quiet
-    if not quiet:
-        console.print(f"run directory: {run_dir}", highlight=False)
-        sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
-        console.print(f"samples: {sizes}", highlight=False)
-    checkpoint = ModelCheckpoint(os.path.join(run_dir, "checkpoints"), config, spec.checkpoint["monitor"],
-                                 spec.checkpoint["mode"])
+    c = spec.checkpoint
+    checkpoint = ModelCheckpoint(os.path.join(run_dir, "checkpoints"), config, c["monitor"], c["mode"],
+                                 c["every_steps"], c["every_seconds"], c["keep"])
+    metrics = MetricsWriter(os.path.join(run_dir, "metrics.csv"))
     first_batch = FirstBatchTimer()
-    callbacks = [first_batch, MetricsWriter(os.path.join(run_dir, "metrics.csv")), checkpoint]
+    stop = GracefulStop(checkpoint)
+    callbacks = [first_batch, metrics, checkpoint, stop]
     epochs = spec.train["epochs"]
     if not quiet:
         callbacks.append(RichProgress(console, epochs) if rich else PlainProgress(console, epochs))
-    history = trainer.fit(splits, epochs, spec.train["batch_size"], spec.train["shuffle"], spec.seed, callbacks)
+    if ckpt is not None:
+        apply_weights(model, ckpt.weights(), ckpt.path)
+        apply_training_state(model, trainer.optimizer, ckpt)
+        trainer.restore(ckpt.state, callbacks)
+        write_metrics_csv(metrics.path, metrics.history)  # drop rows of epochs the checkpoint had not reached
+    if not quiet:
+        console.print(f"run directory: {run_dir}", highlight=False)
+        if ckpt is not None:
+            console.print(f"resuming from {ckpt.path}: epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}",
+                          highlight=False)
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+        console.print(f"samples: {sizes}", highlight=False)
+
+    stop.install()
+    try:
+        # overflow on the way to a NaN loss is reported by the loop, naming the step, not as numpy warnings
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            trainer.fit(splits, epochs, spec.train["batch_size"], spec.train["shuffle"], spec.seed, callbacks)
+    except TrainingInterrupted as exc:
+        resume_cmd = f"kerascli train {config_path} --resume --name {spec.name} --runs-dir {runs_dir}"
+        raise TrainingInterrupted(exc.signum, trainer, exc.path, hint=f"resume with: {resume_cmd}") from None
+    except OSError as exc:
+        raise KerascliError(
+            f"could not write to {run_dir}: {exc.strerror or exc}; training stopped at epoch {trainer.epoch + 1}, "
+            f"step {trainer.step_in_epoch}; the checkpoints already written are intact"
+        ) from None
+    finally:
+        stop.uninstall()
+    history = metrics.history
     train_seconds = sum(row["seconds"] for row in history)
 
     # final evaluation with the best checkpoint: what evaluate/predict on this run will use
@@ -89,10 +126,11 @@ def train(config_path: str, overrides: list[str], name: str | None, runs_dir: st
         "run_dir": os.path.abspath(run_dir),
         "status": "completed",
         "epochs": len(history),
+        "resumed_from": ckpt.path if ckpt is not None else None,
         "monitor": checkpoint.monitor,
         "best_epoch": checkpoint.best_epoch,
         "best_value": checkpoint.best,
-        "final_epoch": {k: v for k, v in history[-1].items() if k != "epoch"},
+        "final_epoch": {k: v for k, v in history[-1].items() if k != "epoch"} if history else {},
         "evaluation": {"checkpoint": which, **evaluation},
         "params": {"trainable": trainable, "non_trainable": fixed, "total": trainable + fixed},
         "wall_seconds": time.perf_counter() - started,
@@ -108,6 +146,47 @@ def train(config_path: str, overrides: list[str], name: str | None, runs_dir: st
                   f"{checkpoint.best_epoch if which == 'best' else len(history)})", rich)
     console.print(f"saved to {run_dir}", highlight=False)
     return run_dir
+
+
+def find_resume_point(run_dir: str, resume: str, console: Console) -> Checkpoint | None:
+    def warn(message):
+        Console(stderr=True, highlight=False).print(f"warning: {message}", soft_wrap=True)
+
+    ckpt = newest_good_checkpoint(run_dir, warn)
+    if ckpt is None and resume != "auto":
+        what = "no run directory" if not os.path.isdir(run_dir) else "no usable checkpoint"
+        raise ConfigError(f"nothing to resume: {what} at {run_dir} (use --resume auto to start fresh then)")
+    return ckpt
+
+
+def check_writable(run_dir: str) -> None:
+    probe = os.path.join(run_dir, ".write-test")
+    try:
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.unlink(probe)
+    except OSError as exc:
+        raise KerascliError(f"run directory {run_dir} is not writable: {exc.strerror}") from None
+
+
+def check_free_space(run_dir: str, model) -> None:
+    """Refuse to start when the disk cannot hold a few checkpoints (weights + optimizer state)."""
+    need = 4 * 3 * (model.param_buffer.nbytes + model.state_buffer.nbytes) + (1 << 20)
+    free = shutil.disk_usage(run_dir).free
+    if free < need:
+        raise KerascliError(f"only {free / 2**20:.1f} MiB free under {run_dir}; checkpoints need about "
+                            f"{need / 2**20:.1f} MiB")
+
+
+def resume_run(run_dir: str, quiet: bool, console: Console, threads: int | None = None) -> str:
+    """``kerascli resume RUN``: continue a run from its own config.yaml."""
+    config_path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(config_path):
+        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
+    run_dir = os.path.normpath(run_dir)
+    extra = [] if threads is None else [f"train.threads={threads}"]
+    return train(config_path, extra, os.path.basename(run_dir), os.path.dirname(run_dir) or ".", quiet, console,
+                 resume="yes")
 
 
 def _numba_version() -> str:

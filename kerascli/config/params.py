@@ -135,7 +135,7 @@ class Checker:
 
     def _range(self, value: float, param: Param, path: tuple) -> None:
         lo, hi = param.min, param.max
-        if param.kind == "int" and hi is None:
+        if param.kind in ("int", "pair") and hi is None:
             hi = MAX_DIM
         if lo is not None and (value < lo or (param.exclusive_min and value == lo)):
             op = ">" if param.exclusive_min else ">="

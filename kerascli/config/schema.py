@@ -35,10 +35,14 @@ TRAIN_PARAMS = {
     "dtype": Param("str", "float32", choices=("float32", "float64")),
     "backend": Param("str", "cpu", choices=("cpu", "reference")),
     "threads": Param("int", 0, min=0, max=1024, doc="threads for kernels and BLAS; 0 uses every core"),
+    "deterministic": Param("bool", False, doc="refuse to resume on another thread count (bit-identical weights)"),
 }
 CHECKPOINT_PARAMS = {
     "monitor": Param("str", "val_loss", doc="metric that decides best.npz"),
     "mode": Param("str", "auto", choices=("auto", "min", "max")),
+    "every_steps": Param("int", 0, min=0, doc="also checkpoint every N training steps (0: off)"),
+    "every_seconds": Param("float", 0.0, min=0.0, max=1e7, doc="also checkpoint every N seconds (0: off)"),
+    "keep": Param("int", 3, min=1, max=1000, doc="step checkpoints kept"),
 }
 
 

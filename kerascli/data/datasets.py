@@ -18,6 +18,10 @@ from kerascli.errors import DataError
 from kerascli.registry import DATASETS
 
 
+# Generated datasets larger than this many values are refused before anything is allocated.
+MAX_SYNTHETIC_VALUES = 1 << 28
+
+
 class Dataset:
     PARAMS: dict[str, Param] = {}
 
@@ -70,6 +74,12 @@ class Digits(Dataset):
                 return z["x"], z["y"]
 
 
+def _check_size(samples: int, width: int) -> None:
+    if samples * width > MAX_SYNTHETIC_VALUES:
+        raise DataError(f"a synthetic dataset of {samples:,} samples x {width:,} values is too large "
+                        f"(limit {MAX_SYNTHETIC_VALUES:,} values)")
+
+
 @DATASETS.register("synthetic_classification")
 class SyntheticClassification(Dataset):
     """Gaussian clusters, one per class, in ``features`` dimensions."""
@@ -84,6 +94,7 @@ class SyntheticClassification(Dataset):
 
     @staticmethod
     def load(params):
+        _check_size(params["samples"], params["features"])
         rng = np.random.default_rng(params["data_seed"])
         centers = rng.normal(0, 3.0, size=(params["classes"], params["features"]))
         y = rng.integers(0, params["classes"], size=params["samples"])
@@ -105,6 +116,7 @@ class SyntheticRegression(Dataset):
 
     @staticmethod
     def load(params):
+        _check_size(params["samples"], params["features"] + params["outputs"])
         rng = np.random.default_rng(params["data_seed"])
         x = rng.normal(size=(params["samples"], params["features"]))
         w = rng.normal(size=(params["features"], params["outputs"]))

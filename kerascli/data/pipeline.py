@@ -70,8 +70,8 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
 
 
 def batches(split: Split, batch_size: int, order: np.ndarray | None = None):
-    """Yield (x, y) batches; the last one may be smaller."""
-    n = len(split)
+    """Yield (x, y) batches of ``split`` (in ``order``, which may cover part of it); the last may be smaller."""
+    n = len(split) if order is None else len(order)
     for start in range(0, n, batch_size):
         if order is None:
             yield split.x[start : start + batch_size], split.y[start : start + batch_size]

@@ -9,13 +9,19 @@ Keys:
   JSON text; ``_epoch``: epochs completed;
 * ``_optimizer/iterations`` and ``_optimizer/<slot>/<layer>/<weight>`` (Adam's
   ``m`` and ``v``, SGD's ``velocity``);
-* ``_rng/<layer>``: JSON text of the random generator state of each layer.
+* ``_rng/<layer>``: JSON text of the random generator state of each layer;
+* ``_state``: JSON text of the training position (epoch, step inside the
+  epoch, global step, the epoch's running totals), callback state (best
+  value) and the metrics history, everything an exact resume needs;
+* ``_checksum``: SHA-256 over every other entry (name, dtype, shape, bytes),
+  verified on load, so a truncated or bit-flipped file is detected.
 
 Layer names start with a letter, so the ``_`` keys never collide with weights.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zipfile
@@ -47,11 +53,34 @@ class Checkpoint:
     def epoch(self) -> int:
         return int(self.arrays["_epoch"]) if "_epoch" in self.arrays else 0
 
+    @property
+    def state(self) -> dict:
+        """Training position and callback state saved with the checkpoint ({} when absent)."""
+        if "_state" not in self.arrays:
+            return {}
+        try:
+            return json.loads(str(self.arrays["_state"]))
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{self.path}: the stored training state is not valid JSON ({exc})") from None
+
+    @property
+    def global_step(self) -> int:
+        return int(self.state.get("global_step", 0))
+
     def weights(self) -> dict[str, np.ndarray]:
         return {k: v for k, v in self.arrays.items() if not k.startswith("_")}
 
 
-def checkpoint_arrays(model, optimizer, config: dict, epoch: int) -> dict[str, np.ndarray]:
+def checksum(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(k for k in arrays if k != "_checksum"):
+        value = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}|{value.dtype.str}|{value.shape}|".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def checkpoint_arrays(model, optimizer, config: dict, epoch: int, state: dict | None = None) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {key: value for key, value, _ in model.weight_items()}
     arrays["_format"] = np.array(FORMAT)
     arrays["_config"] = np.array(json.dumps(config))
@@ -64,11 +93,14 @@ def checkpoint_arrays(model, optimizer, config: dict, epoch: int) -> dict[str, n
     for layer in model.layers:
         if layer.rng is not None:
             arrays[f"_rng/{layer.name}"] = np.array(json.dumps(layer.rng.bit_generator.state))
+    if state is not None:
+        arrays["_state"] = np.array(json.dumps(state))
+    arrays["_checksum"] = np.array(checksum(arrays))
     return arrays
 
 
-def save_checkpoint(path: str, model, optimizer, config: dict, epoch: int) -> None:
-    arrays = checkpoint_arrays(model, optimizer, config, epoch)
+def save_checkpoint(path: str, model, optimizer, config: dict, epoch: int, state: dict | None = None) -> None:
+    arrays = checkpoint_arrays(model, optimizer, config, epoch, state)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -91,6 +123,8 @@ def load_checkpoint(path: str) -> Checkpoint:
         raise CheckpointError(f"{path}: not a readable .npz checkpoint ({exc})") from None
     except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
         raise CheckpointError(f"{path}: not a readable .npz checkpoint ({exc})") from None
+    if "_checksum" in arrays and str(arrays["_checksum"]) != checksum(arrays):
+        raise CheckpointError(f"{path}: checksum mismatch: the file is corrupt")
     return Checkpoint(path, arrays)
 
 

@@ -20,6 +20,15 @@ class TrainingDiverged(KerascliError):
 
 
 class Callback:
+    """Training events. A callback with a ``state_key`` has its state saved in checkpoints."""
+
+    state_key: str | None = None
+
+    def get_state(self):
+        return None
+
+    def set_state(self, state) -> None: ...
+
     def on_train_begin(self, trainer: "Trainer") -> None: ...
     def on_epoch_begin(self, epoch: int, steps: int) -> None: ...
     def on_batch_end(self, step: int, logs: dict) -> None: ...
@@ -42,6 +51,16 @@ class Totals:
     def means(self, prefix: str = "") -> dict[str, float]:
         return {prefix + k: v / max(self.count, 1) for k, v in self.sums.items()}
 
+    def to_dict(self) -> dict:
+        return {"sums": dict(self.sums), "count": self.count}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Totals":
+        totals = cls(list(data["sums"]))
+        totals.sums.update(data["sums"])
+        totals.count = data["count"]
+        return totals
+
 
 class Trainer:
     def __init__(self, model, loss, metrics, optimizer, fused: bool):
@@ -51,7 +70,37 @@ class Trainer:
         self.optimizer = optimizer
         self.fused = fused
         self.stop_training = False
+        # position: a checkpoint taken anywhere restores exactly this
         self.epoch = 0  # epochs completed
+        self.step_in_epoch = 0  # batches of the next epoch already trained
+        self.global_step = 0
+        self.totals: Totals | None = None  # running sums of the epoch in progress
+        self.callbacks: list[Callback] = []
+        self.threads = 0  # thread count in use, recorded so a deterministic resume can insist on it
+
+    def snapshot(self) -> dict:
+        """The training position and every stateful callback's state, as JSON-able data."""
+        state = {
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "threads": self.threads,
+            "totals": self.totals.to_dict() if self.totals is not None and self.step_in_epoch else None,
+            "callbacks": {},
+        }
+        for cb in self.callbacks:
+            if cb.state_key:
+                state["callbacks"][cb.state_key] = cb.get_state()
+        return state
+
+    def restore(self, state: dict, callbacks: list[Callback]) -> None:
+        self.epoch = state["epoch"]
+        self.step_in_epoch = state["step_in_epoch"]
+        self.global_step = state["global_step"]
+        self.totals = Totals.from_dict(state["totals"]) if state.get("totals") else None
+        for cb in callbacks:
+            if cb.state_key and cb.state_key in state.get("callbacks", {}):
+                cb.set_state(state["callbacks"][cb.state_key])
 
     @property
     def ops(self):
@@ -88,24 +137,31 @@ class Trainer:
 
     def train_epoch(self, train: Split, batch_size: int, order: np.ndarray, epoch: int,
                     callbacks: list[Callback] = ()) -> dict[str, float]:
-        """One pass over ``train`` in ``order``; returns the epoch's mean loss and metrics."""
-        totals = Totals(["loss"] + [m.name for m in self.metrics])
-        for step, (x, t) in enumerate(batches(train, batch_size, order), start=1):
-            value = self.train_step(x, t, totals)
+        """Train on ``train`` in ``order`` from batch ``step_in_epoch`` on; returns the epoch's means."""
+        names = ["loss"] + [m.name for m in self.metrics]
+        if self.totals is None or not self.step_in_epoch:
+            self.totals = Totals(names)
+        start = self.step_in_epoch
+        for step, (x, t) in enumerate(batches(train, batch_size, order[start * batch_size :]), start=start + 1):
+            value = self.train_step(x, t, self.totals)
             if not math.isfinite(value):
                 raise TrainingDiverged(
-                    f"loss became {value} at epoch {epoch}, step {step}; try a lower learning rate "
-                    "(checkpoints from earlier epochs are intact)"
+                    f"loss became {value} at epoch {epoch}, step {step} (global step {self.global_step + 1}); "
+                    "try a lower learning rate (earlier checkpoints are intact)"
                 )
+            self.step_in_epoch = step
+            self.global_step += 1
             for cb in callbacks:
-                cb.on_batch_end(step, totals.means())
-        return totals.means()
+                cb.on_batch_end(step, self.totals.means())
+        return self.totals.means()
 
     def fit(self, splits: dict[str, Split], epochs: int, batch_size: int, shuffle: bool, seed: int,
             callbacks: list[Callback]) -> list[dict]:
+        """Train from the current position (0, or where a checkpoint left off) to ``epochs``."""
         train, val = splits["train"], splits.get("val")
         steps = math.ceil(len(train) / batch_size)
         history: list[dict] = []
+        self.callbacks = list(callbacks)
         for cb in callbacks:
             cb.on_train_begin(self)
         for epoch in range(self.epoch + 1, epochs + 1):
@@ -118,7 +174,7 @@ class Trainer:
                 logs.update(self.evaluate(val, batch_size, prefix="val_"))
             logs["lr"] = self.optimizer.learning_rate
             logs["seconds"] = time.perf_counter() - started
-            self.epoch = epoch
+            self.epoch, self.step_in_epoch, self.totals = epoch, 0, None
             history.append({"epoch": epoch, **logs})
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)

@@ -35,13 +35,31 @@ def check_output(spec: RunSpec, model) -> None:
         )
 
 
+# A batch whose largest layer output would exceed this is refused before training.
+MAX_ACTIVATION_BYTES = 4 << 30
+
+
+def check_activation_size(spec: RunSpec, model) -> None:
+    itemsize = 8 if spec.train["dtype"] == "float64" else 4
+    for layer in model.layers:
+        need = int(np.prod(layer.output_shape, dtype=np.int64)) * spec.train["batch_size"] * itemsize
+        if need > MAX_ACTIVATION_BYTES:
+            where = spec.source.where(("train", "batch_size")) if spec.source else None
+            raise ConfigError(
+                f"a batch of {spec.train['batch_size']} would need {need / 2**30:.1f} GiB for the output of layer "
+                f"{layer.name!r} {layer.output_shape}; use a smaller batch_size or model",
+                key="train.batch_size", where=where,
+            )
+
+
 def build_session(spec: RunSpec, *, initial_weights: bool = True) -> Session:
     """Model with weights (initialised from the seed, then ``model.weights`` if given) and a trainer."""
     model = build_model(spec.model, spec.source)
     check_output(spec, model)
+    check_activation_size(spec, model)
     model.allocate(np.dtype(spec.train["dtype"]), spec.seed)
     model.set_backend(get_backend(spec.train["backend"]), spec.seed)
-    set_threads(spec.train["threads"])
+    threads = set_threads(spec.train["threads"])
     loss = LOSSES.get(spec.compile["loss"])()
     fused = loss.fuses is not None and model.fuse_output_activation(loss.fuses)
     units = model.output_shape[0]
@@ -51,7 +69,9 @@ def build_session(spec: RunSpec, *, initial_weights: bool = True) -> Session:
     if initial_weights and spec.model.weights:
         ckpt = load_checkpoint(spec.model.weights)
         apply_weights(model, ckpt.weights(), spec.model.weights)
-    return Session(spec, model, Trainer(model, loss, metrics, optimizer, fused))
+    trainer = Trainer(model, loss, metrics, optimizer, fused)
+    trainer.threads = threads
+    return Session(spec, model, trainer)
 
 
 def load_data(session: Session) -> dict[str, Split]:

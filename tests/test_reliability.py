@@ -1,0 +1,204 @@
+"""Resume == uninterrupted, bit for bit: after SIGKILL (also mid checkpoint write), SIGTERM, or a damaged checkpoint."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kerascli.cli import cli
+
+CONFIG = """
+name: rel
+seed: 5
+data: {dataset: synthetic_classification, samples: 240, features: 8, classes: 3, validation_split: 0.2}
+model:
+  input_shape: [8]
+  layers:
+    - {type: Dense, units: 16, activation: relu}
+    - {type: Dropout, rate: 0.3}
+    - {type: BatchNormalization}
+    - {type: Dense, units: 3, activation: softmax}
+compile: {optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy]}
+train: {epochs: 4, batch_size: 16, deterministic: true}
+checkpoint: {every_steps: 1, keep: 3}
+"""
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "rel.yaml"
+    path.write_text(CONFIG)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(config, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("full")
+    result = CliRunner().invoke(cli, ["train", config, "--runs-dir", str(runs), "-q"])
+    assert result.exit_code == 0, result.output
+    return final_state(runs / "rel")
+
+
+def final_state(run):
+    """Weights, optimizer state and RNG states of the finished run (everything but timings)."""
+    with np.load(run / "checkpoints" / "last.npz") as z:
+        return {k: z[k].copy() for k in z.files if not k.startswith(("_state", "_checksum"))}
+
+
+def assert_identical(a, b):
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+
+
+def metrics_rows(run):
+    rows = (run / "metrics.csv").read_text().splitlines()
+    return [",".join(r.split(",")[:-1]) for r in rows]  # all but the seconds column
+
+
+def start(config, runs):
+    return subprocess.Popen(
+        [sys.executable, "-m", "kerascli", "train", config, "--runs-dir", str(runs), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_for(predicate, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.001)
+    raise AssertionError("timed out")
+
+
+def step_files(run):
+    folder = run / "checkpoints"
+    return [f for f in os.listdir(folder) if f.startswith("step-")] if folder.exists() else []
+
+
+def resume(config, runs):
+    result = CliRunner().invoke(cli, ["train", config, "--runs-dir", str(runs), "-q", "--resume"])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.mark.parametrize("kill_after_steps", [1, 7, 31])
+def test_sigkill_then_resume_is_bit_identical(config, uninterrupted, tmp_path, kill_after_steps):
+    run = tmp_path / "rel"
+    proc = start(config, tmp_path)
+    seen = wait_for(lambda: any(int(f[5:14]) >= kill_after_steps for f in step_files(run)), proc)
+    assert seen, proc.communicate()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resume(config, tmp_path)
+    assert_identical(final_state(run), uninterrupted)
+
+
+def test_sigkill_during_a_checkpoint_write(config, uninterrupted, tmp_path):
+    run = tmp_path / "rel"
+    folder = run / "checkpoints"
+    proc = start(config, tmp_path)
+
+    def writing():
+        return folder.exists() and len(step_files(run)) >= 3 and any(f.endswith(".tmp") for f in os.listdir(folder))
+
+    assert wait_for(writing, proc), "never saw a checkpoint being written"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resume(config, tmp_path)
+    assert not [f for f in os.listdir(folder) if f.endswith(".tmp")]  # the half-written file was cleared
+    assert_identical(final_state(run), uninterrupted)
+
+
+def test_sigterm_checkpoints_and_exits_143(config, uninterrupted, tmp_path):
+    run = tmp_path / "rel"
+    proc = start(config, tmp_path)
+    assert wait_for(lambda: len(step_files(run)) >= 2, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM" in err and "resume with: kerascli train" in err and "--resume" in err
+    assert "Traceback" not in err
+    resume(config, tmp_path)
+    assert_identical(final_state(run), uninterrupted)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_newest_checkpoint_falls_back(config, uninterrupted, tmp_path, damage):
+    run = tmp_path / "rel"
+    proc = start(config, tmp_path)
+    assert wait_for(lambda: len(step_files(run)) >= 3, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    newest = run / "checkpoints" / max(step_files(run))
+    data = bytearray(newest.read_bytes())
+    if damage == "truncate":
+        newest.write_bytes(bytes(data[: len(data) // 2]))
+    else:
+        data[len(data) // 2] ^= 0xFF
+        newest.write_bytes(bytes(data))
+    result = resume(config, tmp_path)
+    assert "skipping a damaged checkpoint" in result.output and newest.name in result.output
+    assert_identical(final_state(run), uninterrupted)
+
+
+def test_resume_across_epochs_and_metrics_history(config, uninterrupted, tmp_path):
+    result = CliRunner().invoke(cli, ["train", config, "--runs-dir", str(tmp_path), "-q", "--set", "train.epochs=2"])
+    assert result.exit_code == 0, result.output
+    resume(config, tmp_path)
+    assert_identical(final_state(tmp_path / "rel"), uninterrupted)
+    full = tmp_path / "full"
+    CliRunner().invoke(cli, ["train", config, "--runs-dir", str(full), "-q"])
+    assert metrics_rows(tmp_path / "rel") == metrics_rows(full / "rel")
+
+
+def test_resume_auto_starts_fresh_and_plain_resume_needs_a_run(config, tmp_path):
+    result = CliRunner().invoke(cli, ["train", config, "--runs-dir", str(tmp_path), "-q", "--resume"])
+    assert result.exit_code == 2 and "nothing to resume" in result.output
+    result = CliRunner().invoke(cli, ["train", config, "--runs-dir", str(tmp_path), "-q", "--resume", "auto",
+                                      "--set", "train.epochs=1"])
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(tmp_path)) == ["rel"]
+    result = CliRunner().invoke(cli, ["resume", str(tmp_path / "rel"), "-q"])
+    assert result.exit_code == 0, result.output
+
+
+def test_resume_refuses_a_different_config(config, tmp_path):
+    CliRunner().invoke(cli, ["train", config, "--runs-dir", str(tmp_path), "-q", "--set", "train.epochs=1"])
+    result = CliRunner().invoke(cli, ["train", config, "--runs-dir", str(tmp_path), "-q", "--resume",
+                                      "--set", "model.layers[0].units=8"])
+    assert result.exit_code == 2 and "differs from the run being resumed at model.layers.0.units" in result.output
+
+
+def test_deterministic_resume_insists_on_the_thread_count(config, tmp_path):
+    CliRunner().invoke(cli, ["train", config, "--runs-dir", str(tmp_path), "-q", "--set", "train.epochs=1",
+                             "--threads", "2"])
+    result = CliRunner().invoke(cli, ["train", config, "--runs-dir", str(tmp_path), "-q", "--resume",
+                                      "--threads", "1"])
+    assert result.exit_code == 2 and "resume with --threads 2" in result.output
+    from kerascli.train.threads import set_threads
+
+    set_threads(0)
+
+
+def test_nan_loss_stops_naming_the_step(tmp_path, write_config):
+    path = write_config(CONFIG.replace("optimizer: adam", "optimizer: {type: sgd, learning_rate: 1.0e+30}")
+                        .replace("checkpoint: {every_steps: 1, keep: 3}", ""))
+    result = CliRunner().invoke(cli, ["train", path, "--runs-dir", str(tmp_path), "-q"])
+    assert result.exit_code == 1
+    assert "loss became nan at epoch" in result.output and "step" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_step_checkpoints_keep_the_newest(config, tmp_path):
+    CliRunner().invoke(cli, ["train", config, "--runs-dir", str(tmp_path), "-q", "--set", "train.epochs=1"])
+    steps = sorted(step_files(tmp_path / "rel"))
+    assert len(steps) == 3 and steps[-1] == "step-000000012.npz"
