@@ -29,6 +29,7 @@ from kerascli.runs.atomic import atomic_write, atomic_write_text
 from kerascli.runs.checkpoint import Checkpoint, apply_training_state, apply_weights, load_checkpoint
 from kerascli.runs.resume import check_same_run, newest_good_checkpoint
 from kerascli.runs.rundir import create_run_dir, write_metrics_csv
+from kerascli.train.loop import TrainingDiverged
 from kerascli.train.session import Session, build_session, load_data
 from kerascli.ui.progress import PlainProgress, RichProgress, print_results
 from kerascli.ui.summary import summary_table, summary_text, totals_text
@@ -100,9 +101,7 @@ def train(config_path: str, overrides: list[str], name: str | None, runs_dir: st
 
     stop.install()
     try:
-        # overflow on the way to a NaN loss is reported by the loop, naming the step, not as numpy warnings
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            trainer.fit(splits, epochs, spec.train["batch_size"], spec.train["shuffle"], spec.seed, callbacks)
+        fit_with_rollback(spec, trainer, splits, callbacks, checkpoint)
     except TrainingInterrupted as exc:
         resume_cmd = f"kerascli train {config_path} --resume --name {spec.name} --runs-dir {runs_dir}"
         raise TrainingInterrupted(exc.signum, trainer, exc.path, hint=f"resume with: {resume_cmd}") from None
@@ -148,11 +147,42 @@ def train(config_path: str, overrides: list[str], name: str | None, runs_dir: st
     return run_dir
 
 
-def find_resume_point(run_dir: str, resume: str, console: Console) -> Checkpoint | None:
-    def warn(message):
-        Console(stderr=True, highlight=False).print(f"warning: {message}", soft_wrap=True)
+MAX_ROLLBACKS = 3
 
-    ckpt = newest_good_checkpoint(run_dir, warn)
+
+def fit_with_rollback(spec: RunSpec, trainer, splits, callbacks, checkpoint: ModelCheckpoint) -> None:
+    """fit; with train.on_nan: rollback, a NaN/Inf loss sends training back to the last epoch
+    checkpoint (last.npz) with the learning rate halved, at most MAX_ROLLBACKS times."""
+    rollbacks = 0
+    while True:
+        try:
+            # overflow on the way to a NaN loss is reported by the loop, naming the step, not as numpy warnings
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                trainer.fit(splits, spec.train["epochs"], spec.train["batch_size"], spec.train["shuffle"],
+                            spec.seed, callbacks)
+            return
+        except TrainingDiverged as exc:
+            if spec.train["on_nan"] != "rollback":
+                raise
+            if rollbacks == MAX_ROLLBACKS or not os.path.exists(checkpoint.last_path):
+                why = "no epoch checkpoint yet" if rollbacks < MAX_ROLLBACKS else f"{MAX_ROLLBACKS} rollbacks"
+                raise TrainingDiverged(f"{exc}; not rolling back ({why})") from None
+            ckpt = load_checkpoint(checkpoint.last_path)
+            apply_weights(trainer.model, ckpt.weights(), ckpt.path)
+            apply_training_state(trainer.model, trainer.optimizer, ckpt)
+            trainer.restore(ckpt.state, callbacks)
+            trainer.optimizer.config["learning_rate"] /= 2
+            rollbacks += 1
+            _warn(f"{exc}; rolled back to the end of epoch {trainer.epoch} with learning rate "
+                  f"{trainer.optimizer.learning_rate:g}")
+
+
+def _warn(message: str) -> None:
+    Console(stderr=True, highlight=False).print(f"warning: {message}", soft_wrap=True)
+
+
+def find_resume_point(run_dir: str, resume: str, console: Console) -> Checkpoint | None:
+    ckpt = newest_good_checkpoint(run_dir, _warn)
     if ckpt is None and resume != "auto":
         what = "no run directory" if not os.path.isdir(run_dir) else "no usable checkpoint"
         raise ConfigError(f"nothing to resume: {what} at {run_dir} (use --resume auto to start fresh then)")

@@ -202,3 +202,29 @@ def test_step_checkpoints_keep_the_newest(config, tmp_path):
     CliRunner().invoke(cli, ["train", config, "--runs-dir", str(tmp_path), "-q", "--set", "train.epochs=1"])
     steps = sorted(step_files(tmp_path / "rel"))
     assert len(steps) == 3 and steps[-1] == "step-000000012.npz"
+
+
+DIVERGING = """
+name: nan
+seed: 1
+data: {dataset: synthetic_regression, samples: 1000, features: 10, validation_split: 0.1}
+model:
+  input_shape: [10]
+  layers:
+    - {type: Dense, units: 1}
+compile: {optimizer: {type: sgd, learning_rate: 0.9}, loss: mse}
+train: {epochs: 10, batch_size: 32}
+"""
+
+
+def test_nan_rollback_lowers_the_learning_rate_and_finishes(tmp_path, write_config):
+    path = write_config(DIVERGING)  # lr 0.9 diverges for this data during epoch 7; 0.45 converges
+    result = CliRunner().invoke(cli, ["train", path, "--runs-dir", str(tmp_path / "a"), "-q"])
+    assert result.exit_code == 1 and "loss became inf at epoch 7" in result.output
+    result = CliRunner().invoke(cli, ["train", path, "--runs-dir", str(tmp_path / "b"), "-q",
+                                      "--set", "train.on_nan=rollback"])
+    assert result.exit_code == 0, result.output
+    assert "rolled back to the end of epoch 6 with learning rate 0.45" in result.output
+    rows = (tmp_path / "b" / "nan" / "metrics.csv").read_text().splitlines()
+    lr = [float(r.split(",")[-2]) for r in rows[1:]]
+    assert len(lr) == 10 and lr[:6] == [0.9] * 6 and lr[6:] == [0.45] * 4

@@ -36,6 +36,8 @@ TRAIN_PARAMS = {
     "backend": Param("str", "cpu", choices=("cpu", "reference")),
     "threads": Param("int", 0, min=0, max=1024, doc="threads for kernels and BLAS; 0 uses every core"),
     "deterministic": Param("bool", False, doc="refuse to resume on another thread count (bit-identical weights)"),
+    "on_nan": Param("str", "stop", choices=("stop", "rollback"),
+                    doc="when the loss turns NaN/Inf: stop, or go back to the last epoch checkpoint with half the lr"),
 }
 CHECKPOINT_PARAMS = {
     "monitor": Param("str", "val_loss", doc="metric that decides best.npz"),

@@ -7,8 +7,9 @@ Keys:
   has ``gamma``, ``beta``, ``moving_mean``, ``moving_variance``);
 * ``_format``: ``"kerascli-checkpoint-1"``; ``_config``: the resolved config as
   JSON text; ``_epoch``: epochs completed;
-* ``_optimizer/iterations`` and ``_optimizer/<slot>/<layer>/<weight>`` (Adam's
-  ``m`` and ``v``, SGD's ``velocity``);
+* ``_optimizer/iterations``, ``_optimizer/learning_rate`` (lowered after a
+  NaN rollback) and ``_optimizer/<slot>/<layer>/<weight>`` (Adam's ``m`` and
+  ``v``, SGD's ``velocity``);
 * ``_rng/<layer>``: JSON text of the random generator state of each layer;
 * ``_state``: JSON text of the training position (epoch, step inside the
   epoch, global step, the epoch's running totals), callback state (best
@@ -87,6 +88,7 @@ def checkpoint_arrays(model, optimizer, config: dict, epoch: int, state: dict | 
     arrays["_epoch"] = np.array(epoch, dtype=np.int64)
     if optimizer is not None:
         arrays["_optimizer/iterations"] = np.array(optimizer.iterations, dtype=np.int64)
+        arrays["_optimizer/learning_rate"] = np.array(optimizer.learning_rate, dtype=np.float64)
         for slot, flat in optimizer.slots.items():
             for key, _, spec in model.weight_items(trainable_only=True):
                 arrays[f"_optimizer/{slot}/{key}"] = flat[model.slices[key]].reshape(spec.shape)
@@ -162,6 +164,8 @@ def apply_training_state(model, optimizer, ckpt: Checkpoint) -> None:
                     raise CheckpointError(f"{ckpt.path}: optimizer state {name!r} is missing or has the wrong shape")
                 flat[model.slices[key]] = arrays[name].ravel()
         optimizer.iterations = int(arrays["_optimizer/iterations"])
+        if "_optimizer/learning_rate" in arrays:
+            optimizer.config["learning_rate"] = float(arrays["_optimizer/learning_rate"])
     for layer in model.layers:
         name = f"_rng/{layer.name}"
         if layer.rng is not None and name in arrays:
