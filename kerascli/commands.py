@@ -66,12 +66,12 @@ def train(config_path: str, overrides: list[str], name: str | None, runs_dir: st
 
     run_dir = os.path.join(runs_dir, spec.name)
     ckpt = find_resume_point(run_dir, resume, console) if resume else None
+    check_free_space(runs_dir, model)
     if ckpt is None:
         run_dir = create_run_dir(runs_dir, spec.name)
     else:
         check_same_run(ckpt.config, config, ckpt, trainer.threads)
         check_writable(run_dir)
-    check_free_space(run_dir, model)
     atomic_write_text(os.path.join(run_dir, "config.yaml"), _dump_yaml(config))
     atomic_write_text(os.path.join(run_dir, "model_summary.txt"), summary_text(model, spec.name))
 
@@ -199,12 +199,15 @@ def check_writable(run_dir: str) -> None:
         raise KerascliError(f"run directory {run_dir} is not writable: {exc.strerror}") from None
 
 
-def check_free_space(run_dir: str, model) -> None:
+def check_free_space(folder: str, model) -> None:
     """Refuse to start when the disk cannot hold a few checkpoints (weights + optimizer state)."""
     need = 4 * 3 * (model.param_buffer.nbytes + model.state_buffer.nbytes) + (1 << 20)
-    free = shutil.disk_usage(run_dir).free
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    free = shutil.disk_usage(existing).free
     if free < need:
-        raise KerascliError(f"only {free / 2**20:.1f} MiB free under {run_dir}; checkpoints need about "
+        raise KerascliError(f"only {free / 2**20:.1f} MiB free under {folder}; checkpoints need about "
                             f"{need / 2**20:.1f} MiB")
 
 

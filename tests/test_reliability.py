@@ -228,3 +228,38 @@ def test_nan_rollback_lowers_the_learning_rate_and_finishes(tmp_path, write_conf
     rows = (tmp_path / "b" / "nan" / "metrics.csv").read_text().splitlines()
     lr = [float(r.split(",")[-2]) for r in rows[1:]]
     assert len(lr) == 10 and lr[:6] == [0.9] * 6 and lr[6:] == [0.45] * 4
+
+
+def test_storage_problems_are_reported_before_or_during_training(tmp_path, small_config, monkeypatch):
+    from collections import namedtuple
+
+    from kerascli import commands
+    from kerascli.runs import atomic
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(cli, ["train", small_config, "--runs-dir", str(blocker / "runs"), "-q"])
+    assert result.exit_code == 1 and "cannot create runs directory" in result.output
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(commands.shutil, "disk_usage", lambda path: usage(10, 10, 1000))
+    result = CliRunner().invoke(cli, ["train", small_config, "--runs-dir", str(tmp_path / "full"), "-q"])
+    assert result.exit_code == 1 and "MiB free under" in result.output
+    assert not (tmp_path / "full").exists() or not os.listdir(tmp_path / "full")
+    monkeypatch.undo()
+
+    real_write, calls = atomic.atomic_write, []
+
+    def failing(path, write):
+        calls.append(path)
+        if path.endswith(".npz") and len(calls) > 6:
+            raise OSError(28, "No space left on device")
+        return real_write(path, write)
+
+    monkeypatch.setattr(atomic, "atomic_write", failing)
+    monkeypatch.setattr("kerascli.runs.checkpoint.atomic_write", failing)
+    result = CliRunner().invoke(cli, ["train", small_config, "--runs-dir", str(tmp_path / "disk"), "-q",
+                                      "--set", "checkpoint.every_steps=1"])
+    assert result.exit_code == 1, result.output
+    assert "No space left on device" in result.output and "checkpoints already written are intact" in result.output
+    assert "Traceback" not in result.output
