@@ -27,6 +27,7 @@ import json
 import os
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -41,28 +42,26 @@ class Checkpoint:
     path: str
     arrays: dict[str, np.ndarray]
 
-    @property
-    def config(self) -> dict | None:
-        if "_config" not in self.arrays:
+    def _json(self, key: str, what: str):
+        if key not in self.arrays:
             return None
         try:
-            return json.loads(str(self.arrays["_config"]))
+            return json.loads(str(self.arrays[key]))
         except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{self.path}: the stored config is not valid JSON ({exc})") from None
+            raise CheckpointError(f"{self.path}: the stored {what} is not valid JSON ({exc})") from None
+
+    @cached_property
+    def config(self) -> dict | None:
+        return self._json("_config", "config")
+
+    @cached_property
+    def state(self) -> dict:
+        """Training position and callback state saved with the checkpoint ({} when absent)."""
+        return self._json("_state", "training state") or {}
 
     @property
     def epoch(self) -> int:
         return int(self.arrays["_epoch"]) if "_epoch" in self.arrays else 0
-
-    @property
-    def state(self) -> dict:
-        """Training position and callback state saved with the checkpoint ({} when absent)."""
-        if "_state" not in self.arrays:
-            return {}
-        try:
-            return json.loads(str(self.arrays["_state"]))
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{self.path}: the stored training state is not valid JSON ({exc})") from None
 
     @property
     def global_step(self) -> int:
