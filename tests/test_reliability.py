@@ -1,6 +1,7 @@
 """Resume == uninterrupted, bit for bit: after SIGKILL (also mid checkpoint write), SIGTERM, or a damaged checkpoint."""
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -90,7 +91,7 @@ def resume(config, runs):
     return result
 
 
-@pytest.mark.parametrize("kill_after_steps", [1, 7, 31])
+@pytest.mark.parametrize("kill_after_steps", [1, 7, 31, random.Random(20261127).randint(2, 47)])
 def test_sigkill_then_resume_is_bit_identical(config, uninterrupted, tmp_path, kill_after_steps):
     run = tmp_path / "rel"
     proc = start(config, tmp_path)
@@ -118,17 +119,25 @@ def test_sigkill_during_a_checkpoint_write(config, uninterrupted, tmp_path):
     assert_identical(final_state(run), uninterrupted)
 
 
-def test_sigterm_checkpoints_and_exits_143(config, uninterrupted, tmp_path):
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGUSR1, 138)])
+def test_signal_checkpoints_and_exits(config, uninterrupted, tmp_path, sig, code):
     run = tmp_path / "rel"
     proc = start(config, tmp_path)
     assert wait_for(lambda: len(step_files(run)) >= 2, proc)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
-    assert "stopped by SIGTERM" in err and "resume with: kerascli train" in err and "--resume" in err
-    assert "Traceback" not in err
+    assert proc.returncode == code, err
+    assert f"stopped by {sig.name}" in err and "resume with: kerascli train" in err and "--resume" in err
+    assert "Traceback" not in err and err.count("\n") == 1
     resume(config, tmp_path)
     assert_identical(final_state(run), uninterrupted)
+
+
+def test_same_config_and_seed_give_bit_identical_weights(config, uninterrupted, tmp_path):
+    proc = start(config, tmp_path)  # another process, same machine and thread count
+    proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    assert_identical(final_state(tmp_path / "rel"), uninterrupted)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
