@@ -136,13 +136,15 @@ class Trainer:
         return np.concatenate(parts) if parts else np.zeros((0,) + self.model.output_shape, self.model.dtype)
 
     def train_epoch(self, train: Split, batch_size: int, order: np.ndarray, epoch: int,
-                    callbacks: list[Callback] = ()) -> dict[str, float]:
-        """Train on ``train`` in ``order`` from batch ``step_in_epoch`` on; returns the epoch's means."""
-        names = ["loss"] + [m.name for m in self.metrics]
-        if self.totals is None or not self.step_in_epoch:
-            self.totals = Totals(names)
-        start = self.step_in_epoch
-        for step, (x, t) in enumerate(batches(train, batch_size, order[start * batch_size :]), start=start + 1):
+                    callbacks: list[Callback] = (), start_step: int = 0) -> dict[str, float]:
+        """Train on ``train`` in ``order`` from batch ``start_step`` on; returns the epoch's means.
+
+        Resuming mid-epoch (``start_step`` > 0) continues the running sums in ``self.totals``.
+        """
+        if not start_step or self.totals is None:
+            self.totals = Totals(["loss"] + [m.name for m in self.metrics])
+        batches_left = batches(train, batch_size, order[start_step * batch_size :])
+        for step, (x, t) in enumerate(batches_left, start=start_step + 1):
             value = self.train_step(x, t, self.totals)
             if not math.isfinite(value):
                 raise TrainingDiverged(
@@ -169,7 +171,7 @@ class Trainer:
                 cb.on_epoch_begin(epoch, steps)
             started = time.perf_counter()
             order = epoch_order(len(train), seed, epoch, shuffle)
-            logs = self.train_epoch(train, batch_size, order, epoch, callbacks)
+            logs = self.train_epoch(train, batch_size, order, epoch, callbacks, start_step=self.step_in_epoch)
             if val is not None:
                 logs.update(self.evaluate(val, batch_size, prefix="val_"))
             logs["lr"] = self.optimizer.learning_rate
