@@ -8,6 +8,7 @@ layer reads and writes in place (``out=`` or ``[...] =``), never rebinds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -84,7 +85,7 @@ class Layer:
         batch reuses the same memory.
         """
         dtype = np.dtype(dtype or self.dtype)
-        size = int(np.prod(shape))
+        size = math.prod(shape)  # not np.prod: this runs several times per layer per step
         flat = self._workspace.get(name)
         if flat is None or flat.size < size or flat.dtype != dtype:
             flat = aligned_empty(size, dtype)
