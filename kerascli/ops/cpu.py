@@ -476,15 +476,21 @@ def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, out, ar
 @_parallel_kernel(lambda dy, *rest: dy.size)
 def max_pool_backward(dy, arg, ph, pw, sh, sw, pad_top, pad_left, out):
     n, out_h, out_w, c = dy.shape
+    # window place -> (row, column) offset, looked up instead of a division per value
+    row_of = np.empty(ph * pw, dtype=np.int64)
+    col_of = np.empty(ph * pw, dtype=np.int64)
+    for k in range(ph * pw):
+        row_of[k] = k // pw
+        col_of[k] = k % pw
     for b in prange(n):
         out[b] = 0
         for oy in range(out_h):
+            y0 = oy * sh - pad_top
             for ox in range(out_w):
+                x0 = ox * sw - pad_left
                 for ch in range(c):
                     k = arg[b, oy, ox, ch]
-                    yy = oy * sh + k // pw - pad_top
-                    xx = ox * sw + k % pw - pad_left
-                    out[b, yy, xx, ch] += dy[b, oy, ox, ch]
+                    out[b, y0 + row_of[k], x0 + col_of[k], ch] += dy[b, oy, ox, ch]
     return out
 
 
