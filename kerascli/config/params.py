@@ -116,7 +116,7 @@ class Checker:
             items = [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
             if not isinstance(items, list) or len(items) != 2:
                 raise self.error(path, f"expected an integer or a list of two integers, got {_describe(value)}")
-            for i, item in enumerate(items):
+            for item in items:
                 if isinstance(item, bool) or not isinstance(item, int):
                     raise self.error(path, f"expected integers, got {_describe(item)}")
                 self._range(item, param, path)

@@ -212,7 +212,7 @@ def _resolve_model(check: Checker, raw: Any) -> ModelSpec:
         cls = LAYERS.get(type_name)
         fixed = ("type", "name") if sequential else ("type", "name", "inputs")
         params = check.params(item, cls.PARAMS, p, fixed=fixed)
-        params = cls.resolve_params(params, lambda key, msg: check.error(p + (key,), msg))
+        params = cls.resolve_params(params, lambda key, msg, p=p: check.error(p + (key,), msg))
         if "name" in item:
             name = check.value(item["name"], Param("str"), p + ("name",))
             if not NAME_RE.match(name):
