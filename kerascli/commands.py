@@ -112,6 +112,9 @@ def train(config_path: str, overrides: list[str], name: str | None, runs_dir: st
         ) from None
     finally:
         stop.uninstall()
+        for cb in callbacks:  # a live progress display must give the terminal back, also on errors
+            if isinstance(cb, RichProgress):
+                cb.close()
     history = metrics.history
     train_seconds = sum(row["seconds"] for row in history)
 

@@ -62,6 +62,9 @@ class RichProgress(Callback):
         self.progress.update(self.task, logs=format_logs(logs))
 
     def on_train_end(self, logs):
+        self.close()
+
+    def close(self):
         self.progress.stop()
 
 
