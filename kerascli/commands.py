@@ -67,11 +67,15 @@ def train(config_path: str, overrides: list[str], name: str | None, runs_dir: st
     run_dir = os.path.join(runs_dir, spec.name)
     ckpt = find_resume_point(run_dir, resume, console) if resume else None
     check_free_space(runs_dir, model)
-    if ckpt is None:
-        run_dir = create_run_dir(runs_dir, spec.name)
-    else:
+    if ckpt is not None:
         check_same_run(ckpt.config, config, ckpt, trainer.threads)
         check_writable(run_dir)
+    elif resume == "auto" and os.path.isdir(run_dir):
+        # a requeued job that died before its first checkpoint starts again in the same directory
+        check_writable(run_dir)
+        os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
+    else:
+        run_dir = create_run_dir(runs_dir, spec.name)
     atomic_write_text(os.path.join(run_dir, "config.yaml"), _dump_yaml(config))
     atomic_write_text(os.path.join(run_dir, "model_summary.txt"), summary_text(model, spec.name))
 
@@ -144,8 +148,8 @@ def train(config_path: str, overrides: list[str], name: str | None, runs_dir: st
         "command": sys.argv,
     }
     atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2) + "\n")
-    print_results(console, evaluation, f"{spec.name}: {which} checkpoint (epoch "
-                  f"{checkpoint.best_epoch if which == 'best' else len(history)})", rich)
+    epoch = checkpoint.best_epoch if which == "best" else len(history)
+    print_results(console, evaluation, f"{which} checkpoint, epoch {epoch}", rich)
     console.print(f"saved to {run_dir}", highlight=False)
     return run_dir
 

@@ -178,6 +178,13 @@ def test_resume_auto_starts_fresh_and_plain_resume_needs_a_run(config, tmp_path)
     assert sorted(os.listdir(tmp_path)) == ["rel"]
     result = CliRunner().invoke(cli, ["resume", str(tmp_path / "rel"), "-q"])
     assert result.exit_code == 0, result.output
+    # a job killed before its first checkpoint: the requeued one starts over in the same directory
+    for name in os.listdir(tmp_path / "rel" / "checkpoints"):
+        os.unlink(tmp_path / "rel" / "checkpoints" / name)
+    result = CliRunner().invoke(cli, ["train", config, "--runs-dir", str(tmp_path), "-q", "--resume", "auto",
+                                      "--set", "train.epochs=1"])
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(tmp_path)) == ["rel"]
 
 
 def test_resume_refuses_a_different_config(config, tmp_path):
