@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kerascli.config.params import Param
+from kerascli.ops import workers
 from kerascli.registry import OPTIMIZERS
 
 
@@ -49,9 +50,10 @@ class SGD(Optimizer):
     SLOTS = ("velocity",)
 
     def apply(self, params, grads):
-        c, f = self.config, self.scalar
-        self.ops.sgd_update(params, grads, self.slots["velocity"], f(c["learning_rate"]), f(c["momentum"]),
-                            c["nesterov"])
+        c, f, velocity = self.config, self.scalar, self.slots["velocity"]
+        lr, momentum = f(c["learning_rate"]), f(c["momentum"])
+        workers.run(lambda i, lo, hi: self.ops.sgd_update(params[lo:hi], grads[lo:hi], velocity[lo:hi], lr, momentum,
+                                                          c["nesterov"]), params.size, params.size)
 
 
 @OPTIMIZERS.register("adam", "Adam")
@@ -68,5 +70,7 @@ class Adam(Optimizer):
         c, f, t = self.config, self.scalar, self.iterations
         # Keras folds the bias corrections of m and v into the step size
         alpha = c["learning_rate"] * np.sqrt(1 - c["beta_2"] ** t) / (1 - c["beta_1"] ** t)
-        self.ops.adam_update(params, grads, self.slots["m"], self.slots["v"], f(alpha), f(1 - c["beta_1"]),
-                             f(1 - c["beta_2"]), f(c["epsilon"]))
+        m, v = self.slots["m"], self.slots["v"]
+        scalars = f(alpha), f(1 - c["beta_1"]), f(1 - c["beta_2"]), f(c["epsilon"])
+        workers.run(lambda i, lo, hi: self.ops.adam_update(params[lo:hi], grads[lo:hi], m[lo:hi], v[lo:hi], *scalars),
+                    params.size, params.size)

@@ -16,6 +16,7 @@ import numpy as np
 
 from kerascli.config.params import Param
 from kerascli.graph.memory import aligned_empty
+from kerascli.ops import workers
 from kerascli.registry import LAYERS
 
 
@@ -48,6 +49,9 @@ class Layer:
     type_name = "Layer"
     PARAMS: dict[str, Param] = {}
     n_inputs = 1  # 0 means "two or more" (merge layers)
+    # True for layers whose own kernels (not BLAS) do most of the work: a model with
+    # one runs batch-parallel (see kerascli.train.threads.set_threads)
+    batch_parallel = False
 
     def __init__(self, name: str, config: dict):
         self.name = name
@@ -122,3 +126,12 @@ class ActivatedLayer(Layer):
     def fuse_output(self) -> None:
         self.fused_output = True
         self.act = 0
+
+    def activation_backward(self, dy2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient through the activation (rows split across threads) and its column sums."""
+        y, dz = self._y, self.workspace("dz", self._y.shape)
+
+        def part(i, lo, hi):
+            return self.ops.bias_activation_backward(dy2[lo:hi], y[lo:hi], self.act, dz[lo:hi])[1]
+
+        return dz, sum(workers.run(part, len(y), y.size))

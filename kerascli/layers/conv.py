@@ -7,15 +7,8 @@ import numpy as np
 from kerascli.config.params import Param
 from kerascli.graph.layer import ActivatedLayer, ShapeError, register_layer
 from kerascli.layers.core import empty_bias
-from kerascli.ops import conv_geometry
+from kerascli.ops import conv_geometry, workers
 from kerascli.registry import ACTIVATIONS, INITIALIZERS
-
-
-def numba_threads() -> int:
-    """Threads a parallel kernel may use (the reference backend ignores it)."""
-    import numba
-
-    return numba.get_num_threads()
 
 
 def spatial_geometry(layer_name, input_shape, kernel, strides, padding):
@@ -35,6 +28,7 @@ def spatial_geometry(layer_name, input_shape, kernel, strides, padding):
 
 @register_layer("Conv2D", "Convolution2D")
 class Conv2D(ActivatedLayer):
+    batch_parallel = True
     PARAMS = {
         "filters": Param("int", min=1),
         "kernel_size": Param("pair", min=1),
@@ -70,12 +64,12 @@ class Conv2D(ActivatedLayer):
     # large batch never materialises its whole patch matrix.
     CHUNK_BYTES = 1 << 20
 
-    def _chunks(self, n):
+    def _chunks(self, lo, hi):
         rows = self.out_h * self.out_w
         per_image = rows * self.patch_size * np.dtype(self.dtype).itemsize
         step = max(1, self.CHUNK_BYTES // per_image)
-        for start in range(0, n, step):
-            stop = min(n, start + step)
+        for start in range(lo, hi, step):
+            stop = min(hi, start + step)
             yield start, stop, slice(start * rows, stop * rows)
 
     @property
@@ -83,9 +77,10 @@ class Conv2D(ActivatedLayer):
         kh, kw = self.config["kernel_size"]
         return kh * kw * self.in_shape[2]
 
-    def _patches(self, x, start, stop):
+    def _patches(self, x, start, stop, part):
         rows = (stop - start) * self.out_h * self.out_w
-        return self.ops.im2col(x[start:stop], *self._geometry(), self.workspace("cols", (rows, self.patch_size)))
+        out = self.workspace(f"cols{part}", (rows, self.patch_size))
+        return self.ops.im2col(x[start:stop], *self._geometry(), out)
 
     # Up to this many values per patch (kh*kw*channels), convolution runs
     # directly (conv2d_direct) instead of as a GEMM over patches.
@@ -95,56 +90,64 @@ class Conv2D(ActivatedLayer):
     def direct(self):
         return self.patch_size <= self.DIRECT_MAX_PATCH
 
+    def _work(self, n):
+        return n * self.out_h * self.out_w * self.patch_size * self.config["filters"]
+
     def forward(self, x, training):
+        """Images are split across threads; each builds patches of a few images at a time."""
         x = np.ascontiguousarray(x)
         n, filters = x.shape[0], self.config["filters"]
+        kh, kw, sh, sw, pt, pl, oh, ow = self._geometry()
         bias = self.params["bias"] if "bias" in self.params else empty_bias(x.dtype)
-        y = self.workspace("y", (n * self.out_h * self.out_w, filters))
-        if self.direct:
-            kh, kw, sh, sw, pt, pl, oh, ow = self._geometry()
-            self.ops.conv2d_direct(x, self.params["kernel"], bias, self.act, sh, sw, pt, pl, oh, ow,
-                                   y.reshape(n, oh, ow, filters))
-            self._x, self._y = x, y
-            return y.reshape(n, oh, ow, filters)
-        kernel = self.params["kernel"].reshape(-1, filters)
-        for start, stop, rows in self._chunks(n):
-            z = np.matmul(self._patches(x, start, stop), kernel, out=y[rows])
-            self.ops.bias_activation_forward(z, bias, self.act, z)  # in place, while the chunk is in cache
+        y = self.workspace("y", (n * oh * ow, filters))
+        y4 = y.reshape(n, oh, ow, filters)
+        kernel4 = self.params["kernel"]
+        kernel = kernel4.reshape(-1, filters)
+
+        def part(i, lo, hi):
+            if self.direct:
+                self.ops.conv2d_direct(x[lo:hi], kernel4, bias, self.act, sh, sw, pt, pl, oh, ow, y4[lo:hi])
+                return
+            for start, stop, rows in self._chunks(lo, hi):
+                z = np.matmul(self._patches(x, start, stop, i), kernel, out=y[rows])
+                self.ops.bias_activation_forward(z, bias, self.act, z)  # in place, while the chunk is in cache
+
+        workers.run(part, n, self._work(n))
         self._x, self._y = x, y
-        return y.reshape(n, self.out_h, self.out_w, filters)
+        return y4
 
     def backward(self, dy):
         filters = self.config["filters"]
-        dz, db = self.ops.bias_activation_backward(dy.reshape(-1, filters), self._y, self.act)
+        dz, db = self.activation_backward(dy.reshape(-1, filters))
         if "bias" in self.grads:
             self.grads["bias"][...] = db
         x = self._x
-        grad_kernel = self.grads["kernel"]
-        if self.direct:
-            kh, kw, sh, sw, pt, pl, oh, ow = self._geometry()
-            grad_kernel[...] = self.ops.conv2d_direct_kernel_grad(
-                x, dz.reshape(len(x), oh, ow, filters), kh, kw, sh, sw, pt, pl, numba_threads()
-            )
-            if not self.need_input_grad:
-                return None
-        return self._backward_by_patches(x, dz, accumulate_kernel=not self.direct)
-
-    def _backward_by_patches(self, x, dz, accumulate_kernel):
-        """Kernel gradient (when asked) and input gradient, a chunk of images at a time."""
-        filters = self.config["filters"]
+        n = len(x)
+        kh, kw, sh, sw, pt, pl, oh, ow = self._geometry()
         kernel = self.params["kernel"].reshape(-1, filters)
-        grad_kernel = self.grads["kernel"].reshape(-1, filters)
-        if accumulate_kernel:
-            grad_kernel[...] = 0
-            partial = self.workspace("partial", grad_kernel.shape)
+        dz4 = dz.reshape(n, oh, ow, filters)
         dx = self.workspace("dx", x.shape) if self.need_input_grad else None
-        for start, stop, rows in self._chunks(len(x)):
-            # patches are rebuilt rather than kept from forward: cheaper than a round trip to memory
-            cols = self._patches(x, start, stop)
-            if accumulate_kernel:
-                np.matmul(cols.T, dz[rows], out=partial)
-                grad_kernel += partial
-            if dx is not None:
-                dcols = np.matmul(dz[rows], kernel.T, out=self.workspace("dcols", cols.shape))
-                self.ops.col2im(dcols, *self._geometry(), dx[start:stop])
+
+        def part(i, lo, hi):
+            """This thread's share of the kernel gradient, and its images' input gradient."""
+            if self.direct:
+                grad = self.ops.conv2d_direct_kernel_grad(x[lo:hi], dz4[lo:hi], kh, kw, sh, sw, pt, pl)
+                if dx is None:
+                    return grad.reshape(kernel.shape)
+            else:
+                grad = self.workspace(f"grad{i}", kernel.shape)
+                grad[...] = 0
+                step_grad = self.workspace(f"step_grad{i}", kernel.shape)
+            for start, stop, rows in self._chunks(lo, hi):
+                # patches are rebuilt rather than kept from forward: cheaper than a round trip to memory
+                cols = self._patches(x, start, stop, i)
+                if not self.direct:
+                    np.matmul(cols.T, dz[rows], out=step_grad)
+                    grad += step_grad
+                if dx is not None:
+                    dcols = np.matmul(dz[rows], kernel.T, out=self.workspace(f"dcols{i}", cols.shape))
+                    self.ops.col2im(dcols, kh, kw, sh, sw, pt, pl, oh, ow, dx[start:stop])
+            return grad.reshape(kernel.shape)
+
+        self.grads["kernel"].reshape(kernel.shape)[...] = sum(workers.run(part, n, 2 * self._work(n)))
         return dx

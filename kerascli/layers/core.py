@@ -6,6 +6,7 @@ import numpy as np
 
 from kerascli.config.params import Param
 from kerascli.graph.layer import ActivatedLayer, Layer, ShapeError, register_layer
+from kerascli.ops import workers
 from kerascli.registry import ACTIVATIONS, INITIALIZERS
 
 _EMPTY = {np.dtype(np.float32): np.zeros(0, np.float32), np.dtype(np.float64): np.zeros(0, np.float64)}
@@ -39,20 +40,33 @@ class Dense(ActivatedLayer):
         x2 = x.reshape(-1, self.in_features)
         bias = self.params["bias"] if "bias" in self.params else empty_bias(x.dtype)
         rows, units = x2.shape[0], self.config["units"]
-        z = np.matmul(x2, self.params["kernel"], out=self.workspace("z", (rows, units)))
-        # into a second buffer: in place the kernel cannot assume its input and output apart (1.6x slower)
-        y = self.ops.bias_activation_forward(z, bias, self.act, self.workspace("y", (rows, units)))
+        kernel = self.params["kernel"]
+        z = self.workspace("z", (rows, units))
+        y = self.workspace("y", (rows, units))
+
+        def part(i, lo, hi):
+            np.matmul(x2[lo:hi], kernel, out=z[lo:hi])
+            # into a second buffer: in place the kernel cannot assume its input and output apart (1.6x slower)
+            self.ops.bias_activation_forward(z[lo:hi], bias, self.act, y[lo:hi])
+
+        workers.run(part, rows, rows * self.in_features * units)
         self._x2, self._y, self._xshape = x2, y, x.shape
-        return y.reshape(x.shape[:-1] + (y.shape[1],))
+        return y.reshape(x.shape[:-1] + (units,))
 
     def backward(self, dy):
-        dz, db = self.ops.bias_activation_backward(dy.reshape(self._y.shape), self._y, self.act)
-        np.matmul(self._x2.T, dz, out=self.grads["kernel"])
+        dz, db = self.activation_backward(dy.reshape(self._y.shape))
+        x2, kernel, grad_kernel = self._x2, self.params["kernel"], self.grads["kernel"]
+        rows, units = dz.shape
+        work = rows * self.in_features * units
+        # the kernel gradient is split by its rows (inputs), the input gradient by samples
+        workers.run(lambda i, lo, hi: np.matmul(x2[:, lo:hi].T, dz, out=grad_kernel[lo:hi]), self.in_features, work)
         if "bias" in self.grads:
             self.grads["bias"][...] = db
         if not self.need_input_grad:
             return None
-        return (dz @ self.params["kernel"].T).reshape(self._xshape)
+        dx = self.workspace("dx", x2.shape)
+        workers.run(lambda i, lo, hi: np.matmul(dz[lo:hi], kernel.T, out=dx[lo:hi]), rows, work)
+        return dx.reshape(self._xshape)
 
 
 @register_layer("Activation")
@@ -69,7 +83,7 @@ class Activation(ActivatedLayer):
         return y.reshape(x.shape)
 
     def backward(self, dy):
-        dz, _ = self.ops.bias_activation_backward(dy.reshape(self._y.shape), self._y, self.act)
+        dz, _ = self.activation_backward(dy.reshape(self._y.shape))
         return dz.reshape(dy.shape)
 
 

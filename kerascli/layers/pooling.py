@@ -7,9 +7,11 @@ import numpy as np
 from kerascli.config.params import Param
 from kerascli.graph.layer import Layer, register_layer
 from kerascli.layers.conv import spatial_geometry
+from kerascli.ops import workers
 
 
 class _Pooling2D(Layer):
+    batch_parallel = True
     PARAMS = {
         "pool_size": Param("pair", [2, 2], min=1),
         "strides": Param("pair", None, min=1, nullable=True, doc="defaults to pool_size"),
@@ -39,23 +41,36 @@ class _Pooling2D(Layer):
 @register_layer("MaxPooling2D", "MaxPool2D")
 class MaxPooling2D(_Pooling2D):
     def forward(self, x, training):
+        x = np.ascontiguousarray(x)
         out_shape = (x.shape[0],) + self.output_shape
         y = self.workspace("y", out_shape)
-        self._arg = self.workspace("arg", out_shape, np.int32)
-        self.ops.max_pool_forward(np.ascontiguousarray(x), *self._window(), self.out_h, self.out_w, y, self._arg)
+        arg = self._arg = self.workspace("arg", out_shape, np.int32)
+        window, oh, ow = self._window(), self.out_h, self.out_w
+        workers.run(lambda i, lo, hi: self.ops.max_pool_forward(x[lo:hi], *window, oh, ow, y[lo:hi], arg[lo:hi]),
+                    len(x), x.size)
         return y
 
     def backward(self, dy):
+        dy = np.ascontiguousarray(dy)
         dx = self.workspace("dx", (dy.shape[0],) + self.in_shape)
-        return self.ops.max_pool_backward(np.ascontiguousarray(dy), self._arg, *self._window(), dx)
+        arg, window = self._arg, self._window()
+        workers.run(lambda i, lo, hi: self.ops.max_pool_backward(dy[lo:hi], arg[lo:hi], *window, dx[lo:hi]),
+                    len(dy), dx.size)
+        return dx
 
 
 @register_layer("AveragePooling2D", "AvgPool2D")
 class AveragePooling2D(_Pooling2D):
     def forward(self, x, training):
+        x = np.ascontiguousarray(x)
         y = self.workspace("y", (x.shape[0],) + self.output_shape)
-        return self.ops.avg_pool_forward(np.ascontiguousarray(x), *self._window(), self.out_h, self.out_w, y)
+        window, oh, ow = self._window(), self.out_h, self.out_w
+        workers.run(lambda i, lo, hi: self.ops.avg_pool_forward(x[lo:hi], *window, oh, ow, y[lo:hi]), len(x), x.size)
+        return y
 
     def backward(self, dy):
+        dy = np.ascontiguousarray(dy)
         dx = self.workspace("dx", (dy.shape[0],) + self.in_shape)
-        return self.ops.avg_pool_backward(np.ascontiguousarray(dy), *self._window(), dx)
+        window = self._window()
+        workers.run(lambda i, lo, hi: self.ops.avg_pool_backward(dy[lo:hi], *window, dx[lo:hi]), len(dy), dx.size)
+        return dx

@@ -5,61 +5,20 @@ fuse the elementwise work around them so each step makes one pass over memory
 instead of several numpy temporaries. Every kernel is compiled with
 ``cache=True`` (a second process loads it from disk) and
 ``error_model="numpy"`` (no divide-by-zero checks that block vectorisation).
+Kernels are serial and release the GIL (``nogil``): layers run them on parts
+of a batch in parallel threads (kerascli.ops.workers).
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import os
 
-# Numba's OpenMP workers and OpenBLAS's threads both spin while idle; on a
-# small machine each steals the cores the other needs (a digits CNN epoch ran
-# 25x slower). Passive waiting must be chosen before the OpenMP runtime loads.
-# Waking sleeping workers then costs ~70 us a call, so parallel kernels run
-# small inputs on the calling thread alone (see _parallel_kernel).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numpy as np  # noqa: E402
-from numba import get_num_threads, njit, prange, set_num_threads  # noqa: E402
+import numpy as np
+from numba import njit
 
 from kerascli.ops.reference import LINEAR, RELU, SIGMOID, SOFTMAX, TANH  # noqa: F401
 
 _opts = dict(cache=True, error_model="numpy", nogil=True)
-
-# inner-loop iterations below which a parallel kernel stays on one thread
-PARALLEL_MIN_WORK = 1 << 20
-
-
-def _parallel_kernel(work):
-    """Compile with ``parallel=True``; calls where ``work(*args)`` is small run on one thread.
-
-    (Thread counts are set here in Python: Numba cannot cache a kernel that
-    calls set_num_threads itself.)
-    """
-
-    def decorate(fn):
-        kernel = njit(parallel=True, **_opts)(fn)
-
-        @functools.wraps(fn)
-        def call(*args):
-            if work(*args) >= PARALLEL_MIN_WORK:
-                return kernel(*args)
-            saved = get_num_threads()
-            set_num_threads(1)
-            try:
-                return kernel(*args)
-            finally:
-                set_num_threads(saved)
-
-        call.kernel = kernel
-        return call
-
-    return decorate
-
-
-def _window_work(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, *outputs):
-    return x.shape[0] * out_h * out_w * ph * pw * x.shape[3]
 
 
 # ---------------------------------------------------------------- activations
@@ -110,9 +69,8 @@ def bias_activation_forward(z, bias, act, out):
 
 
 @njit(**_opts)
-def bias_activation_backward(dy, y, act):
+def bias_activation_backward(dy, y, act, dz):
     rows, cols = dy.shape
-    dz = np.empty_like(dy)
     if act == 1:
         for r in range(rows):
             for c in range(cols):
@@ -320,12 +278,12 @@ def row_argmax(p):
 
 
 # ---------------------------------------------------------------- convolution
-@_parallel_kernel(_window_work)
+@njit(**_opts)
 def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     n, h, w, c = x.shape
     rows_of = x.reshape(n, h, w * c)
     span = kw * c  # one kernel row of a patch: contiguous in both x and out
-    for b in prange(n):
+    for b in range(n):
         for oy in range(out_h):
             for ox in range(out_w):
                 row = (b * out_h + oy) * out_w + ox  # rows are written in order, each contiguously
@@ -350,10 +308,10 @@ def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     return out
 
 
-@_parallel_kernel(lambda cols, *rest: cols.size)
+@njit(**_opts)
 def col2im(cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     n, h, w, c = out.shape
-    for b in prange(n):
+    for b in range(n):
         out[b] = 0
         for oy in range(out_h):
             for ox in range(out_w):
@@ -372,7 +330,7 @@ def col2im(cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     return out
 
 
-@_parallel_kernel(lambda x, kernel, *rest: rest[-1].size * kernel.size // kernel.shape[3])
+@njit(**_opts)
 def conv2d_direct(x, kernel, bias, act, sh, sw, pad_top, pad_left, out_h, out_w, out):
     """Convolution + bias + activation without patches, for few input channels (a first layer).
 
@@ -384,7 +342,7 @@ def conv2d_direct(x, kernel, bias, act, sh, sw, pad_top, pad_left, out_h, out_w,
     kh, kw, _, filters = kernel.shape
     taps = kernel.reshape(kh * kw * c, filters)
     b0 = bias if bias.size > 0 else np.zeros(filters, dtype=x.dtype)
-    for b in prange(n):
+    for b in range(n):
         acc = np.empty(filters, dtype=x.dtype)  # private: lets the filter loop vectorise
         for oy in range(out_h):
             for ox in range(out_w):
@@ -418,39 +376,31 @@ def conv2d_direct(x, kernel, bias, act, sh, sw, pad_top, pad_left, out_h, out_w,
     return out
 
 
-@_parallel_kernel(lambda x, dz, kh, kw, *rest: dz.size * kh * kw * x.shape[3])
-def conv2d_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left, parts):
-    """d loss / d kernel (kh, kw, C, filters) of a convolution, summed over the batch without patches.
-
-    The batch is split into ``parts`` slices summed separately (in parallel), then added.
-    """
+@njit(**_opts)
+def conv2d_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left):
+    """d loss / d kernel (kh, kw, C, filters) of a convolution, summed over the batch without patches."""
     n, h, w, c = x.shape
     _, out_h, out_w, filters = dz.shape
-    taps = kh * kw * c
-    partial = np.zeros((parts, taps, filters), dtype=dz.dtype)
-    per = (n + parts - 1) // parts
-    for p in prange(parts):
-        g = np.zeros((taps, filters), dtype=dz.dtype)  # private accumulator
-        for b in range(p * per, min(n, (p + 1) * per)):
-            for oy in range(out_h):
-                for ox in range(out_w):
-                    y0, x0 = oy * sh - pad_top, ox * sw - pad_left
-                    for i in range(max(0, -y0), min(kh, h - y0)):
-                        for j in range(max(0, -x0), min(kw, w - x0)):
-                            for ch in range(c):
-                                v = x[b, y0 + i, x0 + j, ch]
-                                tap = (i * kw + j) * c + ch
-                                for f in range(filters):
-                                    g[tap, f] += v * dz[b, oy, ox, f]
-        partial[p] = g
-    return partial.sum(axis=0).reshape(kh, kw, c, filters)
+    g = np.zeros((kh * kw * c, filters), dtype=dz.dtype)
+    for b in range(n):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                y0, x0 = oy * sh - pad_top, ox * sw - pad_left
+                for i in range(max(0, -y0), min(kh, h - y0)):
+                    for j in range(max(0, -x0), min(kw, w - x0)):
+                        for ch in range(c):
+                            v = x[b, y0 + i, x0 + j, ch]
+                            tap = (i * kw + j) * c + ch
+                            for f in range(filters):
+                                g[tap, f] += v * dz[b, oy, ox, f]
+    return g.reshape(kh, kw, c, filters)
 
 
 # ---------------------------------------------------------------- pooling
-@_parallel_kernel(_window_work)
+@njit(**_opts)
 def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, out, arg):
     n, h, w, c = x.shape
-    for b in prange(n):
+    for b in range(n):
         for oy in range(out_h):
             for ox in range(out_w):
                 for ch in range(c):
@@ -473,7 +423,7 @@ def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, out, ar
     return out, arg
 
 
-@_parallel_kernel(lambda dy, *rest: dy.size)
+@njit(**_opts)
 def max_pool_backward(dy, arg, ph, pw, sh, sw, pad_top, pad_left, out):
     n, out_h, out_w, c = dy.shape
     # window place -> (row, column) offset, looked up instead of a division per value
@@ -482,7 +432,7 @@ def max_pool_backward(dy, arg, ph, pw, sh, sw, pad_top, pad_left, out):
     for k in range(ph * pw):
         row_of[k] = k // pw
         col_of[k] = k % pw
-    for b in prange(n):
+    for b in range(n):
         out[b] = 0
         for oy in range(out_h):
             y0 = oy * sh - pad_top
@@ -503,10 +453,10 @@ def _window_count(oy, ox, h, w, ph, pw, sh, sw, pad_top, pad_left):
     return max(ny, 0) * max(nx, 0)
 
 
-@_parallel_kernel(_window_work)
+@njit(**_opts)
 def avg_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     n, h, w, c = x.shape
-    for b in prange(n):
+    for b in range(n):
         out[b] = 0
         for oy in range(out_h):
             for ox in range(out_w):
@@ -526,11 +476,11 @@ def avg_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     return out
 
 
-@_parallel_kernel(lambda dy, ph, pw, *rest: dy.size * ph * pw)
+@njit(**_opts)
 def avg_pool_backward(dy, ph, pw, sh, sw, pad_top, pad_left, out):
     n, out_h, out_w, c = dy.shape
     h, w = out.shape[1], out.shape[2]
-    for b in prange(n):
+    for b in range(n):
         out[b] = 0
         for oy in range(out_h):
             for ox in range(out_w):

@@ -43,21 +43,21 @@ def bias_activation_forward(z: np.ndarray, bias: np.ndarray, act: int, out: np.n
     return out
 
 
-def bias_activation_backward(dy: np.ndarray, y: np.ndarray, act: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gradient through act given its output ``y``: returns (dz, column sums of dz)."""
+def bias_activation_backward(dy: np.ndarray, y: np.ndarray, act: int, dz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient through act given its output ``y``, into ``dz``: returns (dz, column sums of dz)."""
     if act == LINEAR:
-        dz = dy.copy()
+        g = dy
     elif act == RELU:
-        dz = dy * (y > 0)
+        g = dy * (y > 0)
     elif act == SIGMOID:
-        dz = dy * y * (1 - y)
+        g = dy * y * (1 - y)
     elif act == TANH:
-        dz = dy * (1 - y * y)
+        g = dy * (1 - y * y)
     elif act == SOFTMAX:
-        dz = y * (dy - (dy * y).sum(axis=1, keepdims=True))
+        g = y * (dy - (dy * y).sum(axis=1, keepdims=True))
     else:
         raise ValueError(f"unknown activation code {act}")
-    dz = dz.astype(dy.dtype, copy=False)
+    dz[...] = g
     return dz, dz.sum(axis=0)
 
 
@@ -189,7 +189,7 @@ def conv2d_direct(x, kernel, bias, act, sh, sw, pad_top, pad_left, out_h, out_w,
     return out
 
 
-def conv2d_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left, parts):
+def conv2d_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left):
     """Sum over the batch of patches^T @ output gradients, shaped (kh, kw, C, filters)."""
     n, _, _, c = x.shape
     _, out_h, out_w, filters = dz.shape

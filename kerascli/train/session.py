@@ -59,7 +59,7 @@ def build_session(spec: RunSpec, *, initial_weights: bool = True) -> Session:
     check_activation_size(spec, model)
     model.allocate(np.dtype(spec.train["dtype"]), spec.seed)
     model.set_backend(get_backend(spec.train["backend"]), spec.seed)
-    threads = set_threads(spec.train["threads"])
+    threads = set_threads(spec.train["threads"], batch_parallel=any(layer.batch_parallel for layer in model.layers))
     loss = LOSSES.get(spec.compile["loss"])()
     fused = loss.fuses is not None and model.fuse_output_activation(loss.fuses)
     units = model.output_shape[0]
