@@ -1,4 +1,4 @@
-"""Callbacks that write a run's files: metrics.csv every epoch, last.npz and best.npz."""
+"""Callbacks of a training run: metrics.csv, epoch and step checkpoints, stopping on signals, timing."""
 
 from __future__ import annotations
 

@@ -331,6 +331,12 @@ def col2im(cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
 
 
 @njit(**_opts)
+def _inside(origin, k, size):
+    """The window offsets [lo, hi) that land inside [0, size) for a window starting at ``origin``."""
+    return max(0, -origin), min(k, size - origin)
+
+
+@njit(**_opts)
 def conv2d_direct(x, kernel, bias, act, sh, sw, pad_top, pad_left, out_h, out_w, out):
     """Convolution + bias + activation without patches, for few input channels (a first layer).
 
@@ -349,9 +355,11 @@ def conv2d_direct(x, kernel, bias, act, sh, sw, pad_top, pad_left, out_h, out_w,
                 for f in range(filters):
                     acc[f] = b0[f]
                 y0, x0 = oy * sh - pad_top, ox * sw - pad_left
-                # the window's rows and columns inside the image: no bounds test in the hot loop
-                for i in range(max(0, -y0), min(kh, h - y0)):
-                    for j in range(max(0, -x0), min(kw, w - x0)):
+                # only the window's rows and columns inside the image: no bounds test in the hot loop
+                i0, i1 = _inside(y0, kh, h)
+                j0, j1 = _inside(x0, kw, w)
+                for i in range(i0, i1):
+                    for j in range(j0, j1):
                         for ch in range(c):
                             v = x[b, y0 + i, x0 + j, ch]
                             tap = (i * kw + j) * c + ch
@@ -385,9 +393,11 @@ def conv2d_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left):
     for b in range(n):
         for oy in range(out_h):
             for ox in range(out_w):
+                i0, i1 = _inside(oy * sh - pad_top, kh, h)
+                j0, j1 = _inside(ox * sw - pad_left, kw, w)
                 y0, x0 = oy * sh - pad_top, ox * sw - pad_left
-                for i in range(max(0, -y0), min(kh, h - y0)):
-                    for j in range(max(0, -x0), min(kw, w - x0)):
+                for i in range(i0, i1):
+                    for j in range(j0, j1):
                         for ch in range(c):
                             v = x[b, y0 + i, x0 + j, ch]
                             tap = (i * kw + j) * c + ch

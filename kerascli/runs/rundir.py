@@ -5,18 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import os
-import re
 
+from kerascli.config.schema import NAME_RE
 from kerascli.errors import ConfigError, KerascliError
 from kerascli.runs.atomic import atomic_write_text
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def create_run_dir(runs_dir: str, name: str) -> str:
     """Make ``runs_dir/name`` (or ``name-2``, ``name-3``, ... when taken) and return its path."""
-    if not NAME_RE.match(name) or name in (".", ".."):
-        raise ConfigError(f"run name {name!r} must be a plain name: letters, digits, '_', '.', '-' (no path separators)")
+    if not NAME_RE.match(name):
+        raise ConfigError(f"run name {name!r} must start with a letter and use only letters, digits, '_', '.', '-'")
     try:
         os.makedirs(runs_dir, exist_ok=True)
     except OSError as exc:
