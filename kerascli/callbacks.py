@@ -8,9 +8,9 @@ import os
 import signal
 import time
 
+from kerascli.errors import KerascliError
 from kerascli.runs.checkpoint import save_checkpoint
 from kerascli.runs.rundir import write_metrics_csv
-from kerascli.errors import KerascliError
 from kerascli.train.loop import Callback
 
 

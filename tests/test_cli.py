@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from conftest import SMALL_MLP
+
 from kerascli.cli import cli
 
 

@@ -4,8 +4,8 @@ import os
 
 import pytest
 import yaml
-
 from conftest import CONFIGS, SMALL_MLP
+
 from kerascli.config import apply_overrides, load_config_file, resolve_config
 from kerascli.config.loader import LoadedConfig, parse_yaml_text
 from kerascli.errors import ConfigError

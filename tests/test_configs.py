@@ -5,8 +5,8 @@ import os
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import CONFIGS
+
 from kerascli.cli import cli
 
 EXAMPLES = sorted(f for f in os.listdir(CONFIGS) if f.endswith(".yaml"))

@@ -7,8 +7,8 @@ and round-trips the layer's config through the schema.
 
 import numpy as np
 import pytest
-
 from gradcheck import assert_grad_close, numeric_grad
+
 from kerascli.config.loader import LoadedConfig
 from kerascli.config.params import Checker
 from kerascli.ops import get_backend

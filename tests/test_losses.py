@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from gradcheck import assert_grad_close, numeric_grad
+
 from kerascli.errors import DataError
 from kerascli.metrics import make_metric
 from kerascli.ops import get_backend, reference

@@ -5,8 +5,7 @@ import inspect
 import numpy as np
 import pytest
 
-from kerascli.ops import conv_geometry
-from kerascli.ops import cpu, reference
+from kerascli.ops import conv_geometry, cpu, reference
 
 ACTS = [reference.LINEAR, reference.RELU, reference.SIGMOID, reference.TANH, reference.SOFTMAX]
 

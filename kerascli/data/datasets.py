@@ -17,7 +17,6 @@ from kerascli.config.params import Param
 from kerascli.errors import DataError
 from kerascli.registry import DATASETS
 
-
 # Generated datasets larger than this many values are refused before anything is allocated.
 MAX_SYNTHETIC_VALUES = 1 << 28
 

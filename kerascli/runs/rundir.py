@@ -11,7 +11,6 @@ from kerascli.errors import ConfigError, KerascliError
 from kerascli.runs.atomic import atomic_write_text
 
 
-
 def create_run_dir(runs_dir: str, name: str) -> str:
     """Make ``runs_dir/name`` (or ``name-2``, ``name-3``, ... when taken) and return its path."""
     if not NAME_RE.match(name):
