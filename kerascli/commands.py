@@ -22,7 +22,7 @@ from kerascli.callbacks import FirstBatchTimer, GracefulStop, MetricsWriter, Mod
 from kerascli.config import apply_overrides, load_config_file, resolve_config
 from kerascli.config.loader import LoadedConfig
 from kerascli.config.schema import NAME_RE, RunSpec
-from kerascli.data.datasets import read_numeric_csv
+from kerascli.data.datasets import check_values, read_numeric_csv
 from kerascli.data.pipeline import SPLITS
 from kerascli.errors import CheckpointError, ConfigError, DataError, KerascliError
 from kerascli.runs.atomic import atomic_write, atomic_write_text
@@ -65,7 +65,7 @@ def train(config_path: str, overrides: list[str], name: str | None, runs_dir: st
     config = spec.to_dict()
 
     run_dir = os.path.join(runs_dir, spec.name)
-    ckpt = find_resume_point(run_dir, resume, console) if resume else None
+    ckpt = find_resume_point(run_dir, resume) if resume else None
     check_free_space(runs_dir, model)
     if ckpt is not None:
         check_same_run(ckpt.config, config, ckpt, trainer.threads)
@@ -91,9 +91,7 @@ def train(config_path: str, overrides: list[str], name: str | None, runs_dir: st
     if not quiet:
         callbacks.append(RichProgress(console, epochs) if rich else PlainProgress(console, epochs))
     if ckpt is not None:
-        apply_weights(model, ckpt.weights(), ckpt.path)
-        apply_training_state(model, trainer.optimizer, ckpt)
-        trainer.restore(ckpt.state, callbacks)
+        restore(trainer, ckpt, callbacks)
         write_metrics_csv(metrics.path, metrics.history)  # drop rows of epochs the checkpoint had not reached
     if not quiet:
         console.print(f"run directory: {run_dir}", highlight=False)
@@ -174,21 +172,25 @@ def fit_with_rollback(spec: RunSpec, trainer, splits, callbacks, checkpoint: Mod
             if rollbacks == MAX_ROLLBACKS or not os.path.exists(checkpoint.last_path):
                 why = "no epoch checkpoint yet" if rollbacks < MAX_ROLLBACKS else f"{MAX_ROLLBACKS} rollbacks"
                 raise TrainingDiverged(f"{exc}; not rolling back ({why})") from None
-            ckpt = load_checkpoint(checkpoint.last_path)
-            apply_weights(trainer.model, ckpt.weights(), ckpt.path)
-            apply_training_state(trainer.model, trainer.optimizer, ckpt)
-            trainer.restore(ckpt.state, callbacks)
+            restore(trainer, load_checkpoint(checkpoint.last_path), callbacks)
             trainer.optimizer.config["learning_rate"] /= 2
             rollbacks += 1
             _warn(f"{exc}; rolled back to the end of epoch {trainer.epoch} with learning rate "
                   f"{trainer.optimizer.learning_rate:g}")
 
 
+def restore(trainer, ckpt: Checkpoint, callbacks) -> None:
+    """Put the model, optimizer, RNGs, training position and callbacks back where ``ckpt`` was taken."""
+    apply_weights(trainer.model, ckpt.weights(), ckpt.path)
+    apply_training_state(trainer.model, trainer.optimizer, ckpt)
+    trainer.restore(ckpt.state, callbacks)
+
+
 def _warn(message: str) -> None:
     Console(stderr=True, highlight=False).print(f"warning: {message}", soft_wrap=True)
 
 
-def find_resume_point(run_dir: str, resume: str, console: Console) -> Checkpoint | None:
+def find_resume_point(run_dir: str, resume: str) -> Checkpoint | None:
     ckpt = newest_good_checkpoint(run_dir, _warn)
     if ckpt is None and resume != "auto":
         what = "no run directory" if not os.path.isdir(run_dir) else "no usable checkpoint"
@@ -303,8 +305,7 @@ def read_inputs(path: str, key: str | None, drop_column: str | None) -> np.ndarr
 
 
 def fit_to_input(x: np.ndarray, input_shape: tuple, path: str) -> np.ndarray:
-    if x.dtype.kind not in "biuf":
-        raise DataError(f"{path}: inputs must be numeric, got dtype {x.dtype}")
+    check_values(x, path, "inputs", unit="row")
     if x.ndim == 0:
         raise DataError(f"{path}: expected one row per sample, got a scalar")
     if tuple(x.shape[1:]) != tuple(input_shape):
@@ -315,10 +316,6 @@ def fit_to_input(x: np.ndarray, input_shape: tuple, path: str) -> np.ndarray:
                 f"{path}: samples have shape {tuple(x.shape[1:])} ({int(np.prod(x.shape[1:]))} values) but the model "
                 f"takes {tuple(input_shape)} ({int(np.prod(input_shape))} values)"
             )
-    if x.dtype.kind == "f":
-        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-        if bad.any():
-            raise DataError(f"{path}: inputs contain NaN or Inf (first in row {int(np.argmax(bad))})")
     return x
 
 

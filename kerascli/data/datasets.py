@@ -29,21 +29,23 @@ class Dataset:
         raise NotImplementedError
 
 
+def check_values(a: np.ndarray, source: str, what: str, unit: str = "sample") -> None:
+    """One clear error for non-numeric values or NaN/Inf in ``a`` (one row per ``unit``)."""
+    if a.dtype.kind not in "biuf":
+        raise DataError(f"{source}: {what} must be numeric, got dtype {a.dtype}")
+    if a.dtype.kind == "f" and a.ndim:
+        bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+        if bad.any():
+            raise DataError(f"{source}: {what} contain NaN or Inf (first in {unit} {int(np.argmax(bad))})")
+
+
 def check_features(x: np.ndarray, y: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
-    if x.dtype.kind not in "biuf":
-        raise DataError(f"{source}: features must be numeric, got dtype {x.dtype}")
-    if y.dtype.kind not in "biuf":
-        raise DataError(f"{source}: labels must be numeric, got dtype {y.dtype}")
+    check_values(x, source, "features")
+    check_values(y, source, "labels")
     if len(x) != len(y):
         raise DataError(f"{source}: {len(x)} feature rows but {len(y)} labels")
     if len(x) == 0:
         raise DataError(f"{source}: no samples")
-    if x.dtype.kind == "f":
-        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-        if bad.any():
-            raise DataError(f"{source}: features contain NaN or Inf (first in sample {int(np.argmax(bad))})")
-    if y.dtype.kind == "f" and not np.isfinite(y).all():
-        raise DataError(f"{source}: labels contain NaN or Inf (first in sample {int(np.argmax(~np.isfinite(y).reshape(len(y), -1).all(axis=1)))})")
     return x, y
 
 

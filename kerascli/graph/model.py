@@ -166,8 +166,6 @@ class Model:
         """Inference outputs (probabilities when the output ends in softmax or sigmoid)."""
         out = self.forward(x, training=False)
         if self.output_activation:
-            from kerascli.layers.core import empty_bias
-
-            out = self.ops.bias_activation_forward(out, empty_bias(out.dtype), self.output_activation,
-                                                   np.empty_like(out))
+            no_bias = np.zeros(0, out.dtype)
+            out = self.ops.bias_activation_forward(out, no_bias, self.output_activation, np.empty_like(out))
         return out
