@@ -3,6 +3,7 @@
     python benchmarks/compare.py                      # full run, writes benchmarks/results.json
     python benchmarks/compare.py --quick              # fewer repeats, smaller data: a smoke run
     python benchmarks/compare.py --peers torch        # leave Keras out
+    python benchmarks/compare.py --cases "train CNN"  # only the cases whose name contains this
 
 Peers that are not installed are skipped. Each framework runs in a worker
 process of its own (so thread pools and their settings never mix), and the
@@ -386,6 +387,7 @@ def main():
     parser.add_argument("--peers", default="torch,keras", help="comma-separated: torch, keras")
     parser.add_argument("--quick", action="store_true", help="smaller data and 2 repeats")
     parser.add_argument("--json", default=os.path.join(HERE, "results.json"))
+    parser.add_argument("--cases", help="only cases whose name contains this text; skips startup, RSS and the JSON")
     parser.add_argument("--child-rss", help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -405,11 +407,15 @@ def main():
         except RuntimeError as exc:
             log(f"{name}: skipped ({exc})")
     names = [w.name for w in workers]
+    cases = [c for c in throughput_cases(args.quick) if not args.cases or args.cases in c[0]]
     try:
-        results = measure_throughput(workers, throughput_cases(args.quick), repeats, log)
+        results = measure_throughput(workers, cases, repeats, log)
     finally:
         for w in workers:
             w.close()
+    if args.cases:
+        print(table(results, names))
+        return
     startup = measure_startup(args.threads, repeats, log)
     rss = measure_rss(args.threads, [n for n in names if n != "kerascli"], log)
 
