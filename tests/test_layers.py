@@ -28,6 +28,8 @@ ROWS = {
     "Conv2D": [
         ({"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "relu"}, (5, 5, 2)),
         ({"filters": 3, "kernel_size": [2, 3], "padding": "valid", "activation": "tanh"}, (4, 5, 1)),
+        # a patch of 3*3*4 = 36 values: the GEMM (or sparse) path instead of the direct kernels
+        ({"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "relu"}, (5, 6, 4)),
     ],
     "MaxPooling2D": [({"pool_size": 2, "padding": "same"}, (5, 5, 2)), ({"pool_size": [2, 3]}, (4, 6, 1))],
     "AveragePooling2D": [({"pool_size": 3, "strides": 2, "padding": "same"}, (5, 4, 2)), ({}, (4, 4, 3))],
@@ -184,3 +186,33 @@ def test_conv2d_chunked_patches_match_one_chunk(rng, monkeypatch):
         results.append((y, dx, layer.grads["kernel"].copy(), layer.grads["bias"].copy()))
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+@pytest.mark.parametrize("params,shape", [
+    ({"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "relu"}, (5, 6, 4)),
+    ({"filters": 3, "kernel_size": 3, "padding": "same", "activation": "tanh"}, (5, 9, 2)),  # direct kernels
+])
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_conv2d_backward_paths(params, shape, sparse, input_grad, rng, monkeypatch):
+    """Each way Conv2D computes gradients (dense GEMMs, nonzero entries only, direct; with and without
+    an input gradient, as for a first layer) against central differences, on a gradient with zeros in
+    it as behind max pooling."""
+    monkeypatch.setattr(LAYERS.get("Conv2D"), "SPARSE_MAX_DENSITY", 1.0 if sparse else -1.0)
+    layer, _ = make_layer("Conv2D", params, shape, "cpu")
+    layer.need_input_grad = input_grad
+    x = rng.normal(size=(BATCH,) + shape)
+    r = rng.normal(size=(BATCH,) + layer.output_shape) * (rng.random((BATCH,) + layer.output_shape) < 0.3)
+
+    def loss():
+        return float((layer.forward(x, True) * r).sum())
+
+    loss()
+    dx = layer.backward(r.copy())
+    analytic = {k: g.copy() for k, g in layer.grads.items()}
+    if input_grad:
+        assert_grad_close(dx, numeric_grad(loss, x), "Conv2D input")
+    else:
+        assert dx is None
+    for name, g in analytic.items():
+        assert_grad_close(g, numeric_grad(loss, layer.params[name]), f"Conv2D weight {name}")

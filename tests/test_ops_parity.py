@@ -125,6 +125,9 @@ CONV_CASES = [
     (3, 8, 8, 2, 1, 1, 1, 1, "valid"),
     (2, 5, 7, 4, 5, 3, 2, 3, "same"),
     (1, 4, 4, 2, 2, 2, 2, 2, "valid"),
+    # wide enough for the direct kernels' 4-pixel blocks, next to padded edges
+    (1, 6, 12, 1, 3, 3, 1, 1, "same"),
+    (2, 9, 13, 2, 3, 3, 2, 2, "same"),
 ]
 
 
@@ -154,7 +157,7 @@ def test_im2col_col2im(rng, dtype, case):
 @pytest.mark.parametrize("case", CONV_CASES)
 @pytest.mark.parametrize("act", ACTS)
 def test_direct_convolution(rng, dtype, case, act):
-    tested("conv2d_direct", "conv2d_direct_kernel_grad")
+    tested("conv2d_direct", "conv2d_direct_backward")
     n, h, w, c, kh, kw, sh, sw, padding = case
     oh, pt = conv_geometry(h, kh, sh, padding)
     ow, pl = conv_geometry(w, kw, sw, padding)
@@ -163,8 +166,71 @@ def test_direct_convolution(rng, dtype, case, act):
     for bias in (rng.normal(size=5).astype(dtype), np.zeros(0, dtype)):
         close(*run_out("conv2d_direct", x, kernel, bias, act, sh, sw, pt, pl, oh, ow, outs=[((n, oh, ow, 5), dtype)]),
               dtype)
-    dz = rng.normal(size=(n, oh, ow, 5)).astype(dtype)
-    close(*run("conv2d_direct_kernel_grad", x, dz, kh, kw, sh, sw, pt, pl), dtype)
+    y = reference.conv2d_direct(x, kernel, np.zeros(0, dtype), act, sh, sw, pt, pl, oh, ow,
+                                np.empty((n, oh, ow, 5), dtype))
+    dy = rng.normal(size=(n, oh, ow, 5)).astype(dtype)
+    close(*run("conv2d_direct_backward", x, dy, y, act, kh, kw, sh, sw, pt, pl), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("filters", [3, 64, 70])  # the nonzero search works 64 filters at a time
+def test_activation_backward_nonzero(rng, dtype, act, filters):
+    tested("activation_backward_nonzero")
+    z = mats(rng, 37, filters, dtype)
+    y = activate(z, act)
+    dy = (mats(rng, 37, filters, dtype) * (rng.random((37, filters)) < 0.3)).astype(dtype)
+    lists = []
+    for module in (reference, cpu):
+        pixel, channel, value = np.full(dy.size, -1, np.int32), np.full(dy.size, -1, np.int32), np.zeros(dy.size, dtype)
+        count, db = module.activation_backward_nonzero(dy, y, act, pixel, channel, value)
+        lists.append((pixel[:count], channel[:count], value[:count], db))
+    (p_ref, c_ref, v_ref, db_ref), (p_fast, c_fast, v_fast, db_fast) = lists
+    np.testing.assert_array_equal(p_ref, p_fast)
+    np.testing.assert_array_equal(c_ref, c_fast)
+    close(v_ref, v_fast, dtype)
+    close(db_ref, db_fast, dtype)
+
+
+def nonzero_list(dz):
+    d2 = dz.reshape(-1, dz.shape[-1])
+    pixel, channel, value = np.zeros(dz.size, np.int32), np.zeros(dz.size, np.int32), np.zeros(dz.size, dz.dtype)
+    count, _ = reference.activation_backward_nonzero(d2, d2, reference.LINEAR, pixel, channel, value)
+    return pixel, channel, value, count
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize("density", [0.0, 0.1, 1.0])
+def test_sparse_convolution_backward(rng, dtype, case, density):
+    tested("conv2d_sparse_backward")
+    n, h, w, c, kh, kw, sh, sw, padding = case
+    oh, pt = conv_geometry(h, kh, sh, padding)
+    ow, pl = conv_geometry(w, kw, sw, padding)
+    x = rng.normal(size=(n, h, w, c)).astype(dtype)
+    kernel_t = rng.normal(size=(5, kh * kw * c)).astype(dtype)
+    dz = (rng.normal(size=(n, oh, ow, 5)) * (rng.random((n, oh, ow, 5)) < density)).astype(dtype)
+    pixel, channel, value, count = nonzero_list(dz)
+    start = rng.normal(size=kernel_t.shape).astype(dtype)  # the kernel gradient is added to what is there
+    for dx_shape in (x.shape, (0, 0, 0, 0)):
+        (g_ref, dx_ref), (g_fast, dx_fast) = [
+            module.conv2d_sparse_backward(x, pixel, channel, value, count, oh, ow, kernel_t, kh, kw, sh, sw, pt, pl,
+                                          start.copy(), np.full(dx_shape, 123, dtype))
+            for module in (reference, cpu)
+        ]
+        close(g_ref, g_fast, dtype)
+        close(dx_ref, dx_fast, dtype)
+
+
+def test_sparse_backward_propagates_nan():
+    x = np.ones((1, 4, 4, 1), np.float32)
+    dz = np.zeros((1, 2, 2, 3), np.float32)
+    dz[0, 1, 1, 2] = np.nan
+    pixel, channel, value, count = nonzero_list(dz)
+    g, dx = cpu.conv2d_sparse_backward(x, pixel, channel, value, count, 2, 2, np.ones((3, 9), np.float32), 3, 3, 1, 1, 0, 0,
+                                       np.zeros((3, 9), np.float32), np.empty_like(x))
+    assert np.isnan(g[2]).all() and not np.isnan(g[:2]).any()
+    assert np.isnan(dx[0, 1:4, 1:4]).all() and not np.isnan(dx[0, 0]).any()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

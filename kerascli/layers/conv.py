@@ -1,4 +1,10 @@
-"""Conv2D, channels-last, as im2col + one BLAS GEMM + fused bias/activation."""
+"""Conv2D, channels-last.
+
+Forward: im2col + one BLAS GEMM + fused bias/activation, or direct kernels when
+a patch is small (a first layer). Backward: GEMMs over patches, or, when the
+output gradient is mostly zero (behind ReLU and max pooling), a kernel that
+visits only its nonzero entries.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from kerascli.config.params import Param
 from kerascli.graph.layer import ActivatedLayer, ShapeError, register_layer
 from kerascli.layers.core import empty_bias
 from kerascli.ops import conv_geometry, workers
+from kerascli.ops.reference import LINEAR
 from kerascli.registry import ACTIVATIONS, INITIALIZERS
 
 
@@ -116,38 +123,78 @@ class Conv2D(ActivatedLayer):
         self._x, self._y = x, y
         return y4
 
+    # Below this fraction of nonzero output gradients (typical behind ReLU and max
+    # pooling) backward visits only the nonzero entries instead of running two
+    # GEMMs: measured 4x faster at 4%, about even at 20%.
+    SPARSE_MAX_DENSITY = 0.15
+
     def backward(self, dy):
         filters = self.config["filters"]
-        dz, db = self.activation_backward(dy.reshape(-1, filters))
-        if "bias" in self.grads:
-            self.grads["bias"][...] = db
-        x = self._x
-        n = len(x)
-        kh, kw, sh, sw, pt, pl, oh, ow = self._geometry()
+        n, oh, ow = len(self._x), self.out_h, self.out_w
+        dy2 = np.ascontiguousarray(dy).reshape(-1, filters)
+        if self.direct and not self.need_input_grad:
+            return self._direct_backward(dy2.reshape(n, oh, ow, filters))
+        dx = self.workspace("dx", self._x.shape) if self.need_input_grad else None
         kernel = self.params["kernel"].reshape(-1, filters)
-        dz4 = dz.reshape(n, oh, ow, filters)
-        dx = self.workspace("dx", x.shape) if self.need_input_grad else None
+        kernel_t = self.workspace("kernel_t", kernel.T.shape)
+        kernel_t[...] = kernel.T
+        rows = oh * ow
+        results = workers.run(lambda i, lo, hi: self._backward_part(i, lo, hi, dy2[lo * rows:hi * rows], kernel_t, dx),
+                              n, 2 * self._work(n))
+        self.grads["kernel"].reshape(kernel.shape)[...] = sum(grad for grad, _ in results)
+        if "bias" in self.grads:
+            self.grads["bias"][...] = sum(db for _, db in results)
+        return dx
+
+    def _backward_part(self, i, lo, hi, dy2, kernel_t, dx):
+        """Kernel and bias gradients of images [lo, hi) (returned) and their input gradient (into dx)."""
+        x = self._x
+        kh, kw, sh, sw, pt, pl, oh, ow = self._geometry()
+        y = self._y[lo * oh * ow:hi * oh * ow]
+        if not self.direct:
+            pixel = self.workspace(f"pixel{i}", (dy2.size,), np.int32)
+            channel = self.workspace(f"channel{i}", (dy2.size,), np.int32)
+            value = self.workspace(f"value{i}", (dy2.size,))
+            count, db = self.ops.activation_backward_nonzero(dy2, y, self.act, pixel, channel, value)
+            if count <= self.SPARSE_MAX_DENSITY * dy2.size:
+                grad_t = self.workspace(f"grad_t{i}", kernel_t.shape)
+                grad_t[...] = 0
+                part_dx = np.empty((0, 0, 0, 0), x.dtype) if dx is None else dx[lo:hi]
+                self.ops.conv2d_sparse_backward(x[lo:hi], pixel, channel, value, count, oh, ow, kernel_t,
+                                                kh, kw, sh, sw, pt, pl, grad_t, part_dx)
+                return grad_t.T, db
+        # dense: the pre-activation gradient in full, then GEMMs over patches a few images at a time
+        dz, db = self.ops.bias_activation_backward(dy2, y, self.act, self.workspace(f"dz{i}", dy2.shape))
+        kernel = kernel_t.T
+        if self.direct:
+            dz4 = dz.reshape(hi - lo, oh, ow, -1)
+            grad = self.ops.conv2d_direct_backward(x[lo:hi], dz4, dz4, LINEAR, kh, kw, sh, sw, pt, pl)[0]
+            grad = grad.reshape(kernel.shape)
+        else:
+            grad = self.workspace(f"grad{i}", kernel.shape)
+            grad[...] = 0
+            step_grad = self.workspace(f"step_grad{i}", kernel.shape)
+        for start, stop, rows in self._chunks(lo, hi):
+            local = slice(rows.start - lo * oh * ow, rows.stop - lo * oh * ow)
+            # patches are rebuilt rather than kept from forward: cheaper than a round trip to memory
+            cols = self._patches(x, start, stop, i)
+            if not self.direct:
+                np.matmul(cols.T, dz[local], out=step_grad)
+                grad += step_grad
+            if dx is not None:
+                dcols = np.matmul(dz[local], kernel.T, out=self.workspace(f"dcols{i}", cols.shape))
+                self.ops.col2im(dcols, kh, kw, sh, sw, pt, pl, oh, ow, dx[start:stop])
+        return grad, db
+
+    def _direct_backward(self, dy4):
+        """Weight gradients only (a first layer), the activation's gradient fused in: one pass over dy."""
+        kh, kw, sh, sw, pt, pl, _, _ = self._geometry()
+        x, y4 = self._x, self._y.reshape(dy4.shape)
 
         def part(i, lo, hi):
-            """This thread's share of the kernel gradient, and its images' input gradient."""
-            if self.direct:
-                grad = self.ops.conv2d_direct_kernel_grad(x[lo:hi], dz4[lo:hi], kh, kw, sh, sw, pt, pl)
-                if dx is None:
-                    return grad.reshape(kernel.shape)
-            else:
-                grad = self.workspace(f"grad{i}", kernel.shape)
-                grad[...] = 0
-                step_grad = self.workspace(f"step_grad{i}", kernel.shape)
-            for start, stop, rows in self._chunks(lo, hi):
-                # patches are rebuilt rather than kept from forward: cheaper than a round trip to memory
-                cols = self._patches(x, start, stop, i)
-                if not self.direct:
-                    np.matmul(cols.T, dz[rows], out=step_grad)
-                    grad += step_grad
-                if dx is not None:
-                    dcols = np.matmul(dz[rows], kernel.T, out=self.workspace(f"dcols{i}", cols.shape))
-                    self.ops.col2im(dcols, kh, kw, sh, sw, pt, pl, oh, ow, dx[start:stop])
-            return grad.reshape(kernel.shape)
+            return self.ops.conv2d_direct_backward(x[lo:hi], dy4[lo:hi], y4[lo:hi], self.act, kh, kw, sh, sw, pt, pl)
 
-        self.grads["kernel"].reshape(kernel.shape)[...] = sum(workers.run(part, n, 2 * self._work(n)))
-        return dx
+        grads = workers.run(part, len(x), self._work(len(x)))
+        self.grads["kernel"][...] = sum(g for g, _ in grads)
+        if "bias" in self.grads:
+            self.grads["bias"][...] = sum(db for _, db in grads)

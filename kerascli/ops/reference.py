@@ -189,13 +189,43 @@ def conv2d_direct(x, kernel, bias, act, sh, sw, pad_top, pad_left, out_h, out_w,
     return out
 
 
-def conv2d_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left):
-    """Sum over the batch of patches^T @ output gradients, shaped (kh, kw, C, filters)."""
+def conv2d_direct_backward(x, dy, y, act, kh, kw, sh, sw, pad_top, pad_left):
+    """Kernel gradient (kh, kw, C, filters) and bias gradient of ``conv2d_direct`` from the gradient
+    ``dy`` after activation ``act`` and that activation's output ``y``, summed over the batch."""
     n, _, _, c = x.shape
-    _, out_h, out_w, filters = dz.shape
+    _, out_h, out_w, filters = dy.shape
+    dz, db = bias_activation_backward(dy.reshape(-1, filters), y.reshape(-1, filters), act,
+                                      np.empty((dy.size // filters, filters), dy.dtype))
     cols = im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w,
                   np.empty((n * out_h * out_w, kh * kw * c), x.dtype))
-    return (cols.T @ dz.reshape(-1, filters)).reshape(kh, kw, c, filters)
+    return (cols.T @ dz).reshape(kh, kw, c, filters), db
+
+
+def activation_backward_nonzero(dy, y, act, pixel, channel, value):
+    """The nonzero entries of ``bias_activation_backward``'s gradient, in row-major order: their rows,
+    columns and values into ``pixel``, ``channel`` and ``value``. Returns (their count, column sums)."""
+    dz, db = bias_activation_backward(dy, y, act, np.empty(dy.shape, dy.dtype))
+    rows, cols = np.nonzero(dz)
+    pixel[: rows.size] = rows
+    channel[: rows.size] = cols
+    value[: rows.size] = dz[rows, cols]
+    return rows.size, db
+
+
+def conv2d_sparse_backward(x, pixel, channel, value, count, out_h, out_w, kernel_t, kh, kw, sh, sw, pad_top,
+                           pad_left, grad_t, dx):
+    """Both gradients of a convolution from the ``count`` nonzero output-gradient entries listed by
+    ``activation_backward_nonzero``. ``kernel_t`` and ``grad_t`` are (filters, kh*kw*C): the kernel
+    gradient is added into ``grad_t``; ``dx`` (N, H, W, C) is overwritten unless it is empty (size 0)."""
+    n, _, _, c = x.shape
+    dz = np.zeros((n * out_h * out_w, kernel_t.shape[0]), x.dtype)
+    dz[pixel[:count], channel[:count]] = value[:count]
+    cols = im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w,
+                  np.empty((n * out_h * out_w, kh * kw * c), x.dtype))
+    grad_t += (cols.T @ dz).T
+    if dx.size:
+        col2im(dz @ kernel_t, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, dx)
+    return grad_t, dx
 
 
 # ---------------------------------------------------------------- pooling
