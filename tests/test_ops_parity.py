@@ -60,13 +60,18 @@ def tested(*names):
 @pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("noncontig", [False, True])
 def test_bias_activation(rng, dtype, shape, act, noncontig):
-    tested("bias_activation_forward", "bias_activation_backward")
+    tested("bias_activation_forward", "bias_activation_inplace", "bias_activation_backward")
     z = mats(rng, *shape, dtype, noncontig)
     for bias in (rng.normal(size=shape[1]).astype(dtype), np.zeros(0, dtype)):
         close(*run("bias_activation_forward", z, bias, act, np.empty_like(z)), dtype)
+        expected = reference.bias_activation_forward(z, bias, act, np.empty_like(z))
         inplace = z.copy()
         cpu.bias_activation_forward(inplace, bias, act, inplace)
-        close(inplace, reference.bias_activation_forward(z, bias, act, np.empty_like(z)), dtype)
+        close(inplace, expected, dtype)
+        for module in (reference, cpu):
+            inplace = z.copy()
+            assert module.bias_activation_inplace(inplace, bias, act) is inplace
+            close(inplace, expected, dtype)
     y = activate(z, act)
     dy = mats(rng, *shape, dtype, noncontig)
     close(*run("bias_activation_backward", dy, y, act, np.empty(shape, dtype)), dtype)

@@ -117,7 +117,7 @@ class Conv2D(ActivatedLayer):
                 return
             for start, stop, rows in self._chunks(lo, hi):
                 z = np.matmul(self._patches(x, start, stop, i), kernel, out=y[rows])
-                self.ops.bias_activation_forward(z, bias, self.act, z)  # in place, while the chunk is in cache
+                self.ops.bias_activation_inplace(z, bias, self.act)  # while the chunk is in cache
 
         workers.run(part, n, self._work(n))
         self._x, self._y = x, y

@@ -43,6 +43,11 @@ def bias_activation_forward(z: np.ndarray, bias: np.ndarray, act: int, out: np.n
     return out
 
 
+def bias_activation_inplace(z: np.ndarray, bias: np.ndarray, act: int) -> np.ndarray:
+    """act(z + bias) written over ``z``."""
+    return bias_activation_forward(z, bias, act, z)
+
+
 def bias_activation_backward(dy: np.ndarray, y: np.ndarray, act: int, dz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Gradient through act given its output ``y``, into ``dz``: returns (dz, column sums of dz)."""
     if act == LINEAR:
