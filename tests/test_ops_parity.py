@@ -197,6 +197,30 @@ def test_activation_backward_nonzero(rng, dtype, act, filters):
     close(db_ref, db_fast, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize("act", ACTS[:4])  # softmax does not commute with the max: never fused
+@pytest.mark.parametrize("pool", [(2, 2), (2, 3), (1, 1)])
+def test_direct_convolution_with_max_pooling(rng, dtype, case, act, pool):
+    tested("conv2d_direct_maxpool", "conv2d_direct_maxpool_backward")
+    n, h, w, c, kh, kw, sh, sw, padding = case
+    oh, pt = conv_geometry(h, kh, sh, padding)
+    ow, pl = conv_geometry(w, kw, sw, padding)
+    ph, pw = pool
+    if oh < ph or ow < pw:
+        pytest.skip("no whole window")
+    x = rng.normal(size=(n, h, w, c)).astype(dtype)
+    kernel = rng.normal(size=(kh, kw, c, 5)).astype(dtype)
+    bias = rng.normal(size=5).astype(dtype)
+    out_shape = (n, oh // ph, ow // pw, 5)
+    (y_ref, a_ref), (y_fast, a_fast) = run_out("conv2d_direct_maxpool", x, kernel, bias, act, sh, sw, pt, pl, ph, pw,
+                                               outs=[(out_shape, dtype), (out_shape, np.int32)])
+    close(y_ref, y_fast, dtype)
+    np.testing.assert_array_equal(a_ref, a_fast)
+    dy = rng.normal(size=out_shape).astype(dtype)
+    close(*run("conv2d_direct_maxpool_backward", x, dy, y_ref, a_ref, act, kh, kw, sh, sw, pt, pl, ph, pw), dtype)
+
+
 def nonzero_list(dz):
     d2 = dz.reshape(-1, dz.shape[-1])
     pixel, channel, value = np.zeros(dz.size, np.int32), np.zeros(dz.size, np.int32), np.zeros(dz.size, dz.dtype)

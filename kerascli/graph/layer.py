@@ -107,6 +107,15 @@ class Layer:
     def get_config(self) -> dict:
         return {"type": self.type_name, "name": self.name, **self.config}
 
+    # ------------------------------------------------------------- fusion
+    # Set on a layer whose forward and backward the layer before it has taken
+    # over (Model.fuse_layers): the model passes values straight through it.
+    absorbed_by: "Layer | None" = None
+
+    def absorb(self, consumer: "Layer") -> bool:
+        """Take over ``consumer``'s work (it reads only this layer's output) if a fused kernel can; True if so."""
+        return False
+
 
 class ActivatedLayer(Layer):
     """A layer ending in an activation the loss may fuse with (softmax + cross-entropy).

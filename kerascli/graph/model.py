@@ -43,6 +43,7 @@ class Model:
         self.dtype = np.dtype(np.float32)
         self.ops: ModuleType | None = None
         self.output_activation = 0  # applied by predict() when the loss fused the last activation
+        self._grad_flows: dict[str, bool] = {}  # layer name -> trainable weights at or before it
         self.param_buffer = np.zeros(0, np.float32)
         self.grad_buffer = np.zeros(0, np.float32)
         self.state_buffer = np.zeros(0, np.float32)
@@ -56,7 +57,10 @@ class Model:
         layer.weight_specs = []
         layer.output_shape = tuple(layer.build(layer.input_shape))
         shapes[layer.name] = layer.output_shape
-        layer.need_input_grad = any(src not in self.input_shapes for src in node.inputs)
+        # an input gradient is needed only if some layer before has trainable weights
+        # (Rescaling or Reshape ahead of a first Conv2D do not make it need one)
+        layer.need_input_grad = any(self._grad_flows.get(src, False) for src in node.inputs)
+        self._grad_flows[layer.name] = layer.need_input_grad or any(w.trainable for w in layer.weight_specs)
 
     def count_params(self) -> tuple[int, int]:
         trainable = sum(w.size for layer in self.layers for w in layer.weight_specs if w.trainable)
@@ -116,6 +120,27 @@ class Model:
             return True
         return False
 
+    def fuse_layers(self) -> list[tuple[str, str]]:
+        """Let layers take over the single layer reading their output where a fused kernel exists
+        (Conv2D + MaxPooling2D); returns the (producer, absorbed) name pairs."""
+        readers: dict[str, int] = {}
+        for node in self.nodes:
+            for src in node.inputs:
+                readers[src] = readers.get(src, 0) + 1
+        by_name = {node.layer.name: node.layer for node in self.nodes}
+        fused = []
+        for node in self.nodes:
+            if node.layer.n_inputs != 1 or len(node.inputs) != 1:
+                continue
+            src = node.inputs[0]
+            producer = by_name.get(src)
+            if producer is None or src == self.output or readers[src] != 1 or producer.absorbed_by is not None:
+                continue
+            if producer.absorb(node.layer):
+                node.layer.absorbed_by = producer
+                fused.append((producer.name, node.layer.name))
+        return fused
+
     # ------------------------------------------------------------- weights by name
     def weight_items(self, trainable_only: bool = False):
         for layer in self.layers:
@@ -134,6 +159,9 @@ class Model:
         values[input_name] = x
         for node in self.nodes:
             layer = node.layer
+            if layer.absorbed_by is not None:  # the layer before it already did its work
+                values[layer.name] = values[node.inputs[0]]
+                continue
             if layer.n_inputs == 0:
                 values[layer.name] = layer.forward([values[s] for s in node.inputs], training)
             else:
@@ -148,7 +176,7 @@ class Model:
             dy = grads.pop(layer.name, None)
             if dy is None:
                 continue
-            dx = layer.backward(dy)
+            dx = dy if layer.absorbed_by is not None else layer.backward(dy)
             if dx is None:
                 continue
             dxs = dx if layer.n_inputs == 0 else [dx]

@@ -462,6 +462,72 @@ def _direct_pixel(x, b, y0, i0, i1, x0, kw, c, taps, b0, o):
 
 
 @njit(**_fma_opts)
+def _direct_row(x, b, oy, taps, b0, kh, kw, sh, sw, pad_top, pad_left, o):
+    """Output row ``oy`` of image ``b`` before the activation, into ``o`` (columns, filters).
+
+    ``o`` may hold fewer columns than the full output row (those a pooling
+    window would drop are left out).
+    """
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    cols = o.shape[0]
+    y0 = oy * sh - pad_top
+    i0, i1 = max(0, -y0), min(kh, h - y0)
+    # columns [first, last) have their whole window inside the image (horizontally)
+    first = min(cols, (pad_left + sw - 1) // sw)
+    last = max(first, min(cols, (w - kw + pad_left) // sw + 1))
+    blocks = (last - first) // 4
+    for ox in range(first, first + 4 * blocks, 4):
+        _direct_pixels4(x, b, y0, i0, i1, ox * sw - pad_left, sw, kw, c, taps, b0, o[ox], o[ox + 1], o[ox + 2],
+                        o[ox + 3])
+    tail = first + 4 * blocks
+    if blocks > 0 and tail < last:
+        # the rest as one block overlapping the one before (recomputed alike) beats single pixels
+        ox = last - 4
+        _direct_pixels4(x, b, y0, i0, i1, ox * sw - pad_left, sw, kw, c, taps, b0, o[ox], o[ox + 1], o[ox + 2],
+                        o[ox + 3])
+        tail = last
+    for ox in range(first):
+        _direct_pixel(x, b, y0, i0, i1, ox * sw - pad_left, kw, c, taps, b0, o[ox])
+    for ox in range(tail, cols):
+        _direct_pixel(x, b, y0, i0, i1, ox * sw - pad_left, kw, c, taps, b0, o[ox])
+
+
+@njit(**_fma_opts)
+def _direct_grad_row(x, b, oy, d, kh, kw, sh, sw, pad_top, pad_left, g):
+    """Adds output row ``oy`` of image ``b``'s share of the kernel gradient to ``g`` (taps, filters),
+    from that row's pre-activation gradient ``d`` (columns, filters)."""
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    cols, filters = d.shape
+    y0 = oy * sh - pad_top
+    i0, i1 = max(0, -y0), min(kh, h - y0)
+    ox = 0
+    while ox < cols:
+        x0 = ox * sw - pad_left
+        if ox + 4 <= cols and x0 >= 0 and x0 + 3 * sw + kw <= w:
+            d0, d1, d2, d3 = d[ox], d[ox + 1], d[ox + 2], d[ox + 3]
+            for i in range(i0, i1):
+                row = x[b, y0 + i]
+                for j in range(kw):
+                    for ch in range(c):
+                        v0, v1 = row[x0 + j, ch], row[x0 + sw + j, ch]
+                        v2, v3 = row[x0 + 2 * sw + j, ch], row[x0 + 3 * sw + j, ch]
+                        gr = g[(i * kw + j) * c + ch]
+                        for f in range(filters):
+                            gr[f] += v0 * d0[f] + v1 * d1[f] + v2 * d2[f] + v3 * d3[f]
+            ox += 4
+            continue
+        d0 = d[ox]
+        for i in range(i0, i1):
+            for j in range(max(0, -x0), min(kw, w - x0)):
+                for ch in range(c):
+                    v = x[b, y0 + i, x0 + j, ch]
+                    gr = g[(i * kw + j) * c + ch]
+                    for f in range(filters):
+                        gr[f] += v * d0[f]
+        ox += 1
+
+
+@njit(**_fma_opts)
 def conv2d_direct(x, kernel, bias, act, sh, sw, pad_top, pad_left, out_h, out_w, out):
     """Convolution + bias + activation without patches, for few input channels (a first layer).
 
@@ -469,33 +535,14 @@ def conv2d_direct(x, kernel, bias, act, sh, sw, pad_top, pad_left, out_h, out_w,
     image); looping over the window and vectorising over filters is faster and
     writes each output once.
     """
-    n, h, w, c = x.shape
-    kh, kw, _, filters = kernel.shape
+    n = x.shape[0]
+    kh, kw, c, filters = kernel.shape
     taps = kernel.reshape(kh * kw * c, filters)
     b0 = bias if bias.size > 0 else np.zeros(filters, dtype=x.dtype)
-    # output columns [first, last) have their whole window inside the image (horizontally)
-    first = min(out_w, (pad_left + sw - 1) // sw)
-    last = max(first, min(out_w, (w - kw + pad_left) // sw + 1))
-    blocks = (last - first) // 4
     for b in range(n):
         for oy in range(out_h):
-            y0 = oy * sh - pad_top
-            i0, i1 = max(0, -y0), min(kh, h - y0)
             o = out[b, oy]
-            for ox in range(first, first + 4 * blocks, 4):
-                _direct_pixels4(x, b, y0, i0, i1, ox * sw - pad_left, sw, kw, c, taps, b0,
-                                o[ox], o[ox + 1], o[ox + 2], o[ox + 3])
-            tail = first + 4 * blocks
-            if blocks > 0 and tail < last:
-                # the rest as one block overlapping the one before (recomputed alike) beats single pixels
-                ox = last - 4
-                _direct_pixels4(x, b, y0, i0, i1, ox * sw - pad_left, sw, kw, c, taps, b0,
-                                o[ox], o[ox + 1], o[ox + 2], o[ox + 3])
-                tail = last
-            for ox in range(first):
-                _direct_pixel(x, b, y0, i0, i1, ox * sw - pad_left, kw, c, taps, b0, o[ox])
-            for ox in range(tail, out_w):
-                _direct_pixel(x, b, y0, i0, i1, ox * sw - pad_left, kw, c, taps, b0, o[ox])
+            _direct_row(x, b, oy, taps, b0, kh, kw, sh, sw, pad_top, pad_left, o)
             if act == 4:
                 _softmax_rows(o, o)
             else:
@@ -512,7 +559,7 @@ def conv2d_direct_backward(x, dy, y, act, kh, kw, sh, sw, pad_top, pad_left):
     a small buffer and never stored whole (a separate pass wrote and re-read a
     tensor the size of the output).
     """
-    n, h, w, c = x.shape
+    n, c = x.shape[0], x.shape[3]
     _, out_h, out_w, filters = dy.shape
     g = np.zeros((kh * kw * c, filters), dtype=dy.dtype)
     db = np.zeros(filters, dtype=dy.dtype)
@@ -522,36 +569,74 @@ def conv2d_direct_backward(x, dy, y, act, kh, kw, sh, sw, pad_top, pad_left):
             row_db = bias_activation_backward(dy[b, oy], y[b, oy], act, d)[1]
             for f in range(filters):
                 db[f] += row_db[f]
-            y0 = oy * sh - pad_top
-            i0 = max(0, -y0)
-            i1 = min(kh, h - y0)
-            ox = 0
-            while ox < out_w:
-                x0 = ox * sw - pad_left
-                if ox + 4 <= out_w and x0 >= 0 and x0 + 3 * sw + kw <= w:
-                    d0, d1, d2, d3 = d[ox], d[ox + 1], d[ox + 2], d[ox + 3]
-                    for i in range(i0, i1):
-                        row = x[b, y0 + i]
-                        for j in range(kw):
-                            for ch in range(c):
-                                v0, v1 = row[x0 + j, ch], row[x0 + sw + j, ch]
-                                v2, v3 = row[x0 + 2 * sw + j, ch], row[x0 + 3 * sw + j, ch]
-                                gr = g[(i * kw + j) * c + ch]
-                                for f in range(filters):
-                                    gr[f] += v0 * d0[f] + v1 * d1[f] + v2 * d2[f] + v3 * d3[f]
-                    ox += 4
-                    continue
-                d0 = d[ox]
-                j0 = max(0, -x0)
-                j1 = min(kw, w - x0)
-                for i in range(i0, i1):
-                    for j in range(j0, j1):
-                        for ch in range(c):
-                            v = x[b, y0 + i, x0 + j, ch]
-                            gr = g[(i * kw + j) * c + ch]
-                            for f in range(filters):
-                                gr[f] += v * d0[f]
-                ox += 1
+            _direct_grad_row(x, b, oy, d, kh, kw, sh, sw, pad_top, pad_left, g)
+    return g.reshape(kh, kw, c, filters), db
+
+
+# Conv2D -> MaxPooling2D whose windows tile the image, as one kernel each way
+# (Conv2D.fuse_pool): the convolution's full-size output, 4x the pooled one,
+# is never stored, and its gradient never formed. An increasing activation
+# commutes with the max, so the max is taken before it.
+@njit(**_fma_opts)
+def conv2d_direct_maxpool(x, kernel, bias, act, sh, sw, pad_top, pad_left, ph, pw, out, arg):
+    """maxpool(act(conv(x) + bias)) into ``out`` (N, pooled rows, pooled columns, filters), with ``arg``
+    the winner's place i*pw+j in its window (as ``max_pool_forward``); ``act`` is not softmax."""
+    n = x.shape[0]
+    kh, kw, c, filters = kernel.shape
+    _, pool_h, pool_w, _ = out.shape
+    taps = kernel.reshape(kh * kw * c, filters)
+    b0 = bias if bias.size > 0 else np.zeros(filters, dtype=x.dtype)
+    z = np.empty((ph, pool_w * pw, filters), dtype=x.dtype)  # the conv rows under one row of windows
+    for b in range(n):
+        for py in range(pool_h):
+            for i in range(ph):
+                _direct_row(x, b, py * ph + i, taps, b0, kh, kw, sh, sw, pad_top, pad_left, z[i])
+            for px in range(pool_w):
+                best = out[b, py, px]
+                where = arg[b, py, px]
+                first = z[0, px * pw]
+                for f in range(filters):
+                    best[f] = first[f]
+                    where[f] = 0
+                for i in range(ph):
+                    for j in range(pw):
+                        if i == 0 and j == 0:
+                            continue
+                        k = i * pw + j
+                        v = z[i, px * pw + j]
+                        for f in range(filters):
+                            better = v[f] > best[f]
+                            best[f] = v[f] if better else best[f]
+                            where[f] = k if better else where[f]
+            _activate(out[b, py].reshape(pool_w * filters), act)
+    return out, arg
+
+
+@njit(**_fma_opts)
+def conv2d_direct_maxpool_backward(x, dy, pooled, arg, act, kh, kw, sh, sw, pad_top, pad_left, ph, pw):
+    """Kernel and bias gradients of ``conv2d_direct_maxpool`` from the gradient ``dy`` of its output
+    ``pooled``: each window's gradient goes to the convolution output that won it."""
+    n, c = x.shape[0], x.shape[3]
+    _, pool_h, pool_w, filters = dy.shape
+    g = np.zeros((kh * kw * c, filters), dtype=dy.dtype)
+    db = np.zeros(filters, dtype=dy.dtype)
+    dz = np.empty((pool_w, filters), dtype=dy.dtype)
+    d = np.empty((pool_w * pw, filters), dtype=dy.dtype)
+    for b in range(n):
+        for py in range(pool_h):
+            row_db = bias_activation_backward(dy[b, py], pooled[b, py], act, dz)[1]
+            for f in range(filters):
+                db[f] += row_db[f]
+            for i in range(ph):
+                for px in range(pool_w):
+                    gz = dz[px]
+                    where = arg[b, py, px]
+                    for j in range(pw):
+                        k = i * pw + j
+                        dst = d[px * pw + j]
+                        for f in range(filters):
+                            dst[f] = gz[f] if where[f] == k else 0
+                _direct_grad_row(x, b, py * ph + i, d, kh, kw, sh, sw, pad_top, pad_left, g)
     return g.reshape(kh, kw, c, filters), db
 
 

@@ -206,6 +206,28 @@ def conv2d_direct_backward(x, dy, y, act, kh, kw, sh, sw, pad_top, pad_left):
     return (cols.T @ dz).reshape(kh, kw, c, filters), db
 
 
+def conv2d_direct_maxpool(x, kernel, bias, act, sh, sw, pad_top, pad_left, ph, pw, out, arg):
+    """maxpool(act(conv(x) + bias)) over (ph, pw) windows that tile the convolution's output (the rows
+    and columns left over are dropped) into ``out``, with ``arg`` as in ``max_pool_forward``."""
+    n, pool_h, pool_w, filters = out.shape
+    out_h, out_w = pool_h * ph, pool_w * pw  # the convolution's rows and columns that some window covers
+    z = conv2d_direct(x, kernel, bias, LINEAR, sh, sw, pad_top, pad_left, out_h, out_w,
+                      np.empty((n, out_h, out_w, filters), x.dtype))
+    max_pool_forward(z, ph, pw, ph, pw, 0, 0, pool_h, pool_w, out, arg)
+    out[...] = _activate(out, act)
+    return out, arg
+
+
+def conv2d_direct_maxpool_backward(x, dy, pooled, arg, act, kh, kw, sh, sw, pad_top, pad_left, ph, pw):
+    """Kernel and bias gradients of ``conv2d_direct_maxpool`` from the gradient ``dy`` of its output."""
+    n, pool_h, pool_w, filters = dy.shape
+    dz, _ = bias_activation_backward(dy.reshape(-1, filters), pooled.reshape(-1, filters), act,
+                                     np.empty((dy.size // filters, filters), dy.dtype))
+    d = max_pool_backward(dz.reshape(dy.shape), arg, ph, pw, ph, pw, 0, 0,
+                          np.empty((n, pool_h * ph, pool_w * pw, filters), dy.dtype))
+    return conv2d_direct_backward(x, d, d, LINEAR, kh, kw, sh, sw, pad_top, pad_left)
+
+
 def activation_backward_nonzero(dy, y, act, pixel, channel, value):
     """The nonzero entries of ``bias_activation_backward``'s gradient, in row-major order: their rows,
     columns and values into ``pixel``, ``channel`` and ``value``. Returns (their count, column sums)."""

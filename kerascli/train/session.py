@@ -62,6 +62,7 @@ def build_session(spec: RunSpec, *, initial_weights: bool = True) -> Session:
     threads = set_threads(spec.train["threads"], batch_parallel=any(layer.batch_parallel for layer in model.layers))
     loss = LOSSES.get(spec.compile["loss"])()
     fused = loss.fuses is not None and model.fuse_output_activation(loss.fuses)
+    model.fuse_layers()
     units = model.output_shape[0]
     metrics = [make_metric(name, loss.name, units) for name in spec.compile["metrics"]]
     opt_cfg = {k: v for k, v in spec.compile["optimizer"].items() if k != "type"}
