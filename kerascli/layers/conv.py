@@ -181,8 +181,9 @@ class Conv2D(ActivatedLayer):
 
     # Below this fraction of nonzero output gradients (typical behind ReLU and max
     # pooling) backward visits only the nonzero entries instead of running two
-    # GEMMs: measured 4x faster at 4%, about even at 20%.
-    SPARSE_MAX_DENSITY = 0.15
+    # GEMMs. Benchmark CNN's conv2, 128 images: 2.4 ms against 7.4 at 5%, 6.0
+    # against 7.4 at 20%, even at about 27%.
+    SPARSE_MAX_DENSITY = 0.25
 
     def backward(self, dy):
         if self.pool is not None:
@@ -208,11 +209,12 @@ class Conv2D(ActivatedLayer):
         kh, kw, sh, sw, pt, pl, oh, ow = self._geometry()
         y = self._y[lo * oh * ow:hi * oh * ow]
         if not self.direct:
-            pixel = self.workspace(f"pixel{i}", (dy2.size,), np.int32)
-            channel = self.workspace(f"channel{i}", (dy2.size,), np.int32)
-            value = self.workspace(f"value{i}", (dy2.size,))
+            room = max(0, int(self.SPARSE_MAX_DENSITY * dy2.size))  # longer lists: the GEMMs are faster
+            pixel = self.workspace(f"pixel{i}", (room,), np.int32)
+            channel = self.workspace(f"channel{i}", (room,), np.int32)
+            value = self.workspace(f"value{i}", (room,))
             count, db = self.ops.activation_backward_nonzero(dy2, y, self.act, pixel, channel, value)
-            if count <= self.SPARSE_MAX_DENSITY * dy2.size:
+            if count >= 0:
                 grad_t = self.workspace(f"grad_t{i}", kernel_t.shape)
                 grad_t[...] = 0
                 part_dx = np.empty((0, 0, 0, 0), x.dtype) if dx is None else dx[lo:hi]

@@ -646,10 +646,13 @@ def activation_backward_nonzero(dy, y, act, pixel, channel, value):
 
     Writes the row, column and value of each nonzero entry of the
     pre-activation gradient (in row-major order) into ``pixel``, ``channel``
-    and ``value``; returns (their count, column sums). Rows are done in blocks
-    that stay in cache; each 64 columns' nonzeros are found from one bit mask.
+    and ``value``; returns (their count, column sums). A count of -1 means
+    more nonzeros than ``value`` holds (the lists are then incomplete). Rows
+    are done in blocks that stay in cache; each 64 columns' nonzeros are found
+    from one bit mask.
     """
     rows, filters = dy.shape
+    capacity = value.size
     db = np.zeros(filters, dy.dtype)
     block = 64
     d = np.empty((block, filters), dy.dtype)
@@ -666,6 +669,8 @@ def activation_backward_nonzero(dy, y, act, pixel, channel, value):
                 for f in range(min(64, filters - f0)):
                     mask |= np.uint64(row[f0 + f] != 0) << np.uint64(f)
                 while mask:
+                    if count == capacity:
+                        return -1, db
                     f = f0 + trailing_zeros(mask)
                     pixel[count] = r
                     channel[count] = f

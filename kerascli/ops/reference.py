@@ -230,9 +230,12 @@ def conv2d_direct_maxpool_backward(x, dy, pooled, arg, act, kh, kw, sh, sw, pad_
 
 def activation_backward_nonzero(dy, y, act, pixel, channel, value):
     """The nonzero entries of ``bias_activation_backward``'s gradient, in row-major order: their rows,
-    columns and values into ``pixel``, ``channel`` and ``value``. Returns (their count, column sums)."""
+    columns and values into ``pixel``, ``channel`` and ``value``. Returns (their count, column sums);
+    the count is -1 when there are more than ``value`` holds."""
     dz, db = bias_activation_backward(dy, y, act, np.empty(dy.shape, dy.dtype))
     rows, cols = np.nonzero(dz)
+    if rows.size > value.size:
+        return -1, db
     pixel[: rows.size] = rows
     channel[: rows.size] = cols
     value[: rows.size] = dz[rows, cols]
