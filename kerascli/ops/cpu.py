@@ -14,8 +14,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
-from numba.cpython.unsafe.numbers import trailing_zeros
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 from kerascli.ops.reference import LINEAR, RELU, SIGMOID, SOFTMAX, TANH  # noqa: F401
 
@@ -23,6 +24,18 @@ _opts = dict(cache=True, error_model="numpy", nogil=True)
 # Lets LLVM fuse a multiply and an add into one FMA instruction (1.3-1.6x in the
 # convolution loops; FMA rounds once, so results move in the last bit only).
 _fma_opts = dict(_opts, fastmath={"contract"})
+
+
+@intrinsic
+def _trailing_zeros(typingctx, value):
+    """The number of zero bits below the lowest set bit of an integer (LLVM's cttz: one instruction)."""
+    if not isinstance(value, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return value(value), codegen
 
 
 # ---------------------------------------------------------------- activations
@@ -671,7 +684,7 @@ def activation_backward_nonzero(dy, y, act, pixel, channel, value):
                 while mask:
                     if count == capacity:
                         return -1, db
-                    f = f0 + trailing_zeros(mask)
+                    f = f0 + _trailing_zeros(mask)
                     pixel[count] = r
                     channel[count] = f
                     value[count] = row[f]
