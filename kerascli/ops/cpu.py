@@ -331,7 +331,7 @@ def _im2col_slices(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
             for ox in range(out_w):
                 patch = out[(b * out_h + oy) * out_w + ox]
                 x0 = ox * sw - pad_left
-                j0, j1 = max(0, -x0), min(kw, w - x0)
+                j0, j1 = _inside(x0, kw, w)
                 for i in range(kh):
                     y = oy * sh + i - pad_top
                     dst = patch[i * span:(i + 1) * span]
@@ -411,7 +411,7 @@ def col2im(cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     return out
 
 
-@njit(**_opts)
+@njit(inline="always", **_opts)
 def _inside(origin, k, size):
     """The window offsets [lo, hi) that land inside [0, size) for a window starting at ``origin``."""
     return max(0, -origin), min(k, size - origin)
@@ -466,7 +466,7 @@ def _direct_pixel(x, b, y0, i0, i1, x0, kw, c, taps, b0, o):
     for f in range(b0.size):
         o[f] = b0[f]
     for i in range(i0, i1):
-        for j in range(max(0, -x0), min(kw, w - x0)):
+        for j in range(*_inside(x0, kw, w)):
             for ch in range(c):
                 v = x[b, y0 + i, x0 + j, ch]
                 tap = taps[(i * kw + j) * c + ch]
@@ -484,7 +484,7 @@ def _direct_row(x, b, oy, taps, b0, kh, kw, sh, sw, pad_top, pad_left, o):
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     cols = o.shape[0]
     y0 = oy * sh - pad_top
-    i0, i1 = max(0, -y0), min(kh, h - y0)
+    i0, i1 = _inside(y0, kh, h)
     # columns [first, last) have their whole window inside the image (horizontally)
     first = min(cols, (pad_left + sw - 1) // sw)
     last = max(first, min(cols, (w - kw + pad_left) // sw + 1))
@@ -512,7 +512,7 @@ def _direct_grad_row(x, b, oy, d, kh, kw, sh, sw, pad_top, pad_left, g):
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     cols, filters = d.shape
     y0 = oy * sh - pad_top
-    i0, i1 = max(0, -y0), min(kh, h - y0)
+    i0, i1 = _inside(y0, kh, h)
     ox = 0
     while ox < cols:
         x0 = ox * sw - pad_left
@@ -531,7 +531,7 @@ def _direct_grad_row(x, b, oy, d, kh, kw, sh, sw, pad_top, pad_left, g):
             continue
         d0 = d[ox]
         for i in range(i0, i1):
-            for j in range(max(0, -x0), min(kw, w - x0)):
+            for j in range(*_inside(x0, kw, w)):
                 for ch in range(c):
                     v = x[b, y0 + i, x0 + j, ch]
                     gr = g[(i * kw + j) * c + ch]
@@ -761,8 +761,8 @@ def conv2d_sparse_backward(x, pixel, channel, value, count, out_h, out_w, kernel
             p = pixel[order[q]]
             d = value[order[q]]
             y0, x0 = top[p], left[p]
-            j0, j1 = max(0, -x0), min(kw, w - x0)
-            for i in range(max(0, -y0), min(kh, h - y0)):
+            j0, j1 = _inside(x0, kw, w)
+            for i in range(*_inside(y0, kh, h)):
                 at = ((image[p] * h + y0 + i) * w + x0) * c
                 s = flat_x[at + j0 * c:at + j1 * c]
                 g = g_row[(i * kw + j0) * c:(i * kw + j1) * c]
@@ -781,9 +781,9 @@ def conv2d_sparse_backward(x, pixel, channel, value, count, out_h, out_w, kernel
         while e < count and pixel[e] == p:
             e += 1
         y0, x0 = top[p], left[p]
-        j0, j1 = max(0, -x0), min(kw, w - x0)
+        j0, j1 = _inside(x0, kw, w)
         width = (j1 - j0) * c
-        for i in range(max(0, -y0), min(kh, h - y0)):
+        for i in range(*_inside(y0, kh, h)):
             at = ((image[p] * h + y0 + i) * w + x0 + j0) * c
             dst = flat_dx[at:at + width]
             t0 = (i * kw + j0) * c
