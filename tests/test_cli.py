@@ -183,45 +183,55 @@ def test_summary_and_validate(small_config):
     assert result.exit_code == 0 and "OK" in result.output and "83 params" in result.output
 
 
-def bad_cases(tmp_path):
-    """(name, config text or None for a missing file, expected message) of each bad input."""
-    corrupt = tmp_path / "corrupt.npz"
-    corrupt.write_bytes(b"PK\x03\x04 broken")
-    wrong = tmp_path / "wrong.npz"
-    np.savez(wrong, **{"dense/kernel": np.zeros((2, 2))})
-    return [
-        ("missing file", None, "config file not found"),
-        ("yaml error", SMALL_MLP + "  - [unclosed\n", "YAML syntax error"),
-        ("unknown key", SMALL_MLP.replace("epochs:", "epocs:"), "unknown key 'epocs'; did you mean 'epochs'?"),
-        ("wrong type", SMALL_MLP.replace("units: 8", "units: [8]"), "expected an integer"),
-        ("range", SMALL_MLP.replace("batch_size: 16", "batch_size: 0"), "must be >= 1"),
-        ("unknown layer", SMALL_MLP.replace("type: Dropout", "type: Droput"), "did you mean 'Dropout'?"),
-        ("unknown optimizer", SMALL_MLP.replace("optimizer: adam", "optimizer: adamw2"), "unknown optimizer"),
-        ("unknown loss", SMALL_MLP.replace("loss: sparse_categorical_crossentropy", "loss: hinge"), "unknown loss 'hinge'"),
-        ("shapes", SMALL_MLP.replace("- {type: Dropout, rate: 0.1}", "- {type: Conv2D, filters: 2, kernel_size: 3}"),
-         "expects input of shape (height, width, channels), got (8,)"),
-        ("label/output mismatch", SMALL_MLP.replace("units: 3, activation: softmax", "units: 2, activation: softmax"),
-         "labels range over 0..2 but the model's output has 2 units"),
-        ("missing data file", SMALL_MLP.replace("dataset: synthetic_classification, samples: 120, features: 6, classes: 3",
-                                                f"dataset: npz, path: {tmp_path}/nope.npz"), "data file not found"),
-        ("corrupt weights", SMALL_MLP.replace("compile:", f"  weights: {corrupt}\ncompile:"), "not a readable .npz"),
-        ("weights mismatch", SMALL_MLP.replace("compile:", f"  weights: {wrong}\ncompile:"),
-         "'dense/kernel' for layer 'dense' has shape (2, 2), the model expects (6, 8)"),
-        ("output not a vector", SMALL_MLP.replace("input_shape: [6]", "input_shape: [2, 3]").replace(
-            "- {type: Dropout, rate: 0.1}", "- {type: Dropout, rate: 0.1}"), "losses need one vector per sample"),
-    ]
+def _corrupt_weights(tmp_path):
+    path = tmp_path / "corrupt.npz"
+    path.write_bytes(b"PK\x03\x04 broken")
+    return SMALL_MLP.replace("compile:", f"  weights: {path}\ncompile:")
 
 
-@pytest.mark.parametrize("case", range(14))
+def _wrong_weights(tmp_path):
+    path = tmp_path / "wrong.npz"
+    np.savez(path, **{"dense/kernel": np.zeros((2, 2))})
+    return SMALL_MLP.replace("compile:", f"  weights: {path}\ncompile:")
+
+
+# name -> (config text, or a function of tmp_path giving it, or None for a missing file; expected message)
+BAD_CASES = {
+    "missing file": (None, "config file not found"),
+    "yaml error": (SMALL_MLP + "  - [unclosed\n", "YAML syntax error"),
+    "unknown key": (SMALL_MLP.replace("epochs:", "epocs:"), "unknown key 'epocs'; did you mean 'epochs'?"),
+    "wrong type": (SMALL_MLP.replace("units: 8", "units: [8]"), "expected an integer"),
+    "range": (SMALL_MLP.replace("batch_size: 16", "batch_size: 0"), "must be >= 1"),
+    "unknown layer": (SMALL_MLP.replace("type: Dropout", "type: Droput"), "did you mean 'Dropout'?"),
+    "unknown optimizer": (SMALL_MLP.replace("optimizer: adam", "optimizer: adamw2"), "unknown optimizer"),
+    "unknown loss": (SMALL_MLP.replace("loss: sparse_categorical_crossentropy", "loss: hinge"),
+                     "unknown loss 'hinge'"),
+    "shapes": (SMALL_MLP.replace("- {type: Dropout, rate: 0.1}", "- {type: Conv2D, filters: 2, kernel_size: 3}"),
+               "expects input of shape (height, width, channels), got (8,)"),
+    "label/output mismatch": (SMALL_MLP.replace("units: 3, activation: softmax", "units: 2, activation: softmax"),
+                              "labels range over 0..2 but the model's output has 2 units"),
+    "missing data file": (lambda tmp_path: SMALL_MLP.replace(
+        "dataset: synthetic_classification, samples: 120, features: 6, classes: 3",
+        f"dataset: npz, path: {tmp_path}/nope.npz"), "data file not found"),
+    "corrupt weights": (_corrupt_weights, "not a readable .npz"),
+    "weights mismatch": (_wrong_weights, "'dense/kernel' for layer 'dense' has shape (2, 2), the model expects (6, 8)"),
+    "output not a vector": (SMALL_MLP.replace("input_shape: [6]", "input_shape: [2, 3]"),
+                            "losses need one vector per sample"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CASES))
 def test_bad_input_exits_2_with_one_message_and_no_run_dir(case, tmp_path, write_config):
-    name, text, needle = bad_cases(tmp_path)[case]
+    text, needle = BAD_CASES[case]
+    if callable(text):
+        text = text(tmp_path)
     path = str(tmp_path / "missing.yaml") if text is None else write_config(text)
     runs = tmp_path / "runs"
     for command in ("train", "validate"):
         args = [command, path] + (["--runs-dir", runs] if command == "train" else [])
         result = invoke(*args)
-        assert result.exit_code == 2, (name, result.output)
-        assert needle in result.output, (name, result.output)
+        assert result.exit_code == 2, (case, result.output)
+        assert needle in result.output, (case, result.output)
         assert "Traceback" not in result.output
         assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
     assert not runs.exists() or not os.listdir(runs)

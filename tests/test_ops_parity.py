@@ -1,6 +1,7 @@
 """Every Numba kernel against its numpy twin: odd shapes, batch 1, non-contiguous inputs, NaN/Inf."""
 
 import inspect
+import re
 
 import numpy as np
 import pytest
@@ -48,19 +49,26 @@ def run(name, *args):
 
 DTYPES = [np.float32, np.float64]
 SHAPES = [(1, 1), (1, 7), (5, 3), (33, 10)]
-TESTED: set = set()
+COVERED: dict[str, list] = {}  # kernel name -> the parity tests that exercise it
 
 
-def tested(*names):
-    TESTED.update(names)
+def parity(*names):
+    """Declare which kernels a test compares with their twins (recorded at import, whatever runs)."""
+
+    def mark(test):
+        for name in names:
+            COVERED.setdefault(name, []).append(test)
+        return test
+
+    return mark
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("noncontig", [False, True])
+@parity("bias_activation_forward", "bias_activation_inplace", "bias_activation_backward")
 def test_bias_activation(rng, dtype, shape, act, noncontig):
-    tested("bias_activation_forward", "bias_activation_inplace", "bias_activation_backward")
     z = mats(rng, *shape, dtype, noncontig)
     for bias in (rng.normal(size=shape[1]).astype(dtype), np.zeros(0, dtype)):
         close(*run("bias_activation_forward", z, bias, act, np.empty_like(z)), dtype)
@@ -94,13 +102,13 @@ def test_softmax_is_stable_for_huge_logits():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES)
+@parity(
+    "softmax_cross_entropy", "softmax_cross_entropy_grad", "sparse_softmax_cross_entropy",
+    "sparse_softmax_cross_entropy_grad", "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad",
+    "categorical_cross_entropy", "categorical_cross_entropy_grad", "binary_cross_entropy",
+    "binary_cross_entropy_grad", "mean_squared_error", "mean_squared_error_grad", "row_argmax",
+)
 def test_losses(rng, dtype, shape):
-    tested(
-        "softmax_cross_entropy", "softmax_cross_entropy_grad", "sparse_softmax_cross_entropy",
-        "sparse_softmax_cross_entropy_grad", "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad",
-        "categorical_cross_entropy", "categorical_cross_entropy_grad", "binary_cross_entropy",
-        "binary_cross_entropy_grad", "mean_squared_error", "mean_squared_error_grad", "row_argmax",
-    )
     rows, cols = shape
     z = mats(rng, rows, cols, dtype) * 5
     labels = rng.integers(0, cols, size=rows)
@@ -147,8 +155,8 @@ def run_out(name, *args, outs):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CONV_CASES)
+@parity("im2col", "col2im")
 def test_im2col_col2im(rng, dtype, case):
-    tested("im2col", "col2im")
     n, h, w, c, kh, kw, sh, sw, padding = case
     oh, pt = conv_geometry(h, kh, sh, padding)
     ow, pl = conv_geometry(w, kw, sw, padding)
@@ -161,8 +169,8 @@ def test_im2col_col2im(rng, dtype, case):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CONV_CASES)
 @pytest.mark.parametrize("act", ACTS)
+@parity("conv2d_direct", "conv2d_direct_backward")
 def test_direct_convolution(rng, dtype, case, act):
-    tested("conv2d_direct", "conv2d_direct_backward")
     n, h, w, c, kh, kw, sh, sw, padding = case
     oh, pt = conv_geometry(h, kh, sh, padding)
     ow, pl = conv_geometry(w, kw, sw, padding)
@@ -180,8 +188,8 @@ def test_direct_convolution(rng, dtype, case, act):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("filters", [3, 64, 70])  # the nonzero search works 64 filters at a time
+@parity("activation_backward_nonzero")
 def test_activation_backward_nonzero(rng, dtype, act, filters):
-    tested("activation_backward_nonzero")
     z = mats(rng, 37, filters, dtype)
     y = activate(z, act)
     dy = (mats(rng, 37, filters, dtype) * (rng.random((37, filters)) < 0.3)).astype(dtype)
@@ -212,8 +220,8 @@ def conv_pool_cases():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case,pool", list(conv_pool_cases()))
 @pytest.mark.parametrize("act", ACTS[:4])  # softmax does not commute with the max: never fused
+@parity("conv2d_direct_maxpool", "conv2d_direct_maxpool_backward")
 def test_direct_convolution_with_max_pooling(rng, dtype, case, pool, act):
-    tested("conv2d_direct_maxpool", "conv2d_direct_maxpool_backward")
     n, h, w, c, kh, kw, sh, sw, padding = case
     oh, pt = conv_geometry(h, kh, sh, padding)
     ow, pl = conv_geometry(w, kw, sw, padding)
@@ -240,8 +248,8 @@ def nonzero_list(dz):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CONV_CASES)
 @pytest.mark.parametrize("density", [0.0, 0.1, 1.0])
+@parity("conv2d_sparse_backward")
 def test_sparse_convolution_backward(rng, dtype, case, density):
-    tested("conv2d_sparse_backward")
     n, h, w, c, kh, kw, sh, sw, padding = case
     oh, pt = conv_geometry(h, kh, sh, padding)
     ow, pl = conv_geometry(w, kw, sw, padding)
@@ -273,8 +281,8 @@ def test_sparse_backward_propagates_nan():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CONV_CASES)
+@parity("max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward")
 def test_pooling(rng, dtype, case):
-    tested("max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward")
     n, h, w, c, ph, pw, sh, sw, padding = case
     oh, pt = conv_geometry(h, ph, sh, padding)
     ow, pl = conv_geometry(w, pw, sw, padding)
@@ -297,8 +305,8 @@ def test_pooling(rng, dtype, case):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 3), (7, 4), (64, 16)])
+@parity("batch_norm_forward_train", "batch_norm_backward", "batch_norm_inference", "moving_average_update")
 def test_batch_norm(rng, dtype, shape):
-    tested("batch_norm_forward_train", "batch_norm_backward", "batch_norm_inference", "moving_average_update")
     x = (mats(rng, *shape, dtype) * 3 + 1).astype(dtype)
     gamma = rng.normal(size=shape[1]).astype(dtype)
     beta = rng.normal(size=shape[1]).astype(dtype)
@@ -314,8 +322,8 @@ def test_batch_norm(rng, dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@parity("dropout")
 def test_dropout(rng, dtype):
-    tested("dropout")
     x = rng.normal(size=(4, 3, 5)).astype(dtype)
     u = rng.random(size=x.shape).astype(dtype)
     ref, fast = run("dropout", x, u, 0.3)
@@ -325,8 +333,8 @@ def test_dropout(rng, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+@parity("sgd_update")
 def test_sgd_update(rng, dtype, momentum, nesterov):
-    tested("sgd_update")
     p, g, v = (rng.normal(size=37).astype(dtype) for _ in range(3))
     pr, vr, pf, vf = p.copy(), v.copy(), p.copy(), v.copy()
     f = np.dtype(dtype).type
@@ -338,8 +346,8 @@ def test_sgd_update(rng, dtype, momentum, nesterov):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@parity("adam_update")
 def test_adam_update(rng, dtype):
-    tested("adam_update")
     p, g = (rng.normal(size=41).astype(dtype) for _ in range(2))
     state = [p.copy(), np.zeros_like(p), np.zeros_like(p)]
     fast = [p.copy(), np.zeros_like(p), np.zeros_like(p)]
@@ -352,6 +360,10 @@ def test_adam_update(rng, dtype):
 
 
 def test_every_kernel_has_a_parity_test():
-    """Runs last in this file: a kernel added without a parity case fails here."""
-    missing = set(public_functions(reference)) - TESTED
+    """A kernel added without a parity case fails here, whichever tests ran before."""
+    missing = set(public_functions(reference)) - set(COVERED)
     assert not missing, f"kernels without a parity test: {sorted(missing)}"
+    for name, tests in COVERED.items():
+        assert name in public_functions(reference), f"{name} is not a kernel"
+        # the declaring test really calls it (by name through run()/run_out(), or directly)
+        assert any(re.search(rf"['\".]{name}\b", inspect.getsource(t)) for t in tests), name
