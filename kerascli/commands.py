@@ -21,7 +21,7 @@ from kerascli import __version__
 from kerascli.callbacks import FirstBatchTimer, GracefulStop, MetricsWriter, ModelCheckpoint, TrainingInterrupted
 from kerascli.config import apply_overrides, load_config_file, resolve_config
 from kerascli.config.loader import LoadedConfig
-from kerascli.config.schema import NAME_RE, RunSpec
+from kerascli.config.schema import RUN_NAME_RE, RUN_NAME_RULE, RunSpec
 from kerascli.data.datasets import check_values, read_numeric_csv
 from kerascli.data.pipeline import SPLITS
 from kerascli.errors import CheckpointError, ConfigError, DataError, KerascliError
@@ -40,10 +40,10 @@ EVAL_BATCH = 256
 def load_spec(config_path: str, overrides: list[str], name: str | None = None) -> RunSpec:
     loaded = apply_overrides(load_config_file(config_path), list(overrides))
     if name is not None:
-        if not NAME_RE.match(name):
-            raise ConfigError(f"--name {name!r} must start with a letter and use only letters, digits, '_', '.', '-'")
+        if not RUN_NAME_RE.match(name):
+            raise ConfigError(f"--name {name!r} {RUN_NAME_RULE}")
         loaded.data["name"] = name
-        loaded.overridden[("name",)] = f"name={name} (--name)"
+        loaded.overridden[("name",)] = f"--name {name}"
     return resolve_config(loaded)
 
 

@@ -162,3 +162,111 @@ def test_line_lookup_falls_back_to_the_nearest_parent():
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config_file(str(tmp_path / "nope.yaml"))
+
+
+# ------------------------------------------------------------------ YAML: numbers, duplicates, size limits
+@pytest.mark.parametrize("spelling,value", [
+    ("1e-3", 1e-3), ("1E-3", 1e-3), ("5e4", 5e4), ("2e+2", 200.0), ("+1.5e2", 150.0), (".5e1", 5.0),
+    ("1.0e3", 1000.0), ("1.e-2", 0.01), ("0.001", 0.001), (".001", 0.001), ("1_000.5", 1000.5), ("3", 3),
+])
+def test_numbers_in_every_yaml_spelling_are_numbers(spelling, value):
+    text = SMALL_MLP.replace("optimizer: adam", f"optimizer: {{type: adam, learning_rate: {spelling}}}")
+    via_set = resolve_text(SMALL_MLP, [f"compile.optimizer={{type: adam, learning_rate: {spelling}}}"])
+    for spec in (resolve_text(text), via_set, resolve_text(text, [f"compile.optimizer.learning_rate={spelling}"])):
+        assert spec.compile["optimizer"]["learning_rate"] == pytest.approx(value)
+
+
+def test_strings_that_only_look_numeric_stay_strings():
+    from kerascli.config.yamlsafe import load_yaml
+
+    assert load_yaml("[e5, 1e, 1e-, 1.2.3, 0x1G, '1e-3']")[0] == ["e5", "1e", "1e-", "1.2.3", "0x1G", "1e-3"]
+    assert load_yaml("[-2e+2, -1E3, +3e0, 10, -7, .inf]")[0] == [-200.0, -1000.0, 3.0, 10, -7, float("inf")]
+
+
+@pytest.mark.parametrize("text,lines", [
+    (SMALL_MLP + "seed: 4\n", (3, 16)),  # top level
+    (SMALL_MLP.replace("train: {epochs: 2, batch_size: 16}", "train: {epochs: 2, batch_size: 16, epochs: 3}"),
+     (15, 15)),  # flow mapping on one line
+    (SMALL_MLP.replace("  metrics: [accuracy]\n", "  metrics: [accuracy]\n  loss: mse\n"), (13, 15)),  # nested
+])
+def test_duplicate_keys_are_refused_naming_both_lines(text, lines):
+    msg = error_of(text)
+    assert "duplicate key" in msg and f"(lines {lines[0]} and {lines[1]})" in msg, msg
+    assert msg.startswith(f"cfg.yaml:{lines[1]}: ")
+    assert "duplicate key 'a'" in error_of(SMALL_MLP, ["train={a: 1, a: 2}"])
+
+
+def test_merge_keys_may_override_what_they_bring():
+    text = SMALL_MLP.replace("train: {epochs: 2, batch_size: 16}",
+                             "base: &base {epochs: 2, batch_size: 16}\ntrain: {<<: *base, epochs: 3}")
+    assert "unknown key 'base'" in error_of(text)  # the merge itself was accepted
+    loaded = parse_yaml_text("a: &b {x: 1, y: 2}\nc: {<<: *b, y: 3}\n", "m.yaml")
+    assert loaded.data["c"] == {"x": 1, "y": 3}
+
+
+def billion_laughs(levels=9):
+    lines = ['l0: &l0 "lol"']
+    for i in range(1, levels + 1):
+        lines.append(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bombs_are_refused_before_expanding():
+    import resource
+    import time
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.process_time()
+    msg = error_of(billion_laughs())  # 10**9 strings once expanded
+    assert "expands to more than 100,000 values (through aliases)" in msg and msg.startswith("cfg.yaml:")
+    assert time.process_time() - started < 5  # generous: expanding would take hours
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: nothing was expanded
+    bomb = "{" + ", ".join(line.replace(": ", ": ", 1) for line in billion_laughs().splitlines()) + "}"
+    assert "expands to more than" in error_of(SMALL_MLP, ["train=" + bomb])
+
+
+def test_small_aliases_are_fine():
+    text = SMALL_MLP.replace("    - {type: Dense, units: 8, activation: relu}",
+                             "    - &hidden {type: Dense, units: 8, activation: relu}\n    - *hidden")
+    assert [layer["units"] for layer in resolve_text(text).model.layers[:2]] == [8, 8]
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("a: " + "[" * 1000 + "]" * 1000 + "\n", "nested more than 64 levels deep"),
+    ("a: " + "{b: " * 300 + "1" + "}" * 300 + "\n", "nested more than 64 levels deep"),
+    ("a: &a [1, *a]\n", "refers to a node that contains it"),
+    ("deep: &d " + "[" * 40 + "1" + "]" * 40 + "\nmore: &e " + "[" * 30 + "*d" + "]" * 30 + "\n",
+     "nested more than 64 levels deep (through aliases)"),
+])
+def test_deep_and_recursive_yaml_is_refused(text, needle):
+    msg = error_of(text)
+    assert needle in msg and msg.startswith("cfg.yaml:"), msg
+
+
+def test_huge_config_text_is_refused():
+    assert "larger than 4 MiB" in error_of("a: [" + "1, " * 2_000_000 + "1]\n")
+
+
+def test_set_errors_are_one_line_and_name_the_set():
+    msg = error_of(SMALL_MLP, ["train={epochs: [1, 2"])
+    assert "\n" not in msg and msg.startswith("--set train={epochs: [1, 2: the value is not valid YAML")
+    # an error inside a value the --set replaced is the --set's, not the file line that held the old value
+    msg = error_of(SMALL_MLP, ["train={epochs: x}"])
+    assert msg.startswith("--set train={epochs: x}: train.epochs: expected an integer"), msg
+    # an error about a node the --set changed something inside of names both
+    msg = error_of(SMALL_MLP, ["model.layers[1].type=Dense"])
+    assert msg.startswith("cfg.yaml:9 (with --set model.layers[1].type=Dense): model.layers[1].rate: unknown"), msg
+    msg = error_of(SMALL_MLP, ["model.layers[1]={type: Dense}"])
+    assert msg.startswith("--set model.layers[1]={type: Dense}: model.layers[1]: missing required key 'units'"), msg
+    assert error_of(SMALL_MLP, [("train.threads=100000", "--threads 100000")]).startswith(
+        "--threads 100000: train.threads: must be <= 1024")
+
+
+@pytest.mark.parametrize("file_name,run_name", [
+    ("2024-exp.yaml", "2024-exp"), ("my config.yaml", "my_config"), ("é+x.yml", "x"), ("_.yaml", "run"),
+    ("v1.2.yaml", "v1.2"),
+])
+def test_run_name_is_derived_from_any_file_name(tmp_path, file_name, run_name):
+    path = tmp_path / file_name
+    path.write_text(SMALL_MLP.replace("name: small\n", ""))
+    assert resolve_config(load_config_file(str(path))).name == run_name

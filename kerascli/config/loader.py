@@ -1,4 +1,4 @@
-"""Read a YAML config with ``yaml.safe_load`` semantics and remember where each key stands.
+"""Read a YAML config (``yaml.safe_load`` semantics, see yamlsafe) and remember where each key stands.
 
 Every error about a config value names the file and line it came from, so the
 loader keeps a map from key path (a tuple of str keys and int list indices) to
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from kerascli.config.yamlsafe import YAMLLimitError, describe_error, load_yaml
 from kerascli.errors import ConfigError
 
 KeyPath = tuple  # of str | int
@@ -22,18 +23,23 @@ class LoadedConfig:
     data: dict
     source: str  # file name shown in messages
     lines: dict = field(default_factory=dict)  # KeyPath -> 1-based line number
-    overridden: dict = field(default_factory=dict)  # KeyPath -> the --set text
+    overridden: dict = field(default_factory=dict)  # KeyPath -> what set it ("--set k=v", "--threads 4")
 
     def where(self, path: KeyPath) -> str:
-        """The best known location of ``path``: the --set that changed it, or its file line."""
+        """The best known location of ``path``: the option that set it or a key above it; else its file
+        line, naming any --set that changed the mapping it sits in (the problem may come from there,
+        as an argument left over from the layer type a --set replaced)."""
         path = tuple(path)
         for n in range(len(path), -1, -1):
-            prefix = path[:n]
-            if prefix in self.overridden:
-                return f"--set {self.overridden[prefix]}"
-            if prefix in self.lines:
-                return f"{self.source}:{self.lines[prefix]}"
-        return self.source
+            if path[:n] in self.overridden:
+                return self.overridden[path[:n]]
+        scope = path[:-1] if path else path
+        nearby = [text for p, text in self.overridden.items() if p[: len(scope)] == scope]
+        note = f" (with {nearby[-1]})" if nearby else ""
+        for n in range(len(path), -1, -1):
+            if path[:n] in self.lines:
+                return f"{self.source}:{self.lines[path[:n]]}{note}"
+        return self.source + note
 
 
 def format_key(path: KeyPath) -> str:
@@ -62,13 +68,11 @@ def _record_lines(node: yaml.Node, path: KeyPath, lines: dict) -> None:
 
 def parse_yaml_text(text: str, source: str) -> LoadedConfig:
     try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data, node = load_yaml(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"YAML syntax error: {problem}", where=where) from None
+        problem, line = describe_error(exc)
+        what = "YAML syntax error: " if not isinstance(exc, YAMLLimitError) else ""
+        raise ConfigError(what + problem, where=f"{source}:{line}" if line else source) from None
     if data is None:
         raise ConfigError("the config is empty", where=source)
     if not isinstance(data, dict):
@@ -77,8 +81,7 @@ def parse_yaml_text(text: str, source: str) -> LoadedConfig:
             where=source,
         )
     lines: dict = {}
-    if node is not None:
-        _record_lines(node, (), lines)
+    _record_lines(node, (), lines)
     return LoadedConfig(data=data, source=source, lines=lines)
 
 

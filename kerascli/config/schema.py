@@ -16,7 +16,16 @@ from kerascli.config.params import Checker, Param
 from kerascli.registry import DATASETS, LAYERS, LOSSES, METRICS, OPTIMIZERS, load_builtins
 
 TOP_KEYS = ["name", "seed", "data", "model", "compile", "train", "checkpoint"]
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")  # layer names ('_' keys in checkpoints are not layers)
+RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # run names are folder names: 2024-exp is fine
+RUN_NAME_RULE = "must start with a letter or digit and use only letters, digits, '_', '.', '-'"
+
+
+def name_from_file(path: str) -> str:
+    """A run name from a config file name: 'my config.yaml' -> 'my_config', '2024-exp.yml' -> '2024-exp'."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).lstrip("_.-")
+    return name or "run"
 
 DATA_COMMON = {
     "validation_split": Param("float", 0.0, min=0.0, max=0.9, doc="fraction held out for validation"),
@@ -102,13 +111,12 @@ def resolve_config(loaded: LoadedConfig, default_name: str | None = None) -> Run
     top = check.mapping(loaded.data, ())
     check.unknown_keys(top, TOP_KEYS, ())
 
-    name = top.get("name", default_name)
-    if name is None:
-        stem = os.path.splitext(os.path.basename(loaded.source))[0]
-        name = stem or "run"
-    name = check.value(name, Param("str"), ("name",))
-    if not NAME_RE.match(name):
-        raise check.error(("name",), f"run name {name!r} must start with a letter and use only letters, digits, '_', '.', '-'")
+    if "name" in top:
+        name = check.value(top["name"], Param("str"), ("name",))
+        if not RUN_NAME_RE.match(name):
+            raise check.error(("name",), f"run name {name!r} {RUN_NAME_RULE}")
+    else:
+        name = default_name or name_from_file(loaded.source)
     seed = check.value(top.get("seed", 42), Param("int", min=0, max=2**32 - 1), ("seed",))
 
     for key in ("data", "model", "compile"):

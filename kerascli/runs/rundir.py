@@ -6,15 +6,15 @@ import csv
 import io
 import os
 
-from kerascli.config.schema import NAME_RE
+from kerascli.config.schema import RUN_NAME_RE, RUN_NAME_RULE
 from kerascli.errors import ConfigError, KerascliError
 from kerascli.runs.atomic import atomic_write_text
 
 
 def create_run_dir(runs_dir: str, name: str) -> str:
     """Make ``runs_dir/name`` (or ``name-2``, ``name-3``, ... when taken) and return its path."""
-    if not NAME_RE.match(name):
-        raise ConfigError(f"run name {name!r} must start with a letter and use only letters, digits, '_', '.', '-'")
+    if not RUN_NAME_RE.match(name):
+        raise ConfigError(f"run name {name!r} {RUN_NAME_RULE}")
     try:
         os.makedirs(runs_dir, exist_ok=True)
     except OSError as exc:
