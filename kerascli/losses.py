@@ -69,6 +69,9 @@ class CategoricalCrossentropy(Loss):
     def targets(self, y, units, dtype):
         if y.ndim == 2 and y.shape[1] == units and units > 1:
             return y.astype(dtype)  # already one-hot (or soft) targets
+        if y.ndim == 2 and y.shape[1] > 1:
+            raise DataError(f"{self.name}: one-hot targets have {y.shape[1]} columns but the model's output has "
+                            f"{units} units; set the last layer's units to {y.shape[1]}")
         ids = _class_ids(y, units, self.name)
         onehot = np.zeros((len(ids), units), dtype=dtype)
         onehot[np.arange(len(ids)), ids] = 1

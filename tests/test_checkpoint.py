@@ -108,7 +108,7 @@ def test_unreadable_checkpoints(tmp_path):
         load_checkpoint(str(bad))
     obj = tmp_path / "obj.npz"
     np.savez(obj, **{"dense/kernel": np.array([None], dtype=object)})
-    with pytest.raises(CheckpointError, match="need pickle; refused"):
+    with pytest.raises(CheckpointError, match="need pickle to read; refused"):
         load_checkpoint(str(obj))
     s = session()
     good = tmp_path / "good.npz"

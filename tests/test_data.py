@@ -80,7 +80,7 @@ def test_file_errors(tmp_path):
     with pytest.raises(DataError, match="no array named 'labels' \\(arrays: x, y\\)"):
         load_raw(spec("npz", path=str(tmp_path / "d.npz"), y="labels"))
     np.savez(tmp_path / "obj.npz", x=np.array([{"a": 1}], dtype=object), y=np.zeros(1))
-    with pytest.raises(DataError, match="without pickle"):
+    with pytest.raises(DataError, match="holds Python objects, which would need pickle to read; refused"):
         load_raw(spec("npz", path=str(tmp_path / "obj.npz")))
     np.savez(tmp_path / "nan.npz", x=np.array([[1.0], [np.nan]]), y=np.zeros(2))
     with pytest.raises(DataError, match="NaN or Inf \\(first in sample 1\\)"):

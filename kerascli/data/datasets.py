@@ -14,6 +14,7 @@ from importlib import resources
 import numpy as np
 
 from kerascli.config.params import Param
+from kerascli.data.npyfile import check_npy, check_npz
 from kerascli.errors import DataError
 from kerascli.registry import DATASETS
 
@@ -33,7 +34,7 @@ def check_values(a: np.ndarray, source: str, what: str, unit: str = "sample") ->
     """One clear error for non-numeric values or NaN/Inf in ``a`` (one row per ``unit``)."""
     if a.dtype.kind not in "biuf":
         raise DataError(f"{source}: {what} must be numeric, got dtype {a.dtype}")
-    if a.dtype.kind == "f" and a.ndim:
+    if a.dtype.kind == "f" and a.ndim and a.size:
         bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
         if bad.any():
             raise DataError(f"{source}: {what} contain NaN or Inf (first in {unit} {int(np.argmax(bad))})")
@@ -56,6 +57,7 @@ def _require_file(path: str) -> None:
 
 def _load_npy(path: str) -> np.ndarray:
     _require_file(path)
+    check_npy(path)
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -135,6 +137,7 @@ class NpzFile(Dataset):
     def load(params):
         path = params["path"]
         _require_file(path)
+        check_npz(path)
         try:
             with np.load(path, allow_pickle=False) as z:
                 keys = list(z.keys())
@@ -157,8 +160,12 @@ class NpyPair(Dataset):
         return check_features(_load_npy(params["x"]), _load_npy(params["y"]), params["x"])
 
 
-def read_numeric_csv(path: str, delimiter: str = ",") -> tuple[list[str] | None, np.ndarray]:
-    """(header or None, float array). A first row that is not all numbers is the header."""
+def read_numeric_csv(path: str, delimiter: str = ",",
+                     option: str = "delimiter") -> tuple[list[str] | None, np.ndarray]:
+    """(header or None, float array). A first row that is not all numbers is the header.
+
+    ``option`` is how the user sets the delimiter where this is read (named in the hint when the file
+    looks separated by something else)."""
     _require_file(path)
     try:
         with open(path, newline="", encoding="utf-8") as f:
@@ -173,18 +180,32 @@ def read_numeric_csv(path: str, delimiter: str = ",") -> tuple[list[str] | None,
     except ValueError:
         header = [h.strip() for h in rows[0]]
         rows = rows[1:]
-    width = len(header) if header else len(rows[0]) if rows else 0
+    if not rows:
+        raise DataError(f"{path}: no data rows after the header (a CSV needs one row per sample)")
+    width = len(header) if header else len(rows[0])
     values = np.empty((len(rows), width), dtype=np.float64)
     for i, row in enumerate(rows):
         line = i + (2 if header else 1)
         if len(row) != width:
-            raise DataError(f"{path}:{line}: expected {width} columns, got {len(row)}")
+            hint = _delimiter_hint(row, delimiter, option)
+            raise DataError(f"{path}:{line}: expected {width} columns, got {len(row)}{hint}")
         try:
             values[i] = [float(v) for v in row]
         except ValueError:
             bad = next(v for v in row if not _is_number(v))
-            raise DataError(f"{path}:{line}: {bad!r} is not a number") from None
+            hint = _delimiter_hint(row, delimiter, option)
+            raise DataError(f"{path}:{line}: {bad!r} is not a number{hint}") from None
     return header, values
+
+
+def _delimiter_hint(row: list[str], delimiter: str, option: str) -> str:
+    """'; the file looks ';'-separated: set delimiter: ';'' when another separator is all over the row."""
+    text = delimiter.join(row)
+    for other in (";", "\t", "|", ","):
+        if other != delimiter and text.count(other) >= max(1, len(row)):
+            shown = "'\\t'" if other == "\t" else repr(other)
+            return f"; the file looks {shown}-separated: set {option} {shown}"
+    return ""
 
 
 def _is_number(text: str) -> bool:
@@ -208,7 +229,7 @@ class CsvFile(Dataset):
     @staticmethod
     def load(params):
         path = params["path"]
-        header, values = read_numeric_csv(path, params["delimiter"])
+        header, values = read_numeric_csv(path, params["delimiter"], option="data.delimiter:")
         if header is None:
             raise DataError(f"{path}: needs a header row naming the columns (label column {params['label_column']!r})")
         if params["label_column"] not in header:

@@ -1,0 +1,94 @@
+"""Reading .npy and .npz files from outside, headers first.
+
+``numpy.load`` trusts an array's header: a 200-byte file that declares a shape
+of (10**6, 10**6) makes it allocate first and fail (or swap) later. Here every
+array's header is read before any data: the declared size must be what the
+file actually holds (for a compressed member, no more than deflate can expand
+its bytes to), no array may hold Python objects, and all of them together
+must fit in this machine's memory. Only then does ``numpy.load`` (pickle off)
+read the data.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+
+import numpy as np
+
+from kerascli.errors import DataError
+
+# deflate cannot expand data by more than about 1032:1
+MAX_DEFLATE_RATIO = 1100
+
+
+def memory_bytes() -> int:
+    """Physical memory of this machine (a generous bound for any one file's arrays)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+def _header(f, where: str) -> tuple[tuple, np.dtype, int]:
+    """(shape, dtype, header length in bytes) of the .npy stream ``f`` at its start."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except (ValueError, EOFError, OSError, SyntaxError) as exc:
+        raise DataError(f"{where}: not a readable .npy array ({exc})") from None
+    if dtype.hasobject:
+        raise DataError(f"{where}: holds Python objects, which would need pickle to read; refused")
+    return tuple(shape), dtype, f.tell()
+
+
+def _check_declared(where: str, shape: tuple, dtype: np.dtype, holds: int, compressed: int | None) -> int:
+    declared = math.prod(int(d) for d in shape) * dtype.itemsize  # exact: no int64 wrap-around
+    if compressed is not None and holds > compressed * MAX_DEFLATE_RATIO + 4096:
+        raise DataError(f"{where}: claims {holds:,} bytes from {compressed:,} compressed bytes; the file is damaged "
+                        "or forged")
+    if declared != holds:
+        raise DataError(f"{where}: declares shape {shape} of {dtype} ({declared:,} bytes) but holds {holds:,} bytes "
+                        "of data; the file is damaged or forged")
+    return declared
+
+
+def check_npy(path: str, limit: int | None = None) -> tuple[tuple, np.dtype]:
+    """Shape and dtype of the .npy file ``path`` after checking its header against its size."""
+    with open(path, "rb") as f:
+        shape, dtype, offset = _header(f, path)
+    declared = _check_declared(path, shape, dtype, os.path.getsize(path) - offset, None)
+    _check_limit(path, declared, limit)
+    return shape, dtype
+
+
+def check_npz(path: str, limit: int | None = None, what: str = ".npz file") -> dict[str, tuple[tuple, np.dtype]]:
+    """{array name: (shape, dtype)} of the .npz file ``path`` after checking every member's header."""
+    found, total = {}, 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                where = f"{path}: array {name!r}"
+                with archive.open(info) as f:
+                    shape, dtype, offset = _header(f, where)
+                compressed = info.compress_size if info.compress_type != zipfile.ZIP_STORED else None
+                total += _check_declared(where, shape, dtype, info.file_size - offset, compressed)
+                found[name] = (shape, dtype)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as exc:
+        raise DataError(f"{path}: not a readable {what} ({exc})") from None
+    _check_limit(path, total, limit)
+    return found
+
+
+def _check_limit(path: str, nbytes: int, limit: int | None) -> None:
+    limit = memory_bytes() if limit is None else limit
+    if nbytes > limit:
+        raise DataError(f"{path}: its arrays need {nbytes / 2**30:,.1f} GiB, more than the "
+                        f"{limit / 2**30:,.1f} GiB this can use")
