@@ -7,6 +7,8 @@ Dense kernel (in, out) has fan_in=in, fan_out=out; a Conv2D kernel
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from kerascli.registry import INITIALIZERS
@@ -17,7 +19,7 @@ def fans(shape: tuple) -> tuple[float, float]:
         return 1.0, 1.0
     if len(shape) == 1:
         return float(shape[0]), float(shape[0])
-    receptive = float(np.prod(shape[:-2])) if len(shape) > 2 else 1.0
+    receptive = float(math.prod(shape[:-2])) if len(shape) > 2 else 1.0
     return shape[-2] * receptive, shape[-1] * receptive
 
 

@@ -33,7 +33,7 @@ class WeightSpec:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)  # exact: np.prod in int64 wraps around for absurd shapes
 
 
 def register_layer(type_name: str, *aliases: str) -> Callable[[type], type]:
@@ -79,6 +79,14 @@ class Layer:
     def build(self, input_shape: Any) -> tuple:
         """Declare weights for ``input_shape`` (no batch axis) and return the output shape."""
         raise NotImplementedError
+
+    def buffer_bytes(self, batch: int, threads: int, itemsize: int) -> dict[str, int]:
+        """Bytes of each buffer this layer allocates for a batch of ``batch`` split over ``threads``
+        threads, an upper bound checked before anything is allocated (exact integers). Layers with
+        workspaces beyond their output and input gradient add them."""
+        inputs = self.input_shape if self.n_inputs == 0 else [self.input_shape]
+        return {"output": batch * math.prod(self.output_shape) * itemsize,
+                "input gradient": batch * sum(math.prod(s) for s in inputs) * itemsize}
 
     def workspace(self, name: str, shape: tuple, dtype=None) -> np.ndarray:
         """A scratch array reused across steps (no allocation, no page faults per step).

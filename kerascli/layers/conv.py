@@ -8,6 +8,8 @@ visits only its nonzero entries.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from kerascli.config.params import Param
@@ -70,6 +72,19 @@ class Conv2D(ActivatedLayer):
     # CHUNK_BYTES, so they are still in cache when the GEMM reads them, and a
     # large batch never materialises its whole patch matrix.
     CHUNK_BYTES = 1 << 20
+
+    def buffer_bytes(self, batch, threads, itemsize):
+        sizes = super().buffer_bytes(batch, threads, itemsize)
+        rows = self.out_h * self.out_w
+        per_image = rows * self.patch_size * itemsize
+        images = min(batch, max(1, self.CHUNK_BYTES // per_image))  # per chunk: at least one image
+        parts = min(threads, batch)
+        kernel = math.prod(self.weight_specs[0].shape) * itemsize
+        sizes["patches (all threads)"] = parts * images * per_image  # and as much again for their gradient
+        sizes["patch gradients (all threads)"] = parts * images * per_image
+        sizes["kernel gradients (all threads)"] = 3 * parts * kernel
+        sizes["sparse gradient lists"] = batch * rows * self.config["filters"] * (4 + 4 + itemsize) // 4
+        return sizes
 
     def _chunks(self, lo, hi):
         rows = self.out_h * self.out_w

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from kerascli.config.params import Param
@@ -119,7 +121,7 @@ class Flatten(Layer):
     PARAMS: dict = {}
 
     def build(self, input_shape):
-        return (int(np.prod(input_shape)),)
+        return (math.prod(input_shape),)
 
     def forward(self, x, training):
         self._xshape = x.shape
@@ -134,9 +136,9 @@ class Reshape(Layer):
     PARAMS = {"target_shape": Param("shape", min=-1, doc="shape without the batch axis; one entry may be -1")}
 
     def build(self, input_shape):
-        size = int(np.prod(input_shape))
+        size = math.prod(input_shape)
         target = list(self.config["target_shape"])
-        known = int(np.prod([t for t in target if t != -1]))
+        known = math.prod(t for t in target if t != -1)
         if -1 in target:
             if size % known:
                 raise ShapeError(f"cannot reshape input of shape {tuple(input_shape)} ({size} values) to {tuple(target)}")
