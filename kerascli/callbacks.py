@@ -71,9 +71,10 @@ class ModelCheckpoint(Callback):
     state_key = "checkpoint"
 
     def __init__(self, folder: str, config: dict, monitor: str, mode: str, every_steps: int = 0,
-                 every_seconds: float = 0.0, keep: int = 3):
+                 every_seconds: float = 0.0, keep: int = 3, data: dict | None = None):
         self.folder = folder
         self.config = config
+        self.data = data  # fingerprints of the data files, stored in every checkpoint
         self.monitor = monitor
         self.mode = resolve_mode(monitor, mode)
         self.every_steps, self.every_seconds, self.keep = every_steps, every_seconds, keep
@@ -116,7 +117,7 @@ class ModelCheckpoint(Callback):
 
     def save(self, path: str) -> None:
         t = self.trainer
-        save_checkpoint(path, t.model, t.optimizer, self.config, t.epoch, t.snapshot())
+        save_checkpoint(path, t.model, t.optimizer, self.config, t.epoch, t.snapshot(), self.data)
         self._last_save = time.monotonic()
 
     def save_step(self) -> str:

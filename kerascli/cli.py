@@ -18,8 +18,13 @@ def _console():
 
 
 def _run(ctx: click.Context, action) -> None:
-    """Run ``action``; turn expected errors into one message and an exit code."""
-    debug = ctx.find_root().params.get("debug") or os.environ.get("KERASCLI_DEBUG") == "1"
+    """Run ``action``; turn expected errors into one message and an exit code.
+
+    ``--debug`` (before or after the command name, or KERASCLI_DEBUG=1) adds the traceback; the
+    message and the exit code stay the same, so a script sees the same result either way.
+    """
+    debug = (ctx.find_root().params.get("debug") or ctx.params.get("debug")
+             or os.environ.get("KERASCLI_DEBUG") == "1")
     try:
         action()
     except KeyboardInterrupt:
@@ -29,12 +34,20 @@ def _run(ctx: click.Context, action) -> None:
         from kerascli.errors import KerascliError
 
         if debug:
-            raise
+            import traceback
+
+            traceback.print_exc()
         if isinstance(exc, KerascliError):
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
-        click.echo(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)", err=True)
+        hint = "" if debug else " (run with --debug for a traceback)"
+        click.echo(f"internal error: {type(exc).__name__}: {exc}{hint}", err=True)
         sys.exit(1)
+
+
+def _threads_override(threads: int | None) -> list:
+    """--threads N as an override that messages attribute to --threads, not to a --set never typed."""
+    return [] if threads is None else [(f"train.threads={threads}", f"--threads {threads}")]
 
 
 set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -43,6 +56,19 @@ threads_option = click.option("--threads", type=click.IntRange(min=0), default=N
                               help="Threads for kernels and BLAS (0: every core; default: the config's train.threads).")
 which_option = click.option("--checkpoint", "which", type=click.Choice(["best", "last"]), default="best",
                             show_default=True, help="Which checkpoint of a run directory to use.")
+debug_option = click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
+
+
+class TrainCommand(click.Command):
+    """``--resume`` takes an optional value (``auto``); anything else after it is the next argument,
+    so ``train --resume cfg.yaml`` means ``train cfg.yaml --resume``."""
+
+    def parse_args(self, ctx, args):
+        fixed = []
+        for i, arg in enumerate(args):
+            follower = args[i + 1] if i + 1 < len(args) else None
+            fixed.append("--resume=yes" if arg == "--resume" and follower not in ("auto", "yes") else arg)
+        return super().parse_args(ctx, fixed)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,8 +78,8 @@ def cli(debug: bool) -> None:
     """Train Keras-style models from YAML configs."""
 
 
-@cli.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@cli.command(cls=TrainCommand)
+@click.argument("config", type=click.Path())
 @set_option
 @click.option("--name", default=None, help="Run name (default: the config's name, else the file name).")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False),
@@ -63,31 +89,35 @@ def cli(debug: bool) -> None:
 @click.option("--resume", type=click.Choice(["yes", "auto"]), is_flag=False, flag_value="yes", default=None,
               help="Continue RUNS_DIR/NAME from its newest good checkpoint; '--resume auto' starts fresh when "
                    "there is nothing to resume (for requeued jobs).")
+@debug_option
 @click.pass_context
-def train(ctx, config, overrides, name, runs_dir, quiet, threads, resume):
+def train(ctx, config, overrides, name, runs_dir, quiet, threads, resume, debug):
     """Train the model described by CONFIG; results go to RUNS_DIR/NAME/."""
 
     def action():
         from kerascli import commands
 
-        extra = [] if threads is None else [f"train.threads={threads}"]
-        commands.train(config, list(overrides) + extra, name, runs_dir, quiet, _console(), resume=resume)
+        commands.train(config, list(overrides) + _threads_override(threads), name, runs_dir, quiet, _console(),
+                       resume=resume)
 
     _run(ctx, action)
 
 
 @cli.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path())
+@set_option
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final results.")
 @threads_option
+@debug_option
 @click.pass_context
-def resume(ctx, run_dir, quiet, threads):
-    """Continue the run in directory RUN from its newest good checkpoint."""
+def resume(ctx, run_dir, overrides, quiet, threads, debug):
+    """Continue the run in directory RUN from its newest good checkpoint (train longer with
+    --set train.epochs=N)."""
 
     def action():
         from kerascli import commands
 
-        commands.resume_run(run_dir, quiet, _console(), threads)
+        commands.resume_run(run_dir, list(overrides) + _threads_override(threads), quiet, _console())
 
     _run(ctx, action)
 
@@ -97,15 +127,17 @@ def resume(ctx, run_dir, quiet, threads):
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
 @which_option
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--force", is_flag=True, help="Evaluate even if a data file changed since training (with a warning).")
 @threads_option
+@debug_option
 @click.pass_context
-def evaluate(ctx, target, split, which, as_json, threads):
+def evaluate(ctx, target, split, which, as_json, force, threads, debug):
     """Compute loss and metrics of a trained model on a split of its data."""
 
     def action():
         from kerascli import commands
 
-        commands.evaluate(target, split, which, as_json, threads, _console())
+        commands.evaluate(target, split, which, as_json, threads, _console(), force=force)
 
     _run(ctx, action)
 
@@ -119,26 +151,29 @@ def evaluate(ctx, target, split, which, as_json, threads):
 @click.option("--classes", "classes_only", is_flag=True, help="Write class ids only (default: probabilities; "
               "CSV output has a class column and one column per class).")
 @click.option("--key", default=None, help="Array to read from an .npz input (default: x, or its only array).")
+@click.option("--delimiter", default=",", show_default=True, help="Column separator of a .csv input.")
 @click.option("--batch-size", default=1024, show_default=True, type=click.IntRange(min=1))
 @threads_option
+@debug_option
 @click.pass_context
-def predict(ctx, target, input_path, output_path, which, classes_only, key, batch_size, threads):
+def predict(ctx, target, input_path, output_path, which, classes_only, key, delimiter, batch_size, threads, debug):
     """Predict INPUT (.npy, .npz or .csv, one row per sample) with a trained model."""
 
     def action():
         from kerascli import commands
 
         commands.predict(target, input_path, output_path, which, classes_only, key, batch_size, threads,
-                         _console())
+                         _console(), delimiter=delimiter)
 
     _run(ctx, action)
 
 
 @cli.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("config", type=click.Path())
 @set_option
+@debug_option
 @click.pass_context
-def summary(ctx, config, overrides):
+def summary(ctx, config, overrides, debug):
     """Print the model's layers, output shapes and parameter counts."""
 
     def action():
@@ -150,10 +185,11 @@ def summary(ctx, config, overrides):
 
 
 @cli.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("config", type=click.Path())
 @set_option
+@debug_option
 @click.pass_context
-def validate(ctx, config, overrides):
+def validate(ctx, config, overrides, debug):
     """Check the config, model shapes and data without training."""
 
     def action():

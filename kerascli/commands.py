@@ -8,11 +8,13 @@ behind; a run directory without summary.json is a run that did not finish.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
 import sys
 import time
+import zipfile
 
 import numpy as np
 from rich.console import Console
@@ -23,14 +25,17 @@ from kerascli.config import apply_overrides, load_config_file, resolve_config
 from kerascli.config.loader import LoadedConfig
 from kerascli.config.schema import RUN_NAME_RE, RUN_NAME_RULE, RunSpec
 from kerascli.data.datasets import check_values, read_numeric_csv
+from kerascli.data.fingerprint import changed_files, fingerprints
+from kerascli.data.npyfile import check_npy, check_npz
 from kerascli.data.pipeline import SPLITS
 from kerascli.errors import CheckpointError, ConfigError, DataError, KerascliError
 from kerascli.runs.atomic import atomic_write, atomic_write_text
 from kerascli.runs.checkpoint import Checkpoint, apply_training_state, apply_weights, load_checkpoint
+from kerascli.runs.lock import RunLock
 from kerascli.runs.resume import check_same_run, newest_good_checkpoint
 from kerascli.runs.rundir import create_run_dir, write_metrics_csv
 from kerascli.train.loop import TrainingDiverged
-from kerascli.train.session import Session, build_session, load_data
+from kerascli.train.session import Session, build_session, load_data, load_initial_weights, use_threads
 from kerascli.ui.progress import PlainProgress, RichProgress, print_results
 from kerascli.ui.summary import summary_table, summary_text, totals_text
 
@@ -54,35 +59,68 @@ def _dump_yaml(data: dict) -> str:
 
 
 # ------------------------------------------------------------------ train
-def train(config_path: str, overrides: list[str], name: str | None, runs_dir: str, quiet: bool,
-          console: Console, resume: str | None = None) -> str:
-    """Train; with ``resume`` ("yes" or "auto") continue runs_dir/<name> from its newest good checkpoint."""
+def train(config_path: str, overrides: list, name: str | None, runs_dir: str, quiet: bool,
+          console: Console, resume: str | None = None, run_dir: str | None = None) -> str:
+    """Train into a new run directory under ``runs_dir``; with ``resume`` ("yes" or "auto") continue
+    ``run_dir`` (default runs_dir/<name>) from its newest good checkpoint."""
     started = time.perf_counter()
     spec = load_spec(config_path, overrides, name)
-    session = build_session(spec)
+    session = build_session(spec, initial_weights=False)
     splits = load_data(session)
+    data_files = fingerprints(spec.data)
     trainer, model = session.trainer, session.model
     config = spec.to_dict()
-
-    run_dir = os.path.join(runs_dir, spec.name)
-    ckpt = find_resume_point(run_dir, resume) if resume else None
+    if resume and run_dir is None:
+        run_dir = os.path.join(runs_dir, spec.name)
     check_free_space(runs_dir, model)
-    if ckpt is not None:
-        check_same_run(ckpt.config, config, ckpt, trainer.threads)
-        check_writable(run_dir)
-    elif resume == "auto" and os.path.isdir(run_dir):
-        # a requeued job that died before its first checkpoint starts again in the same directory
-        check_writable(run_dir)
-        os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
+
+    ckpt = None
+    if resume:
+        if resume == "auto":
+            make_dirs(os.path.join(run_dir, "checkpoints"))  # a requeued job's first start creates it
+        elif not os.path.isdir(run_dir):
+            raise ConfigError(f"nothing to resume: no run directory at {run_dir} (use --resume auto to start fresh "
+                              "then)")
+        lock = RunLock(run_dir).acquire()
     else:
+        load_initial_weights(session)
         run_dir = create_run_dir(runs_dir, spec.name)
+        lock = RunLock(run_dir).acquire()
+    try:
+        if resume:
+            ckpt = find_resume_point(run_dir, resume)
+            if ckpt is not None:
+                recorded = ckpt.state.get("threads")
+                if spec.train["deterministic"] and not spec.train["threads"] and recorded:
+                    use_threads(session, recorded)  # threads: 0 resumes on the count the run used
+                check_same_run(ckpt.config, config, ckpt, trainer.threads)
+                check_data_unchanged(ckpt, data_files, "resuming would train on other data; start a new run "
+                                                       "(without --resume) to train on the new files")
+                check_writable(run_dir)
+                if run_is_complete(run_dir, ckpt, spec):
+                    console.print(f"{run_dir} is already complete ({ckpt.epoch}/{spec.train['epochs']} epochs); "
+                                  f"nothing to do. To train longer: kerascli resume {run_dir} --set "
+                                  f"train.epochs={spec.train['epochs'] * 2}", highlight=False, soft_wrap=True)
+                    return run_dir
+            else:
+                load_initial_weights(session)
+                check_writable(run_dir)
+        return _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, console, started)
+    finally:
+        lock.release()
+
+
+def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, console, started) -> str:
+    trainer, model = session.trainer, session.model
+    for note in session.notes:  # only now: a refused start says one thing
+        _warn(note)
     atomic_write_text(os.path.join(run_dir, "config.yaml"), _dump_yaml(config))
     atomic_write_text(os.path.join(run_dir, "model_summary.txt"), summary_text(model, spec.name))
 
     rich = console.is_terminal and not quiet
     c = spec.checkpoint
     checkpoint = ModelCheckpoint(os.path.join(run_dir, "checkpoints"), config, c["monitor"], c["mode"],
-                                 c["every_steps"], c["every_seconds"], c["keep"])
+                                 c["every_steps"], c["every_seconds"], c["keep"], data=data_files)
     metrics = MetricsWriter(os.path.join(run_dir, "metrics.csv"))
     first_batch = FirstBatchTimer()
     stop = GracefulStop(checkpoint)
@@ -105,8 +143,8 @@ def train(config_path: str, overrides: list[str], name: str | None, runs_dir: st
     try:
         fit_with_rollback(spec, trainer, splits, callbacks, checkpoint)
     except TrainingInterrupted as exc:
-        resume_cmd = f"kerascli train {config_path} --resume --name {spec.name} --runs-dir {runs_dir}"
-        raise TrainingInterrupted(exc.signum, trainer, exc.path, hint=f"resume with: {resume_cmd}") from None
+        raise TrainingInterrupted(exc.signum, trainer, exc.path, hint=f"resume with: kerascli resume {run_dir}") \
+            from None
     except OSError as exc:
         raise KerascliError(
             f"could not write to {run_dir}: {exc.strerror or exc}; training stopped at epoch {trainer.epoch + 1}, "
@@ -137,6 +175,7 @@ def train(config_path: str, overrides: list[str], name: str | None, runs_dir: st
         "final_epoch": {k: v for k, v in history[-1].items() if k != "epoch"} if history else {},
         "evaluation": {"checkpoint": which, **evaluation},
         "params": {"trainable": trainable, "non_trainable": fixed, "total": trainable + fixed},
+        "data_files": data_files,
         "wall_seconds": time.perf_counter() - started,
         "train_seconds": train_seconds,
         "train_samples_per_second": len(splits["train"]) * len(history) / max(train_seconds, 1e-9),
@@ -150,6 +189,31 @@ def train(config_path: str, overrides: list[str], name: str | None, runs_dir: st
     print_results(console, evaluation, f"{which} checkpoint, epoch {epoch}", rich)
     console.print(f"saved to {run_dir}", highlight=False)
     return run_dir
+
+
+def run_is_complete(run_dir: str, ckpt: Checkpoint, spec: RunSpec) -> bool:
+    """Every epoch trained and the summary written (a run killed before its summary is finished on resume)."""
+    done = ckpt.epoch >= spec.train["epochs"] and not ckpt.state.get("step_in_epoch")
+    return done and os.path.exists(os.path.join(run_dir, "summary.json"))
+
+
+def check_data_unchanged(ckpt: Checkpoint, current: dict, consequence: str, force: bool = False) -> None:
+    problems = changed_files(ckpt.data, current)
+    if not problems:
+        return
+    if force:
+        for problem in problems:
+            _warn(f"{problem}; going on (--force)")
+        return
+    raise DataError(f"{problems[0]}: {consequence}" + (f" ({len(problems) - 1} more files changed)"
+                                                       if len(problems) > 1 else ""))
+
+
+def make_dirs(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise KerascliError(f"cannot create {path}: {exc.strerror}") from None
 
 
 MAX_ROLLBACKS = 3
@@ -193,8 +257,8 @@ def _warn(message: str) -> None:
 def find_resume_point(run_dir: str, resume: str) -> Checkpoint | None:
     ckpt = newest_good_checkpoint(run_dir, _warn)
     if ckpt is None and resume != "auto":
-        what = "no run directory" if not os.path.isdir(run_dir) else "no usable checkpoint"
-        raise ConfigError(f"nothing to resume: {what} at {run_dir} (use --resume auto to start fresh then)")
+        raise ConfigError(f"nothing to resume: no usable checkpoint in {run_dir} (use --resume auto to start "
+                          "fresh then)")
     return ckpt
 
 
@@ -220,15 +284,14 @@ def check_free_space(folder: str, model) -> None:
                             f"{need / 2**20:.1f} MiB")
 
 
-def resume_run(run_dir: str, quiet: bool, console: Console, threads: int | None = None) -> str:
-    """``kerascli resume RUN``: continue a run from its own config.yaml."""
+def resume_run(run_dir: str, overrides: list, quiet: bool, console: Console) -> str:
+    """``kerascli resume RUN``: continue the run in directory RUN, wherever it lies and whatever it is
+    called, from its own config.yaml (``overrides`` may lengthen it: train.epochs)."""
     config_path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(config_path):
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
-    run_dir = os.path.normpath(run_dir)
-    extra = [] if threads is None else [f"train.threads={threads}"]
-    return train(config_path, extra, os.path.basename(run_dir), os.path.dirname(run_dir) or ".", quiet, console,
-                 resume="yes")
+    return train(config_path, overrides, None, os.path.dirname(os.path.normpath(run_dir)) or ".", quiet, console,
+                 resume="yes", run_dir=os.path.normpath(run_dir))
 
 
 def _numba_version() -> str:
@@ -265,11 +328,16 @@ def session_from_checkpoint(target: str, which: str, threads: int | None = None)
     return session, ckpt
 
 
-def evaluate(target: str, split: str, which: str, as_json: bool, threads: int | None, console: Console) -> dict:
+def evaluate(target: str, split: str, which: str, as_json: bool, threads: int | None, console: Console,
+             force: bool = False) -> dict:
     session, ckpt = session_from_checkpoint(target, which, threads)
     splits = load_data(session)
+    check_data_unchanged(ckpt, fingerprints(session.spec.data),
+                         "the results would be for other data than the run's; use --force to evaluate anyway", force)
     if split not in splits:
         raise ConfigError(f"the run has no {split!r} split (its data config gives: {', '.join(splits)})")
+    for note in session.notes:
+        _warn(note)
     result = session.trainer.evaluate(splits[split], EVAL_BATCH)
     if as_json:
         console.print_json(json.dumps({"checkpoint": ckpt.path, "epoch": ckpt.epoch, "split": split, **result}))
@@ -279,75 +347,89 @@ def evaluate(target: str, split: str, which: str, as_json: bool, threads: int | 
 
 
 # ------------------------------------------------------------------ predict
-def read_inputs(path: str, key: str | None, drop_column: str | None) -> np.ndarray:
+def read_inputs(path: str, key: str | None, drop_column: str | None, delimiter: str = ",") -> np.ndarray:
     ext = os.path.splitext(path)[1].lower()
     if not os.path.isfile(path):
         raise DataError(f"input file not found: {path}")
     if ext == ".csv":
-        header, values = read_numeric_csv(path)
+        header, values = read_numeric_csv(path, delimiter, option="--delimiter")
         if header and drop_column and drop_column in header:
             values = np.delete(values, header.index(drop_column), axis=1)
         return values
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: cannot read without pickle ({exc})") from None
-    if ext == ".npz" or isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded as z:
-            names = list(z.files)
-            chosen = key or ("x" if "x" in names else names[0] if len(names) == 1 else None)
-            if chosen is None or chosen not in names:
-                raise DataError(f"{path}: choose the input array with --key (arrays: {', '.join(names)})")
-            return z[chosen]
-    if ext != ".npy":
+    if ext not in (".npy", ".npz"):
         raise DataError(f"{path}: input must be .npy, .npz or .csv")
-    return loaded
+    try:
+        if ext == ".npy":
+            check_npy(path)
+            return np.load(path, allow_pickle=False)
+        names = list(check_npz(path))
+        chosen = key or ("x" if "x" in names else names[0] if len(names) == 1 else None)
+        if chosen is None or chosen not in names:
+            raise DataError(f"{path}: choose the input array with --key (arrays: {', '.join(names) or 'none'})")
+        with np.load(path, allow_pickle=False) as z:
+            return z[chosen]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: cannot read without pickle ({exc})") from None
 
 
 def fit_to_input(x: np.ndarray, input_shape: tuple, path: str) -> np.ndarray:
     check_values(x, path, "inputs", unit="row")
     if x.ndim == 0:
         raise DataError(f"{path}: expected one row per sample, got a scalar")
+    if len(x) == 0:
+        raise DataError(f"{path}: no samples to predict (0 rows)")
+    per_sample, expected = math.prod(x.shape[1:]), math.prod(input_shape)
     if tuple(x.shape[1:]) != tuple(input_shape):
-        if int(np.prod(x.shape[1:])) == int(np.prod(input_shape)):
+        if per_sample == expected:
             x = x.reshape((len(x),) + tuple(input_shape))  # flat rows (e.g. from CSV) of an image model
         else:
             raise DataError(
-                f"{path}: samples have shape {tuple(x.shape[1:])} ({int(np.prod(x.shape[1:]))} values) but the model "
-                f"takes {tuple(input_shape)} ({int(np.prod(input_shape))} values)"
+                f"{path}: samples have shape {tuple(x.shape[1:])} ({per_sample} values) but the model "
+                f"takes {tuple(input_shape)} ({expected} values)"
             )
     return x
 
 
+def output_columns(classification: bool, classes_only: bool, units: int) -> list[str]:
+    """CSV header of predictions: class ids, then one probability (or output) per unit. One sigmoid unit
+    is the probability of class 1, so its column is prob_1."""
+    if not classification:
+        return [f"output_{i}" for i in range(units)]
+    if classes_only:
+        return ["class"]
+    return ["class"] + (["prob_1"] if units == 1 else [f"prob_{i}" for i in range(units)])
+
+
 def predict(target: str, input_path: str, output_path: str, which: str, classes_only: bool, key: str | None,
-            batch_size: int, threads: int | None, console: Console) -> np.ndarray:
+            batch_size: int, threads: int | None, console: Console, delimiter: str = ",") -> np.ndarray:
     out_ext = os.path.splitext(output_path)[1].lower()
     if out_ext not in (".npy", ".csv"):
         raise ConfigError(f"output must end in .npy or .csv, got {output_path}")
+    if os.path.exists(output_path) and os.path.exists(input_path) and os.path.samefile(output_path, input_path):
+        raise ConfigError(f"-o {output_path} is the input file; writing there would destroy it")
     session, ckpt = session_from_checkpoint(target, which, threads)
     model, spec = session.model, session.spec
     (input_shape,) = model.input_shapes.values()
-    x = read_inputs(input_path, key, spec.data.get("label_column", "label"))
+    x = read_inputs(input_path, key, spec.data.get("label_column", "label"), delimiter)
     x = fit_to_input(x, input_shape, input_path).astype(model.dtype, copy=False)
-    probs = session.trainer.predict(x, batch_size)
     classification = session.trainer.loss.classification
-    ids = None
-    if classification:
-        ids = (probs[:, 0] > 0.5).astype(np.int64) if probs.shape[1] == 1 else probs.argmax(axis=1)
-    if classes_only and ids is None:
+    if classes_only and not classification:
         raise ConfigError("--classes needs a classification model; this one is trained with "
                           f"{spec.compile['loss']}")
     folder = os.path.dirname(os.path.abspath(output_path))
     if not os.path.isdir(folder):
         raise DataError(f"output folder does not exist: {folder}")
+    for note in session.notes:
+        _warn(note)
+    probs = session.trainer.predict(x, batch_size)
+    ids = None
+    if classification:
+        ids = (probs[:, 0] > 0.5).astype(np.int64) if probs.shape[1] == 1 else probs.argmax(axis=1)
     if out_ext == ".npy":
         result = ids if classes_only else probs
         atomic_write(output_path, lambda f: np.save(f, result))
     else:
-        prefix = "prob" if classification else "output"
-        header = ([] if ids is None else ["class"]) + ([] if classes_only else
-                                                      [f"{prefix}_{i}" for i in range(probs.shape[1])])
-        lines = [",".join(header)]
+        lines = [",".join(output_columns(classification, classes_only, probs.shape[1]))]
         for i in range(len(probs)):
             row = [] if ids is None else [str(int(ids[i]))]
             if not classes_only:

@@ -52,8 +52,9 @@ def test_python_dash_m_and_version():
 
 
 def test_run_directory_contents(trained):
-    assert sorted(os.listdir(trained)) == ["checkpoints", "config.yaml", "metrics.csv", "model_summary.txt",
-                                           "summary.json"]
+    assert sorted(os.listdir(trained)) == [".lock", "checkpoints", "config.yaml", "metrics.csv",
+                                           "model_summary.txt", "summary.json"]
+    assert (trained / ".lock").read_text() == ""  # released
     assert sorted(os.listdir(trained / "checkpoints")) == ["best.npz", "last.npz"]
     rows = read_metrics(trained)
     assert [r["epoch"] for r in rows] == ["1", "2"]
@@ -237,9 +238,17 @@ def test_bad_input_exits_2_with_one_message_and_no_run_dir(case, tmp_path, write
     assert not runs.exists() or not os.listdir(runs)
 
 
-def test_debug_shows_the_traceback(tmp_path):
-    result = CliRunner().invoke(cli, ["--debug", "train", str(tmp_path / "none.yaml")])
-    assert result.exception is not None and "config file not found" in str(result.exception)
+@pytest.mark.parametrize("args", [["--debug", "train", "{missing}"], ["train", "{missing}", "--debug"],
+                                  ["validate", "--debug", "{missing}"]])
+def test_debug_adds_the_traceback_and_keeps_the_exit_code(tmp_path, args):
+    argv = [a.format(missing=tmp_path / "none.yaml") for a in args]
+    out = subprocess.run([sys.executable, "-m", "kerascli", *argv], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "Traceback (most recent call last)" in out.stderr
+    assert out.stderr.rstrip().splitlines()[-1].startswith("error: config file not found")
+    plain = subprocess.run([sys.executable, "-m", "kerascli", *[a for a in argv if a != "--debug"]],
+                           capture_output=True, text=True)
+    assert plain.returncode == 2 and plain.stderr.count("\n") == 1 and "Traceback" not in plain.stderr
 
 
 def test_evaluate_errors(tmp_path):
@@ -247,3 +256,81 @@ def test_evaluate_errors(tmp_path):
     assert result.exit_code == 2 and "no run directory or checkpoint" in result.output
     result = invoke("evaluate", tmp_path)
     assert result.exit_code == 2 and "not a run directory" in result.output
+
+
+# ------------------------------------------------------------------ first-hour paper cuts
+@pytest.mark.parametrize("file_name,run_name", [("2024-exp.yaml", "2024-exp"), ("my config.yaml", "my_config")])
+def test_any_config_file_name_trains(tmp_path, file_name, run_name):
+    path = tmp_path / file_name
+    path.write_text(SMALL_MLP.replace("name: small\n", ""))
+    result = invoke("train", path, "--runs-dir", tmp_path / "runs", "-q", "--set", "train.epochs=1")
+    assert result.exit_code == 0, result.output
+    assert os.listdir(tmp_path / "runs") == [run_name]
+    assert invoke("train", path, "--runs-dir", tmp_path / "runs", "-q", "--name", "2nd-try",
+                  "--set", "train.epochs=1").exit_code == 0
+
+
+def test_threads_mistake_names_the_threads_option(small_config, tmp_path):
+    result = invoke("train", small_config, "--runs-dir", tmp_path, "--threads", "100000")
+    assert result.exit_code == 2 and result.output.startswith("error: --threads 100000: train.threads: must be <= 1024")
+
+
+def test_a_split_that_rounds_to_nothing_is_an_error(small_config, tmp_path):
+    result = invoke("validate", small_config, "--set", "data.validation_split=0.001")
+    assert result.exit_code == 2
+    assert "data.validation_split: 0.001 of 120 samples rounds to 0 samples; use at least 0.0042" in result.output
+
+
+def test_one_hot_targets_of_the_wrong_width(tmp_path, write_config):
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 6)), y=np.eye(4)[[0, 1, 2, 3]])
+    text = SMALL_MLP.replace("dataset: synthetic_classification, samples: 120, features: 6, classes: 3",
+                             f"dataset: npz, path: {tmp_path / 'd.npz'}").replace(
+        "validation_split: 0.2, test_split: 0.2", "").replace("sparse_categorical_crossentropy",
+                                                              "categorical_crossentropy")
+    result = invoke("validate", write_config(text))
+    assert result.exit_code == 2
+    assert "one-hot targets have 4 columns but the model's output has 3 units; set the last layer's units to 4" \
+        in result.output
+
+
+def test_files_follow_the_umask(small_config, tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert invoke("train", small_config, "--runs-dir", tmp_path / "runs", "-q").exit_code == 0
+        run = tmp_path / "runs" / "small"
+        modes = {p.name: p.stat().st_mode & 0o777 for p in [run, *run.rglob("*")]}
+        np.save(tmp_path / "x.npy", np.zeros((2, 6)))
+        assert invoke("predict", run, tmp_path / "x.npy", "-o", tmp_path / "p.csv").exit_code == 0
+    finally:
+        os.umask(old)
+    assert {m for name, m in modes.items() if (run / name).is_dir() or name in ("small", "checkpoints")} == {0o755}
+    assert {m for name, m in modes.items() if name not in ("small", "checkpoints")} == {0o644}, modes
+    assert (tmp_path / "p.csv").stat().st_mode & 0o777 == 0o644
+
+
+def test_predict_of_a_sigmoid_model_names_the_probability_of_class_1(tmp_path, write_config):
+    x = np.random.default_rng(0).normal(size=(40, 6))
+    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0] > 0).astype(float))
+    text = SMALL_MLP.replace("dataset: synthetic_classification, samples: 120, features: 6, classes: 3",
+                             f"dataset: npz, path: {tmp_path / 'd.npz'}").replace(
+        "units: 3, activation: softmax", "units: 1, activation: sigmoid").replace(
+        "sparse_categorical_crossentropy", "binary_crossentropy")
+    assert invoke("train", write_config(text), "--runs-dir", tmp_path / "runs", "-q").exit_code == 0
+    np.save(tmp_path / "x.npy", x)
+    assert invoke("predict", tmp_path / "runs" / "small", tmp_path / "x.npy", "-o", tmp_path / "p.csv").exit_code == 0
+    rows = list(csv.reader(open(tmp_path / "p.csv")))
+    assert rows[0] == ["class", "prob_1"]
+    assert all((float(p) > 0.5) == (c == "1") for c, p in rows[1:])
+
+
+def test_predict_refuses_to_overwrite_its_input(trained, tmp_path):
+    np.save(tmp_path / "x.npy", np.ones((2, 6)))
+    before = (tmp_path / "x.npy").read_bytes()
+    result = invoke("predict", trained, tmp_path / "x.npy", "-o", tmp_path / "x.npy")
+    assert result.exit_code == 2 and "is the input file; writing there would destroy it" in result.output
+    assert (tmp_path / "x.npy").read_bytes() == before
+    (tmp_path / "in.csv").write_text("a;b;c;d;e;f\n1;2;3;4;5;6\n")
+    result = invoke("predict", trained, tmp_path / "in.csv", "-o", tmp_path / "p.npy")
+    assert result.exit_code == 2 and "the file looks ';'-separated: set --delimiter ';'" in result.output
+    result = invoke("predict", trained, tmp_path / "in.csv", "-o", tmp_path / "p.npy", "--delimiter", ";")
+    assert result.exit_code == 0, result.output

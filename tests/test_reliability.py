@@ -1,9 +1,12 @@
 """Resume == uninterrupted, bit for bit: after SIGKILL (also mid checkpoint write), SIGTERM, or a damaged checkpoint."""
 
+import json
 import os
 import random
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -128,9 +131,11 @@ def test_signal_checkpoints_and_exits(config, uninterrupted, tmp_path, sig, code
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
-    assert f"stopped by {sig.name}" in err and "resume with: kerascli train" in err and "--resume" in err
+    assert f"stopped by {sig.name}" in err and f"resume with: kerascli resume {run}\n" in err
     assert "Traceback" not in err and err.count("\n") == 1
-    resume(config, tmp_path)
+    hint = err.rsplit("resume with: kerascli ", 1)[1].split()
+    result = CliRunner().invoke(cli, hint + ["-q"])  # the printed command, as printed
+    assert result.exit_code == 0, result.output
     assert_identical(final_state(run), uninterrupted)
 
 
@@ -285,3 +290,125 @@ def test_storage_problems_are_reported_before_or_during_training(tmp_path, small
     assert result.exit_code == 1, result.output
     assert "No space left on device" in result.output and "checkpoints already written are intact" in result.output
     assert "Traceback" not in result.output
+
+
+# ------------------------------------------------------------------ which run is resumed
+def test_interrupting_a_second_run_names_its_own_directory(config, uninterrupted, tmp_path):
+    """runs/rel is finished; the next start runs in runs/rel-2; the hint after SIGTERM resumes rel-2,
+    and leaves the finished run alone."""
+    assert CliRunner().invoke(cli, ["train", config, "--runs-dir", str(tmp_path), "-q"]).exit_code == 0
+    finished = (tmp_path / "rel" / "checkpoints" / "last.npz").read_bytes()
+    proc = start(config, tmp_path)
+    assert wait_for(lambda: len(step_files(tmp_path / "rel-2")) >= 2, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and f"resume with: kerascli resume {tmp_path / 'rel-2'}\n" in err, err
+    result = CliRunner().invoke(cli, ["resume", str(tmp_path / "rel-2"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert_identical(final_state(tmp_path / "rel-2"), uninterrupted)
+    assert (tmp_path / "rel" / "checkpoints" / "last.npz").read_bytes() == finished
+
+
+@pytest.mark.parametrize("how", ["rename", "copy"])
+def test_a_renamed_or_copied_run_resumes_where_it_lies(config, uninterrupted, tmp_path, how):
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(cli, ["train", config, "--runs-dir", str(runs), "-q", "--set", "train.epochs=2"])
+    assert result.exit_code == 0, result.output
+    moved = tmp_path / "elsewhere" / "renamed run"
+    moved.parent.mkdir()
+    (os.rename if how == "rename" else shutil.copytree)(runs / "rel", moved)
+    result = CliRunner().invoke(cli, ["resume", str(moved), "-q", "--set", "train.epochs=4"])
+    assert result.exit_code == 0, result.output
+    assert_identical(final_state(moved), uninterrupted)
+
+
+def test_resume_of_a_finished_run_says_so_and_changes_nothing(config, tmp_path):
+    assert CliRunner().invoke(cli, ["train", config, "--runs-dir", str(tmp_path), "-q",
+                                    "--set", "train.epochs=1"]).exit_code == 0
+    run = tmp_path / "rel"
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    result = CliRunner().invoke(cli, ["resume", str(run)])
+    assert result.exit_code == 0, result.output
+    assert f"{run} is already complete (1/1 epochs); nothing to do" in result.output
+    assert f"kerascli resume {run} --set train.epochs=2" in result.output
+    assert before == {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    result = CliRunner().invoke(cli, ["resume", str(run), "-q", "--set", "train.epochs=2"])
+    assert result.exit_code == 0, result.output
+    assert len((run / "metrics.csv").read_text().splitlines()) == 3
+    result = CliRunner().invoke(cli, ["resume", str(run), "-q", "--set", "train.batch_size=8"])
+    assert result.exit_code == 2 and "differs from the run being resumed at train.batch_size" in result.output
+
+
+def test_resume_option_before_the_config_path(config, tmp_path):
+    result = CliRunner().invoke(cli, ["train", "--resume", config, "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "nothing to resume: no run directory at" in result.output, result.output
+    result = CliRunner().invoke(cli, ["train", "--resume", "auto", config, "--runs-dir", str(tmp_path), "-q",
+                                      "--set", "train.epochs=1"])
+    assert result.exit_code == 0, result.output
+
+
+# ------------------------------------------------------------------ one live process per run directory
+def test_a_run_directory_belongs_to_one_live_process(config, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "kerascli", "train", config, "--runs-dir", str(tmp_path), "-q",
+                             "--resume", "auto", "--set", "train.epochs=100000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = tmp_path / "rel"
+    try:
+        assert wait_for(lambda: len(step_files(run)) >= 2, proc)
+        for args in (["train", config, "--runs-dir", str(tmp_path), "--resume", "auto",
+                      "--set", "train.epochs=100000"], ["resume", str(run)]):
+            result = CliRunner().invoke(cli, args)
+            assert result.exit_code == 2, result.output
+            assert f"error: run directory {run} is in use by process {proc.pid} on {socket.gethostname()}" \
+                in result.output and result.output.count("\n") == 1
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    # the lock of the killed process is stale: taken over
+    result = CliRunner().invoke(cli, ["resume", str(run), "-q", "--set", "train.epochs=1"])
+    assert result.exit_code == 0, result.output
+
+
+def test_the_same_requeue_line_started_twice_trains_once(config, tmp_path):
+    line = [sys.executable, "-m", "kerascli", "train", config, "--runs-dir", str(tmp_path), "-q", "--resume", "auto",
+            "--set", "train.epochs=100000"]
+    procs = [subprocess.Popen(line, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 60
+        while all(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        refused = [p for p in procs if p.poll() is not None]
+        assert len(refused) == 1, "both or neither of two processes trained into one run directory"
+        err = refused[0].communicate()[1]
+        assert refused[0].returncode == 2 and "is in use by process" in err, err
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert os.listdir(tmp_path) == ["rel"]
+
+
+# ------------------------------------------------------------------ the data a run was trained on
+def test_changed_data_is_refused_by_evaluate_and_resume(tmp_path, write_config):
+    from kerascli.data.datasets import SyntheticClassification
+
+    x, y = SyntheticClassification.load({"samples": 120, "features": 8, "classes": 3, "spread": 1.0, "data_seed": 1})
+    data = tmp_path / "data.npz"
+    np.savez(data, x=x, y=y)
+    path = write_config(CONFIG.replace("dataset: synthetic_classification, samples: 240, features: 8, classes: 3",
+                                       f"dataset: npz, path: {data}, test_split: 0.2"))
+    result = CliRunner().invoke(cli, ["train", path, "--runs-dir", str(tmp_path), "-q", "--set", "train.epochs=1"])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "rel"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["data_files"][str(data)]["bytes"] == data.stat().st_size
+    assert CliRunner().invoke(cli, ["evaluate", str(run)]).exit_code == 0
+    x[0, 0] += 1.0  # one value changes
+    np.savez(data, x=x, y=y)
+    result = CliRunner().invoke(cli, ["evaluate", str(run)])
+    assert result.exit_code == 2 and f"{data} changed since the run trained on it" in result.output
+    assert "use --force to evaluate anyway" in result.output and result.output.count("\n") == 1
+    result = CliRunner().invoke(cli, ["evaluate", str(run), "--force"])
+    assert result.exit_code == 0 and "warning:" in result.output and "going on (--force)" in result.output
+    result = CliRunner().invoke(cli, ["resume", str(run), "--set", "train.epochs=2"])
+    assert result.exit_code == 2 and "resuming would train on other data" in result.output

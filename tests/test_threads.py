@@ -1,13 +1,25 @@
-"""train.threads / --threads set both Numba's and BLAS's thread counts."""
+"""train.threads / --threads set both Numba's and BLAS's thread counts; threads: 0 shares the cores."""
+
+import subprocess
+import sys
+import time
 
 import numba
+import pytest
 import yaml
 from click.testing import CliRunner
 from threadpoolctl import threadpool_info
 
 from kerascli.cli import cli
 from kerascli.ops import workers
-from kerascli.train.threads import available_cores, set_threads
+from kerascli.train.threads import (
+    _is_busy_kerascli,
+    auto_threads,
+    available_cores,
+    other_busy_processes,
+    oversubscription_note,
+    set_threads,
+)
 
 
 def blas_threads():
@@ -45,3 +57,35 @@ def test_threads_option_is_recorded(tmp_path, small_config):
     config = yaml.safe_load((tmp_path / "small" / "config.yaml").read_text())
     assert config["train"]["threads"] == 1
     set_threads(0)
+
+
+@pytest.mark.parametrize("argv,busy", [
+    (["/venv/bin/kerascli", "train", "c.yaml"], True),
+    (["python", "-m", "kerascli", "--debug", "resume", "runs/x"], True),
+    (["/usr/bin/python3", "/venv/bin/kerascli", "predict", "runs/x", "in.npy", "-o", "p.npy"], True),
+    (["/venv/bin/kerascli", "summary", "c.yaml"], False),
+    (["vim", "kerascli/train/loop.py"], False),
+    (["python", "-m", "pytest", "tests/test_cli.py", "-k", "train"], False),
+])
+def test_busy_kerascli_processes_are_recognised(argv, busy):
+    assert _is_busy_kerascli(argv) is busy
+
+
+def test_threads_zero_shares_the_cores_with_busy_kerascli_processes():
+    alone, note = auto_threads()
+    assert (alone, note) == (available_cores(), None)
+    # a process that looks like a training to anyone reading /proc
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "kerascli", "train", "x.yaml"])
+    try:
+        deadline = time.monotonic() + 10
+        while other_busy_processes() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        n, note = auto_threads()
+        assert n == max(1, available_cores() // 2)
+        assert note.startswith("1 other kerascli process busy on this machine's") and f"using {n} thread" in note
+        assert oversubscription_note(available_cores()) is not None or available_cores() == 1
+        assert oversubscription_note(1) is None
+    finally:
+        other.kill()
+        other.wait()
+    assert auto_threads() == (available_cores(), None)

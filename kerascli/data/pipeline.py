@@ -7,6 +7,7 @@ the split permutation uses ``[seed, 0]``, epoch ``e`` shuffles with ``[seed, 2, 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,10 @@ def split_indices(n: int, data_spec: dict, seed: int) -> dict[str, np.ndarray]:
     order = np.random.default_rng([seed, 0]).permutation(n) if data_spec["shuffle"] else np.arange(n)
     n_test = int(round(n * data_spec["test_split"]))
     n_val = int(round(n * data_spec["validation_split"]))
+    for key, count in (("validation_split", n_val), ("test_split", n_test)):
+        if data_spec[key] > 0 and count == 0:  # it would silently train without one
+            raise DataError(f"data.{key}: {data_spec[key]:g} of {n} samples rounds to 0 samples; use at least "
+                            f"{0.5 / n:.2g} (or 0 for none)")
     if n - n_test - n_val < 1:
         raise DataError(f"{n} samples leave nothing to train on after validation/test splits")
     return {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
@@ -43,7 +48,7 @@ def split_indices(n: int, data_spec: dict, seed: int) -> dict[str, np.ndarray]:
 def check_input_shape(x: np.ndarray, input_shape: tuple, source: str) -> None:
     if tuple(x.shape[1:]) != tuple(input_shape):
         hint = ""
-        if int(np.prod(x.shape[1:])) == int(np.prod(input_shape)):
+        if math.prod(x.shape[1:]) == math.prod(input_shape):
             hint = f"; add a first layer {{type: Reshape, target_shape: {list(input_shape)}}} or change input_shape"
         raise DataError(
             f"{source}: samples have shape {tuple(x.shape[1:])} but the model's input_shape is {tuple(input_shape)}{hint}"

@@ -11,6 +11,8 @@ Keys:
   NaN rollback) and ``_optimizer/<slot>/<layer>/<weight>`` (Adam's ``m`` and
   ``v``, SGD's ``velocity``);
 * ``_rng/<layer>``: JSON text of the random generator state of each layer;
+* ``_data``: JSON text of the size and SHA-256 of every data file the run
+  trained on (see kerascli.data.fingerprint);
 * ``_state``: JSON text of the training position (epoch, step inside the
   epoch, global step, the epoch's running totals), callback state (best
   value) and the metrics history, everything an exact resume needs;
@@ -31,7 +33,8 @@ from functools import cached_property
 
 import numpy as np
 
-from kerascli.errors import CheckpointError
+from kerascli.data.npyfile import check_npz
+from kerascli.errors import CheckpointError, DataError
 from kerascli.runs.atomic import atomic_write
 
 FORMAT = "kerascli-checkpoint-1"
@@ -47,7 +50,7 @@ class Checkpoint:
             return None
         try:
             return json.loads(str(self.arrays[key]))
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise CheckpointError(f"{self.path}: the stored {what} is not valid JSON ({exc})") from None
 
     @cached_property
@@ -58,6 +61,11 @@ class Checkpoint:
     def state(self) -> dict:
         """Training position and callback state saved with the checkpoint ({} when absent)."""
         return self._json("_state", "training state") or {}
+
+    @cached_property
+    def data(self) -> dict | None:
+        """{path: {bytes, sha256}} of the run's data files (None in checkpoints that predate them)."""
+        return self._json("_data", "data fingerprints")
 
     @property
     def epoch(self) -> int:
@@ -80,7 +88,8 @@ def checksum(arrays: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_arrays(model, optimizer, config: dict, epoch: int, state: dict | None = None) -> dict[str, np.ndarray]:
+def checkpoint_arrays(model, optimizer, config: dict, epoch: int, state: dict | None = None,
+                      data: dict | None = None) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {key: value for key, value, _ in model.weight_items()}
     arrays["_format"] = np.array(FORMAT)
     arrays["_config"] = np.array(json.dumps(config))
@@ -96,12 +105,15 @@ def checkpoint_arrays(model, optimizer, config: dict, epoch: int, state: dict | 
             arrays[f"_rng/{layer.name}"] = np.array(json.dumps(layer.rng.bit_generator.state))
     if state is not None:
         arrays["_state"] = np.array(json.dumps(state))
+    if data is not None:
+        arrays["_data"] = np.array(json.dumps(data))
     arrays["_checksum"] = np.array(checksum(arrays))
     return arrays
 
 
-def save_checkpoint(path: str, model, optimizer, config: dict, epoch: int, state: dict | None = None) -> None:
-    arrays = checkpoint_arrays(model, optimizer, config, epoch, state)
+def save_checkpoint(path: str, model, optimizer, config: dict, epoch: int, state: dict | None = None,
+                    data: dict | None = None) -> None:
+    arrays = checkpoint_arrays(model, optimizer, config, epoch, state, data)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -115,6 +127,10 @@ def load_checkpoint(path: str) -> Checkpoint:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
     if magic != b"PK\x03\x04":
         raise CheckpointError(f"{path}: not a readable .npz checkpoint (not a zip archive)")
+    try:
+        check_npz(path, what=".npz checkpoint")  # headers first: no allocation a forged header asks for
+    except DataError as exc:
+        raise CheckpointError(str(exc)) from None
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {key: z[key] for key in z.files}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from kerascli.config.loader import format_key
 from kerascli.config.schema import RunSpec
+from kerascli.data.npyfile import memory_bytes
 from kerascli.data.pipeline import Split, prepare_splits
 from kerascli.errors import ConfigError
 from kerascli.graph.builder import build_model
@@ -15,7 +17,7 @@ from kerascli.ops import get_backend
 from kerascli.registry import LOSSES, OPTIMIZERS
 from kerascli.runs.checkpoint import apply_weights, load_checkpoint
 from kerascli.train.loop import Trainer
-from kerascli.train.threads import set_threads
+from kerascli.train.threads import auto_threads, oversubscription_note, set_threads
 
 
 @dataclass
@@ -23,6 +25,7 @@ class Session:
     spec: RunSpec
     model: object
     trainer: Trainer
+    notes: list = field(default_factory=list)  # things the user should hear about (printed by commands)
 
 
 def check_output(spec: RunSpec, model) -> None:
@@ -35,31 +38,45 @@ def check_output(spec: RunSpec, model) -> None:
         )
 
 
-# A batch whose largest layer output would exceed this is refused before training.
-MAX_ACTIVATION_BYTES = 4 << 30
+# A buffer larger than this (one layer's output over a batch, a convolution's patches...) is refused
+# before anything is allocated, and so are all buffers together beyond the machine's memory.
+MAX_BUFFER_BYTES = 4 << 30
 
 
-def check_activation_size(spec: RunSpec, model) -> None:
+def check_buffer_sizes(spec: RunSpec, model, threads: int) -> None:
     itemsize = 8 if spec.train["dtype"] == "float64" else 4
+    batch = spec.train["batch_size"]
+    paths = dict(zip((layer["name"] for layer in spec.model.layers), spec.model.layer_paths or []))
+    total = sum(w.size for layer in model.layers for w in layer.weight_specs) * itemsize * 4  # weights, grads, slots
     for layer in model.layers:
-        need = int(np.prod(layer.output_shape, dtype=np.int64)) * spec.train["batch_size"] * itemsize
-        if need > MAX_ACTIVATION_BYTES:
-            where = spec.source.where(("train", "batch_size")) if spec.source else None
-            raise ConfigError(
-                f"a batch of {spec.train['batch_size']} would need {need / 2**30:.1f} GiB for the output of layer "
-                f"{layer.name!r} {layer.output_shape}; use a smaller batch_size or model",
-                key="train.batch_size", where=where,
-            )
+        for what, need in layer.buffer_bytes(batch, threads, itemsize).items():
+            total += need
+            if need > MAX_BUFFER_BYTES:
+                path = paths.get(layer.name, ("train", "batch_size"))
+                raise ConfigError(
+                    f"layer {layer.name!r} would need {need / 2**30:,.1f} GiB for its {what} with batch_size {batch} "
+                    f"(limit {MAX_BUFFER_BYTES >> 30} GiB per buffer); use a smaller batch_size or layer",
+                    key=format_key(path), where=spec.source.where(path) if spec.source else None,
+                )
+    if total > memory_bytes():
+        raise ConfigError(f"the model's weights and buffers would need {total / 2**30:,.1f} GiB with batch_size "
+                          f"{batch}, more than this machine's {memory_bytes() / 2**30:,.1f} GiB of memory; use a "
+                          "smaller batch_size or model", key="train.batch_size",
+                          where=spec.source.where(("train", "batch_size")) if spec.source else None)
 
 
 def build_session(spec: RunSpec, *, initial_weights: bool = True) -> Session:
     """Model with weights (initialised from the seed, then ``model.weights`` if given) and a trainer."""
     model = build_model(spec.model, spec.source)
     check_output(spec, model)
-    check_activation_size(spec, model)
+    if spec.train["threads"]:
+        threads, note = spec.train["threads"], oversubscription_note(spec.train["threads"])
+    else:
+        threads, note = auto_threads()
+    check_buffer_sizes(spec, model, threads)
     model.allocate(np.dtype(spec.train["dtype"]), spec.seed)
     model.set_backend(get_backend(spec.train["backend"]), spec.seed)
-    threads = set_threads(spec.train["threads"], batch_parallel=any(layer.batch_parallel for layer in model.layers))
+    threads = set_threads(threads, batch_parallel=any(layer.batch_parallel for layer in model.layers))
     loss = LOSSES.get(spec.compile["loss"])()
     fused = loss.fuses is not None and model.fuse_output_activation(loss.fuses)
     model.fuse_layers()
@@ -67,12 +84,25 @@ def build_session(spec: RunSpec, *, initial_weights: bool = True) -> Session:
     metrics = [make_metric(name, loss.name, units) for name in spec.compile["metrics"]]
     opt_cfg = {k: v for k, v in spec.compile["optimizer"].items() if k != "type"}
     optimizer = OPTIMIZERS.get(spec.compile["optimizer"]["type"])(opt_cfg, model.param_buffer.size, model.dtype, model.ops)
-    if initial_weights and spec.model.weights:
-        ckpt = load_checkpoint(spec.model.weights)
-        apply_weights(model, ckpt.weights(), spec.model.weights)
     trainer = Trainer(model, loss, metrics, optimizer, fused)
     trainer.threads = threads
-    return Session(spec, model, trainer)
+    session = Session(spec, model, trainer, [note] if note else [])
+    if initial_weights:
+        load_initial_weights(session)
+    return session
+
+
+def use_threads(session: Session, threads: int) -> None:
+    """Switch the session to ``threads`` threads (a deterministic resume takes its run's count)."""
+    batch_parallel = any(layer.batch_parallel for layer in session.model.layers)
+    session.trainer.threads = set_threads(threads, batch_parallel=batch_parallel)
+
+
+def load_initial_weights(session: Session) -> None:
+    """Start from ``model.weights`` when the config names a file (a resume takes its checkpoint's instead)."""
+    path = session.spec.model.weights
+    if path:
+        apply_weights(session.model, load_checkpoint(path).weights(), path)
 
 
 def load_data(session: Session) -> dict[str, Split]:
