@@ -218,6 +218,16 @@ BAD_CASES = {
     "weights mismatch": (_wrong_weights, "'dense/kernel' for layer 'dense' has shape (2, 2), the model expects (6, 8)"),
     "output not a vector": (SMALL_MLP.replace("input_shape: [6]", "input_shape: [2, 3]"),
                             "losses need one vector per sample"),
+    # 2**96 weights: a weight count in int64 wraps around to 0 and would pass the limit
+    "weight count overflow": (SMALL_MLP.replace("input_shape: [6]", "input_shape: [16777216, 16777216, 16777216]")
+                              .replace("{type: Dense, units: 8, activation: relu}",
+                                       "{type: Conv2D, filters: 16777216, kernel_size: 16777216}"),
+                              "the model has 79,228,162,514,264,337,593,"),
+    # a tall kernel: few weights and a small output, but 4.8 GB of patches for each image
+    "convolution patches": (SMALL_MLP.replace("input_shape: [6]", "input_shape: [100000, 3000, 4]")
+                            .replace("{type: Dense, units: 8, activation: relu}",
+                                     "{type: Conv2D, filters: 1, kernel_size: [100000, 1]}"),
+                            "layer 'conv2d' would need 4.5 GiB for its patches"),
 }
 
 

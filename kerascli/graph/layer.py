@@ -85,8 +85,10 @@ class Layer:
         threads, an upper bound checked before anything is allocated (exact integers). Layers with
         workspaces beyond their output and input gradient add them."""
         inputs = self.input_shape if self.n_inputs == 0 else [self.input_shape]
-        return {"output": batch * math.prod(self.output_shape) * itemsize,
-                "input gradient": batch * sum(math.prod(s) for s in inputs) * itemsize}
+        sizes = {"output": batch * math.prod(self.output_shape) * itemsize}
+        if self.need_input_grad:
+            sizes["input gradient"] = batch * sum(math.prod(s) for s in inputs) * itemsize
+        return sizes
 
     def workspace(self, name: str, shape: tuple, dtype=None) -> np.ndarray:
         """A scratch array reused across steps (no allocation, no page faults per step).
