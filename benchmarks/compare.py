@@ -4,14 +4,16 @@
     python benchmarks/compare.py --quick              # fewer repeats, smaller data: a smoke run
     python benchmarks/compare.py --peers torch        # leave Keras out
     python benchmarks/compare.py --cases "train CNN"  # only the cases whose name contains this
+    python benchmarks/compare.py --display-only       # only the live display's cost on a terminal
 
 Peers that are not installed are skipped. Each framework runs in a worker
 process of its own (so thread pools and their settings never mix), and the
 script makes them take turns (kerascli, torch, keras, kerascli, ...) for
 ``--repeats`` rounds after a warm-up epoch each, so machine noise hits all of
 them alike; the table shows medians and the ratio kerascli / peer. Startup
-(time to the first training batch, with an empty and a warm Numba cache) and
-peak RSS are measured on separate processes.
+(time to the first training batch, with an empty and a warm Numba cache),
+peak RSS and the live display's cost (training time on an 80x24
+pseudo-terminal against --quiet) are measured on separate processes.
 
 For numbers comparable to other machines' runs, unset OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE where they are set for old OpenBLAS builds.
@@ -327,6 +329,53 @@ def measure_startup(threads, repeats, log):
     return out
 
 
+def train_in_a_terminal(args, rows=24, cols=80):
+    """``kerascli train ARGS`` with a pseudo-terminal as its screen (rows x cols), the output read as a
+    terminal would; returns summary.json."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    runs_dir = tempfile.mkdtemp(prefix="kerascli-bench-")
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen([sys.executable, "-m", "kerascli", "train", *args, "--runs-dir", runs_dir],
+                            stdin=slave, stdout=slave, stderr=slave, env={**env, "TERM": "xterm-256color"},
+                            start_new_session=True)
+    os.close(slave)
+    while True:
+        try:
+            if not os.read(master, 1 << 16):
+                break
+        except OSError:  # the terminal closed with the process
+            break
+    os.close(master)
+    if proc.wait() != 0:
+        raise RuntimeError(f"kerascli train {' '.join(args)} failed in a terminal")
+    (run,) = os.listdir(runs_dir)
+    with open(os.path.join(runs_dir, run, "summary.json")) as f:
+        return json.load(f)
+
+
+def measure_display(threads, repeats, log, epochs=400):
+    """Training time with the live display on an 80x24 terminal against --quiet, same terminal, taking
+    turns: digits MLP for more epochs than the terminal has rows."""
+    args = [os.path.join(ROOT, "configs", "digits_mlp.yaml"), "--set", f"train.epochs={epochs}",
+            "--threads", str(threads)]
+    shown, quiet = [], []
+    for _ in range(repeats):
+        shown.append(train_in_a_terminal(args)["train_seconds"])
+        quiet.append(train_in_a_terminal(args + ["--quiet"])["train_seconds"])
+    out = {"epochs": epochs, "terminal (s)": statistics.median(shown), "quiet (s)": statistics.median(quiet)}
+    out["overhead"] = out["terminal (s)"] / out["quiet (s)"] - 1
+    out["overhead per repeat"] = [s / q - 1 for s, q in zip(shown, quiet)]
+    log(f"display: {out['terminal (s)']:.2f} s on a terminal, {out['quiet (s)']:.2f} s with --quiet "
+        f"({out['overhead']:+.1%}; per repeat " + ", ".join(f"{o:+.1%}" for o in out["overhead per repeat"]) + ")")
+    return out
+
+
 RSS_SAMPLES, RSS_EPOCHS, RSS_BATCH = 16384, 2, 128
 
 
@@ -388,6 +437,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="smaller data and 2 repeats")
     parser.add_argument("--json", default=os.path.join(HERE, "results.json"))
     parser.add_argument("--cases", help="only cases whose name contains this text; skips startup, RSS and the JSON")
+    parser.add_argument("--display-only", action="store_true",
+                        help="only the display overhead (terminal vs --quiet); prints it, writes no JSON")
     parser.add_argument("--child-rss", help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -399,6 +450,10 @@ def main():
 
     def log(text):
         print(text, file=sys.stderr, flush=True)
+
+    if args.display_only:
+        measure_display(args.threads, repeats, log)
+        return
 
     workers = []
     for name in ["kerascli"] + [p for p in args.peers.split(",") if p]:
@@ -418,6 +473,7 @@ def main():
         return
     startup = measure_startup(args.threads, repeats, log)
     rss = measure_rss(args.threads, [n for n in names if n != "kerascli"], log)
+    display = measure_display(args.threads, repeats, log)
 
     import numba
 
@@ -432,6 +488,7 @@ def main():
         "ratios": {case: {p: v["kerascli"] / v[p] for p in v if p != "kerascli"} for case, v in results.items()},
         "startup_seconds": startup,
         "peak_rss_mib": rss,
+        "display_seconds": display,
         "command": " ".join(sys.argv),
     }
     with open(args.json, "w") as f:
@@ -441,6 +498,8 @@ def main():
     for key, value in startup.items():
         print(f"{key}: {value:.2f}")
     print("peak RSS of a training run (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in rss.items()))
+    print(f"display overhead on a terminal ({display['epochs']} epochs of digits MLP): {display['overhead']:+.1%} "
+          f"({display['terminal (s)']:.2f} s against {display['quiet (s)']:.2f} s with --quiet)")
     print(f"\nwritten to {args.json}")
 
 

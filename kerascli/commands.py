@@ -29,6 +29,7 @@ from kerascli.data.fingerprint import changed_files, fingerprints
 from kerascli.data.npyfile import check_npy, check_npz
 from kerascli.data.pipeline import SPLITS
 from kerascli.errors import CheckpointError, ConfigError, DataError, KerascliError
+from kerascli.ops import kernels_on_disk
 from kerascli.runs.atomic import atomic_write, atomic_write_text
 from kerascli.runs.checkpoint import Checkpoint, apply_training_state, apply_weights, load_checkpoint
 from kerascli.runs.lock import RunLock
@@ -36,7 +37,7 @@ from kerascli.runs.resume import check_same_run, newest_good_checkpoint
 from kerascli.runs.rundir import create_run_dir, write_metrics_csv
 from kerascli.train.loop import TrainingDiverged
 from kerascli.train.session import Session, build_session, load_data, load_initial_weights, use_threads
-from kerascli.ui.progress import PlainProgress, RichProgress, print_results
+from kerascli.ui.progress import PlainProgress, TerminalProgress, print_results
 from kerascli.ui.summary import summary_table, summary_text, totals_text
 
 EVAL_BATCH = 256
@@ -127,7 +128,8 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
     callbacks = [first_batch, metrics, checkpoint, stop]
     epochs = spec.train["epochs"]
     if not quiet:
-        callbacks.append(RichProgress(console, epochs) if rich else PlainProgress(console, epochs))
+        callbacks.append(TerminalProgress(console, epochs, compiling=not kernels_on_disk(model.ops)) if rich
+                         else PlainProgress(console, epochs))
     if ckpt is not None:
         restore(trainer, ckpt, callbacks)
         write_metrics_csv(metrics.path, metrics.history)  # drop rows of epochs the checkpoint had not reached
@@ -153,7 +155,7 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
     finally:
         stop.uninstall()
         for cb in callbacks:  # a live progress display must give the terminal back, also on errors
-            if isinstance(cb, RichProgress):
+            if isinstance(cb, TerminalProgress):
                 cb.close()
     history = metrics.history
     train_seconds = sum(row["seconds"] for row in history)

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -120,7 +121,7 @@ def test_rich_progress_on_a_terminal(tmp_path, small_config):
     console = Console(file=buf, force_terminal=True, width=120)
     commands.train(small_config, [], None, str(tmp_path), False, console)
     out = buf.getvalue()
-    assert "Epoch 2/2" in out and "accuracy" in out and "split" in out
+    assert "epoch 2/2 loss=" in out and "accuracy" in out and "split" in out
 
 
 def test_evaluate_reproduces_summary(trained):
@@ -345,3 +346,73 @@ def test_predict_refuses_to_overwrite_its_input(trained, tmp_path):
     assert result.exit_code == 2 and "the file looks ';'-separated: set --delimiter ';'" in result.output
     result = invoke("predict", trained, tmp_path / "in.csv", "-o", tmp_path / "p.npy", "--delimiter", ";")
     assert result.exit_code == 0, result.output
+
+
+# ------------------------------------------------------------------ the terminal display
+def terminal_run(tmp_path, small_config, width, *overrides):
+    import io
+
+    from rich.console import Console
+
+    from kerascli import commands
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=width, height=24)
+    commands.train(small_config, list(overrides), None, str(tmp_path), False, console)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("width", [120, 80, 40])
+def test_terminal_display_prints_each_finished_epoch_once_with_its_number(tmp_path, small_config, width):
+    out = terminal_run(tmp_path, small_config, width, "train.epochs=60")  # more epochs than rows
+    finished = [line for line in out.replace("\x1b[K", "").replace("\r", "\n").splitlines() if line.startswith("epoch ")]
+    assert [int(line.split()[1].split("/")[0]) for line in finished] == list(range(1, 61))
+    assert all(line.startswith(f"epoch {i}/60 loss=") for i, line in enumerate(finished, 1))
+    # the live bar is one line rewritten in place, never wider than the terminal
+    live = [part for part in out.split("\r") if part.startswith("Epoch ")]
+    assert live and all(len(part.split("\x1b[K")[0]) < width for part in live)
+    assert "test" in out and "accuracy" in out
+
+
+def test_terminal_display_redraws_at_most_ten_times_a_second(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from kerascli.ui import progress
+
+    clock = iter(i * 0.001 for i in range(10**6))  # one batch per millisecond
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    buf = io.StringIO()
+    bar = progress.TerminalProgress(Console(file=buf, force_terminal=True, width=100), epochs=1)
+    bar.on_epoch_begin(1, 2000)
+    for step in range(1, 2001):
+        bar.on_batch_end(step, {"loss": 1.0 / step})
+    bar.on_epoch_end(1, {"loss": 0.5})
+    redraws = buf.getvalue().count("\r") - 1  # less the clearing before the epoch line
+    assert 10 <= redraws <= 2000 * 0.001 * 10 + 2  # about 2 s of batches at 10 Hz, and the first
+    assert buf.getvalue().endswith("\r\x1b[Kepoch 1/1 loss=0.5000\n")
+    drawn = [int(n) for n in re.findall(r"\] (\d+)/2000 ", buf.getvalue())]
+    assert drawn == sorted(drawn) and drawn[-1] > 1800 and "ETA 0s" in buf.getvalue()
+
+
+def test_first_run_says_kernels_are_compiling(tmp_path):
+    import io
+    import types
+
+    from rich.console import Console
+
+    from kerascli.ops import kernels_on_disk
+    from kerascli.ui.progress import TerminalProgress
+
+    def kernel(index):
+        return types.SimpleNamespace(py_func=None, _cache=types.SimpleNamespace(
+            _cache_file=types.SimpleNamespace(_index_path=str(index))))
+
+    (tmp_path / "k.nbi").write_text("")
+    assert kernels_on_disk(types.SimpleNamespace(a=kernel(tmp_path / "k.nbi"), b=kernel(tmp_path / "none")))
+    assert not kernels_on_disk(types.SimpleNamespace(a=kernel(tmp_path / "none")))
+    buf = io.StringIO()
+    bar = TerminalProgress(Console(file=buf, force_terminal=True, width=120), epochs=3, compiling=True)
+    bar.on_epoch_begin(1, 10)
+    assert "Epoch 1/3" in buf.getvalue() and "compiling kernels on first use" in buf.getvalue()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 from types import ModuleType
 
 BACKENDS = ("cpu", "reference")
@@ -33,3 +34,17 @@ def conv_geometry(size: int, kernel: int, stride: int, padding: str) -> tuple[in
     out = math.ceil(size / stride)
     total = max((out - 1) * stride + kernel - size, 0)
     return out, total // 2
+
+
+def kernels_on_disk(backend: ModuleType) -> bool:
+    """Whether ``backend`` has compiled kernels in Numba's on-disk cache, i.e. this is not its first run
+    on this installation (a backend without compiled kernels never compiles: True).
+
+    Reads where each cached kernel keeps its index from Numba's dispatcher, an internal detail: if a
+    Numba release moves it, this answers False (the display then mentions compiling) and nothing breaks.
+    """
+    kernels = [f for f in vars(backend).values() if hasattr(f, "py_func") and hasattr(f, "_cache")]
+    try:
+        return not kernels or any(os.path.exists(f._cache._cache_file._index_path) for f in kernels)
+    except AttributeError:
+        return False

@@ -153,8 +153,10 @@ class Trainer:
                 )
             self.step_in_epoch = step
             self.global_step += 1
-            for cb in callbacks:
-                cb.on_batch_end(step, self.totals.means())
+            if callbacks:
+                logs = self.totals.means()  # once per batch, shared: callbacks read it, never change it
+                for cb in callbacks:
+                    cb.on_batch_end(step, logs)
         return self.totals.means()
 
     def fit(self, splits: dict[str, Split], epochs: int, batch_size: int, shuffle: bool, seed: int,
