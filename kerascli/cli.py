@@ -14,7 +14,7 @@ from kerascli import __version__
 def _console():
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, soft_wrap=True)  # a long path in a log stays on one line
 
 
 def _run(ctx: click.Context, action) -> None:

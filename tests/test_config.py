@@ -181,6 +181,7 @@ def test_strings_that_only_look_numeric_stay_strings():
 
     assert load_yaml("[e5, 1e, 1e-, 1.2.3, 0x1G, '1e-3']")[0] == ["e5", "1e", "1e-", "1.2.3", "0x1G", "1e-3"]
     assert load_yaml("[-2e+2, -1E3, +3e0, 10, -7, .inf]")[0] == [-200.0, -1000.0, 3.0, 10, -7, float("inf")]
+    assert load_yaml("[0o17, 0x1F, 0b101, 1_000, '0o17']")[0] == [15, 31, 5, 1000, "0o17"]
 
 
 @pytest.mark.parametrize("text,lines", [

@@ -3,8 +3,8 @@
 Three differences from plain ``yaml.safe_load``, each closing a way a config
 could silently mean something else or exhaust the machine:
 
-* numbers such as ``1e-3`` and ``5E4`` are floats (YAML 1.2; PyYAML's YAML 1.1
-  rule reads them as strings);
+* numbers such as ``1e-3`` and ``5E4`` are floats and ``0o17`` is an integer
+  (YAML 1.2; PyYAML's YAML 1.1 rules read them as strings);
 * a key given twice in one mapping is an error naming both lines (YAML says
   keys are unique; PyYAML keeps the last one);
 * the text's nesting depth is read from the event stream before any tree is
@@ -24,8 +24,10 @@ MAX_TEXT_BYTES = 4 << 20  # a config is a few kilobytes
 MAX_DEPTH = 64  # nested mappings/lists; real configs use 5 or 6
 MAX_NODES = 100_000  # after alias expansion; real configs have a few hundred
 
-# YAML 1.2 floats that YAML 1.1 (PyYAML) reads as strings: an exponent without a dot or without a sign.
+# YAML 1.2 numbers that YAML 1.1 (PyYAML) reads as strings: floats with an exponent but no dot or no
+# sign in it, and 0o octals.
 _FLOAT_12 = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+_OCTAL_12 = re.compile(r"^[-+]?0o[0-7_]+$")
 
 
 class YAMLLimitError(yaml.YAMLError):
@@ -59,6 +61,7 @@ class ConfigLoader(yaml.SafeLoader):
 
 
 ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:int", _OCTAL_12, list("-+0"))
 
 
 def _check_events(text: str) -> None:
