@@ -39,6 +39,10 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             owner = _read_owner(fd)
+            deadline = time.monotonic() + 1.0
+            while not owner and time.monotonic() < deadline:  # it took the lock and is writing its name now
+                time.sleep(0.01)
+                owner = _read_owner(fd)
             os.close(fd)
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise ConfigError(f"cannot lock run directory {self.run_dir}: {exc.strerror}") from None
