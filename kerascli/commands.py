@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import shutil
 import sys
 import time
@@ -100,7 +101,7 @@ def train(config_path: str, overrides: list, name: str | None, runs_dir: str, qu
                 check_writable(run_dir)
                 if run_is_complete(run_dir, ckpt, spec):
                     console.print(f"{run_dir} is already complete ({ckpt.epoch}/{spec.train['epochs']} epochs); "
-                                  f"nothing to do. To train longer: kerascli resume {run_dir} --set "
+                                  f"nothing to do. To train longer: kerascli resume {shlex.quote(run_dir)} --set "
                                   f"train.epochs={spec.train['epochs'] * 2}", highlight=False, soft_wrap=True)
                     return run_dir
             else:
@@ -145,8 +146,8 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
     try:
         fit_with_rollback(spec, trainer, splits, callbacks, checkpoint)
     except TrainingInterrupted as exc:
-        raise TrainingInterrupted(exc.signum, trainer, exc.path, hint=f"resume with: kerascli resume {run_dir}") \
-            from None
+        hint = f"resume with: kerascli resume {shlex.quote(run_dir)}"  # a command to paste, also for 'my run'
+        raise TrainingInterrupted(exc.signum, trainer, exc.path, hint=hint) from None
     except OSError as exc:
         raise KerascliError(
             f"could not write to {run_dir}: {exc.strerror or exc}; training stopped at epoch {trainer.epoch + 1}, "

@@ -365,7 +365,8 @@ def terminal_run(tmp_path, small_config, width, *overrides):
 @pytest.mark.parametrize("width", [120, 80, 40])
 def test_terminal_display_prints_each_finished_epoch_once_with_its_number(tmp_path, small_config, width):
     out = terminal_run(tmp_path, small_config, width, "train.epochs=60")  # more epochs than rows
-    finished = [line for line in out.replace("\x1b[K", "").replace("\r", "\n").splitlines() if line.startswith("epoch ")]
+    lines = out.replace("\x1b[K", "").replace("\r", "\n").splitlines()
+    finished = [line for line in lines if line.startswith("epoch ")]
     assert [int(line.split()[1].split("/")[0]) for line in finished] == list(range(1, 61))
     assert all(line.startswith(f"epoch {i}/60 loss=") for i, line in enumerate(finished, 1))
     # the live bar is one line rewritten in place, never wider than the terminal
