@@ -416,4 +416,12 @@ def test_first_run_says_kernels_are_compiling(tmp_path):
     buf = io.StringIO()
     bar = TerminalProgress(Console(file=buf, force_terminal=True, width=120), epochs=3, compiling=True)
     bar.on_epoch_begin(1, 10)
-    assert "Epoch 1/3" in buf.getvalue() and "compiling kernels on first use" in buf.getvalue()
+    assert buf.getvalue() == "\rEpoch 1/3 0/10 compiling kernels (first run only, cached afterwards)\x1b[K"
+    for step in range(1, 11):
+        bar.on_batch_end(step, {"loss": 1.0})
+    assert buf.getvalue().endswith("10/10 compiling kernels (first run only) loss=1.0000\x1b[K")  # validation next
+    bar.on_epoch_end(1, {"loss": 1.0})
+    bar.on_epoch_begin(2, 10)
+    bar.last_draw = 0  # due for a redraw
+    bar.on_batch_end(1, {"loss": 1.0})
+    assert "compiling" not in buf.getvalue().rsplit("epoch 1/3", 1)[1] and "ETA" in buf.getvalue()

@@ -55,7 +55,8 @@ class TerminalProgress(Callback):
     def __init__(self, console: Console, epochs: int, compiling: bool = False):
         self.console, self.epochs = console, epochs
         self.file = console.file
-        self.compiling = compiling  # the first batches wait for Numba to compile kernels
+        self.compiling = compiling  # the first batch waits for Numba to compile kernels
+        self.cold = compiling  # ... and the first epoch's validation for the inference kernels
         self.epoch, self.steps, self.step = 0, 0, 0
         self.epoch_started = self.last_draw = 0.0
         self.first_step = 0  # where a resumed epoch started, for the rate
@@ -67,20 +68,23 @@ class TerminalProgress(Callback):
         self.step = self.first_step = 0
         self.epoch_started = time.monotonic()
         self.logs: dict = {}
-        if self.compiling or self.epoch_started - self.last_draw >= 1.0 / self.REFRESH_HZ:
-            note = " compiling kernels on first use (a few seconds; cached for later runs)" if self.compiling else ""
-            self._draw(f"Epoch {epoch}/{self.epochs} {self._bar(0)} 0/{steps}{note}")
+        if self.compiling:
+            self._draw(f"Epoch {epoch}/{self.epochs} 0/{steps} compiling kernels (first run only, cached afterwards)")
+        elif self.epoch_started - self.last_draw >= 1.0 / self.REFRESH_HZ:
+            self._draw(f"Epoch {epoch}/{self.epochs} {self._bar(0)} 0/{steps}")
 
     def on_batch_end(self, step, logs):
         now = time.monotonic()
         if self.step == 0 and step > 1:
             self.first_step = step - 1  # resumed in the middle of the epoch
+        if self.compiling:  # the rate and the ETA count from the first compiled batch on
+            self.compiling, self.first_step, self.epoch_started = False, step, now
         self.step, self.logs = step, logs
-        if now - self.last_draw >= 1.0 / self.REFRESH_HZ:
-            self.compiling = False
+        if now - self.last_draw >= 1.0 / self.REFRESH_HZ or (self.cold and step == self.steps):
             self._draw(self._status(now))
 
     def on_epoch_end(self, epoch, logs):
+        self.cold = False
         self.file.write(("\r\x1b[K" if self.live else "") + epoch_line(epoch, self.epochs, logs) + "\n")
         self.file.flush()
         self.live = False
@@ -101,9 +105,15 @@ class TerminalProgress(Callback):
         elapsed = now - self.epoch_started
         per_step = elapsed / max(done, 1)
         eta = per_step * (self.steps - self.step)
-        timing = f"ETA {_duration(eta)} {per_step * 1000:.1f}ms/step" if self.step < self.steps else \
-            f"{_duration(elapsed)} {per_step * 1000:.1f}ms/step"
+        if done <= 0:
+            timing = "ETA ..."
+        elif self.step < self.steps:
+            timing = f"ETA {_duration(eta)} {per_step * 1000:.1f}ms/step"
+        else:
+            timing = f"{_duration(elapsed)} {per_step * 1000:.1f}ms/step"
         head, tail = f"Epoch {self.epoch}/{self.epochs}", f"{self.step}/{self.steps} {timing} {format_logs(self.logs)}"
+        if self.cold:
+            tail = f"{self.step}/{self.steps} compiling kernels (first run only) {format_logs(self.logs)}"
         line = f"{head} {self._bar(self.step)} {tail}"
         return line if len(line) < self._width() else f"{head} {tail}"  # narrow terminal: the numbers first
 
