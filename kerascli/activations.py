@@ -1,10 +1,7 @@
-"""Activation names and the kernel codes that stand for them."""
+"""Activation names, from the activation table (kerascli.ops.contract): the registry maps each name to its code."""
 
-from kerascli.ops.reference import LINEAR, RELU, SIGMOID, SOFTMAX, TANH
+from kerascli.ops.contract import ACTIVATION_TABLE
 from kerascli.registry import ACTIVATIONS
 
-ACTIVATIONS.add("linear", LINEAR, "none")
-ACTIVATIONS.add("relu", RELU)
-ACTIVATIONS.add("sigmoid", SIGMOID)
-ACTIVATIONS.add("tanh", TANH)
-ACTIVATIONS.add("softmax", SOFTMAX)
+for _activation in ACTIVATION_TABLE:
+    ACTIVATIONS.add(_activation.name, _activation.code, *_activation.aliases)

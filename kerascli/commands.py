@@ -21,7 +21,13 @@ import numpy as np
 from rich.console import Console
 
 from kerascli import __version__
-from kerascli.callbacks import FirstBatchTimer, GracefulStop, MetricsWriter, ModelCheckpoint, TrainingInterrupted
+from kerascli.callbacks import (
+    FirstBatchTimer,
+    GracefulStop,
+    MetricsWriter,
+    ModelCheckpoint,
+    TrainingInterrupted,
+)
 from kerascli.config import apply_overrides, load_config_file, resolve_config
 from kerascli.config.loader import LoadedConfig
 from kerascli.config.schema import RUN_NAME_RE, RUN_NAME_RULE, RunSpec
@@ -30,14 +36,24 @@ from kerascli.data.fingerprint import changed_files, fingerprints
 from kerascli.data.npyfile import check_npy, check_npz
 from kerascli.data.pipeline import SPLITS
 from kerascli.errors import CheckpointError, ConfigError, DataError, KerascliError
-from kerascli.ops import kernels_on_disk
 from kerascli.runs.atomic import atomic_write, atomic_write_text
-from kerascli.runs.checkpoint import Checkpoint, apply_training_state, apply_weights, load_checkpoint
+from kerascli.runs.checkpoint import (
+    Checkpoint,
+    apply_training_state,
+    apply_weights,
+    load_checkpoint,
+)
 from kerascli.runs.lock import RunLock
 from kerascli.runs.resume import check_same_run, newest_good_checkpoint
 from kerascli.runs.rundir import create_run_dir, write_metrics_csv
 from kerascli.train.loop import TrainingDiverged
-from kerascli.train.session import Session, build_session, load_data, load_initial_weights, use_threads
+from kerascli.train.session import (
+    Session,
+    build_session,
+    load_data,
+    load_initial_weights,
+    use_threads,
+)
 from kerascli.ui.progress import PlainProgress, TerminalProgress, print_results
 from kerascli.ui.summary import summary_table, summary_text, totals_text
 
@@ -129,7 +145,7 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
     callbacks = [first_batch, metrics, checkpoint, stop]
     epochs = spec.train["epochs"]
     if not quiet:
-        callbacks.append(TerminalProgress(console, epochs, compiling=not kernels_on_disk(model.ops)) if rich
+        callbacks.append(TerminalProgress(console, epochs, compiling=not model.ops.kernels_on_disk()) if rich
                          else PlainProgress(console, epochs))
     if ckpt is not None:
         restore(trainer, ckpt, callbacks)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from kerascli.errors import DataError
-from kerascli.ops.reference import SIGMOID, SOFTMAX
+from kerascli.ops.contract import SIGMOID, SOFTMAX
 from kerascli.registry import LOSSES
 
 EPSILON = 1e-7  # Keras' backend epsilon
@@ -97,21 +97,15 @@ class SparseCategoricalCrossentropy(Loss):
     def targets(self, y, units, dtype):
         return _class_ids(y, units, self.name)
 
-    @staticmethod
-    def _onehot(t, units, dtype):
-        onehot = np.zeros((len(t), units), dtype=dtype)
-        onehot[np.arange(len(t)), t] = 1
-        return onehot
-
     def forward(self, ops, out, t, fused):
         if fused:
             return ops.sparse_softmax_cross_entropy(out, t)
-        return ops.categorical_cross_entropy(out, self._onehot(t, out.shape[1], out.dtype), EPSILON), out
+        return ops.categorical_cross_entropy(out, ops.one_hot(t, out.shape[1], out.dtype), EPSILON), out
 
     def backward(self, ops, out, pred, t, scale, fused):
         if fused:
             return ops.sparse_softmax_cross_entropy_grad(pred, t, scale)
-        return ops.categorical_cross_entropy_grad(out, self._onehot(t, out.shape[1], out.dtype), EPSILON, scale)
+        return ops.categorical_cross_entropy_grad(out, ops.one_hot(t, out.shape[1], out.dtype), EPSILON, scale)
 
 
 @LOSSES.register("binary_crossentropy", "BinaryCrossentropy", "bce")

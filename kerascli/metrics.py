@@ -24,22 +24,22 @@ class Metric:
 
 class CategoricalAccuracy(Metric):
     def update(self, ops, pred, t):
-        return float(np.count_nonzero(ops.row_argmax(pred) == ops.row_argmax(t))), len(pred)
+        return float(ops.count_argmax_agree(pred, t)), len(pred)
 
 
 class SparseCategoricalAccuracy(Metric):
     def update(self, ops, pred, t):
-        return float(np.count_nonzero(ops.row_argmax(pred) == t)), len(pred)
+        return float(ops.count_argmax_hits(pred, t)), len(pred)
 
 
 class BinaryAccuracy(Metric):
     def update(self, ops, pred, t):
-        return float(np.count_nonzero((pred > 0.5) == (t > 0.5))) / pred.shape[1], len(pred)
+        return ops.mean_threshold_agree(pred, t, 0.5), len(pred)
 
 
 class MeanAbsoluteError(Metric):
     def update(self, ops, pred, t):
-        return float(np.abs(pred - t).mean(axis=1).sum()), len(pred)
+        return ops.sum_row_mean_abs_error(pred, t), len(pred)
 
 
 class MeanSquaredErrorMetric(Metric):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from kerascli.config.params import Param
-from kerascli.ops import workers
 from kerascli.registry import OPTIMIZERS
 
 
@@ -18,7 +19,7 @@ class Optimizer:
         self.ops = ops
         self.scalar = np.dtype(dtype).type  # kernels get scalars in the buffer's dtype
         self.iterations = 0
-        self.slots = {name: np.zeros(size, dtype=dtype) for name in self.SLOTS}
+        self.slots = {name: ops.zeros((size,), dtype) for name in self.SLOTS}
 
     @property
     def learning_rate(self) -> float:
@@ -52,8 +53,7 @@ class SGD(Optimizer):
     def apply(self, params, grads):
         c, f, velocity = self.config, self.scalar, self.slots["velocity"]
         lr, momentum = f(c["learning_rate"]), f(c["momentum"])
-        workers.run(lambda i, lo, hi: self.ops.sgd_update(params[lo:hi], grads[lo:hi], velocity[lo:hi], lr, momentum,
-                                                          c["nesterov"]), params.size, params.size)
+        self.ops.sgd_step(params, grads, velocity, lr, momentum, c["nesterov"])
 
 
 @OPTIMIZERS.register("adam", "Adam")
@@ -69,8 +69,7 @@ class Adam(Optimizer):
     def apply(self, params, grads):
         c, f, t = self.config, self.scalar, self.iterations
         # Keras folds the bias corrections of m and v into the step size
-        alpha = c["learning_rate"] * np.sqrt(1 - c["beta_2"] ** t) / (1 - c["beta_1"] ** t)
+        alpha = c["learning_rate"] * math.sqrt(1 - c["beta_2"] ** t) / (1 - c["beta_1"] ** t)
         m, v = self.slots["m"], self.slots["v"]
         scalars = f(alpha), f(1 - c["beta_1"]), f(1 - c["beta_2"]), f(c["epsilon"])
-        workers.run(lambda i, lo, hi: self.ops.adam_update(params[lo:hi], grads[lo:hi], m[lo:hi], v[lo:hi], *scalars),
-                    params.size, params.size)
+        self.ops.adam_step(params, grads, m, v, *scalars)

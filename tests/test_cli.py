@@ -403,7 +403,7 @@ def test_first_run_says_kernels_are_compiling(tmp_path):
 
     from rich.console import Console
 
-    from kerascli.ops import kernels_on_disk
+    from kerascli.ops import get_ops
     from kerascli.ui.progress import TerminalProgress
 
     def kernel(index):
@@ -411,8 +411,14 @@ def test_first_run_says_kernels_are_compiling(tmp_path):
             _cache_file=types.SimpleNamespace(_index_path=str(index))))
 
     (tmp_path / "k.nbi").write_text("")
-    assert kernels_on_disk(types.SimpleNamespace(a=kernel(tmp_path / "k.nbi"), b=kernel(tmp_path / "none")))
-    assert not kernels_on_disk(types.SimpleNamespace(a=kernel(tmp_path / "none")))
+    ops = get_ops("cpu")
+
+    def on_disk(**kernels):
+        return type(ops).kernels_on_disk(types.SimpleNamespace(kernels={"family": types.SimpleNamespace(**kernels)}))
+
+    assert on_disk(a=kernel(tmp_path / "k.nbi"), b=kernel(tmp_path / "none"))
+    assert not on_disk(a=kernel(tmp_path / "none"))
+    assert get_ops("reference").kernels_on_disk()
     buf = io.StringIO()
     bar = TerminalProgress(Console(file=buf, force_terminal=True, width=120), epochs=3, compiling=True)
     bar.on_epoch_begin(1, 10)

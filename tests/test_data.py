@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from kerascli.data.datasets import read_numeric_csv
-from kerascli.data.pipeline import Split, batches, check_input_shape, epoch_order, load_raw, split_indices
+from kerascli.data.pipeline import (
+    Split,
+    batches,
+    check_input_shape,
+    epoch_order,
+    load_raw,
+    split_indices,
+)
 from kerascli.errors import DataError
 from kerascli.registry import DATASETS, load_builtins
 

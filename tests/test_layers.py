@@ -11,7 +11,8 @@ from gradcheck import assert_grad_close, numeric_grad
 
 from kerascli.config.loader import LoadedConfig
 from kerascli.config.params import Checker
-from kerascli.ops import get_backend
+from kerascli.ops import BACKENDS, get_ops
+from kerascli.ops.algorithms import conv as conv_algorithms
 from kerascli.registry import INITIALIZERS, LAYERS, load_builtins
 
 load_builtins()
@@ -58,7 +59,7 @@ def make_layer(type_name, params, input_shape, backend, seed=0):
         layer.params[spec.name] = np.abs(value) + 0.5 if "variance" in spec.name else value
         if spec.trainable:
             layer.grads[spec.name] = np.zeros(spec.shape)
-    layer.ops = get_backend(backend)
+    layer.ops = get_ops(backend)
     layer.dtype = np.float64
     return layer, config
 
@@ -85,7 +86,7 @@ def test_forward_shape(type_name, params, shape, rng):
         assert y.dtype == np.float64
 
 
-@pytest.mark.parametrize("backend", ["reference", "cpu"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("type_name,params,shape", list(cases()))
 def test_gradients(type_name, params, shape, backend, rng):
     layer, _ = make_layer(type_name, params, shape, backend)
@@ -172,15 +173,16 @@ def test_initializers_follow_keras_definitions():
     np.testing.assert_allclose(w.std(), np.sqrt(2 / 360), rtol=0.05)
 
 
-def test_conv2d_chunked_patches_match_one_chunk(rng, monkeypatch):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_conv2d_chunked_patches_match_one_chunk(rng, monkeypatch, backend):
     """Conv2D builds patches a few images at a time; tiny chunks must give the same results."""
     params = {"filters": 3, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "tanh"}
     x = rng.normal(size=(5, 6, 5, 2))
     r = rng.normal(size=(5, 3, 3, 3))
     results = []
     for chunk_bytes in (1 << 20, 1):
-        monkeypatch.setattr(LAYERS.get("Conv2D"), "CHUNK_BYTES", chunk_bytes)
-        layer, _ = make_layer("Conv2D", params, (6, 5, 2), "cpu")
+        monkeypatch.setattr(conv_algorithms, "CONV_CHUNK_BYTES", chunk_bytes)
+        layer, _ = make_layer("Conv2D", params, (6, 5, 2), backend)
         y = layer.forward(x, True).copy()
         dx = layer.backward(r).copy()
         results.append((y, dx, layer.grads["kernel"].copy(), layer.grads["bias"].copy()))
@@ -194,12 +196,13 @@ def test_conv2d_chunked_patches_match_one_chunk(rng, monkeypatch):
 ])
 @pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("input_grad", [True, False])
-def test_conv2d_backward_paths(params, shape, sparse, input_grad, rng, monkeypatch):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_conv2d_backward_paths(params, shape, sparse, input_grad, backend, rng, monkeypatch):
     """Each way Conv2D computes gradients (dense GEMMs, nonzero entries only, direct; with and without
     an input gradient, as for a first layer) against central differences, on a gradient with zeros in
     it as behind max pooling."""
-    monkeypatch.setattr(LAYERS.get("Conv2D"), "SPARSE_MAX_DENSITY", 1.0 if sparse else -1.0)
-    layer, _ = make_layer("Conv2D", params, shape, "cpu")
+    monkeypatch.setattr(conv_algorithms, "CONV_SPARSE_MAX_DENSITY", 1.0 if sparse else -1.0)
+    layer, _ = make_layer("Conv2D", params, shape, backend)
     layer.need_input_grad = input_grad
     x = rng.normal(size=(BATCH,) + shape)
     r = rng.normal(size=(BATCH,) + layer.output_shape) * (rng.random((BATCH,) + layer.output_shape) < 0.3)

@@ -6,7 +6,7 @@ from gradcheck import assert_grad_close, numeric_grad
 
 from kerascli.errors import DataError
 from kerascli.metrics import make_metric
-from kerascli.ops import get_backend, reference
+from kerascli.ops import BACKENDS, get_ops
 from kerascli.registry import LOSSES, load_builtins
 
 load_builtins()
@@ -32,18 +32,18 @@ LOSS_CASES = [(name, False) for name in LOSSES.names()] + [
 ]
 
 
-@pytest.mark.parametrize("backend", ["reference", "cpu"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name,fused", LOSS_CASES)
 def test_loss_gradient(name, fused, backend, rng):
     loss = LOSSES.get(name)()
-    ops = get_backend(backend)
+    ops = get_ops(backend)
     t = targets_for(name, rng)
     if fused or loss.fuses is None:
         out = rng.normal(size=(N, C)) * 2
     else:  # probabilities from the activation the loss expects
         act = loss.fuses
         z = rng.normal(size=(N, C))
-        out = reference.bias_activation_forward(z, np.zeros(0), act, np.empty_like(z))
+        out = get_ops("reference").bias_activation_forward(z, np.zeros(0), act, np.empty_like(z))
 
     def value():
         rows, _ = loss.forward(ops, out, t, fused)
@@ -55,7 +55,7 @@ def test_loss_gradient(name, fused, backend, rng):
 
 
 def test_golden_values():
-    ops = get_backend("cpu")
+    ops = get_ops("cpu")
     p = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
     onehot = np.array([[1.0, 0, 0], [0, 1.0, 0]])
     labels = np.array([0, 1])
@@ -79,7 +79,7 @@ def test_golden_values():
 
 
 def test_keras_clipping_on_probabilities():
-    ops = get_backend("cpu")
+    ops = get_ops("cpu")
     rows, _ = LOSSES.get("categorical_crossentropy")().forward(
         ops, np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]), fused=False
     )
@@ -87,7 +87,7 @@ def test_keras_clipping_on_probabilities():
 
 
 def test_fused_cross_entropy_is_finite_for_extreme_logits():
-    ops = get_backend("cpu")
+    ops = get_ops("cpu")
     z = np.array([[1000.0, -1000.0]], dtype=np.float32)
     rows, probs = LOSSES.get("sparse_categorical_crossentropy")().forward(ops, z, np.array([1]), fused=True)
     assert np.isfinite(rows).all() and rows[0] == pytest.approx(2000.0)
@@ -116,5 +116,5 @@ def test_targets_conversion_and_label_mismatch():
 )
 def test_accuracy_follows_the_loss(loss, units, pred, t, expected):
     metric = make_metric("accuracy", loss, units)
-    total, count = metric.update(get_backend("cpu"), np.array(pred), np.array(t))
+    total, count = metric.update(get_ops("cpu"), np.array(pred), np.array(t))
     assert total / count == pytest.approx(expected)

@@ -126,3 +126,32 @@ def test_model_gradient_matches_central_differences(name, backend):
     for key, _, _ in model.weight_items(trainable_only=True):
         where = model.slices[key]
         assert_grad_close(analytic[where], numeric[where], f"{name}: {key}")
+
+
+def test_gradient_hooks_see_the_flat_buffers_between_backward_and_the_step():
+    s = session(BRANCHES, "categorical_crossentropy", "cpu", 5)
+    model, trainer = s.model, s.trainer
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 5))
+    t = trainer.loss.targets(targets("categorical_crossentropy", rng, 6), 3, np.float64)
+    seen = []
+
+    def record(grads, state):
+        assert grads is model.grad_buffer and state is model.state_buffer
+        seen.append((grads.copy(), model.param_buffer.copy()))
+
+    def cancel(grads, state):
+        grads[...] = 0  # as an allreduce would overwrite them in place
+
+    trainer.gradient_hooks = [record]
+    from kerascli.train.loop import Totals
+
+    trainer.train_step(x, t, Totals(["loss"]))
+    assert len(seen) == 1 and np.abs(seen[0][0]).max() > 0
+    assert not np.array_equal(seen[0][1], model.param_buffer)  # the step came after the hook
+    trainer.gradient_hooks = [cancel, record]
+    before = model.param_buffer.copy()
+    trainer.train_step(x, t, Totals(["loss"]))
+    assert not seen[1][0].any()
+    # SGD without momentum: zero gradients leave the weights where they were
+    np.testing.assert_array_equal(model.param_buffer, before)

@@ -8,7 +8,16 @@ from conftest import ROOT
 
 from kerascli.config.loader import parse_yaml_text
 from kerascli.config.schema import resolve_config
-from kerascli.registry import ACTIVATIONS, DATASETS, INITIALIZERS, LAYERS, LOSSES, METRICS, OPTIMIZERS, load_builtins
+from kerascli.registry import (
+    ACTIVATIONS,
+    DATASETS,
+    INITIALIZERS,
+    LAYERS,
+    LOSSES,
+    METRICS,
+    OPTIMIZERS,
+    load_builtins,
+)
 
 load_builtins()
 README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from threadpoolctl import threadpool_info
 
 from kerascli.cli import cli
-from kerascli.ops import workers
+from kerascli.ops.cpu import workers
+from kerascli.ops.tuning import SPLIT_MIN_WORK
 from kerascli.train.threads import (
     _is_busy_kerascli,
     auto_threads,
@@ -32,7 +33,7 @@ def test_set_threads_sizes_the_pool_and_keeps_blas_and_numba_single_threaded():
         assert workers.count() == 2
         assert numba.get_num_threads() == 1
         assert blas_threads() == {1}
-        assert len(workers.parts(100, workers.SPLIT_MIN_WORK)) == 2
+        assert len(workers.parts(100, SPLIT_MIN_WORK)) == 2
         assert len(workers.parts(100, 10)) == 1  # small work stays on the calling thread
         assert set_threads(1) == 1 and workers.count() == 1
     finally:
@@ -43,7 +44,7 @@ def test_set_threads_sizes_the_pool_and_keeps_blas_and_numba_single_threaded():
 def test_parallel_parts_cover_the_range_in_order():
     set_threads(3)
     try:
-        got = workers.run(lambda i, lo, hi: (i, lo, hi), 10, workers.SPLIT_MIN_WORK)
+        got = workers.run(lambda i, lo, hi: (i, lo, hi), 10, SPLIT_MIN_WORK)
         assert [g[0] for g in got] == [0, 1, 2]
         assert got[0][1] == 0 and got[-1][2] == 10
         assert all(a[2] == b[1] for a, b in zip(got, got[1:]))

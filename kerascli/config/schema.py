@@ -13,7 +13,14 @@ from typing import Any
 
 from kerascli.config.loader import LoadedConfig
 from kerascli.config.params import Checker, Param
-from kerascli.registry import DATASETS, LAYERS, LOSSES, METRICS, OPTIMIZERS, load_builtins
+from kerascli.registry import (
+    DATASETS,
+    LAYERS,
+    LOSSES,
+    METRICS,
+    OPTIMIZERS,
+    load_builtins,
+)
 
 TOP_KEYS = ["name", "seed", "data", "model", "compile", "train", "checkpoint"]
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")  # layer names ('_' keys in checkpoints are not layers)

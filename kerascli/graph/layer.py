@@ -15,8 +15,6 @@ from typing import Any, Callable
 import numpy as np
 
 from kerascli.config.params import Param
-from kerascli.graph.memory import aligned_empty
-from kerascli.ops import workers
 from kerascli.registry import LAYERS
 
 
@@ -102,7 +100,7 @@ class Layer:
         size = math.prod(shape)  # not np.prod: this runs several times per layer per step
         flat = self._workspace.get(name)
         if flat is None or flat.size < size or flat.dtype != dtype:
-            flat = aligned_empty(size, dtype)
+            flat = self.ops.empty((size,), dtype)
             self._workspace[name] = flat
         return flat[:size].reshape(shape)
 
@@ -119,12 +117,8 @@ class Layer:
 
     # ------------------------------------------------------------- fusion
     # Set on a layer whose forward and backward the layer before it has taken
-    # over (Model.fuse_layers): the model passes values straight through it.
+    # over (graph/fusion.py): the model passes values straight through it.
     absorbed_by: "Layer | None" = None
-
-    def absorb(self, consumer: "Layer") -> bool:
-        """Take over ``consumer``'s work (it reads only this layer's output) if a fused kernel can; True if so."""
-        return False
 
 
 class ActivatedLayer(Layer):
@@ -147,10 +141,5 @@ class ActivatedLayer(Layer):
         self.act = 0
 
     def activation_backward(self, dy2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Gradient through the activation (rows split across threads) and its column sums."""
-        y, dz = self._y, self.workspace("dz", self._y.shape)
-
-        def part(i, lo, hi):
-            return self.ops.bias_activation_backward(dy2[lo:hi], y[lo:hi], self.act, dz[lo:hi])[1]
-
-        return dz, sum(workers.run(part, len(y), y.size))
+        """Gradient through the activation and its column sums (the bias gradient)."""
+        return self.ops.activation_backward(dy2, self._y, self.act, self.workspace("dz", self._y.shape))

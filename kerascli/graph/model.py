@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from types import ModuleType
 
 import numpy as np
 
+from kerascli.graph import fusion
 from kerascli.graph.layer import ActivatedLayer, Layer
-from kerascli.graph.memory import align_up, aligned_zeros
+from kerascli.ops.memory import align_up
+from kerascli.ops.tuning import INFERENCE_ACTIVATION_BYTES
 from kerascli.registry import INITIALIZERS
 
 # Refuse models whose weights alone would not fit in memory, before allocating.
 MAX_PARAMS = 1_000_000_000
-
-# Inference runs sub-batches whose largest activation stays about this size, so
-# one layer's output is still in cache when the next reads it (CNN predict +13%).
-INFERENCE_ACTIVATION_BYTES = 16 << 20
 
 
 class ModelSizeError(ValueError):
@@ -42,7 +39,7 @@ class Model:
         self.output = output
         self.layers = [n.layer for n in nodes]
         self.dtype = np.dtype(np.float32)
-        self.ops: ModuleType | None = None
+        self.ops = None  # the backend's Ops (kerascli.ops.backend), set by set_backend
         self.output_activation = 0  # applied by predict() when the loss fused the last activation
         self._grad_flows: dict[str, bool] = {}  # layer name -> trainable weights at or before it
         self.param_buffer = np.zeros(0, np.float32)
@@ -74,7 +71,8 @@ class Model:
             raise ModelSizeError(f"the model has {trainable + fixed:,} weights; the limit is {MAX_PARAMS:,}")
 
     def allocate(self, dtype, seed: int) -> None:
-        """Create the flat buffers, point each layer's weights into them, initialise with ``seed``.
+        """Create the flat buffers (through the Ops: call set_backend first), point each layer's weights
+        into them, initialise with ``seed``.
 
         Each weight starts on a 64-byte boundary (a few padding items between
         weights, always zero, never updated in a way that matters).
@@ -91,9 +89,9 @@ class Model:
                 offsets[spec.trainable] = start + spec.size
                 places.append((layer, spec, start))
                 self.slices[f"{layer.name}/{spec.name}"] = slice(start, start + spec.size)
-        self.param_buffer = aligned_zeros(offsets[True], self.dtype)
-        self.grad_buffer = aligned_zeros(offsets[True], self.dtype)
-        self.state_buffer = aligned_zeros(offsets[False], self.dtype)
+        self.param_buffer = self.ops.zeros((offsets[True],), self.dtype)
+        self.grad_buffer = self.ops.zeros((offsets[True],), self.dtype)
+        self.state_buffer = self.ops.zeros((offsets[False],), self.dtype)
         rng = np.random.default_rng(seed)
         for layer in self.layers:
             layer.dtype = self.dtype
@@ -106,7 +104,7 @@ class Model:
             if spec.trainable:
                 layer.grads[spec.name] = self.grad_buffer[start : start + spec.size].reshape(spec.shape)
 
-    def set_backend(self, ops: ModuleType, seed: int) -> None:
+    def set_backend(self, ops, seed: int) -> None:
         self.ops = ops
         for i, layer in enumerate(self.layers):
             layer.ops = ops
@@ -122,25 +120,9 @@ class Model:
         return False
 
     def fuse_layers(self) -> list[tuple[str, str]]:
-        """Let layers take over the single layer reading their output where a fused kernel exists
-        (Conv2D + MaxPooling2D); returns the (producer, absorbed) name pairs."""
-        readers: dict[str, int] = {}
-        for node in self.nodes:
-            for src in node.inputs:
-                readers[src] = readers.get(src, 0) + 1
-        by_name = {node.layer.name: node.layer for node in self.nodes}
-        fused = []
-        for node in self.nodes:
-            if node.layer.n_inputs != 1 or len(node.inputs) != 1:
-                continue
-            src = node.inputs[0]
-            producer = by_name.get(src)
-            if producer is None or src == self.output or readers[src] != 1 or producer.absorbed_by is not None:
-                continue
-            if producer.absorb(node.layer):
-                node.layer.absorbed_by = producer
-                fused.append((producer.name, node.layer.name))
-        return fused
+        """Let one Ops method run pairs of layers where a declared pattern holds (graph/fusion.py);
+        returns the (producer, absorbed) name pairs."""
+        return fusion.fuse(self, self.ops)
 
     # ------------------------------------------------------------- weights by name
     def weight_items(self, trainable_only: bool = False):
@@ -184,7 +166,7 @@ class Model:
             for src, g in zip(node.inputs, dxs):
                 if src in self.input_shapes:
                     continue
-                grads[src] = g if src not in grads else grads[src] + g
+                grads[src] = g if src not in grads else self.ops.add_n([grads[src], g])
 
     def inference_batch(self, batch_size: int) -> int:
         """How many samples to run through the model at once for inference (at most ``batch_size``)."""
@@ -195,6 +177,6 @@ class Model:
         """Inference outputs (probabilities when the output ends in softmax or sigmoid)."""
         out = self.forward(x, training=False)
         if self.output_activation:
-            no_bias = np.zeros(0, out.dtype)
-            out = self.ops.bias_activation_forward(out, no_bias, self.output_activation, np.empty_like(out))
+            out = self.ops.bias_activation_forward(out, self.ops.no_bias(out.dtype), self.output_activation,
+                                                   self.ops.empty(out.shape, out.dtype))
         return out

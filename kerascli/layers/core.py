@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from kerascli.config.params import Param
 from kerascli.graph.layer import ActivatedLayer, Layer, ShapeError, register_layer
-from kerascli.ops import workers
 from kerascli.registry import ACTIVATIONS, INITIALIZERS
-
-_EMPTY = {np.dtype(np.float32): np.zeros(0, np.float32), np.dtype(np.float64): np.zeros(0, np.float64)}
-
-
-def empty_bias(dtype) -> np.ndarray:
-    return _EMPTY[np.dtype(dtype)]
 
 
 @register_layer("Dense")
@@ -40,33 +31,19 @@ class Dense(ActivatedLayer):
 
     def forward(self, x, training):
         x2 = x.reshape(-1, self.in_features)
-        bias = self.params["bias"] if "bias" in self.params else empty_bias(x.dtype)
-        rows, units = x2.shape[0], self.config["units"]
-        kernel = self.params["kernel"]
-        y = self.workspace("y", (rows, units))
-
-        def part(i, lo, hi):
-            np.matmul(x2[lo:hi], kernel, out=y[lo:hi])
-            self.ops.bias_activation_inplace(y[lo:hi], bias, self.act)
-
-        workers.run(part, rows, rows * self.in_features * units)
+        bias = self.params["bias"] if "bias" in self.params else self.ops.no_bias(x.dtype)
+        units = self.config["units"]
+        y = self.ops.dense_forward(x2, self.params["kernel"], bias, self.act, self.workspace("y", (len(x2), units)))
         self._x2, self._y, self._xshape = x2, y, x.shape
         return y.reshape(x.shape[:-1] + (units,))
 
     def backward(self, dy):
         dz, db = self.activation_backward(dy.reshape(self._y.shape))
-        x2, kernel, grad_kernel = self._x2, self.params["kernel"], self.grads["kernel"]
-        rows, units = dz.shape
-        work = rows * self.in_features * units
-        # the kernel gradient is split by its rows (inputs), the input gradient by samples
-        workers.run(lambda i, lo, hi: np.matmul(x2[:, lo:hi].T, dz, out=grad_kernel[lo:hi]), self.in_features, work)
         if "bias" in self.grads:
             self.grads["bias"][...] = db
-        if not self.need_input_grad:
-            return None
-        dx = self.workspace("dx", x2.shape)
-        workers.run(lambda i, lo, hi: np.matmul(dz[lo:hi], kernel.T, out=dx[lo:hi]), rows, work)
-        return dx.reshape(self._xshape)
+        dx = self.workspace("dx", self._x2.shape) if self.need_input_grad else None
+        self.ops.dense_backward(self._x2, self.params["kernel"], dz, self.grads["kernel"], dx)
+        return None if dx is None else dx.reshape(self._xshape)
 
 
 @register_layer("Activation")
@@ -78,7 +55,7 @@ class Activation(ActivatedLayer):
 
     def forward(self, x, training):
         x2 = x.reshape(-1, x.shape[-1])
-        y = self.ops.bias_activation_forward(x2, empty_bias(x.dtype), self.act, self.workspace("y", x2.shape))
+        y = self.ops.bias_activation_forward(x2, self.ops.no_bias(x.dtype), self.act, self.workspace("y", x2.shape))
         self._y = y
         return y.reshape(x.shape)
 
@@ -107,7 +84,7 @@ class Dropout(Layer):
         self._u = None
         if not training or rate == 0.0:
             return x
-        self._u = self.rng.random(x.shape, dtype=x.dtype)
+        self._u = self.ops.uniform(self.rng, x.shape, x.dtype)
         return self.ops.dropout(x, self._u, rate)
 
     def backward(self, dy):
@@ -168,11 +145,7 @@ class Rescaling(Layer):
         return tuple(input_shape)
 
     def forward(self, x, training):
-        scale, offset = self.config["scale"], self.config["offset"]
-        y = x * x.dtype.type(scale)
-        if offset:
-            y += x.dtype.type(offset)
-        return y
+        return self.ops.scale_shift(x, self.config["scale"], self.config["offset"])
 
     def backward(self, dy):
-        return dy * dy.dtype.type(self.config["scale"])
+        return self.ops.scale_shift(dy, self.config["scale"], 0.0)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from kerascli.config.params import Param
 from kerascli.graph.layer import Layer, ShapeError, register_layer
 
@@ -23,10 +21,7 @@ class Add(Layer):
         return first
 
     def forward(self, xs, training):
-        out = xs[0] + xs[1]
-        for x in xs[2:]:
-            out += x
-        return out
+        return self.ops.add_n(xs)
 
     def backward(self, dy):
         return [dy] * self._count
@@ -54,8 +49,7 @@ class Concatenate(Layer):
         return tuple(out)
 
     def forward(self, xs, training):
-        return np.concatenate(xs, axis=self._axis)
+        return self.ops.concatenate(xs, self._axis)
 
     def backward(self, dy):
-        cuts = np.cumsum(self._sizes)[:-1]
-        return np.split(dy, cuts, axis=self._axis)
+        return self.ops.split(dy, self._sizes, self._axis)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from kerascli.config.params import Param
 from kerascli.graph.layer import Layer, register_layer
 from kerascli.registry import INITIALIZERS
@@ -39,9 +37,10 @@ class BatchNormalization(Layer):
         gamma = self.params.get("gamma")
         beta = self.params.get("beta")
         if gamma is None:
-            gamma = np.ones(self.channels, dtype=dtype)
+            gamma = self.ops.zeros((self.channels,), dtype)
+            gamma[...] = 1
         if beta is None:
-            beta = np.zeros(self.channels, dtype=dtype)
+            beta = self.ops.zeros((self.channels,), dtype)
         return gamma, beta
 
     def forward(self, x, training):

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from kerascli.config.params import Param
 from kerascli.graph.layer import Layer, register_layer
 from kerascli.layers.conv import spatial_geometry
-from kerascli.ops import workers
 
 
 class _Pooling2D(Layer):
@@ -41,36 +38,21 @@ class _Pooling2D(Layer):
 @register_layer("MaxPooling2D", "MaxPool2D")
 class MaxPooling2D(_Pooling2D):
     def forward(self, x, training):
-        x = np.ascontiguousarray(x)
         out_shape = (x.shape[0],) + self.output_shape
-        y = self.workspace("y", out_shape)
-        arg = self._arg = self.workspace("arg", out_shape, np.int32)
-        window, oh, ow = self._window(), self.out_h, self.out_w
-        workers.run(lambda i, lo, hi: self.ops.max_pool_forward(x[lo:hi], *window, oh, ow, y[lo:hi], arg[lo:hi]),
-                    len(x), x.size)
-        return y
+        self._arg = self.workspace("arg", out_shape, "int32")
+        return self.ops.max_pool2d_forward(x, self._window(), self.out_h, self.out_w, self.workspace("y", out_shape),
+                                           self._arg)
 
     def backward(self, dy):
-        dy = np.ascontiguousarray(dy)
         dx = self.workspace("dx", (dy.shape[0],) + self.in_shape)
-        arg, window = self._arg, self._window()
-        workers.run(lambda i, lo, hi: self.ops.max_pool_backward(dy[lo:hi], arg[lo:hi], *window, dx[lo:hi]),
-                    len(dy), dx.size)
-        return dx
+        return self.ops.max_pool2d_backward(dy, self._arg, self._window(), dx)
 
 
 @register_layer("AveragePooling2D", "AvgPool2D")
 class AveragePooling2D(_Pooling2D):
     def forward(self, x, training):
-        x = np.ascontiguousarray(x)
         y = self.workspace("y", (x.shape[0],) + self.output_shape)
-        window, oh, ow = self._window(), self.out_h, self.out_w
-        workers.run(lambda i, lo, hi: self.ops.avg_pool_forward(x[lo:hi], *window, oh, ow, y[lo:hi]), len(x), x.size)
-        return y
+        return self.ops.avg_pool2d_forward(x, self._window(), self.out_h, self.out_w, y)
 
     def backward(self, dy):
-        dy = np.ascontiguousarray(dy)
-        dx = self.workspace("dx", (dy.shape[0],) + self.in_shape)
-        window = self._window()
-        workers.run(lambda i, lo, hi: self.ops.avg_pool_backward(dy[lo:hi], *window, dx[lo:hi]), len(dy), dx.size)
-        return dx
+        return self.ops.avg_pool2d_backward(dy, self._window(), self.workspace("dx", (dy.shape[0],) + self.in_shape))

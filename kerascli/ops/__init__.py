@@ -1,24 +1,25 @@
-"""The kernel contract: ``reference`` (numpy) and ``cpu`` (Numba) expose the same functions.
+"""The backend boundary: every computation goes through an Ops object (kerascli.ops.backend).
 
-Layers receive a backend module from :func:`get_backend` and call kernels by
-name; nothing else chooses between implementations. ``cpu`` is imported only
-when asked for, so importing this package does not import Numba.
+``get_ops(name)`` gives the one Ops of a backend (it owns the thread pool);
+importing this package imports neither numpy-heavy kernels nor Numba.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
-import os
-from types import ModuleType
 
 BACKENDS = ("cpu", "reference")
+_OPS: dict = {}
 
 
-def get_backend(name: str = "cpu") -> ModuleType:
+def get_ops(name: str = "cpu"):
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r} (valid: {', '.join(BACKENDS)})")
-    return importlib.import_module(f"kerascli.ops.{name}")
+    if name not in _OPS:
+        from kerascli.ops.backend import NumbaCPUOps, ReferenceOps
+
+        _OPS[name] = {"cpu": NumbaCPUOps, "reference": ReferenceOps}[name]()
+    return _OPS[name]
 
 
 def conv_geometry(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
@@ -34,17 +35,3 @@ def conv_geometry(size: int, kernel: int, stride: int, padding: str) -> tuple[in
     out = math.ceil(size / stride)
     total = max((out - 1) * stride + kernel - size, 0)
     return out, total // 2
-
-
-def kernels_on_disk(backend: ModuleType) -> bool:
-    """Whether ``backend`` has compiled kernels in Numba's on-disk cache, i.e. this is not its first run
-    on this installation (a backend without compiled kernels never compiles: True).
-
-    Reads where each cached kernel keeps its index from Numba's dispatcher, an internal detail: if a
-    Numba release moves it, this answers False (the display then mentions compiling) and nothing breaks.
-    """
-    kernels = [f for f in vars(backend).values() if hasattr(f, "py_func") and hasattr(f, "_cache")]
-    try:
-        return not kernels or any(os.path.exists(f._cache._cache_file._index_path) for f in kernels)
-    except AttributeError:
-        return False

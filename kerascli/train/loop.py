@@ -77,6 +77,10 @@ class Trainer:
         self.totals: Totals | None = None  # running sums of the epoch in progress
         self.callbacks: list[Callback] = []
         self.threads = 0  # thread count in use, recorded so a deterministic resume can insist on it
+        # Called after each backward pass, before the optimizer step, with the flat gradient buffer and the
+        # non-trainable state buffer (BatchNormalization statistics): the seam where data-parallel training
+        # averages gradients and synchronises statistics across processes. A hook changes them in place.
+        self.gradient_hooks: list = []
 
     def snapshot(self) -> dict:
         """The training position and every stateful callback's state, as JSON-able data."""
@@ -120,6 +124,8 @@ class Trainer:
         total, pred = self._loss_and_metrics(out, t, totals)
         d_out = self.loss.backward(self.ops, out, pred, t, 1.0 / len(x), self.fused)
         self.model.backward(d_out)
+        for hook in self.gradient_hooks:
+            hook(self.model.grad_buffer, self.model.state_buffer)
         self.optimizer.step(self.model.param_buffer, self.model.grad_buffer)
         return total / len(x)
 

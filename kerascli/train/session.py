@@ -13,11 +13,11 @@ from kerascli.data.pipeline import Split, prepare_splits
 from kerascli.errors import ConfigError
 from kerascli.graph.builder import build_model
 from kerascli.metrics import make_metric
-from kerascli.ops import get_backend
+from kerascli.ops import get_ops
 from kerascli.registry import LOSSES, OPTIMIZERS
 from kerascli.runs.checkpoint import apply_weights, load_checkpoint
 from kerascli.train.loop import Trainer
-from kerascli.train.threads import auto_threads, oversubscription_note, set_threads
+from kerascli.train.threads import auto_threads, oversubscription_note
 
 
 @dataclass
@@ -73,10 +73,11 @@ def build_session(spec: RunSpec, *, initial_weights: bool = True) -> Session:
         threads, note = spec.train["threads"], oversubscription_note(spec.train["threads"])
     else:
         threads, note = auto_threads()
+    ops = get_ops(spec.train["backend"])
+    model.set_backend(ops, spec.seed)
     check_buffer_sizes(spec, model, threads)
     model.allocate(np.dtype(spec.train["dtype"]), spec.seed)
-    model.set_backend(get_backend(spec.train["backend"]), spec.seed)
-    threads = set_threads(threads, batch_parallel=any(layer.batch_parallel for layer in model.layers))
+    threads = ops.set_threads(threads, batch_parallel=any(layer.batch_parallel for layer in model.layers))
     loss = LOSSES.get(spec.compile["loss"])()
     fused = loss.fuses is not None and model.fuse_output_activation(loss.fuses)
     model.fuse_layers()
@@ -95,7 +96,7 @@ def build_session(spec: RunSpec, *, initial_weights: bool = True) -> Session:
 def use_threads(session: Session, threads: int) -> None:
     """Switch the session to ``threads`` threads (a deterministic resume takes its run's count)."""
     batch_parallel = any(layer.batch_parallel for layer in session.model.layers)
-    session.trainer.threads = set_threads(threads, batch_parallel=batch_parallel)
+    session.trainer.threads = session.model.ops.set_threads(threads, batch_parallel=batch_parallel)
 
 
 def load_initial_weights(session: Session) -> None:

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import os
 
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
+from kerascli.ops.backend import available_cores
 
 # kerascli subcommands that keep cores busy
 BUSY_COMMANDS = {"train", "resume", "evaluate", "predict"}
@@ -70,27 +64,9 @@ def oversubscription_note(threads: int) -> str | None:
     return None
 
 
-def set_threads(threads: int, batch_parallel: bool = True) -> int:
-    """Use ``threads`` threads (0: every available core); returns the count applied.
+def set_threads(threads: int, batch_parallel: bool = True, backend: str = "cpu") -> int:
+    """Use ``threads`` threads (0: every available core) on ``backend``'s Ops; returns the count applied
+    (see NumbaCPUOps.set_threads for the two threading regimes)."""
+    from kerascli.ops import get_ops
 
-    Two regimes, never both at once (on a small machine an idle pool spinning
-    next to a busy one halves the busy one's speed):
-
-    * ``batch_parallel``: layers split their batch across kerascli's own pool
-      (kerascli.ops.workers) and run BLAS and Numba single-threaded inside it.
-      Best for convolutional models, whose window kernels are most of the work.
-    * otherwise: BLAS parallelises each matrix product itself and everything
-      else runs on one thread. Best for models made of Dense layers, where
-      the products are the work and handing parts to threads would cost more
-      than it saves at small batches.
-    """
-    import numba
-    from threadpoolctl import threadpool_limits
-
-    from kerascli.ops.workers import set_workers
-
-    n = threads or available_cores()
-    numba.set_num_threads(1)
-    threadpool_limits(limits=1 if batch_parallel else n, user_api="blas")
-    set_workers(n if batch_parallel else 1)
-    return n
+    return get_ops(backend).set_threads(threads, batch_parallel)

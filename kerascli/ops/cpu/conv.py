@@ -1,327 +1,18 @@
-"""Numba kernels with the names, signatures and results of ``kerascli.ops.reference``.
-
-Large matrix products stay in BLAS (numpy's ``@`` in the layers); these kernels
-fuse the elementwise work around them so each step makes one pass over memory
-instead of several numpy temporaries. Every kernel is compiled with
-``cache=True`` (a second process loads it from disk) and
-``error_model="numpy"`` (no divide-by-zero checks that block vectorisation).
-Kernels are serial and release the GIL (``nogil``): layers run them on parts
-of a batch in parallel threads (kerascli.ops.workers).
-"""
+"""Numba twins of kerascli.ops.reference.conv: same names, signatures and results."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
-from kerascli.ops.reference import LINEAR, RELU, SIGMOID, SOFTMAX, TANH  # noqa: F401
-
-_opts = dict(cache=True, error_model="numpy", nogil=True)
-# Lets LLVM fuse a multiply and an add into one FMA instruction (1.3-1.6x in the
-# convolution loops; FMA rounds once, so results move in the last bit only).
-_fma_opts = dict(_opts, fastmath={"contract"})
+from kerascli.ops.contract import LINEAR, RELU, SIGMOID, SOFTMAX, TANH  # noqa: F401  (codes in comments)
+from kerascli.ops.cpu.activations import _softmax_rows, bias_activation_backward
+from kerascli.ops.cpu.jit import fma_opts, opts, trailing_zeros, window_span
 
 
-@intrinsic
-def _trailing_zeros(typingctx, value):
-    """The number of zero bits below the lowest set bit of an integer (LLVM's cttz: one instruction)."""
-    if not isinstance(value, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
-
-    return value(value), codegen
-
-
-# ---------------------------------------------------------------- activations
-@njit(**_opts)
-def _softmax_rows(z, out):
-    rows, cols = z.shape
-    for r in range(rows):
-        m = z[r, 0]
-        for c in range(1, cols):
-            if z[r, c] > m:
-                m = z[r, c]
-        s = 0.0
-        for c in range(cols):
-            e = math.exp(z[r, c] - m)
-            out[r, c] = e
-            s += e
-        inv = 1.0 / s
-        for c in range(cols):
-            out[r, c] *= inv
-
-
-# One loop per activation, chosen before the loop starts: a branch on ``act``
-# inside the inner loop kept it from vectorising (2x slower).
-@njit(**_opts)
-def bias_activation_forward(z, bias, act, out):
-    rows, cols = z.shape
-    b = bias if bias.size > 0 else np.zeros(cols, dtype=z.dtype)
-    if act == 1:
-        for r in range(rows):
-            for c in range(cols):
-                v = z[r, c] + b[c]
-                out[r, c] = v if not v < 0 else 0.0  # NaN passes through, as in numpy
-    elif act == 2:
-        for r in range(rows):
-            for c in range(cols):
-                out[r, c] = 1.0 / (1.0 + math.exp(-(z[r, c] + b[c])))
-    elif act == 3:
-        for r in range(rows):
-            for c in range(cols):
-                out[r, c] = math.tanh(z[r, c] + b[c])
-    else:
-        for r in range(rows):
-            for c in range(cols):
-                out[r, c] = z[r, c] + b[c]
-        if act == 4:
-            _softmax_rows(out, out)
-    return out
-
-
-@njit(**_opts)
-def bias_activation_inplace(z, bias, act):
-    """``bias_activation_forward(z, bias, act, z)``, 4x faster: with one array there is no input and
-    output for the vectoriser to check against each other (the check fails when they coincide)."""
-    rows, cols = z.shape
-    b = bias if bias.size > 0 else np.zeros(cols, dtype=z.dtype)
-    for r in range(rows):
-        row = z[r]
-        if act == 1:
-            for c in range(cols):
-                v = row[c] + b[c]
-                row[c] = v if not v < 0 else 0.0
-        elif act == 2:
-            for c in range(cols):
-                row[c] = 1.0 / (1.0 + math.exp(-(row[c] + b[c])))
-        elif act == 3:
-            for c in range(cols):
-                row[c] = math.tanh(row[c] + b[c])
-        else:
-            for c in range(cols):
-                row[c] += b[c]
-    if act == 4:
-        _softmax_rows(z, z)
-    return z
-
-
-@njit(**_opts)
-def bias_activation_backward(dy, y, act, dz):
-    rows, cols = dy.shape
-    if act == 1:
-        for r in range(rows):
-            for c in range(cols):
-                dz[r, c] = dy[r, c] if y[r, c] > 0 else 0.0
-    elif act == 2:
-        for r in range(rows):
-            for c in range(cols):
-                dz[r, c] = dy[r, c] * y[r, c] * (1.0 - y[r, c])
-    elif act == 3:
-        for r in range(rows):
-            for c in range(cols):
-                dz[r, c] = dy[r, c] * (1.0 - y[r, c] * y[r, c])
-    elif act == 4:
-        for r in range(rows):
-            s = 0.0
-            for c in range(cols):
-                s += dy[r, c] * y[r, c]
-            for c in range(cols):
-                dz[r, c] = y[r, c] * (dy[r, c] - s)
-    else:
-        dz[:, :] = dy
-    db = np.zeros(cols, dtype=dy.dtype)
-    for r in range(rows):
-        for c in range(cols):
-            db[c] += dz[r, c]
-    return dz, db
-
-
-# ---------------------------------------------------------------- losses
-@njit(**_opts)
-def softmax_cross_entropy(z, t):
-    rows, cols = z.shape
-    probs = np.empty_like(z)
-    loss = np.empty(rows, dtype=z.dtype)
-    for r in range(rows):
-        m = z[r, 0]
-        for c in range(1, cols):
-            if z[r, c] > m:
-                m = z[r, c]
-        s = 0.0
-        for c in range(cols):
-            e = math.exp(z[r, c] - m)
-            probs[r, c] = e
-            s += e
-        log_s = math.log(s)
-        inv = 1.0 / s
-        acc = 0.0
-        for c in range(cols):
-            probs[r, c] *= inv
-            acc -= t[r, c] * (z[r, c] - m - log_s)
-        loss[r] = acc
-    return loss, probs
-
-
-@njit(**_opts)
-def softmax_cross_entropy_grad(probs, t, scale):
-    return ((probs - t) * scale).astype(probs.dtype)
-
-
-@njit(**_opts)
-def sparse_softmax_cross_entropy(z, labels):
-    rows, cols = z.shape
-    probs = np.empty_like(z)
-    loss = np.empty(rows, dtype=z.dtype)
-    for r in range(rows):
-        m = z[r, 0]
-        for c in range(1, cols):
-            if z[r, c] > m:
-                m = z[r, c]
-        s = 0.0
-        for c in range(cols):
-            e = math.exp(z[r, c] - m)
-            probs[r, c] = e
-            s += e
-        inv = 1.0 / s
-        for c in range(cols):
-            probs[r, c] *= inv
-        loss[r] = -(z[r, labels[r]] - m - math.log(s))
-    return loss, probs
-
-
-@njit(**_opts)
-def sparse_softmax_cross_entropy_grad(probs, labels, scale):
-    rows, cols = probs.shape
-    d = np.empty_like(probs)
-    for r in range(rows):
-        for c in range(cols):
-            d[r, c] = probs[r, c] * scale
-        d[r, labels[r]] -= scale
-    return d
-
-
-@njit(**_opts)
-def sigmoid_binary_cross_entropy(z, t):
-    rows, cols = z.shape
-    probs = np.empty_like(z)
-    loss = np.empty(rows, dtype=z.dtype)
-    for r in range(rows):
-        acc = 0.0
-        for c in range(cols):
-            v = z[r, c]
-            acc += max(v, 0.0) - v * t[r, c] + math.log1p(math.exp(-abs(v)))
-            probs[r, c] = 1.0 / (1.0 + math.exp(-v))
-        loss[r] = acc / cols
-    return loss, probs
-
-
-@njit(**_opts)
-def sigmoid_binary_cross_entropy_grad(probs, t, scale):
-    return ((probs - t) * (scale / probs.shape[1])).astype(probs.dtype)
-
-
-@njit(**_opts)
-def categorical_cross_entropy(p, t, eps):
-    rows, cols = p.shape
-    loss = np.empty(rows, dtype=p.dtype)
-    for r in range(rows):
-        s = 0.0
-        for c in range(cols):
-            s += p[r, c]
-        acc = 0.0
-        for c in range(cols):
-            q = min(max(p[r, c] / s, eps), 1.0 - eps)
-            acc -= t[r, c] * math.log(q)
-        loss[r] = acc
-    return loss
-
-
-@njit(**_opts)
-def categorical_cross_entropy_grad(p, t, eps, scale):
-    rows, cols = p.shape
-    d = np.empty_like(p)
-    for r in range(rows):
-        s = 0.0
-        for c in range(cols):
-            s += p[r, c]
-        dot = 0.0
-        for c in range(cols):
-            q = p[r, c] / s
-            dq = -t[r, c] / q if eps < q < 1.0 - eps else 0.0
-            d[r, c] = dq
-            dot += dq * q
-        for c in range(cols):
-            d[r, c] = (d[r, c] - dot) / s * scale
-    return d
-
-
-@njit(**_opts)
-def binary_cross_entropy(p, t, eps):
-    rows, cols = p.shape
-    loss = np.empty(rows, dtype=p.dtype)
-    for r in range(rows):
-        acc = 0.0
-        for c in range(cols):
-            q = min(max(p[r, c], eps), 1.0 - eps)
-            acc -= t[r, c] * math.log(q) + (1.0 - t[r, c]) * math.log(1.0 - q)
-        loss[r] = acc / cols
-    return loss
-
-
-@njit(**_opts)
-def binary_cross_entropy_grad(p, t, eps, scale):
-    rows, cols = p.shape
-    d = np.empty_like(p)
-    k = scale / cols
-    for r in range(rows):
-        for c in range(cols):
-            q = p[r, c]
-            if eps < q < 1.0 - eps:
-                d[r, c] = (-t[r, c] / q + (1.0 - t[r, c]) / (1.0 - q)) * k
-            else:
-                d[r, c] = 0.0
-    return d
-
-
-@njit(**_opts)
-def mean_squared_error(p, t):
-    rows, cols = p.shape
-    loss = np.empty(rows, dtype=p.dtype)
-    for r in range(rows):
-        acc = 0.0
-        for c in range(cols):
-            e = p[r, c] - t[r, c]
-            acc += e * e
-        loss[r] = acc / cols
-    return loss
-
-
-@njit(**_opts)
-def mean_squared_error_grad(p, t, scale):
-    return (2.0 * (p - t) * (scale / p.shape[1])).astype(p.dtype)
-
-
-@njit(**_opts)
-def row_argmax(p):
-    rows, cols = p.shape
-    out = np.empty(rows, dtype=np.int64)
-    for r in range(rows):
-        best = 0
-        for c in range(1, cols):
-            if p[r, c] > p[r, best]:
-                best = c
-        out[r] = best
-    return out
-
-
-# ---------------------------------------------------------------- convolution
-@njit(**_opts)
+@njit(**opts)
 def _im2col_slices(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     n, h, w, c = x.shape
     rows_of = x.reshape(n, h, w * c)
@@ -331,7 +22,7 @@ def _im2col_slices(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
             for ox in range(out_w):
                 patch = out[(b * out_h + oy) * out_w + ox]
                 x0 = ox * sw - pad_left
-                j0, j1 = _inside(x0, kw, w)
+                j0, j1 = window_span(x0, kw, w)
                 for i in range(kh):
                     y = oy * sh + i - pad_top
                     dst = patch[i * span:(i + 1) * span]
@@ -349,7 +40,7 @@ def _im2col_slices(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     return out
 
 
-@njit(**_opts)
+@njit(**opts)
 def _im2col_values(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     n, h, w, c = x.shape
     rows_of = x.reshape(n, h, w * c)
@@ -379,7 +70,7 @@ def _im2col_values(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     return out
 
 
-@njit(**_opts)
+@njit(**opts)
 def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     # Rows are written in order; a kernel row of a patch (kw*C values) is contiguous in both x
     # and out. Long ones are copied through 1-D slices (1.5x faster), short ones (few channels)
@@ -389,7 +80,7 @@ def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     return _im2col_values(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out)
 
 
-@njit(**_opts)
+@njit(**opts)
 def col2im(cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     n, h, w, c = out.shape
     for b in range(n):
@@ -411,13 +102,9 @@ def col2im(cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     return out
 
 
-@njit(inline="always", **_opts)
-def _inside(origin, k, size):
-    """The window offsets [lo, hi) that land inside [0, size) for a window starting at ``origin``."""
-    return max(0, -origin), min(k, size - origin)
 
 
-@njit(**_fma_opts)
+@njit(**fma_opts)
 def _activate(values, act):
     """An elementwise activation in place on a 1-D array (softmax is applied per pixel elsewhere)."""
     if act == 1:
@@ -437,7 +124,7 @@ def _activate(values, act):
 # (1.6x faster than one pixel at a time; 8 at a time stopped vectorising). The
 # activation and its gradient run once per output row, over the whole row, so
 # no per-pixel dispatch on ``act`` sits in the hot loop (that cost 20%).
-@njit(inline="always", **_fma_opts)
+@njit(inline="always", **fma_opts)
 def _direct_pixels4(x, b, y0, i0, i1, x0, sw, kw, c, taps, b0, o0, o1, o2, o3):
     for f in range(b0.size):
         o0[f] = b0[f]
@@ -459,14 +146,14 @@ def _direct_pixels4(x, b, y0, i0, i1, x0, sw, kw, c, taps, b0, o0, o1, o2, o3):
                     o3[f] += v3 * t
 
 
-@njit(inline="always", **_fma_opts)
+@njit(inline="always", **fma_opts)
 def _direct_pixel(x, b, y0, i0, i1, x0, kw, c, taps, b0, o):
     """One output pixel, with only the part of its window inside the image."""
     w = x.shape[2]
     for f in range(b0.size):
         o[f] = b0[f]
     for i in range(i0, i1):
-        for j in range(*_inside(x0, kw, w)):
+        for j in range(*window_span(x0, kw, w)):
             for ch in range(c):
                 v = x[b, y0 + i, x0 + j, ch]
                 tap = taps[(i * kw + j) * c + ch]
@@ -474,7 +161,7 @@ def _direct_pixel(x, b, y0, i0, i1, x0, kw, c, taps, b0, o):
                     o[f] += v * tap[f]
 
 
-@njit(**_fma_opts)
+@njit(**fma_opts)
 def _direct_row(x, b, oy, taps, b0, kh, kw, sh, sw, pad_top, pad_left, o):
     """Output row ``oy`` of image ``b`` before the activation, into ``o`` (columns, filters).
 
@@ -484,7 +171,7 @@ def _direct_row(x, b, oy, taps, b0, kh, kw, sh, sw, pad_top, pad_left, o):
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     cols = o.shape[0]
     y0 = oy * sh - pad_top
-    i0, i1 = _inside(y0, kh, h)
+    i0, i1 = window_span(y0, kh, h)
     # columns [first, last) have their whole window inside the image (horizontally)
     first = min(cols, (pad_left + sw - 1) // sw)
     last = max(first, min(cols, (w - kw + pad_left) // sw + 1))
@@ -505,14 +192,14 @@ def _direct_row(x, b, oy, taps, b0, kh, kw, sh, sw, pad_top, pad_left, o):
         _direct_pixel(x, b, y0, i0, i1, ox * sw - pad_left, kw, c, taps, b0, o[ox])
 
 
-@njit(**_fma_opts)
+@njit(**fma_opts)
 def _direct_grad_row(x, b, oy, d, kh, kw, sh, sw, pad_top, pad_left, g):
     """Adds output row ``oy`` of image ``b``'s share of the kernel gradient to ``g`` (taps, filters),
     from that row's pre-activation gradient ``d`` (columns, filters)."""
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     cols, filters = d.shape
     y0 = oy * sh - pad_top
-    i0, i1 = _inside(y0, kh, h)
+    i0, i1 = window_span(y0, kh, h)
     ox = 0
     while ox < cols:
         x0 = ox * sw - pad_left
@@ -531,7 +218,7 @@ def _direct_grad_row(x, b, oy, d, kh, kw, sh, sw, pad_top, pad_left, g):
             continue
         d0 = d[ox]
         for i in range(i0, i1):
-            for j in range(*_inside(x0, kw, w)):
+            for j in range(*window_span(x0, kw, w)):
                 for ch in range(c):
                     v = x[b, y0 + i, x0 + j, ch]
                     gr = g[(i * kw + j) * c + ch]
@@ -540,7 +227,7 @@ def _direct_grad_row(x, b, oy, d, kh, kw, sh, sw, pad_top, pad_left, g):
         ox += 1
 
 
-@njit(**_fma_opts)
+@njit(**fma_opts)
 def conv2d_direct(x, kernel, bias, act, sh, sw, pad_top, pad_left, out_h, out_w, out):
     """Convolution + bias + activation without patches, for few input channels (a first layer).
 
@@ -563,7 +250,7 @@ def conv2d_direct(x, kernel, bias, act, sh, sw, pad_top, pad_left, out_h, out_w,
     return out
 
 
-@njit(**_fma_opts)
+@njit(**fma_opts)
 def conv2d_direct_backward(x, dy, y, act, kh, kw, sh, sw, pad_top, pad_left):
     """Kernel gradient (kh, kw, C, filters) and bias gradient of ``conv2d_direct``, summed over the batch.
 
@@ -590,7 +277,7 @@ def conv2d_direct_backward(x, dy, y, act, kh, kw, sh, sw, pad_top, pad_left):
 # (Conv2D.fuse_pool): the convolution's full-size output, 4x the pooled one,
 # is never stored, and its gradient never formed. An increasing activation
 # commutes with the max, so the max is taken before it.
-@njit(**_fma_opts)
+@njit(**fma_opts)
 def conv2d_direct_maxpool(x, kernel, bias, act, sh, sw, pad_top, pad_left, ph, pw, out, arg):
     """maxpool(act(conv(x) + bias)) into ``out`` (N, pooled rows, pooled columns, filters), with ``arg``
     the winner's place i*pw+j in its window (as ``max_pool_forward``); ``act`` is not softmax."""
@@ -625,7 +312,7 @@ def conv2d_direct_maxpool(x, kernel, bias, act, sh, sw, pad_top, pad_left, ph, p
     return out, arg
 
 
-@njit(**_fma_opts)
+@njit(**fma_opts)
 def conv2d_direct_maxpool_backward(x, dy, pooled, arg, act, kh, kw, sh, sw, pad_top, pad_left, ph, pw):
     """Kernel and bias gradients of ``conv2d_direct_maxpool`` from the gradient ``dy`` of its output
     ``pooled``: each window's gradient goes to the convolution output that won it."""
@@ -653,7 +340,7 @@ def conv2d_direct_maxpool_backward(x, dy, pooled, arg, act, kh, kw, sh, sw, pad_
     return g.reshape(kh, kw, c, filters), db
 
 
-@njit(**_opts)
+@njit(**opts)
 def activation_backward_nonzero(dy, y, act, pixel, channel, value):
     """``bias_activation_backward`` that lists the nonzero gradient entries instead of storing them all.
 
@@ -684,7 +371,7 @@ def activation_backward_nonzero(dy, y, act, pixel, channel, value):
                 while mask:
                     if count == capacity:
                         return -1, db
-                    f = f0 + _trailing_zeros(mask)
+                    f = f0 + trailing_zeros(mask)
                     pixel[count] = r
                     channel[count] = f
                     value[count] = row[f]
@@ -693,7 +380,7 @@ def activation_backward_nonzero(dy, y, act, pixel, channel, value):
     return count, db
 
 
-@njit(**_fma_opts)
+@njit(**fma_opts)
 def conv2d_sparse_backward(x, pixel, channel, value, count, out_h, out_w, kernel_t, kh, kw, sh, sw, pad_top,
                            pad_left, grad_t, dx):
     """Kernel and input gradients of a convolution from the nonzero entries of its output gradient.
@@ -761,8 +448,8 @@ def conv2d_sparse_backward(x, pixel, channel, value, count, out_h, out_w, kernel
             p = pixel[order[q]]
             d = value[order[q]]
             y0, x0 = top[p], left[p]
-            j0, j1 = _inside(x0, kw, w)
-            for i in range(*_inside(y0, kh, h)):
+            j0, j1 = window_span(x0, kw, w)
+            for i in range(*window_span(y0, kh, h)):
                 at = ((image[p] * h + y0 + i) * w + x0) * c
                 s = flat_x[at + j0 * c:at + j1 * c]
                 g = g_row[(i * kw + j0) * c:(i * kw + j1) * c]
@@ -781,9 +468,9 @@ def conv2d_sparse_backward(x, pixel, channel, value, count, out_h, out_w, kernel
         while e < count and pixel[e] == p:
             e += 1
         y0, x0 = top[p], left[p]
-        j0, j1 = _inside(x0, kw, w)
+        j0, j1 = window_span(x0, kw, w)
         width = (j1 - j0) * c
-        for i in range(*_inside(y0, kh, h)):
+        for i in range(*window_span(y0, kh, h)):
             at = ((image[p] * h + y0 + i) * w + x0 + j0) * c
             dst = flat_dx[at:at + width]
             t0 = (i * kw + j0) * c
@@ -805,245 +492,3 @@ def conv2d_sparse_backward(x, pixel, channel, value, count, out_h, out_w, kernel
                 u += 1
         q = e
     return grad_t, dx
-
-
-# ---------------------------------------------------------------- pooling
-@njit(**_opts)
-def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, out, arg):
-    n, h, w, c = x.shape
-    for b in range(n):
-        for oy in range(out_h):
-            y0 = oy * sh - pad_top
-            i0, i1 = _inside(y0, ph, h)
-            for ox in range(out_w):
-                x0 = ox * sw - pad_left
-                j0, j1 = _inside(x0, pw, w)
-                best = out[b, oy, ox]
-                where = arg[b, oy, ox]
-                # the first value inside the image starts the window, so NaN and -inf propagate
-                first = x[b, y0 + i0, x0 + j0]
-                for ch in range(c):
-                    best[ch] = first[ch]
-                    where[ch] = i0 * pw + j0
-                for i in range(i0, i1):
-                    for j in range(j0, j1):
-                        if i == i0 and j == j0:
-                            continue
-                        k = i * pw + j
-                        v = x[b, y0 + i, x0 + j]
-                        for ch in range(c):  # selects, not branches: the channel loop vectorises
-                            better = v[ch] > best[ch]
-                            best[ch] = v[ch] if better else best[ch]
-                            where[ch] = k if better else where[ch]
-    return out, arg
-
-
-@njit(**_opts)
-def max_pool_backward(dy, arg, ph, pw, sh, sw, pad_top, pad_left, out):
-    n, out_h, out_w, c = dy.shape
-    h, w = out.shape[1], out.shape[2]
-    if sh != ph or sw != pw:  # overlapping or gapped windows: clear, then add each gradient at its max
-        for b in range(n):
-            out[b] = 0
-            for oy in range(out_h):
-                for ox in range(out_w):
-                    for ch in range(c):
-                        k = arg[b, oy, ox, ch]
-                        out[b, oy * sh - pad_top + k // pw, ox * sw - pad_left + k % pw, ch] += dy[b, oy, ox, ch]
-        return out
-    # Windows tile the image: every input lies in at most one window and is written exactly once
-    # (the gradient where it was the max, else 0), vectorised over channels; a scatter after
-    # clearing the image was 5x slower.
-    covered_h = min(h, out_h * sh - pad_top)
-    covered_w = min(w, out_w * sw - pad_left)
-    for b in range(n):
-        out[b, covered_h:] = 0
-        out[b, :covered_h, covered_w:] = 0
-        for oy in range(out_h):
-            y0 = oy * sh - pad_top
-            i0, i1 = _inside(y0, ph, h)
-            for ox in range(out_w):
-                x0 = ox * sw - pad_left
-                j0, j1 = _inside(x0, pw, w)
-                g = dy[b, oy, ox]
-                where = arg[b, oy, ox]
-                for i in range(i0, i1):
-                    for j in range(j0, j1):
-                        k = i * pw + j
-                        dst = out[b, y0 + i, x0 + j]
-                        for ch in range(c):
-                            dst[ch] = g[ch] if where[ch] == k else 0
-    return out
-
-
-@njit(**_opts)
-def _window_count(oy, ox, h, w, ph, pw, sh, sw, pad_top, pad_left):
-    y0 = oy * sh - pad_top
-    x0 = ox * sw - pad_left
-    ny = min(y0 + ph, h) - max(y0, 0)
-    nx = min(x0 + pw, w) - max(x0, 0)
-    return max(ny, 0) * max(nx, 0)
-
-
-@njit(**_opts)
-def avg_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, out):
-    n, h, w, c = x.shape
-    for b in range(n):
-        out[b] = 0
-        for oy in range(out_h):
-            for ox in range(out_w):
-                for i in range(ph):
-                    yy = oy * sh + i - pad_top
-                    if yy < 0 or yy >= h:
-                        continue
-                    for j in range(pw):
-                        xx = ox * sw + j - pad_left
-                        if xx < 0 or xx >= w:
-                            continue
-                        for ch in range(c):
-                            out[b, oy, ox, ch] += x[b, yy, xx, ch]
-                inv = 1.0 / _window_count(oy, ox, h, w, ph, pw, sh, sw, pad_top, pad_left)
-                for ch in range(c):
-                    out[b, oy, ox, ch] *= inv
-    return out
-
-
-@njit(**_opts)
-def avg_pool_backward(dy, ph, pw, sh, sw, pad_top, pad_left, out):
-    n, out_h, out_w, c = dy.shape
-    h, w = out.shape[1], out.shape[2]
-    for b in range(n):
-        out[b] = 0
-        for oy in range(out_h):
-            for ox in range(out_w):
-                inv = 1.0 / _window_count(oy, ox, h, w, ph, pw, sh, sw, pad_top, pad_left)
-                for i in range(ph):
-                    yy = oy * sh + i - pad_top
-                    if yy < 0 or yy >= h:
-                        continue
-                    for j in range(pw):
-                        xx = ox * sw + j - pad_left
-                        if xx < 0 or xx >= w:
-                            continue
-                        for ch in range(c):
-                            out[b, yy, xx, ch] += dy[b, oy, ox, ch] * inv
-    return out
-
-
-# ---------------------------------------------------------------- normalization
-@njit(**_opts)
-def batch_norm_forward_train(x, gamma, beta, eps):
-    rows, cols = x.shape
-    mean = np.zeros(cols, dtype=x.dtype)
-    var = np.zeros(cols, dtype=x.dtype)
-    # accumulate in float64 whatever the storage type, for a stable variance
-    acc = np.zeros(cols)
-    for r in range(rows):
-        for c in range(cols):
-            acc[c] += x[r, c]
-    mean64 = acc / rows
-    acc[:] = 0.0
-    for r in range(rows):
-        for c in range(cols):
-            d = x[r, c] - mean64[c]
-            acc[c] += d * d
-    var64 = acc / rows
-    inv_std = np.empty(cols, dtype=x.dtype)
-    for c in range(cols):
-        mean[c] = mean64[c]
-        var[c] = var64[c]
-        inv_std[c] = 1.0 / math.sqrt(var64[c] + eps)
-    xhat = np.empty_like(x)
-    y = np.empty_like(x)
-    for r in range(rows):
-        for c in range(cols):
-            v = (x[r, c] - mean64[c]) * inv_std[c]
-            xhat[r, c] = v
-            y[r, c] = v * gamma[c] + beta[c]
-    return y, mean, var, xhat, inv_std
-
-
-@njit(**_opts)
-def batch_norm_backward(dy, xhat, gamma, inv_std):
-    rows, cols = dy.shape
-    dbeta = np.zeros(cols, dtype=dy.dtype)
-    dgamma = np.zeros(cols, dtype=dy.dtype)
-    for r in range(rows):
-        for c in range(cols):
-            dbeta[c] += dy[r, c]
-            dgamma[c] += dy[r, c] * xhat[r, c]
-    dx = np.empty_like(dy)
-    for r in range(rows):
-        for c in range(cols):
-            k = gamma[c] * inv_std[c] / rows
-            dx[r, c] = k * (rows * dy[r, c] - dbeta[c] - xhat[r, c] * dgamma[c])
-    return dx, dgamma, dbeta
-
-
-@njit(**_opts)
-def batch_norm_inference(x, mean, var, gamma, beta, eps):
-    rows, cols = x.shape
-    y = np.empty_like(x)
-    scale = np.empty(cols, dtype=x.dtype)
-    for c in range(cols):
-        scale[c] = gamma[c] / math.sqrt(var[c] + eps)
-    for r in range(rows):
-        for c in range(cols):
-            y[r, c] = (x[r, c] - mean[c]) * scale[c] + beta[c]
-    return y
-
-
-@njit(**_opts)
-def moving_average_update(moving, value, momentum):
-    for i in range(moving.size):
-        moving[i] = moving[i] * momentum + value[i] * (1.0 - momentum)
-
-
-# ---------------------------------------------------------------- dropout
-@njit(**_opts)
-def dropout(x, u, rate):
-    flat_x = x.ravel()
-    flat_u = u.ravel()
-    out = np.empty(flat_x.size, dtype=x.dtype)
-    k = 1.0 / (1.0 - rate)
-    for i in range(flat_x.size):
-        out[i] = flat_x[i] * k if flat_u[i] >= rate else 0.0
-    return out.reshape(x.shape)
-
-
-# ---------------------------------------------------------------- optimizers
-# Optimizer slots decay geometrically where a gradient stays zero (dead units,
-# always-zero inputs); float32 values below ~1e-38 become denormal, and
-# denormal arithmetic is ~100x slower on x86. Values below TINY are flushed to
-# zero (as CPU frameworks do by enabling flush-to-zero).
-TINY = np.float32(1e-30)
-
-
-@njit(**_opts)
-def sgd_update(param, grad, velocity, lr, momentum, nesterov):
-    if momentum == 0:
-        for i in range(param.size):
-            param[i] -= lr * grad[i]
-        return
-    for i in range(param.size):
-        v = momentum * velocity[i] - lr * grad[i]
-        v *= np.float32(abs(v) >= TINY)  # a multiply, not a branch: it vectorises
-        velocity[i] = v
-        if nesterov:
-            param[i] += momentum * v - lr * grad[i]
-        else:
-            param[i] += v
-
-
-@njit(**_opts)
-def adam_update(param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
-    # scalars arrive in the parameters' dtype, so float32 stays float32 and vectorises
-    for i in range(param.size):
-        g = grad[i]
-        mi = m[i] + (g - m[i]) * one_minus_beta_1
-        vi = v[i] + (g * g - v[i]) * one_minus_beta_2
-        mi *= np.float32(abs(mi) >= TINY)  # a multiply, not a branch: it vectorises
-        vi *= np.float32(vi >= TINY)
-        m[i] = mi
-        v[i] = vi
-        param[i] -= alpha * mi / (np.sqrt(vi) + epsilon)

@@ -13,8 +13,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-# Below this much work (multiply-adds or values touched) a call is not split.
-SPLIT_MIN_WORK = 1 << 22
+from kerascli.ops.tuning import SPLIT_MIN_WORK
 
 _pool: ThreadPoolExecutor | None = None
 _threads = 1

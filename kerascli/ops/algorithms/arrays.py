@@ -1,0 +1,54 @@
+"""Array plumbing that layers, losses and metrics need besides kernels: merging, one-hot targets, random
+draws, counts for metrics. Written with numpy here; a device backend overrides them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def add_n(ops, xs):
+    """The elementwise sum of two or more arrays of one shape, in a new array."""
+    out = xs[0] + xs[1]
+    for x in xs[2:]:
+        out += x
+    return out
+
+
+def concatenate(ops, xs, axis):
+    return np.concatenate(xs, axis=axis)
+
+
+def split(ops, x, sizes, axis):
+    """The inverse of concatenate: pieces of ``x`` along ``axis`` with the given sizes."""
+    return np.split(x, np.cumsum(sizes)[:-1], axis=axis)
+
+
+def one_hot(ops, labels, units, dtype):
+    out = np.zeros((len(labels), units), dtype=dtype)
+    out[np.arange(len(labels)), labels] = 1
+    return out
+
+
+def uniform(ops, rng, shape, dtype):
+    """Uniform [0, 1) draws from ``rng`` (a numpy Generator whose state checkpoints record)."""
+    return rng.random(shape, dtype=dtype)
+
+
+def count_argmax_agree(ops, pred, t):
+    """How many rows of ``pred`` and one-hot ``t`` have their largest value in the same column."""
+    return int(np.count_nonzero(ops.row_argmax(pred) == ops.row_argmax(t)))
+
+
+def count_argmax_hits(ops, pred, labels):
+    """How many rows of ``pred`` have their largest value at the integer label."""
+    return int(np.count_nonzero(ops.row_argmax(pred) == labels))
+
+
+def mean_threshold_agree(ops, pred, t, threshold):
+    """Per row, the fraction of columns where ``pred`` and ``t`` fall on the same side of ``threshold``;
+    summed over rows."""
+    return float(np.count_nonzero((pred > threshold) == (t > threshold))) / pred.shape[1]
+
+
+def sum_row_mean_abs_error(ops, pred, t):
+    return float(np.abs(pred - t).mean(axis=1).sum())

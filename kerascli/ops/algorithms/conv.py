@@ -1,0 +1,179 @@
+"""Conv2D, channels-last, over an Ops' window kernels.
+
+Forward: im2col + one GEMM + fused bias/activation a few images at a time,
+or direct kernels when a patch is small (a first layer). Backward: GEMMs over
+patches, or, when the output gradient is mostly zero (behind ReLU and max
+pooling), a kernel that visits only its nonzero entries. A first convolution
+followed by max pooling whose windows tile the image runs as one kernel each
+way (graph/fusion.py decides when).
+
+Images are split across threads; ``ws(name, shape, dtype=None)`` hands out
+workspaces that live as long as the layer (their contents until the same name
+is asked for again).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kerascli.ops.contract import LINEAR, Conv2DGeometry
+from kerascli.ops.tuning import (
+    CONV_CHUNK_BYTES,
+    CONV_DIRECT_MAX_PATCH,
+    CONV_SPARSE_MAX_DENSITY,
+)
+
+
+def conv2d_is_direct(ops, g: Conv2DGeometry) -> bool:
+    """Small patches (a first layer's) are convolved directly, without patches and a GEMM."""
+    return g.patch_size <= CONV_DIRECT_MAX_PATCH
+
+
+def _chunks(g: Conv2DGeometry, itemsize: int, lo: int, hi: int):
+    """(first image, end image, their output rows) of chunks of about CONV_CHUNK_BYTES of patches."""
+    rows = g.out_h * g.out_w
+    step = max(1, CONV_CHUNK_BYTES // (rows * g.patch_size * itemsize))
+    for start in range(lo, hi, step):
+        stop = min(hi, start + step)
+        yield start, stop, slice(start * rows, stop * rows)
+
+
+def conv2d_workspace_bytes(ops, g: Conv2DGeometry, filters: int, batch: int, threads: int, itemsize: int) -> dict:
+    """Bytes of the workspaces conv2d_forward/backward ask for, beyond the output and input gradient
+    (upper bounds, exact integers): checked before anything is allocated."""
+    per_image = g.out_h * g.out_w * g.patch_size * itemsize
+    images = min(batch, max(1, CONV_CHUNK_BYTES // per_image))  # per chunk: at least one image
+    parts = min(threads, batch)
+    kernel = g.patch_size * filters * itemsize
+    return {"patches (all threads)": parts * images * per_image,
+            "patch gradients (all threads)": parts * images * per_image,
+            "kernel gradients (all threads)": 3 * parts * kernel,
+            "sparse gradient lists": batch * g.out_h * g.out_w * filters * (4 + 4 + itemsize) // 4}
+
+
+def _patches(ops, x, g, start, stop, ws, part):
+    rows = (stop - start) * g.out_h * g.out_w
+    return ops.im2col(x[start:stop], *g.window(), ws(f"cols{part}", (rows, g.patch_size)))
+
+
+def conv2d_forward(ops, x, kernel4, bias, act, g: Conv2DGeometry, ws):
+    """act(conv(x, kernel4) + bias) as an (N, out_h, out_w, filters) view of a workspace."""
+    x = np.ascontiguousarray(x)
+    n, filters = x.shape[0], kernel4.shape[3]
+    y = ws("y", (n * g.out_h * g.out_w, filters))
+    y4 = y.reshape(n, g.out_h, g.out_w, filters)
+    kernel = kernel4.reshape(-1, filters)
+
+    def part(i, lo, hi):
+        if ops.conv2d_is_direct(g):
+            ops.conv2d_direct(x[lo:hi], kernel4, bias, act, g.sh, g.sw, g.pad_top, g.pad_left, g.out_h, g.out_w,
+                              y4[lo:hi])
+            return
+        for start, stop, rows in _chunks(g, x.dtype.itemsize, lo, hi):
+            z = ops.gemm(_patches(ops, x, g, start, stop, ws, i), kernel, out=y[rows])
+            ops.bias_activation_inplace(z, bias, act)  # while the chunk is in cache
+
+    ops.parallel(part, n, g.work(n, filters))
+    return y4
+
+
+def conv2d_backward(ops, x, y4, dy, kernel4, act, g: Conv2DGeometry, grad_kernel, grad_bias, need_dx, ws):
+    """Fill grad_kernel (and grad_bias unless None); return the input gradient, or None if not needed."""
+    filters = kernel4.shape[3]
+    x = np.ascontiguousarray(x)
+    n = len(x)
+    dy2 = np.ascontiguousarray(dy).reshape(-1, filters)
+    if ops.conv2d_is_direct(g) and not need_dx:
+        return _direct_backward(ops, x, y4, dy2.reshape(y4.shape), act, g, grad_kernel, grad_bias)
+    dx = ws("dx", x.shape) if need_dx else None
+    kernel = kernel4.reshape(-1, filters)
+    kernel_t = ws("kernel_t", kernel.T.shape)
+    kernel_t[...] = kernel.T
+    rows = g.out_h * g.out_w
+    y2 = y4.reshape(-1, filters)
+    results = ops.parallel(
+        lambda i, lo, hi: _backward_part(ops, i, lo, hi, x, y2[lo * rows:hi * rows], dy2[lo * rows:hi * rows],
+                                         kernel_t, act, g, dx, ws), n, 2 * g.work(n, filters))
+    _store_weight_grads([(gk.reshape(grad_kernel.shape), db) for gk, db in results], grad_kernel, grad_bias)
+    return dx
+
+
+def _store_weight_grads(parts, grad_kernel, grad_bias):
+    """Store the sum over threads of (kernel gradient, bias gradient) pairs."""
+    grad_kernel[...] = sum(gk for gk, _ in parts)
+    if grad_bias is not None:
+        grad_bias[...] = sum(db for _, db in parts)
+
+
+def _backward_part(ops, i, lo, hi, x, y, dy2, kernel_t, act, g, dx, ws):
+    """Kernel and bias gradients of images [lo, hi) (returned) and their input gradient (into dx)."""
+    oh, ow = g.out_h, g.out_w
+    if not ops.conv2d_is_direct(g):
+        room = max(0, int(CONV_SPARSE_MAX_DENSITY * dy2.size))  # longer lists: the GEMMs are faster
+        pixel = ws(f"pixel{i}", (room,), np.int32)
+        channel = ws(f"channel{i}", (room,), np.int32)
+        value = ws(f"value{i}", (room,))
+        count, db = ops.activation_backward_nonzero(dy2, y, act, pixel, channel, value)
+        if count >= 0:
+            grad_t = ws(f"grad_t{i}", kernel_t.shape)
+            grad_t[...] = 0
+            part_dx = np.empty((0, 0, 0, 0), x.dtype) if dx is None else dx[lo:hi]
+            ops.conv2d_sparse_backward(x[lo:hi], pixel, channel, value, count, oh, ow, kernel_t,
+                                       g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, grad_t, part_dx)
+            return grad_t.T, db
+    # dense: the pre-activation gradient in full, then GEMMs over patches a few images at a time
+    dz, db = ops.bias_activation_backward(dy2, y, act, ws(f"dz{i}", dy2.shape))
+    kernel = kernel_t.T
+    if ops.conv2d_is_direct(g):
+        dz4 = dz.reshape(hi - lo, oh, ow, -1)
+        grad = ops.conv2d_direct_backward(x[lo:hi], dz4, dz4, LINEAR, g.kh, g.kw, g.sh, g.sw, g.pad_top,
+                                          g.pad_left)[0]
+        grad = grad.reshape(kernel.shape)
+    else:
+        grad = ws(f"grad{i}", kernel.shape)
+        grad[...] = 0
+        step_grad = ws(f"step_grad{i}", kernel.shape)
+    for start, stop, rows in _chunks(g, x.dtype.itemsize, lo, hi):
+        local = slice(rows.start - lo * oh * ow, rows.stop - lo * oh * ow)
+        # patches are rebuilt rather than kept from forward: cheaper than a round trip to memory
+        cols = _patches(ops, x, g, start, stop, ws, i)
+        if not ops.conv2d_is_direct(g):
+            ops.gemm(cols, dz[local], out=step_grad, trans_a=True)
+            grad += step_grad
+        if dx is not None:
+            dcols = ops.gemm(dz[local], kernel, out=ws(f"dcols{i}", cols.shape), trans_b=True)
+            ops.col2im(dcols, g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, oh, ow, dx[start:stop])
+    return grad, db
+
+
+def _direct_backward(ops, x, y4, dy4, act, g, grad_kernel, grad_bias):
+    """Weight gradients only (a first layer), the activation's gradient fused in: one pass over dy."""
+
+    def part(i, lo, hi):
+        return ops.conv2d_direct_backward(x[lo:hi], dy4[lo:hi], y4[lo:hi], act, g.kh, g.kw, g.sh, g.sw,
+                                          g.pad_top, g.pad_left)
+
+    _store_weight_grads(ops.parallel(part, len(x), g.work(len(x), dy4.shape[3])), grad_kernel, grad_bias)
+    return None
+
+
+def conv2d_maxpool_forward(ops, x, kernel4, bias, act, g: Conv2DGeometry, ph, pw, out, arg):
+    """A direct convolution and the max pooling after it in one pass: the convolution's output is never
+    stored. ``out`` and ``arg`` are the pooled output and the argmax of each window."""
+    x = np.ascontiguousarray(x)
+    n = len(x)
+    ops.parallel(lambda i, lo, hi: ops.conv2d_direct_maxpool(x[lo:hi], kernel4, bias, act, g.sh, g.sw, g.pad_top,
+                                                             g.pad_left, ph, pw, out[lo:hi], arg[lo:hi]),
+                 n, g.work(n, kernel4.shape[3]))
+    return out
+
+
+def conv2d_maxpool_backward(ops, x, dy, pooled, arg, act, g: Conv2DGeometry, ph, pw, grad_kernel, grad_bias):
+    """Weight gradients of the fused convolution + max pooling (its input gradient is never needed)."""
+    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
+
+    def part(i, lo, hi):
+        return ops.conv2d_direct_maxpool_backward(x[lo:hi], dy[lo:hi], pooled[lo:hi], arg[lo:hi], act, g.kh, g.kw,
+                                                  g.sh, g.sw, g.pad_top, g.pad_left, ph, pw)
+
+    _store_weight_grads(ops.parallel(part, len(x), g.work(len(x), grad_kernel.shape[3])), grad_kernel, grad_bias)

@@ -1,0 +1,173 @@
+"""Ops: the one object through which layers, losses, metrics and optimizers compute.
+
+``ReferenceOps`` is the definition: numpy kernels (kerascli/ops/reference/),
+serial work, and the algorithms of kerascli/ops/algorithms/ composed from
+them. ``NumbaCPUOps`` subclasses it: the same algorithms over Numba kernels
+(kerascli/ops/cpu/, mirrored name for name), run on a thread pool it owns.
+A backend overrides what it can; anything it leaves out falls back to a
+correct definition. Importing this module imports neither Numba nor a GPU
+library: each backend loads its kernels when it is first made.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import os
+from types import ModuleType
+
+import numpy as np
+
+from kerascli.ops import algorithms
+from kerascli.ops.algorithms import arrays, conv, dense, optim, pooling
+from kerascli.ops.contract import KERNEL_FAMILIES
+from kerascli.ops.memory import aligned_empty
+
+ALGORITHM_MODULES = (dense, conv, pooling, optim, arrays)
+
+
+def public_functions(module: ModuleType) -> dict:
+    """Functions defined in ``module`` (Numba dispatchers count by their Python function) not starting with _."""
+
+    def defined_here(f):
+        f = getattr(f, "py_func", f)
+        return inspect.isfunction(f) and f.__module__ == module.__name__
+
+    return {name: f for name, f in vars(module).items() if not name.startswith("_") and defined_here(f)}
+
+
+def kernel_modules(package: str) -> dict[str, ModuleType]:
+    """{family: module} of a backend's kernel package (kerascli.ops.reference, kerascli.ops.cpu...)."""
+    return {family: importlib.import_module(f"{package}.{family}") for family in KERNEL_FAMILIES}
+
+
+class ReferenceOps:
+    name = "reference"
+    kernel_package = "kerascli.ops.reference"
+
+    def __init__(self):
+        self._threads = 1
+        self._no_bias: dict = {}
+        # kernels are plain functions (no self): the reference ones first, then each backend's over its twins,
+        # so a kernel a backend lacks falls back to the definition
+        packages = [c.kernel_package for c in reversed(type(self).__mro__) if "kernel_package" in vars(c)]
+        for package in packages:
+            self.kernels = kernel_modules(package)
+            for module in self.kernels.values():
+                for name, f in public_functions(module).items():
+                    setattr(self, name, f)
+
+    # ---------------------------------------------------------------- memory
+    def empty(self, shape, dtype) -> np.ndarray:
+        """An uninitialised array whose data starts on a 64-byte boundary."""
+        shape = tuple(shape)
+        return aligned_empty(math.prod(shape), dtype).reshape(shape)
+
+    def zeros(self, shape, dtype) -> np.ndarray:
+        out = self.empty(shape, dtype)
+        out[...] = 0
+        return out
+
+    def no_bias(self, dtype) -> np.ndarray:
+        """The empty bias kernels take for 'no bias' (one per dtype, never written)."""
+        dtype = np.dtype(dtype)
+        if dtype not in self._no_bias:
+            self._no_bias[dtype] = np.zeros(0, dtype)
+        return self._no_bias[dtype]
+
+    # ---------------------------------------------------------------- products
+    def gemm(self, a, b, out=None, trans_a=False, trans_b=False):
+        """op(a) @ op(b) into ``out`` (allocated when None), op transposing where asked."""
+        return np.matmul(a.T if trans_a else a, b.T if trans_b else b, out=out)
+
+    # ---------------------------------------------------------------- threads
+    @property
+    def threads(self) -> int:
+        return self._threads
+
+    def set_threads(self, threads: int, batch_parallel: bool = True) -> int:
+        """Use ``threads`` threads (0: every available core); returns the count applied. The reference
+        kernels are numpy: only BLAS runs in parallel."""
+        from threadpoolctl import threadpool_limits
+
+        n = threads or available_cores()
+        threadpool_limits(limits=n, user_api="blas")
+        self._threads = n
+        return n
+
+    def parallel(self, task, n: int, work: int) -> list:
+        """Call ``task(part, lo, hi)`` over parts of range(n); results in part order. Serial here."""
+        return [task(0, 0, n)]
+
+    def kernels_on_disk(self) -> bool:
+        """Whether compiled kernels are cached on disk (numpy kernels need no compiling)."""
+        return True
+
+
+for _module in ALGORITHM_MODULES:  # algorithms are methods: they take the Ops as ``self``
+    for _name, _f in public_functions(_module).items():
+        setattr(ReferenceOps, _name, _f)
+
+
+class NumbaCPUOps(ReferenceOps):
+    """Numba kernels, compiled on first use and cached on disk; one thread pool for all parallel work."""
+
+    name = "cpu"
+    kernel_package = "kerascli.ops.cpu"
+
+    def __init__(self):
+        super().__init__()
+        from kerascli.ops.cpu import workers
+
+        self._workers = workers
+
+    def set_threads(self, threads: int, batch_parallel: bool = True) -> int:
+        """Use ``threads`` threads (0: every available core); returns the count applied.
+
+        Two regimes, never both at once (on a small machine an idle pool spinning
+        next to a busy one halves the busy one's speed):
+
+        * ``batch_parallel``: work is split across this Ops' own pool, with BLAS and
+          Numba single-threaded inside it. Best for convolutional models, whose
+          window kernels are most of the work.
+        * otherwise: BLAS parallelises each matrix product itself and everything
+          else runs on one thread. Best for models made of Dense layers, where
+          the products are the work and handing parts to threads would cost more
+          than it saves at small batches.
+        """
+        import numba
+        from threadpoolctl import threadpool_limits
+
+        n = threads or available_cores()
+        numba.set_num_threads(1)
+        threadpool_limits(limits=1 if batch_parallel else n, user_api="blas")
+        self._workers.set_workers(n if batch_parallel else 1)
+        self._threads = n
+        return n
+
+    def parallel(self, task, n: int, work: int) -> list:
+        return self._workers.run(task, n, work)
+
+    def kernels_on_disk(self) -> bool:
+        """Whether this installation has compiled kernels in Numba's on-disk cache (not its first run).
+
+        Reads where each cached kernel keeps its index from Numba's dispatcher, an internal detail: if a
+        Numba release moves it, this answers False (the display then mentions compiling) and nothing breaks.
+        """
+        kernels = [f for module in self.kernels.values() for f in vars(module).values()
+                   if hasattr(f, "py_func") and hasattr(f, "_cache")]
+        try:
+            return any(os.path.exists(f._cache._cache_file._index_path) for f in kernels)
+        except AttributeError:
+            return False
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+del _module, _name, _f, algorithms

@@ -1,0 +1,96 @@
+"""What every backend agrees on: the activation table, and the kernel families.
+
+Activations are data. Each row gives the activation's name, the integer code
+kernels switch on (Numba compiles a branch per code), its plain-numpy forward
+and gradient (the definitions every backend is tested against), and the
+properties that decide what may be done with it:
+
+* ``increasing``: non-decreasing, so it commutes with a max: applying it
+  after max pooling gives what applying it before would (the fused
+  convolution + max pooling kernel relies on this);
+* ``elementwise``: each output depends on its own input only (softmax
+  normalises a whole row);
+* ``sparse_gradient``: its gradient is exactly zero wherever its output is
+  zero (relu): gradients behind it are mostly zeros.
+
+Every gradient here is computed from the activation's output ``y``, which is
+what layers keep from the forward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Activation:
+    name: str
+    code: int
+    forward: Callable[[np.ndarray], np.ndarray]  # z (rows, cols) -> y
+    backward: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (dy, y) -> dz
+    increasing: bool
+    elementwise: bool = True
+    sparse_gradient: bool = False
+    aliases: tuple = ()
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _softmax_backward(dy, y):
+    return y * (dy - (dy * y).sum(axis=1, keepdims=True))
+
+
+ACTIVATION_TABLE: tuple[Activation, ...] = (
+    Activation("linear", 0, lambda z: z.copy(), lambda dy, y: dy.copy(), increasing=True, aliases=("none",)),
+    Activation("relu", 1, lambda z: np.maximum(z, 0), lambda dy, y: np.where(y > 0, dy, 0).astype(dy.dtype),
+               increasing=True, sparse_gradient=True),
+    Activation("sigmoid", 2, lambda z: 1 / (1 + np.exp(-z)), lambda dy, y: dy * y * (1 - y), increasing=True),
+    Activation("tanh", 3, np.tanh, lambda dy, y: dy * (1 - y * y), increasing=True),
+    Activation("softmax", 4, _softmax, _softmax_backward, increasing=False, elementwise=False),
+)
+assert [a.code for a in ACTIVATION_TABLE] == list(range(len(ACTIVATION_TABLE)))
+
+BY_NAME = {a.name: a for a in ACTIVATION_TABLE}
+LINEAR, RELU, SIGMOID, TANH, SOFTMAX = (BY_NAME[n].code for n in ("linear", "relu", "sigmoid", "tanh", "softmax"))
+
+
+def activation(code: int) -> Activation:
+    return ACTIVATION_TABLE[code]
+
+
+@dataclass(frozen=True)
+class Conv2DGeometry:
+    """Where a 2-D convolution's windows fall: kernel size, strides, padding before, output size and
+    input channels (layers compute it once from Keras' rules; kernels and algorithms read it)."""
+
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    pad_top: int
+    pad_left: int
+    out_h: int
+    out_w: int
+    channels: int  # input channels
+
+    @property
+    def patch_size(self) -> int:
+        return self.kh * self.kw * self.channels
+
+
+    def window(self):
+        return self.kh, self.kw, self.sh, self.sw, self.pad_top, self.pad_left, self.out_h, self.out_w
+
+    def work(self, n: int, filters: int) -> int:
+        return n * self.out_h * self.out_w * self.patch_size * filters
+
+
+# Kernel families: every backend's kernels live in modules of these names (kerascli/ops/reference/<family>.py,
+# kerascli/ops/cpu/<family>.py, ...), function for function with the reference signatures.
+KERNEL_FAMILIES = ("activations", "losses", "conv", "pooling", "norm", "dropout", "optim")
