@@ -5,6 +5,7 @@
     python benchmarks/compare.py --peers torch        # leave Keras out
     python benchmarks/compare.py --cases "train CNN"  # only the cases whose name contains this
     python benchmarks/compare.py --display-only       # only the live display's cost on a terminal
+    python benchmarks/compare.py --custom-layer-only  # only a call-only plugin layer against built-in Dense
 
 Peers that are not installed are skipped. Each framework runs in a worker
 process of its own (so thread pools and their settings never mix), and the
@@ -65,8 +66,9 @@ class Kerascli:
         self.threads = threads
         self.rng = np.random.default_rng(0)
 
-    def _session(self, input_shape, layers):
+    def _session(self, input_shape, layers, plugins=()):
         config = {
+            "plugins": list(plugins),
             "data": {"dataset": "digits"},
             "model": {"input_shape": list(input_shape), "layers": layers},
             "compile": {"optimizer": "adam", "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
@@ -80,6 +82,14 @@ class Kerascli:
             {"type": "Dense", "units": 256, "activation": "relu"},
             {"type": "Dense", "units": 10, "activation": "softmax"},
         ])
+
+    def custom_mlp(self):
+        """The MLP with the hidden layers written as a call-only plugin layer (gradient from the tape)."""
+        return self._session([784], [
+            {"type": "ScaledDense", "units": 256, "activation": "relu"},
+            {"type": "ScaledDense", "units": 256, "activation": "relu"},
+            {"type": "Dense", "units": 10, "activation": "softmax"},
+        ], plugins=[os.path.join(ROOT, "examples", "plugins", "layers.py")])
 
     def cnn(self):
         return self._session(list(CNN_INPUT), [
@@ -376,6 +386,25 @@ def measure_display(threads, repeats, log, epochs=400):
     return out
 
 
+def measure_custom_layer(threads, repeats, log, samples=16384, batch=128):
+    """Training speed of the MLP with built-in Dense layers against the same MLP whose hidden layers are the
+    call-only ScaledDense of examples/plugins (autograd tape), taking turns in one process."""
+    fw = Kerascli(threads)
+    x, y = mlp_data(samples)
+    models = {"built-in Dense": fw.mlp(), "call-only ScaledDense": fw.custom_mlp()}
+    for trainer in models.values():  # warm-up: compile, allocate
+        fw.train_epoch(trainer, x[:batch * 4], y[:batch * 4], batch)
+    times = {name: [] for name in models}
+    for _ in range(repeats):
+        for name, trainer in models.items():
+            times[name].append(run_once(fw, trainer, "train", x, y, batch))
+    out = {name: samples / statistics.median(t) for name, t in times.items()}
+    out["ratio"] = out["built-in Dense"] / out["call-only ScaledDense"]
+    log(f"custom layer (MLP b{batch}): built-in {out['built-in Dense']:,.0f}/s, call-only plugin "
+        f"{out['call-only ScaledDense']:,.0f}/s ({out['ratio']:.2f}x slower)")
+    return out
+
+
 RSS_SAMPLES, RSS_EPOCHS, RSS_BATCH = 16384, 2, 128
 
 
@@ -439,6 +468,8 @@ def main():
     parser.add_argument("--cases", help="only cases whose name contains this text; skips startup, RSS and the JSON")
     parser.add_argument("--display-only", action="store_true",
                         help="only the display overhead (terminal vs --quiet); prints it, writes no JSON")
+    parser.add_argument("--custom-layer-only", action="store_true",
+                        help="only a call-only plugin layer against built-in Dense; prints it, writes no JSON")
     parser.add_argument("--child-rss", help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -453,6 +484,9 @@ def main():
 
     if args.display_only:
         measure_display(args.threads, repeats, log)
+        return
+    if args.custom_layer_only:
+        measure_custom_layer(args.threads, repeats, log)
         return
 
     workers = []
@@ -474,6 +508,7 @@ def main():
     startup = measure_startup(args.threads, repeats, log)
     rss = measure_rss(args.threads, [n for n in names if n != "kerascli"], log)
     display = measure_display(args.threads, repeats, log)
+    custom = measure_custom_layer(args.threads, repeats, log)
 
     import numba
 
@@ -489,6 +524,7 @@ def main():
         "startup_seconds": startup,
         "peak_rss_mib": rss,
         "display_seconds": display,
+        "custom_layer_samples_per_second": custom,
         "command": " ".join(sys.argv),
     }
     with open(args.json, "w") as f:
@@ -500,6 +536,7 @@ def main():
     print("peak RSS of a training run (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in rss.items()))
     print(f"display overhead on a terminal ({display['epochs']} epochs of digits MLP): {display['overhead']:+.1%} "
           f"({display['terminal (s)']:.2f} s against {display['quiet (s)']:.2f} s with --quiet)")
+    print(f"call-only plugin layer: {custom['ratio']:.2f}x the time of built-in Dense (MLP b128)")
     print(f"\nwritten to {args.json}")
 
 

@@ -71,10 +71,11 @@ class ModelCheckpoint(Callback):
     state_key = "checkpoint"
 
     def __init__(self, folder: str, config: dict, monitor: str, mode: str, every_steps: int = 0,
-                 every_seconds: float = 0.0, keep: int = 3, data: dict | None = None):
+                 every_seconds: float = 0.0, keep: int = 3, data: dict | None = None, plugins: list | None = None):
         self.folder = folder
         self.config = config
         self.data = data  # fingerprints of the data files, stored in every checkpoint
+        self.plugins = plugins  # the plugins the run uses, with their source's SHA-256
         self.monitor = monitor
         self.mode = resolve_mode(monitor, mode)
         self.every_steps, self.every_seconds, self.keep = every_steps, every_seconds, keep
@@ -117,7 +118,7 @@ class ModelCheckpoint(Callback):
 
     def save(self, path: str) -> None:
         t = self.trainer
-        save_checkpoint(path, t.model, t.optimizer, self.config, t.epoch, t.snapshot(), self.data)
+        save_checkpoint(path, t.model, t.optimizer, self.config, t.epoch, t.snapshot(), self.data, self.plugins)
         self._last_save = time.monotonic()
 
     def save_step(self) -> str:
@@ -191,3 +192,30 @@ class TrainingInterrupted(KerascliError):
             f"stopped by {name} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch} "
             f"(global step {trainer.global_step}); checkpoint written to {path}" + (f"; {hint}" if hint else "")
         )
+
+
+class UserCallback(Callback):
+    """A plugin's callback (kerascli.api.Callback) with Keras' hooks, driven by the training events."""
+
+    def __init__(self, callback):
+        self.callback = callback
+        self.trainer = None
+
+    def on_train_begin(self, trainer):
+        self.trainer = trainer
+        self.callback.model = trainer.model
+        self.callback.on_train_begin({})
+
+    def on_epoch_begin(self, epoch, steps):
+        self.callback.on_epoch_begin(epoch, {})
+
+    def on_batch_end(self, step, logs):
+        self.callback.on_train_batch_end(step, dict(logs))
+
+    def on_epoch_end(self, epoch, logs):
+        self.callback.on_epoch_end(epoch, dict(logs))
+        if self.callback.stop_training:
+            self.trainer.stop_training = True
+
+    def on_train_end(self, logs):
+        self.callback.on_train_end(dict(logs))

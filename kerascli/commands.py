@@ -20,13 +20,14 @@ import zipfile
 import numpy as np
 from rich.console import Console
 
-from kerascli import __version__
+from kerascli import __version__, plugins
 from kerascli.callbacks import (
     FirstBatchTimer,
     GracefulStop,
     MetricsWriter,
     ModelCheckpoint,
     TrainingInterrupted,
+    UserCallback,
 )
 from kerascli.config import apply_overrides, load_config_file, resolve_config
 from kerascli.config.loader import LoadedConfig
@@ -36,6 +37,7 @@ from kerascli.data.fingerprint import changed_files, fingerprints
 from kerascli.data.npyfile import check_npy, check_npz
 from kerascli.data.pipeline import SPLITS
 from kerascli.errors import CheckpointError, ConfigError, DataError, KerascliError
+from kerascli.registry import CALLBACKS
 from kerascli.runs.atomic import atomic_write, atomic_write_text
 from kerascli.runs.checkpoint import (
     Checkpoint,
@@ -114,6 +116,8 @@ def train(config_path: str, overrides: list, name: str | None, runs_dir: str, qu
                 check_same_run(ckpt.config, config, ckpt, trainer.threads)
                 check_data_unchanged(ckpt, data_files, "resuming would train on other data; start a new run "
                                                        "(without --resume) to train on the new files")
+                plugins.check_unchanged(ckpt.plugins, spec.plugins + spec.entry_point_plugins,
+                                        "resuming would mix two versions of its code")
                 check_writable(run_dir)
                 if run_is_complete(run_dir, ckpt, spec):
                     console.print(f"{run_dir} is already complete ({ckpt.epoch}/{spec.train['epochs']} epochs); "
@@ -138,11 +142,13 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
     rich = console.is_terminal and not quiet
     c = spec.checkpoint
     checkpoint = ModelCheckpoint(os.path.join(run_dir, "checkpoints"), config, c["monitor"], c["mode"],
-                                 c["every_steps"], c["every_seconds"], c["keep"], data=data_files)
+                                 c["every_steps"], c["every_seconds"], c["keep"], data=data_files,
+                                 plugins=spec.plugin_records())
     metrics = MetricsWriter(os.path.join(run_dir, "metrics.csv"))
     first_batch = FirstBatchTimer()
     stop = GracefulStop(checkpoint)
-    callbacks = [first_batch, metrics, checkpoint, stop]
+    callbacks = [first_batch, metrics, checkpoint, stop] + [
+        UserCallback(CALLBACKS.get(c["type"])({k: v for k, v in c.items() if k != "type"})) for c in spec.callbacks]
     epochs = spec.train["epochs"]
     if not quiet:
         callbacks.append(TerminalProgress(console, epochs, compiling=not model.ops.kernels_on_disk()) if rich
@@ -195,6 +201,7 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
         "evaluation": {"checkpoint": which, **evaluation},
         "params": {"trainable": trainable, "non_trainable": fixed, "total": trainable + fixed},
         "data_files": data_files,
+        "plugins": spec.plugin_records(),
         "wall_seconds": time.perf_counter() - started,
         "train_seconds": train_seconds,
         "train_samples_per_second": len(splits["train"]) * len(history) / max(train_seconds, 1e-9),
@@ -340,6 +347,8 @@ def session_from_checkpoint(target: str, which: str, threads: int | None = None)
     if config is None:
         raise CheckpointError(f"{path} has no stored config (_config); load it through model.weights instead")
     spec = resolve_config(LoadedConfig(data=config, source=f"{path} (stored config)"))
+    plugins.check_unchanged(ckpt.plugins, spec.plugins + spec.entry_point_plugins,
+                            "its layers or losses might compute something else now")
     if threads is not None:
         spec.train["threads"] = threads
     session = build_session(spec, initial_weights=False)

@@ -11,8 +11,6 @@ import math
 
 import numpy as np
 
-from kerascli.registry import INITIALIZERS
-
 
 def fans(shape: tuple) -> tuple[float, float]:
     if len(shape) < 1:
@@ -37,47 +35,39 @@ def _truncated_normal(rng, shape, stddev):
 _TRUNC = 0.87962566103423978
 
 
-@INITIALIZERS.register("glorot_uniform", "GlorotUniform", "xavier_uniform")
 def glorot_uniform(rng, shape, dtype):
     fan_in, fan_out = fans(shape)
     limit = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=shape).astype(dtype)
 
 
-@INITIALIZERS.register("glorot_normal", "GlorotNormal", "xavier_normal")
 def glorot_normal(rng, shape, dtype):
     fan_in, fan_out = fans(shape)
     return _truncated_normal(rng, shape, np.sqrt(2.0 / (fan_in + fan_out)) / _TRUNC).astype(dtype)
 
 
-@INITIALIZERS.register("he_uniform", "HeUniform")
 def he_uniform(rng, shape, dtype):
     fan_in, _ = fans(shape)
     limit = np.sqrt(6.0 / fan_in)
     return rng.uniform(-limit, limit, size=shape).astype(dtype)
 
 
-@INITIALIZERS.register("he_normal", "HeNormal")
 def he_normal(rng, shape, dtype):
     fan_in, _ = fans(shape)
     return _truncated_normal(rng, shape, np.sqrt(2.0 / fan_in) / _TRUNC).astype(dtype)
 
 
-@INITIALIZERS.register("random_normal", "RandomNormal")
 def random_normal(rng, shape, dtype):
     return rng.normal(0.0, 0.05, size=shape).astype(dtype)
 
 
-@INITIALIZERS.register("random_uniform", "RandomUniform")
 def random_uniform(rng, shape, dtype):
     return rng.uniform(-0.05, 0.05, size=shape).astype(dtype)
 
 
-@INITIALIZERS.register("zeros", "Zeros")
 def zeros(rng, shape, dtype):
     return np.zeros(shape, dtype=dtype)
 
 
-@INITIALIZERS.register("ones", "Ones")
 def ones(rng, shape, dtype):
     return np.ones(shape, dtype=dtype)

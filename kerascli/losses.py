@@ -14,7 +14,6 @@ import numpy as np
 
 from kerascli.errors import DataError
 from kerascli.ops.contract import SIGMOID, SOFTMAX
-from kerascli.registry import LOSSES
 
 EPSILON = 1e-7  # Keras' backend epsilon
 
@@ -60,7 +59,6 @@ def _dense_targets(y: np.ndarray, units: int, dtype, loss: str) -> np.ndarray:
     return y.astype(dtype)
 
 
-@LOSSES.register("categorical_crossentropy", "CategoricalCrossentropy", "cce")
 class CategoricalCrossentropy(Loss):
     name = "categorical_crossentropy"
     fuses = SOFTMAX
@@ -88,7 +86,6 @@ class CategoricalCrossentropy(Loss):
         return ops.categorical_cross_entropy_grad(out, t, EPSILON, scale)
 
 
-@LOSSES.register("sparse_categorical_crossentropy", "SparseCategoricalCrossentropy", "scce")
 class SparseCategoricalCrossentropy(Loss):
     name = "sparse_categorical_crossentropy"
     fuses = SOFTMAX
@@ -108,7 +105,6 @@ class SparseCategoricalCrossentropy(Loss):
         return ops.categorical_cross_entropy_grad(out, ops.one_hot(t, out.shape[1], out.dtype), EPSILON, scale)
 
 
-@LOSSES.register("binary_crossentropy", "BinaryCrossentropy", "bce")
 class BinaryCrossentropy(Loss):
     name = "binary_crossentropy"
     fuses = SIGMOID
@@ -131,7 +127,6 @@ class BinaryCrossentropy(Loss):
         return ops.binary_cross_entropy_grad(out, t, EPSILON, scale)
 
 
-@LOSSES.register("mean_squared_error", "MeanSquaredError", "mse")
 class MeanSquaredError(Loss):
     name = "mean_squared_error"
 
@@ -143,3 +138,45 @@ class MeanSquaredError(Loss):
 
     def backward(self, ops, out, pred, t, scale, fused):
         return ops.mean_squared_error_grad(out, t, scale)
+
+
+class FunctionLoss(Loss):
+    """A loss written as ``fn(y_true, y_pred)`` over the tape's primitives (kerascli.api.register_loss): one
+    value per sample (a scalar counts as their mean; more axes are averaged), gradient from the tape."""
+
+    fn = None
+    target_fn = None
+
+    @classmethod
+    def make(cls, name: str, fn, targets) -> type:
+        return type(f"FunctionLoss[{name}]", (cls,), {"name": name, "fn": staticmethod(fn),
+                                                      "target_fn": staticmethod(targets)})
+
+    def targets(self, y, units, dtype):
+        return self.target_fn(y, units, dtype)
+
+    def forward(self, ops, out, t, fused):
+        from kerascli.graph.tape import PRIMITIVES, Tape, Var
+
+        tape = Tape()
+        pred = tape.watch(out)
+        values = self.fn(t, pred)
+        if not isinstance(values, Var):
+            raise DataError(f"loss {self.name!r} does not depend on y_pred through kerascli.api.ops "
+                            "(its gradient would be zero)")
+        if values.ndim == 0:
+            values = PRIMITIVES.multiply(values, float(len(out)))  # a mean: the per-sample values sum to it * n
+            rows = np.full(len(out), float(values.value) / len(out))
+        else:
+            if values.ndim > 1:
+                values = PRIMITIVES.mean(values, axis=tuple(range(1, values.ndim)))
+            if values.shape != (len(out),):
+                raise DataError(f"loss {self.name!r} returned shape {values.shape}; expected one value per sample "
+                                f"({len(out)},) or a scalar")
+            rows = values.value
+        self._tape, self._values, self._pred = tape, values, pred
+        return rows.astype(out.dtype, copy=False), out
+
+    def backward(self, ops, out, pred, t, scale, fused):
+        self._tape.backward(self._values, np.full(self._values.shape, scale))
+        return self._pred.grad.astype(out.dtype, copy=False)

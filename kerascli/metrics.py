@@ -47,18 +47,31 @@ class MeanSquaredErrorMetric(Metric):
         return float(ops.mean_squared_error(pred, t).sum()), len(pred)
 
 
-METRICS.add("accuracy", None, "acc")  # resolved from the loss by make_metric
-METRICS.add("categorical_accuracy", CategoricalAccuracy)
-METRICS.add("sparse_categorical_accuracy", SparseCategoricalAccuracy)
-METRICS.add("binary_accuracy", BinaryAccuracy)
-METRICS.add("mean_absolute_error", MeanAbsoluteError, "mae")
-METRICS.add("mean_squared_error", MeanSquaredErrorMetric, "mse")
+class FunctionMetric(Metric):
+    """A metric written as ``fn(y_true, y_pred)`` (kerascli.api.register_metric): per-sample values, or
+    their mean as a scalar."""
+
+    fn = None
+
+    @classmethod
+    def make(cls, fn) -> type:
+        return type("FunctionMetric", (cls,), {"fn": staticmethod(fn)})
+
+    def update(self, ops, pred, t):
+        values = np.asarray(self.fn(t, pred), dtype=np.float64)
+        if values.ndim == 0:
+            return float(values) * len(pred), len(pred)
+        return float(values.reshape(len(pred), -1).mean(axis=1).sum()), len(pred)
+
+
+class Accuracy(Metric):
+    """Plain ``accuracy``: make_metric replaces it with the kind that matches the loss."""
 
 
 def make_metric(name: str, loss_name: str, units: int) -> Metric:
     sparse_targets = loss_name == "sparse_categorical_crossentropy"
     cls = METRICS.get(name)
-    if cls is None:  # plain "accuracy": pick the variant that matches the loss
+    if cls is Accuracy:  # pick the variant that matches the loss
         if sparse_targets or loss_name == "categorical_crossentropy" or (loss_name == "mean_squared_error" and units > 1):
             cls = CategoricalAccuracy
         else:

@@ -7,7 +7,6 @@ import math
 import numpy as np
 
 from kerascli.config.params import Param
-from kerascli.registry import OPTIMIZERS
 
 
 class Optimizer:
@@ -41,7 +40,6 @@ class Optimizer:
             value[...] = state[name]
 
 
-@OPTIMIZERS.register("sgd", "SGD")
 class SGD(Optimizer):
     PARAMS = {
         "learning_rate": Param("float", 0.01, min=0.0, exclusive_min=True),
@@ -56,7 +54,6 @@ class SGD(Optimizer):
         self.ops.sgd_step(params, grads, velocity, lr, momentum, c["nesterov"])
 
 
-@OPTIMIZERS.register("adam", "Adam")
 class Adam(Optimizer):
     PARAMS = {
         "learning_rate": Param("float", 0.001, min=0.0, exclusive_min=True),

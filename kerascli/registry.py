@@ -3,12 +3,22 @@
 Lookups are case-insensitive and ignore underscores, so ``Adam``, ``adam``,
 ``max_pooling2d`` and ``MaxPooling2D`` all resolve; the canonical spelling is
 what the resolved config records. An unknown name gets a did-you-mean.
+
+Built-in entries are ``"module:attribute"`` strings, imported the first time
+they are looked up: this module imports nothing of kerascli, so nothing that
+registers can form an import cycle with it, and a run imports only what its
+config names. Plugins (kerascli.plugins) add entries with their source
+recorded; a name taken by another source is refused naming both.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
+
+BUILT_IN = "built-in"
 
 
 def _fold(name: str) -> str:
@@ -26,25 +36,57 @@ class UnknownName(LookupError):
         super().__init__(f"unknown {kind} {name!r}{hint} (valid: {', '.join(valid)})")
 
 
-class Registry:
-    def __init__(self, kind: str):
-        self.kind = kind
-        self._items: dict[str, Any] = {}  # canonical name -> item
-        self._lookup: dict[str, str] = {}  # folded name or alias -> canonical name
+class NameClash(ValueError):
+    """A name (or alias) registered by two different sources."""
 
-    def register(self, name: str, *aliases: str) -> Callable[[Any], Any]:
+
+@dataclass
+class Entry:
+    target: Any  # the object, or "module:attribute" until first use
+    source: str  # BUILT_IN or a plugin's description
+    aliases: tuple = ()
+
+    def resolve(self) -> Any:
+        if isinstance(self.target, str) and ":" in self.target and self.source == BUILT_IN:
+            module, attr = self.target.split(":")
+            self.target = getattr(importlib.import_module(module), attr)
+        return self.target
+
+
+class Registry:
+    def __init__(self, kind: str, builtins: tuple = ()):
+        self.kind = kind
+        self._items: dict[str, Entry] = {}  # canonical name -> entry
+        self._lookup: dict[str, str] = {}  # folded name or alias -> canonical name
+        for name, target, *aliases in builtins:
+            self.add(name, target, *aliases)
+
+    def register(self, name: str, *aliases: str, source: str = BUILT_IN) -> Callable[[Any], Any]:
         def decorator(item: Any) -> Any:
-            self.add(name, item, *aliases)
+            self.add(name, item, *aliases, source=source)
             return item
 
         return decorator
 
-    def add(self, name: str, item: Any, *aliases: str) -> None:
+    def add(self, name: str, item: Any, *aliases: str, source: str = BUILT_IN) -> None:
+        """Register ``item`` under ``name`` and ``aliases``. The same source may register a name again (a
+        plugin imported anew replaces its own entries); another source may not."""
+        for key in (name, *aliases):
+            owner = self._lookup.get(_fold(key))
+            if owner is not None and self._items[owner].source != source:
+                raise NameClash(f"{self.kind} {key!r} is already registered by {self._items[owner].source} "
+                                f"(as {owner!r}); {source} registers it again")
         if name in self._items:
-            raise ValueError(f"{self.kind} {name!r} registered twice")
-        self._items[name] = item
+            self.remove(name)
+        self._items[name] = Entry(item, source, aliases)
         for key in (name, *aliases):
             self._lookup[_fold(key)] = name
+
+    def remove(self, name: str) -> None:
+        entry = self._items.pop(name)
+        for key in (name, *entry.aliases):
+            if self._lookup.get(_fold(key)) == name:
+                del self._lookup[_fold(key)]
 
     def canonical(self, name: str) -> str:
         if not isinstance(name, str) or _fold(name) not in self._lookup:
@@ -52,33 +94,89 @@ class Registry:
         return self._lookup[_fold(name)]
 
     def get(self, name: str) -> Any:
-        return self._items[self.canonical(name)]
+        return self._items[self.canonical(name)].resolve()
+
+    def source(self, name: str) -> str:
+        return self._items[self.canonical(name)].source
 
     def names(self) -> list[str]:
         return list(self._items)
 
+    def builtin_names(self) -> list[str]:
+        return [name for name, entry in self._items.items() if entry.source == BUILT_IN]
+
     def items(self) -> Iterator[tuple[str, Any]]:
-        return iter(self._items.items())
+        return ((name, entry.resolve()) for name, entry in list(self._items.items()))
 
     def __contains__(self, name: str) -> bool:
         return isinstance(name, str) and _fold(name) in self._lookup
 
 
-LAYERS = Registry("layer type")
-ACTIVATIONS = Registry("activation")
-LOSSES = Registry("loss")
-METRICS = Registry("metric")
-OPTIMIZERS = Registry("optimizer")
-INITIALIZERS = Registry("initializer")
-DATASETS = Registry("dataset")
+LAYERS = Registry("layer type", (
+    ("Dense", "kerascli.layers.core:Dense"),
+    ("Activation", "kerascli.layers.core:Activation"),
+    ("Dropout", "kerascli.layers.core:Dropout"),
+    ("Flatten", "kerascli.layers.core:Flatten"),
+    ("Reshape", "kerascli.layers.core:Reshape"),
+    ("Rescaling", "kerascli.layers.core:Rescaling"),
+    ("Conv2D", "kerascli.layers.conv:Conv2D", "Convolution2D"),
+    ("MaxPooling2D", "kerascli.layers.pooling:MaxPooling2D", "MaxPool2D"),
+    ("AveragePooling2D", "kerascli.layers.pooling:AveragePooling2D", "AvgPool2D"),
+    ("BatchNormalization", "kerascli.layers.normalization:BatchNormalization"),
+    ("Add", "kerascli.layers.merge:Add"),
+    ("Concatenate", "kerascli.layers.merge:Concatenate"),
+))
+ACTIVATIONS = Registry("activation", (  # values are the activation table's codes (kerascli.ops.contract)
+    ("linear", "kerascli.ops.contract:LINEAR", "none"),
+    ("relu", "kerascli.ops.contract:RELU"),
+    ("sigmoid", "kerascli.ops.contract:SIGMOID"),
+    ("tanh", "kerascli.ops.contract:TANH"),
+    ("softmax", "kerascli.ops.contract:SOFTMAX"),
+))
+LOSSES = Registry("loss", (
+    ("categorical_crossentropy", "kerascli.losses:CategoricalCrossentropy", "CategoricalCrossentropy", "cce"),
+    ("sparse_categorical_crossentropy", "kerascli.losses:SparseCategoricalCrossentropy",
+     "SparseCategoricalCrossentropy", "scce"),
+    ("binary_crossentropy", "kerascli.losses:BinaryCrossentropy", "BinaryCrossentropy", "bce"),
+    ("mean_squared_error", "kerascli.losses:MeanSquaredError", "MeanSquaredError", "mse"),
+))
+METRICS = Registry("metric", (
+    ("accuracy", "kerascli.metrics:Accuracy", "acc"),  # its kind follows the loss, as in Keras
+    ("categorical_accuracy", "kerascli.metrics:CategoricalAccuracy"),
+    ("sparse_categorical_accuracy", "kerascli.metrics:SparseCategoricalAccuracy"),
+    ("binary_accuracy", "kerascli.metrics:BinaryAccuracy"),
+    ("mean_absolute_error", "kerascli.metrics:MeanAbsoluteError", "mae"),
+    ("mean_squared_error", "kerascli.metrics:MeanSquaredErrorMetric", "mse"),
+))
+OPTIMIZERS = Registry("optimizer", (
+    ("sgd", "kerascli.optimizers:SGD", "SGD"),
+    ("adam", "kerascli.optimizers:Adam", "Adam"),
+))
+INITIALIZERS = Registry("initializer", (
+    ("glorot_uniform", "kerascli.initializers:glorot_uniform", "GlorotUniform", "xavier_uniform"),
+    ("glorot_normal", "kerascli.initializers:glorot_normal", "GlorotNormal", "xavier_normal"),
+    ("he_uniform", "kerascli.initializers:he_uniform", "HeUniform"),
+    ("he_normal", "kerascli.initializers:he_normal", "HeNormal"),
+    ("random_normal", "kerascli.initializers:random_normal", "RandomNormal"),
+    ("random_uniform", "kerascli.initializers:random_uniform", "RandomUniform"),
+    ("zeros", "kerascli.initializers:zeros", "Zeros"),
+    ("ones", "kerascli.initializers:ones", "Ones"),
+))
+DATASETS = Registry("dataset", (
+    ("digits", "kerascli.data.datasets:Digits"),
+    ("synthetic_classification", "kerascli.data.datasets:SyntheticClassification"),
+    ("synthetic_regression", "kerascli.data.datasets:SyntheticRegression"),
+    ("npz", "kerascli.data.datasets:NpzFile"),
+    ("npy", "kerascli.data.datasets:NpyPair"),
+    ("csv", "kerascli.data.datasets:CsvFile"),
+))
+CALLBACKS = Registry("callback")  # built-in callbacks are set up from train/checkpoint keys; plugins add more
+
+REGISTRIES = (LAYERS, ACTIVATIONS, LOSSES, METRICS, OPTIMIZERS, INITIALIZERS, DATASETS, CALLBACKS)
 
 
 def load_builtins() -> None:
-    """Import the modules whose definitions fill the registries (idempotent)."""
-    import kerascli.activations  # noqa: F401
-    import kerascli.data.datasets  # noqa: F401
-    import kerascli.initializers  # noqa: F401
-    import kerascli.layers  # noqa: F401
-    import kerascli.losses  # noqa: F401
-    import kerascli.metrics  # noqa: F401
-    import kerascli.optimizers  # noqa: F401
+    """Resolve every built-in entry now (tests and docs that list everything; a run does not need it)."""
+    for registry in REGISTRIES:
+        for _ in registry.items():
+            pass

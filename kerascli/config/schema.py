@@ -13,16 +13,9 @@ from typing import Any
 
 from kerascli.config.loader import LoadedConfig
 from kerascli.config.params import Checker, Param
-from kerascli.registry import (
-    DATASETS,
-    LAYERS,
-    LOSSES,
-    METRICS,
-    OPTIMIZERS,
-    load_builtins,
-)
+from kerascli.registry import CALLBACKS, DATASETS, LAYERS, LOSSES, METRICS, OPTIMIZERS
 
-TOP_KEYS = ["name", "seed", "data", "model", "compile", "train", "checkpoint"]
+TOP_KEYS = ["name", "seed", "plugins", "data", "model", "compile", "train", "checkpoint", "callbacks"]
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")  # layer names ('_' keys in checkpoints are not layers)
 RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # run names are folder names: 2024-exp is fine
 RUN_NAME_RULE = "must start with a letter or digit and use only letters, digits, '_', '.', '-'"
@@ -94,17 +87,26 @@ class RunSpec:
     train: dict
     checkpoint: dict
     source: LoadedConfig | None = None
+    plugins: list = field(default_factory=list)  # kerascli.plugins.Plugin of the config's plugins: list
+    entry_point_plugins: list = field(default_factory=list)  # those installed packages provide
+    callbacks: list = field(default_factory=list)  # [{type, ...arguments}]
 
     def to_dict(self) -> dict:
         return {
             "name": self.name,
             "seed": self.seed,
+            "plugins": [p.spec for p in self.plugins],
             "data": dict(self.data),
             "model": self.model.to_dict(),
             "compile": {**self.compile, "optimizer": dict(self.compile["optimizer"])},
             "train": dict(self.train),
             "checkpoint": dict(self.checkpoint),
+            "callbacks": [dict(c) for c in self.callbacks],
         }
+
+    def plugin_records(self) -> list[dict]:
+        """Every plugin this run depends on, with the SHA-256 of its source (stored with the run)."""
+        return [p.to_dict() for p in self.plugins + self.entry_point_plugins]
 
 
 def default_layer_name(type_name: str) -> str:
@@ -113,10 +115,12 @@ def default_layer_name(type_name: str) -> str:
 
 
 def resolve_config(loaded: LoadedConfig, default_name: str | None = None) -> RunSpec:
-    load_builtins()
     check = Checker(loaded)
     top = check.mapping(loaded.data, ())
     check.unknown_keys(top, TOP_KEYS, ())
+    # plugins first: the rest of the config may name what they register
+    entry_point_plugins = _load_entry_point_plugins()
+    plugins = _load_plugins(check, top.get("plugins"))
 
     if "name" in top:
         name = check.value(top["name"], Param("str"), ("name",))
@@ -140,8 +144,48 @@ def resolve_config(loaded: LoadedConfig, default_name: str | None = None) -> Run
     if ckpt["monitor"].startswith("val_") and data["validation_split"] == 0:
         # nothing to validate on: the best checkpoint follows the training value instead
         ckpt["monitor"] = ckpt["monitor"][4:]
+    callbacks = _resolve_callbacks(check, top.get("callbacks"))
     return RunSpec(name=name, seed=seed, data=data, model=model, compile=compile_, train=train,
-                   checkpoint=ckpt, source=loaded)
+                   checkpoint=ckpt, source=loaded, plugins=plugins, entry_point_plugins=entry_point_plugins,
+                   callbacks=callbacks)
+
+
+def _load_entry_point_plugins() -> list:
+    from kerascli import plugins
+
+    return plugins.load_entry_points()
+
+
+def _load_plugins(check: Checker, raw: Any) -> list:
+    from kerascli import plugins
+
+    if raw is None:
+        return []
+    items = check.value(raw, Param("str_list"), ("plugins",))
+    loaded = []
+    for i, item in enumerate(items):
+        try:
+            loaded.append(plugins.load(item))
+        except plugins.PluginError as exc:
+            raise check.error(("plugins", i), exc.message) from None
+    return loaded
+
+
+def _resolve_callbacks(check: Checker, raw: Any) -> list[dict]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise check.error(("callbacks",), f"expected a list of callbacks ({{type: Name, ...}}), got {raw!r}")
+    out = []
+    for i, item in enumerate(raw):
+        p = ("callbacks", i)
+        item = {"type": item} if isinstance(item, str) else check.mapping(item, p, "a callback name or mapping")
+        if "type" not in item:
+            valid = ", ".join(CALLBACKS.names()) or "none: plugins register callbacks"
+            raise check.error(p, f"missing required key 'type' (valid: {valid})")
+        type_name = check.value(item["type"], Param("str", choices=CALLBACKS), p + ("type",))
+        out.append({"type": type_name, **check.params(item, CALLBACKS.get(type_name).PARAMS, p, fixed=("type",))})
+    return out
 
 
 def _resolve_data(check: Checker, raw: Any) -> dict:

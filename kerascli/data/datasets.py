@@ -16,7 +16,6 @@ import numpy as np
 from kerascli.config.params import Param
 from kerascli.data.npyfile import check_npy, check_npz
 from kerascli.errors import DataError
-from kerascli.registry import DATASETS
 
 # Generated datasets larger than this many values are refused before anything is allocated.
 MAX_SYNTHETIC_VALUES = 1 << 28
@@ -66,7 +65,6 @@ def _load_npy(path: str) -> np.ndarray:
         raise DataError(f"{path}: not a readable .npy file ({exc})") from None
 
 
-@DATASETS.register("digits")
 class Digits(Dataset):
     """1,797 handwritten digits, 8x8 pixels valued 0..16 (the UCI optdigits test set)."""
 
@@ -83,7 +81,6 @@ def _check_size(samples: int, width: int) -> None:
                         f"(limit {MAX_SYNTHETIC_VALUES:,} values)")
 
 
-@DATASETS.register("synthetic_classification")
 class SyntheticClassification(Dataset):
     """Gaussian clusters, one per class, in ``features`` dimensions."""
 
@@ -105,7 +102,6 @@ class SyntheticClassification(Dataset):
         return x.astype(np.float32), y.astype(np.int64)
 
 
-@DATASETS.register("synthetic_regression")
 class SyntheticRegression(Dataset):
     """y = x @ W + noise for a random W."""
 
@@ -127,7 +123,6 @@ class SyntheticRegression(Dataset):
         return x.astype(np.float32), y.astype(np.float32)
 
 
-@DATASETS.register("npz")
 class NpzFile(Dataset):
     """Arrays ``x`` and ``y`` (names configurable) in one .npz file."""
 
@@ -149,7 +144,6 @@ class NpzFile(Dataset):
             raise DataError(f"{path}: cannot read as .npz without pickle ({exc})") from None
 
 
-@DATASETS.register("npy")
 class NpyPair(Dataset):
     """Features and labels in two .npy files."""
 
@@ -216,7 +210,6 @@ def _is_number(text: str) -> bool:
         return False
 
 
-@DATASETS.register("csv")
 class CsvFile(Dataset):
     """A CSV with a header row; the label column is named, every other column is a feature."""
 

@@ -15,7 +15,6 @@ from typing import Any, Callable
 import numpy as np
 
 from kerascli.config.params import Param
-from kerascli.registry import LAYERS
 
 
 class ShapeError(ValueError):
@@ -34,17 +33,13 @@ class WeightSpec:
         return math.prod(self.shape)  # exact: np.prod in int64 wraps around for absurd shapes
 
 
-def register_layer(type_name: str, *aliases: str) -> Callable[[type], type]:
-    def decorator(cls: type) -> type:
-        cls.type_name = type_name
-        LAYERS.add(type_name, cls, *aliases)
-        return cls
-
-    return decorator
-
-
 class Layer:
-    type_name = "Layer"
+    type_name = "Layer"  # each subclass's is its class name (Keras' convention), unless it sets one
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "type_name" not in cls.__dict__:
+            cls.type_name = cls.__name__
     PARAMS: dict[str, Param] = {}
     n_inputs = 1  # 0 means "two or more" (merge layers)
     # True for layers whose own kernels (not BLAS) do most of the work: a model with
@@ -73,6 +68,10 @@ class Layer:
     # ------------------------------------------------------------- building
     def add_weight(self, name: str, shape: tuple, initializer: str, trainable: bool = True) -> None:
         self.weight_specs.append(WeightSpec(name, tuple(int(s) for s in shape), initializer, trainable))
+
+    def setup(self, input_shape: Any) -> tuple:
+        """What the model calls: declare weights for ``input_shape`` and return the output shape."""
+        return tuple(self.build(input_shape))
 
     def build(self, input_shape: Any) -> tuple:
         """Declare weights for ``input_shape`` (no batch axis) and return the output shape."""

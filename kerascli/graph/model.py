@@ -53,7 +53,7 @@ class Model:
         ins = [shapes[src] for src in node.inputs]
         layer.input_shape = ins if layer.n_inputs == 0 else ins[0]
         layer.weight_specs = []
-        layer.output_shape = tuple(layer.build(layer.input_shape))
+        layer.output_shape = tuple(layer.setup(layer.input_shape))
         shapes[layer.name] = layer.output_shape
         # an input gradient is needed only if some layer before has trainable weights
         # (Rescaling or Reshape ahead of a first Conv2D do not make it need one)

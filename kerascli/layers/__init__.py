@@ -1,3 +1,1 @@
-"""Built-in layers; importing this package registers them."""
-
-from kerascli.layers import conv, core, merge, normalization, pooling  # noqa: F401
+"""Built-in layers, one family per module; the registry (kerascli.registry) imports each when a config names it."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kerascli.config.params import Param
-from kerascli.graph.layer import ActivatedLayer, ShapeError, register_layer
+from kerascli.graph.layer import ActivatedLayer, ShapeError
 from kerascli.ops import conv_geometry
 from kerascli.ops.contract import Conv2DGeometry
 from kerascli.registry import ACTIVATIONS, INITIALIZERS
@@ -24,7 +24,6 @@ def spatial_geometry(layer_name, input_shape, kernel, strides, padding):
     return out_h, out_w, pad_top, pad_left
 
 
-@register_layer("Conv2D", "Convolution2D")
 class Conv2D(ActivatedLayer):
     batch_parallel = True
     PARAMS = {

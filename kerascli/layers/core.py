@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 
 from kerascli.config.params import Param
-from kerascli.graph.layer import ActivatedLayer, Layer, ShapeError, register_layer
+from kerascli.graph.layer import ActivatedLayer, Layer, ShapeError
 from kerascli.registry import ACTIVATIONS, INITIALIZERS
 
 
-@register_layer("Dense")
 class Dense(ActivatedLayer):
     """y = activation(x @ kernel + bias) over the last axis; kernel is (in, units)."""
 
@@ -46,7 +45,6 @@ class Dense(ActivatedLayer):
         return None if dx is None else dx.reshape(self._xshape)
 
 
-@register_layer("Activation")
 class Activation(ActivatedLayer):
     PARAMS = {"activation": Param("str", choices=ACTIVATIONS)}
 
@@ -64,7 +62,6 @@ class Activation(ActivatedLayer):
         return dz.reshape(dy.shape)
 
 
-@register_layer("Dropout")
 class Dropout(Layer):
     """Inverted dropout: in training, zero each value with probability ``rate`` and scale the rest."""
 
@@ -93,7 +90,6 @@ class Dropout(Layer):
         return self.ops.dropout(dy, self._u, self.config["rate"])
 
 
-@register_layer("Flatten")
 class Flatten(Layer):
     PARAMS: dict = {}
 
@@ -108,7 +104,6 @@ class Flatten(Layer):
         return dy.reshape(self._xshape)
 
 
-@register_layer("Reshape")
 class Reshape(Layer):
     PARAMS = {"target_shape": Param("shape", min=-1, doc="shape without the batch axis; one entry may be -1")}
 
@@ -135,7 +130,6 @@ class Reshape(Layer):
         return dy.reshape(self._xshape)
 
 
-@register_layer("Rescaling")
 class Rescaling(Layer):
     """y = x * scale + offset, e.g. scale: 0.0625 maps 0..16 pixels to 0..1."""
 

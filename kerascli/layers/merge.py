@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from kerascli.config.params import Param
-from kerascli.graph.layer import Layer, ShapeError, register_layer
+from kerascli.graph.layer import Layer, ShapeError
 
 
-@register_layer("Add")
 class Add(Layer):
     PARAMS: dict = {}
     n_inputs = 0
@@ -27,7 +26,6 @@ class Add(Layer):
         return [dy] * self._count
 
 
-@register_layer("Concatenate")
 class Concatenate(Layer):
     PARAMS = {"axis": Param("int", -1, min=-8, max=8, doc="axis counted with the batch axis, as in Keras")}
     n_inputs = 0

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from kerascli.config.params import Param
-from kerascli.graph.layer import Layer, register_layer
+from kerascli.graph.layer import Layer
 from kerascli.registry import INITIALIZERS
 
 
-@register_layer("BatchNormalization")
 class BatchNormalization(Layer):
     """Training: normalise by batch statistics and update moving ones; inference: use the moving ones."""
 

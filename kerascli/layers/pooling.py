@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kerascli.config.params import Param
-from kerascli.graph.layer import Layer, register_layer
+from kerascli.graph.layer import Layer
 from kerascli.layers.conv import spatial_geometry
 
 
@@ -35,7 +35,6 @@ class _Pooling2D(Layer):
         return ph, pw, sh, sw, self.pad_top, self.pad_left
 
 
-@register_layer("MaxPooling2D", "MaxPool2D")
 class MaxPooling2D(_Pooling2D):
     def forward(self, x, training):
         out_shape = (x.shape[0],) + self.output_shape
@@ -48,7 +47,6 @@ class MaxPooling2D(_Pooling2D):
         return self.ops.max_pool2d_backward(dy, self._arg, self._window(), dx)
 
 
-@register_layer("AveragePooling2D", "AvgPool2D")
 class AveragePooling2D(_Pooling2D):
     def forward(self, x, training):
         y = self.workspace("y", (x.shape[0],) + self.output_shape)

@@ -13,6 +13,8 @@ Keys:
 * ``_rng/<layer>``: JSON text of the random generator state of each layer;
 * ``_data``: JSON text of the size and SHA-256 of every data file the run
   trained on (see kerascli.data.fingerprint);
+* ``_plugins``: JSON text of the plugins the run used, with the SHA-256 of
+  their source (see kerascli.plugins);
 * ``_state``: JSON text of the training position (epoch, step inside the
   epoch, global step, the epoch's running totals), callback state (best
   value) and the metrics history, everything an exact resume needs;
@@ -67,6 +69,11 @@ class Checkpoint:
         """{path: {bytes, sha256}} of the run's data files (None in checkpoints that predate them)."""
         return self._json("_data", "data fingerprints")
 
+    @cached_property
+    def plugins(self) -> list | None:
+        """[{spec, kind, path, sha256}] of the plugins the run used (None in checkpoints that predate them)."""
+        return self._json("_plugins", "plugin list")
+
     @property
     def epoch(self) -> int:
         return int(self.arrays["_epoch"]) if "_epoch" in self.arrays else 0
@@ -89,7 +96,7 @@ def checksum(arrays: dict[str, np.ndarray]) -> str:
 
 
 def checkpoint_arrays(model, optimizer, config: dict, epoch: int, state: dict | None = None,
-                      data: dict | None = None) -> dict[str, np.ndarray]:
+                      data: dict | None = None, plugins: list | None = None) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {key: value for key, value, _ in model.weight_items()}
     arrays["_format"] = np.array(FORMAT)
     arrays["_config"] = np.array(json.dumps(config))
@@ -107,13 +114,15 @@ def checkpoint_arrays(model, optimizer, config: dict, epoch: int, state: dict | 
         arrays["_state"] = np.array(json.dumps(state))
     if data is not None:
         arrays["_data"] = np.array(json.dumps(data))
+    if plugins is not None:
+        arrays["_plugins"] = np.array(json.dumps(plugins))
     arrays["_checksum"] = np.array(checksum(arrays))
     return arrays
 
 
 def save_checkpoint(path: str, model, optimizer, config: dict, epoch: int, state: dict | None = None,
-                    data: dict | None = None) -> None:
-    arrays = checkpoint_arrays(model, optimizer, config, epoch, state, data)
+                    data: dict | None = None, plugins: list | None = None) -> None:
+    arrays = checkpoint_arrays(model, optimizer, config, epoch, state, data, plugins)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
