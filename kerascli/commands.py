@@ -428,20 +428,51 @@ def output_columns(classification: bool, classes_only: bool, units: int) -> list
     return ["class"] + (["prob_1"] if units == 1 else [f"prob_{i}" for i in range(units)])
 
 
+def read_named_inputs(path: str, names: list[str]) -> dict[str, np.ndarray]:
+    """A multi-input model's inputs: the arrays of an .npz file named like the model's inputs."""
+    if not os.path.isfile(path):
+        raise DataError(f"input file not found: {path}")
+    if os.path.splitext(path)[1].lower() != ".npz":
+        raise DataError(f"{path}: a model with inputs {', '.join(names)} reads an .npz with arrays of those names")
+    have = list(check_npz(path))
+    missing = [n for n in names if n not in have]
+    if missing:
+        raise DataError(f"{path}: no array named {missing[0]!r} for the model's input of that name (arrays: "
+                        f"{', '.join(have) or 'none'})")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {n: z[n] for n in names}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: cannot read without pickle ({exc})") from None
+
+
+def class_ids(probs: np.ndarray) -> np.ndarray:
+    """Class ids from probabilities: threshold 0.5 for one sigmoid unit, else the largest."""
+    return (probs[:, 0] > 0.5).astype(np.int64) if probs.shape[1] == 1 else probs.argmax(axis=1)
+
+
 def predict(target: str, input_path: str, output_path: str, which: str, classes_only: bool, key: str | None,
-            batch_size: int, threads: int | None, console: Console, delimiter: str = ",") -> np.ndarray:
+            batch_size: int, threads: int | None, console: Console, delimiter: str = ","):
     out_ext = os.path.splitext(output_path)[1].lower()
-    if out_ext not in (".npy", ".csv"):
-        raise ConfigError(f"output must end in .npy or .csv, got {output_path}")
+    if out_ext not in (".npy", ".csv", ".npz"):
+        raise ConfigError(f"output must end in .npy, .csv or .npz, got {output_path}")
     if os.path.exists(output_path) and os.path.exists(input_path) and os.path.samefile(output_path, input_path):
         raise ConfigError(f"-o {output_path} is the input file; writing there would destroy it")
     session, ckpt = session_from_checkpoint(target, which, threads)
-    model, spec = session.model, session.spec
-    (input_shape,) = model.input_shapes.values()
-    x = read_inputs(input_path, key, spec.data.get("label_column", "label"), delimiter)
-    x = fit_to_input(x, input_shape, input_path).astype(model.dtype, copy=False)
-    classification = session.trainer.loss.classification
-    if classes_only and not classification:
+    model, spec, objective = session.model, session.spec, session.trainer.objective
+    if len(model.outputs) > 1 and out_ext != ".npz":
+        raise ConfigError(f"this model has outputs {', '.join(model.outputs)}: write them to an .npz (one array per "
+                          f"output), not {out_ext}")
+    if len(model.input_shapes) > 1:
+        x = {name: fit_to_input(a, model.input_shapes[name], f"{input_path}: {name}").astype(model.dtype, copy=False)
+             for name, a in read_named_inputs(input_path, list(model.input_shapes)).items()}
+        if len({len(a) for a in x.values()}) > 1:
+            raise DataError(f"{input_path}: the input arrays have different numbers of rows")
+    else:
+        (input_shape,) = model.input_shapes.values()
+        x = read_inputs(input_path, key, spec.data.get("label_column", "label"), delimiter)
+        x = fit_to_input(x, input_shape, input_path).astype(model.dtype, copy=False)
+    if classes_only and not all(objective.classification(o) for o in model.outputs):
         raise ConfigError("--classes needs a classification model; this one is trained with "
                           f"{spec.compile['loss']}")
     folder = os.path.dirname(os.path.abspath(output_path))
@@ -449,26 +480,39 @@ def predict(target: str, input_path: str, output_path: str, which: str, classes_
         raise DataError(f"output folder does not exist: {folder}")
     for note in session.notes:
         _warn(note)
-    probs = session.trainer.predict(x, batch_size)
-    ids = None
-    if classification:
-        ids = (probs[:, 0] > 0.5).astype(np.int64) if probs.shape[1] == 1 else probs.argmax(axis=1)
-    if out_ext == ".npy":
-        result = ids if classes_only else probs
-        atomic_write(output_path, lambda f: np.save(f, result))
+    predicted = session.trainer.predict(x, batch_size)
+    outputs = predicted if isinstance(predicted, dict) else {model.outputs[0]: predicted}
+    count = len(next(iter(outputs.values())))
+    if out_ext == ".npz":
+        arrays = {o: class_ids(p) if classes_only else p for o, p in outputs.items()}
+        atomic_write(output_path, lambda f: np.savez(f, **arrays))
     else:
-        lines = [",".join(output_columns(classification, classes_only, probs.shape[1]))]
-        for i in range(len(probs)):
-            row = [] if ids is None else [str(int(ids[i]))]
-            if not classes_only:
-                row += [f"{v:.8g}" for v in probs[i]]
-            lines.append(",".join(row))
-        atomic_write_text(output_path, "\n".join(lines) + "\n")
-    console.print(f"wrote {len(probs)} predictions to {output_path}", highlight=False)
-    return probs
+        probs = outputs[model.outputs[0]]
+        classification = objective.classification(model.outputs[0])
+        ids = class_ids(probs) if classification else None
+        if out_ext == ".npy":
+            result = ids if classes_only else probs
+            atomic_write(output_path, lambda f: np.save(f, result))
+        else:
+            lines = [",".join(output_columns(classification, classes_only, probs.shape[1]))]
+            for i in range(len(probs)):
+                row = [] if ids is None else [str(int(ids[i]))]
+                if not classes_only:
+                    row += [f"{v:.8g}" for v in probs[i]]
+                lines.append(",".join(row))
+            atomic_write_text(output_path, "\n".join(lines) + "\n")
+    console.print(f"wrote {count} predictions to {output_path}", highlight=False)
+    return predicted
 
 
 # ------------------------------------------------------------------ summary / validate
+def _shapes(model) -> str:
+    if len(model.outputs) == 1:
+        return str(model.output_shape)
+    return ", ".join(f"{o} {shape}" for o, shape in model.output_shapes.items())
+
+
+
 def summary(config_path: str, overrides: list[str], console: Console) -> None:
     from kerascli.graph.builder import build_model
 
@@ -485,4 +529,4 @@ def validate(config_path: str, overrides: list[str], console: Console) -> None:
     trainable, fixed = session.model.count_params()
     sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
     console.print(f"{config_path}: OK ({spec.name}: {trainable + fixed:,} params, output "
-                  f"{session.model.output_shape}, samples: {sizes})", highlight=False)
+                  f"{_shapes(session.model)}, samples: {sizes})", highlight=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kerascli.errors import ConfigError
 from kerascli.registry import METRICS
 
 
@@ -79,4 +80,8 @@ def make_metric(name: str, loss_name: str, units: int) -> Metric:
     # the two argmax accuracies differ only in how targets are stored, which the loss decides
     if cls in (CategoricalAccuracy, SparseCategoricalAccuracy):
         cls = SparseCategoricalAccuracy if sparse_targets else CategoricalAccuracy
+    elif sparse_targets and cls in (BinaryAccuracy, MeanAbsoluteError, MeanSquaredErrorMetric):
+        raise ConfigError(f"metric {name!r} compares predictions with targets of the same shape, but "
+                          f"{loss_name} takes class ids; use accuracy, or a loss with one-hot targets",
+                          key="compile.metrics")
     return cls(name)

@@ -174,7 +174,7 @@ def test_predict_bad_inputs(trained, tmp_path):
     result = invoke("predict", trained, tmp_path / "none.npy", "-o", tmp_path / "p.npy")
     assert result.exit_code == 2 and "input file not found" in result.output
     result = invoke("predict", trained, tmp_path / "wide.npy", "-o", tmp_path / "p.txt")
-    assert result.exit_code == 2 and "must end in .npy or .csv" in result.output
+    assert result.exit_code == 2 and "must end in .npy, .csv or .npz" in result.output
     assert not (tmp_path / "p.npy").exists()
 
 
@@ -217,6 +217,8 @@ BAD_CASES = {
         f"dataset: npz, path: {tmp_path}/nope.npz"), "data file not found"),
     "corrupt weights": (_corrupt_weights, "not a readable .npz"),
     "weights mismatch": (_wrong_weights, "'dense/kernel' for layer 'dense' has shape (2, 2), the model expects (6, 8)"),
+    "metric of another shape": (SMALL_MLP.replace("metrics: [accuracy]", "metrics: [accuracy, mae]"),
+                                "metric 'mean_absolute_error' compares predictions with targets of the same shape"),
     "output not a vector": (SMALL_MLP.replace("input_shape: [6]", "input_shape: [2, 3]"),
                             "losses need one vector per sample"),
     # 2**96 weights: a weight count in int64 wraps around to 0 and would pass the limit

@@ -24,7 +24,7 @@ MAX_DIM = 1 << 24
 
 @dataclass(frozen=True)
 class Param:
-    """One argument. kind: int, float, bool, str, pair, shape, str_list, path."""
+    """One argument. kind: int, float, bool, str, pair, shape, str_list, names (one or a list), path."""
 
     kind: str
     default: Any = REQUIRED
@@ -101,6 +101,12 @@ class Checker:
             if not isinstance(value, str) or not value:
                 raise self.error(path, f"expected a string, got {_describe(value)}")
             return self._choice(value, param, path)
+        if kind == "names":  # one name, or a list of names (the arrays of a multi-input model)
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+                return list(value)
+            raise self.error(path, f"expected a name or a list of names, got {_describe(value)}")
         if kind == "str_list":
             if isinstance(value, str):
                 value = [value]

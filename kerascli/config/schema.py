@@ -32,11 +32,7 @@ DATA_COMMON = {
     "test_split": Param("float", 0.0, min=0.0, max=0.9, doc="fraction held out for the test set"),
     "shuffle": Param("bool", True, doc="shuffle (seeded) before splitting"),
 }
-COMPILE_PARAMS = {
-    "optimizer": Param("str", "adam"),  # checked separately: a name or a mapping
-    "loss": Param("str", choices=LOSSES),
-    "metrics": Param("str_list", [], choices=METRICS),
-}
+COMPILE_KEYS = ["optimizer", "loss", "loss_weights", "metrics"]
 TRAIN_PARAMS = {
     "epochs": Param("int", 10, min=1, max=1_000_000),
     "batch_size": Param("int", 32, min=1),
@@ -135,10 +131,10 @@ def resolve_config(loaded: LoadedConfig, default_name: str | None = None) -> Run
             raise check.error((), f"missing required section {key!r}")
     data = _resolve_data(check, top["data"])
     model = _resolve_model(check, top["model"])
-    compile_ = _resolve_compile(check, top["compile"])
+    compile_ = _resolve_compile(check, top["compile"], model.outputs)
     train = check.params(check.mapping(top.get("train") or {}, ("train",)), TRAIN_PARAMS, ("train",))
     ckpt = check.params(check.mapping(top.get("checkpoint") or {}, ("checkpoint",)), CHECKPOINT_PARAMS, ("checkpoint",))
-    monitor_ok = {"loss", "val_loss"} | {m for m in compile_["metrics"]} | {"val_" + m for m in compile_["metrics"]}
+    monitor_ok = monitor_names(compile_)
     if ckpt["monitor"] not in monitor_ok:
         raise check.error(("checkpoint", "monitor"), f"cannot monitor {ckpt['monitor']!r} (valid: {', '.join(sorted(monitor_ok))})")
     if ckpt["monitor"].startswith("val_") and data["validation_split"] == 0:
@@ -204,9 +200,12 @@ def _resolve_data(check: Checker, raw: Any) -> dict:
     return out
 
 
-def _resolve_compile(check: Checker, raw: Any) -> dict:
+def _resolve_compile(check: Checker, raw: Any, outputs: list[str]) -> dict:
+    """The optimizer, and each output's loss, loss weight and metrics. One output: ``loss`` a name,
+    ``metrics`` a list, ``loss_weights`` null. Several: each may be one value for all outputs, a list in
+    ``model.outputs`` order, or a mapping by output name; resolved as mappings by output name."""
     raw = check.mapping(raw, ("compile",))
-    check.unknown_keys(raw, list(COMPILE_PARAMS), ("compile",))
+    check.unknown_keys(raw, COMPILE_KEYS, ("compile",))
     if "loss" not in raw:
         raise check.error(("compile",), f"missing required key 'loss' (valid: {', '.join(LOSSES.names())})")
     opt = raw.get("optimizer", "adam")
@@ -219,9 +218,59 @@ def _resolve_compile(check: Checker, raw: Any) -> dict:
     opt_type = check.value(opt["type"], Param("str", choices=OPTIMIZERS), path + ("type",))
     resolved_opt = {"type": opt_type}
     resolved_opt.update(check.params(opt, OPTIMIZERS.get(opt_type).PARAMS, path, fixed=("type",)))
-    rest = check.params({k: v for k, v in raw.items() if k != "optimizer"},
-                        {k: p for k, p in COMPILE_PARAMS.items() if k != "optimizer"}, ("compile",))
-    return {"optimizer": resolved_opt, "loss": rest["loss"], "metrics": rest["metrics"]}
+
+    loss_param, metrics_param = Param("str", choices=LOSSES), Param("str_list", [], choices=METRICS)
+    weight_param = Param("float", 1.0, min=0.0)
+    if len(outputs) == 1:
+        if "loss_weights" in raw and raw["loss_weights"] is not None:
+            raise check.error(("compile", "loss_weights"), "loss_weights weigh the losses of several outputs; "
+                                                           "this model has one")
+        loss = raw["loss"]
+        if isinstance(loss, dict) and list(loss) == outputs:  # {output: loss} for the one output
+            loss = loss[outputs[0]]
+        metrics = raw.get("metrics", [])
+        if isinstance(metrics, dict) and list(metrics) == outputs:
+            metrics = metrics[outputs[0]]
+        return {"optimizer": resolved_opt, "loss": check.value(loss, loss_param, ("compile", "loss")),
+                "loss_weights": None, "metrics": check.value(metrics, metrics_param, ("compile", "metrics"))}
+    return {"optimizer": resolved_opt,
+            "loss": _per_output(check, raw["loss"], outputs, loss_param, "loss", scalar=str),
+            "loss_weights": _per_output(check, raw.get("loss_weights"), outputs, weight_param, "loss_weights",
+                                        scalar=(int, float)),
+            "metrics": _per_output(check, raw.get("metrics", []), outputs, metrics_param, "metrics", scalar=list)}
+
+
+def _per_output(check: Checker, raw: Any, outputs: list[str], param: Param, key: str, scalar) -> dict:
+    """One value for every output, a list in outputs order, or a mapping by output name -> a mapping."""
+    path = ("compile", key)
+    if raw is None:
+        raw = param.default
+    if isinstance(raw, dict):
+        unknown = [k for k in raw if k not in outputs]
+        if unknown:
+            raise check.error(path + (unknown[0],), f"{unknown[0]!r} is not an output of this model (outputs: "
+                                                    f"{', '.join(outputs)})")
+        missing = [o for o in outputs if o not in raw]
+        if missing and param.required:
+            raise check.error(path, f"no {key} for output {missing[0]!r}")
+        return {o: check.value(raw.get(o, param.default), param, path + (o,)) for o in outputs}
+    if isinstance(raw, list) and not (scalar is list and all(isinstance(v, str) for v in raw)):
+        if len(raw) != len(outputs):
+            raise check.error(path, f"a list gives one {key} per output in order ({len(outputs)}: "
+                                    f"{', '.join(outputs)}), got {len(raw)}")
+        return {o: check.value(v, param, path + (i,)) for i, (o, v) in enumerate(zip(outputs, raw))}
+    return {o: check.value(raw, param, path) for o in outputs}
+
+
+def monitor_names(compile_: dict) -> set[str]:
+    """What checkpoint.monitor may name: the losses and metrics a run logs, and their val_ twins."""
+    names = {"loss"}
+    metrics = compile_["metrics"]
+    if isinstance(metrics, dict):
+        names |= {f"{o}_loss" for o in metrics} | {f"{o}_{m}" for o, ms in metrics.items() for m in ms}
+    else:
+        names |= set(metrics)
+    return names | {"val_" + n for n in names}
 
 
 def _resolve_model(check: Checker, raw: Any) -> ModelSpec:
@@ -255,8 +304,13 @@ def _resolve_model(check: Checker, raw: Any) -> ModelSpec:
             item = check.mapping(item, p)
             got = check.params(item, {"name": Param("str"), "shape": Param("shape")}, p)
             inputs.append(got)
-        if len(inputs) != 1:
-            raise check.error(("model", "inputs"), "exactly one input is supported: datasets provide one feature array")
+        names = [i["name"] for i in inputs]
+        for j, name in enumerate(names):
+            if not NAME_RE.match(name):
+                raise check.error(("model", "inputs", j, "name"), f"input name {name!r} must start with a letter "
+                                                                  "and use only letters, digits, '_', '.', '-'")
+            if names.index(name) != j:
+                raise check.error(("model", "inputs", j, "name"), f"duplicate input name {name!r}")
 
     taken: set[str] = {i["name"] for i in inputs}
     counters: dict[str, int] = {}
@@ -307,9 +361,11 @@ def _resolve_model(check: Checker, raw: Any) -> ModelSpec:
         if "outputs" not in raw:
             raise check.error(("model",), "missing required key 'outputs'")
         outputs = check.value(raw["outputs"], Param("str_list"), ("model", "outputs"))
-        if len(outputs) != 1:
-            raise check.error(("model", "outputs"), "exactly one output is supported")
+        if not outputs:
+            raise check.error(("model", "outputs"), "expected one or more layer names")
         for j, out in enumerate(outputs):
+            if outputs.index(out) != j:
+                raise check.error(("model", "outputs", j), f"{out!r} is listed twice")
             if out not in taken:
                 raise check.error(("model", "outputs", j), f"{out!r} is not a layer of this model")
     return ModelSpec(inputs=inputs, layers=layers, outputs=outputs, sequential=sequential, weights=weights,

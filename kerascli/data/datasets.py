@@ -39,12 +39,21 @@ def check_values(a: np.ndarray, source: str, what: str, unit: str = "sample") ->
             raise DataError(f"{source}: {what} contain NaN or Inf (first in {unit} {int(np.argmax(bad))})")
 
 
-def check_features(x: np.ndarray, y: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
-    check_values(x, source, "features")
-    check_values(y, source, "labels")
-    if len(x) != len(y):
-        raise DataError(f"{source}: {len(x)} feature rows but {len(y)} labels")
-    if len(x) == 0:
+def check_features(x, y, source: str):
+    """Features and labels (arrays, or dicts of arrays by name): numeric, finite, one row per sample each."""
+    xs = x if isinstance(x, dict) else {"": x}
+    ys = y if isinstance(y, dict) else {"": y}
+    for what, arrays in (("features", xs), ("labels", ys)):
+        for name, a in arrays.items():
+            check_values(a, source, f"{what} {name!r}" if name else what)
+    lengths = {len(a) for a in xs.values()}
+    if len(lengths) > 1:
+        raise DataError(f"{source}: feature arrays have different numbers of rows: {sorted(lengths)}")
+    n = lengths.pop()
+    for name, a in ys.items():
+        if len(a) != n:
+            raise DataError(f"{source}: {n} feature rows but {len(a)} labels" + (f" in {name!r}" if name else ""))
+    if n == 0:
         raise DataError(f"{source}: no samples")
     return x, y
 
@@ -124,9 +133,10 @@ class SyntheticRegression(Dataset):
 
 
 class NpzFile(Dataset):
-    """Arrays ``x`` and ``y`` (names configurable) in one .npz file."""
+    """Arrays in one .npz file: ``x`` and ``y`` name them (default ``x`` and ``y``). A model with several
+    inputs or outputs takes a list of names, which must be its input (or output) names."""
 
-    PARAMS = {"path": Param("path"), "x": Param("str", "x"), "y": Param("str", "y")}
+    PARAMS = {"path": Param("path"), "x": Param("names", "x"), "y": Param("names", "y")}
 
     @staticmethod
     def load(params):
@@ -136,12 +146,16 @@ class NpzFile(Dataset):
         try:
             with np.load(path, allow_pickle=False) as z:
                 keys = list(z.keys())
-                for key in (params["x"], params["y"]):
-                    if key not in keys:
-                        raise DataError(f"{path}: no array named {key!r} (arrays: {', '.join(keys) or 'none'})")
-                return check_features(z[params["x"]], z[params["y"]], path)
+                wanted = {role: [params[role]] if isinstance(params[role], str) else params[role] for role in "xy"}
+                for name in wanted["x"] + wanted["y"]:
+                    if name not in keys:
+                        raise DataError(f"{path}: no array named {name!r} (arrays: {', '.join(keys) or 'none'})")
+                arrays = {role: {name: z[name] for name in names} for role, names in wanted.items()}
         except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
             raise DataError(f"{path}: cannot read as .npz without pickle ({exc})") from None
+        x = arrays["x"] if isinstance(params["x"], list) else arrays["x"][params["x"]]
+        y = arrays["y"] if isinstance(params["y"], list) else arrays["y"][params["y"]]
+        return check_features(x, y, path)
 
 
 class NpyPair(Dataset):

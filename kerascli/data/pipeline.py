@@ -20,11 +20,16 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class Split:
-    x: np.ndarray
-    y: np.ndarray  # targets as the loss takes them
+    x: object  # features: an array, or a dict of arrays by model input name
+    y: object  # targets as the losses take them: an array, or a dict by model output name
 
     def __len__(self) -> int:
-        return len(self.x)
+        return len(next(iter(self.x.values())) if isinstance(self.x, dict) else self.x)
+
+
+def take(a, index):
+    """``a[index]`` for an array or for every array of a dict."""
+    return {k: v[index] for k, v in a.items()} if isinstance(a, dict) else a[index]
 
 
 def load_raw(data_spec: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -55,16 +60,40 @@ def check_input_shape(x: np.ndarray, input_shape: tuple, source: str) -> None:
         )
 
 
-def prepare_splits(data_spec: dict, seed: int, input_shape: tuple, loss, units: int, dtype) -> dict[str, Split]:
-    """Load the dataset, check it against the model, and return the non-empty splits."""
+def by_name(value, names: list[str], what: str, source: str) -> dict:
+    """A dataset's features or labels as a dict by the model's input or output names."""
+    if not isinstance(value, dict):
+        if len(names) == 1:
+            return {names[0]: value}
+        raise DataError(f"{source}: the model has {what}s {', '.join(names)} but the dataset gives one array; name "
+                        f"its arrays after them (e.g. npz: x: [{', '.join(names)}])")
+    missing = [n for n in names if n not in value]
+    if missing:
+        raise DataError(f"{source}: no array for model {what} {missing[0]!r} (the dataset has: "
+                        f"{', '.join(value)})")
+    return {n: value[n] for n in names}
+
+
+def prepare_splits(data_spec: dict, seed: int, model, objective, dtype) -> dict[str, Split]:
+    """Load the dataset, check it against the model's inputs and outputs, and return the non-empty splits."""
+    source = f"dataset {data_spec['dataset']!r}"
     x, y = load_raw(data_spec)
-    check_input_shape(x, input_shape, f"dataset {data_spec['dataset']!r}")
-    x = x.astype(dtype, copy=False)
-    targets = loss.targets(np.asarray(y), units, dtype)
+    xs = by_name(x, list(model.input_shapes), "input", source)
+    ys = by_name(y, list(model.outputs), "output", source)
+    lengths = {len(a) for a in list(xs.values()) + list(ys.values())}
+    if len(lengths) != 1:
+        raise DataError(f"{source}: its arrays have different numbers of samples ({sorted(lengths)})")
+    for name, shape in model.input_shapes.items():
+        check_input_shape(xs[name], shape, source if len(xs) == 1 else f"{source}, input {name!r}")
+        xs[name] = xs[name].astype(dtype, copy=False)
+    units = {o: model.output_shapes[o][0] for o in model.outputs}
+    targets = objective.targets(ys if objective.multi else ys[model.outputs[0]], units, dtype)
+    features = xs if len(xs) > 1 else next(iter(xs.values()))
+    n = lengths.pop()
     out = {}
-    for name, idx in split_indices(len(x), data_spec, seed).items():
+    for name, idx in split_indices(n, data_spec, seed).items():
         if len(idx):
-            out[name] = Split(x[idx], targets[idx])
+            out[name] = Split(take(features, idx), take(targets, idx))
     return out
 
 
@@ -78,8 +107,5 @@ def batches(split: Split, batch_size: int, order: np.ndarray | None = None):
     """Yield (x, y) batches of ``split`` (in ``order``, which may cover part of it); the last may be smaller."""
     n = len(split) if order is None else len(order)
     for start in range(0, n, batch_size):
-        if order is None:
-            yield split.x[start : start + batch_size], split.y[start : start + batch_size]
-        else:
-            idx = order[start : start + batch_size]
-            yield split.x[idx], split.y[idx]
+        index = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
+        yield take(split.x, index), take(split.y, index)

@@ -31,7 +31,7 @@ def build_model(spec: ModelSpec, source: LoadedConfig | None = None) -> Model:
             raise ConfigError(f"{layer.type_name} merges two or more inputs, got {node.inputs}",
                               key=format_key(path) or layer.name, where=where(path))
 
-    model = Model({i["name"]: tuple(i["shape"]) for i in spec.inputs}, nodes, spec.outputs[0])
+    model = Model({i["name"]: tuple(i["shape"]) for i in spec.inputs}, nodes, spec.outputs)
     shapes = dict(model.input_shapes)
     for node, path in zip(nodes, spec.layer_paths or [()] * len(nodes)):
         try:
@@ -40,7 +40,7 @@ def build_model(spec: ModelSpec, source: LoadedConfig | None = None) -> Model:
             ins = ", ".join(str(shapes[s]) for s in node.inputs)
             raise ConfigError(f"layer {node.layer.name!r} ({node.layer.type_name}) with input shape {ins}: {exc}",
                               key=format_key(path) or node.layer.name, where=where(path)) from None
-    model.output_shape = shapes[model.output]
+    model.output_shapes = {name: shapes[name] for name in model.outputs}
     try:
         model.check_size()
     except ModelSizeError as exc:

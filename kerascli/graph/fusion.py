@@ -59,7 +59,7 @@ def fuse(model, ops) -> list[tuple[str, str]]:
             continue
         src = node.inputs[0]
         producer = by_name.get(src)
-        if producer is None or src == model.output or readers[src] != 1 or producer.absorbed_by is not None:
+        if producer is None or src in model.outputs or readers[src] != 1 or producer.absorbed_by is not None:
             continue
         for pattern in PATTERNS:
             if (producer.type_name, consumer.type_name) != (pattern.producer, pattern.consumer):

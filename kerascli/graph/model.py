@@ -33,14 +33,15 @@ class Node:
 
 
 class Model:
-    def __init__(self, input_shapes: dict[str, tuple], nodes: list[Node], output: str):
+    def __init__(self, input_shapes: dict[str, tuple], nodes: list[Node], outputs: list[str]):
         self.input_shapes = {k: tuple(v) for k, v in input_shapes.items()}
         self.nodes = nodes
-        self.output = output
+        self.outputs = list(outputs)
         self.layers = [n.layer for n in nodes]
+        self.output_shapes: dict[str, tuple] = {}  # set by the builder
         self.dtype = np.dtype(np.float32)
         self.ops = None  # the backend's Ops (kerascli.ops.backend), set by set_backend
-        self.output_activation = 0  # applied by predict() when the loss fused the last activation
+        self.output_activations: dict[str, int] = {}  # applied by predict() where a loss fused the activation
         self._grad_flows: dict[str, bool] = {}  # layer name -> trainable weights at or before it
         self.param_buffer = np.zeros(0, np.float32)
         self.grad_buffer = np.zeros(0, np.float32)
@@ -110,12 +111,25 @@ class Model:
             layer.ops = ops
             layer.rng = np.random.default_rng([seed, 1, i])
 
-    def fuse_output_activation(self, activation: int) -> bool:
-        """Let the loss take pre-activation outputs when the last layer ends in ``activation``."""
-        last = next(n.layer for n in self.nodes if n.layer.name == self.output)
-        if isinstance(last, ActivatedLayer) and last.activation == activation:
+    @property
+    def single(self) -> bool:
+        """One input and one output: batches are arrays; otherwise dicts keyed by input or output name."""
+        return len(self.input_shapes) == 1 and len(self.outputs) == 1
+
+    @property
+    def output_shape(self) -> tuple:
+        """The shape of the first output (the only one, for most models)."""
+        return self.output_shapes[self.outputs[0]]
+
+    def fuse_output_activation(self, activation: int, output: str | None = None) -> bool:
+        """Let the loss of ``output`` (default: the first) take pre-activation values when the layer producing
+        it ends in ``activation`` and nothing else reads it."""
+        output = output or self.outputs[0]
+        last = next(n.layer for n in self.nodes if n.layer.name == output)
+        read_elsewhere = any(output in n.inputs for n in self.nodes)
+        if isinstance(last, ActivatedLayer) and last.activation == activation and not read_elsewhere:
             last.fuse_output()
-            self.output_activation = activation
+            self.output_activations[output] = activation
             return True
         return False
 
@@ -135,11 +149,10 @@ class Model:
         return {key: value.copy() for key, value, _ in self.weight_items()}
 
     # ------------------------------------------------------------- running
-    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        """Outputs for a batch; pre-activation if the loss fused the output activation."""
-        values: dict[str, np.ndarray] = {}
-        (input_name,) = self.input_shapes
-        values[input_name] = x
+    def forward(self, x, training: bool):
+        """Outputs for a batch (an array, or a dict by input name); pre-activation where a loss fused the
+        output activation. One output: an array; several: a dict by output name."""
+        values: dict[str, np.ndarray] = dict(x) if isinstance(x, dict) else {next(iter(self.input_shapes)): x}
         for node in self.nodes:
             layer = node.layer
             if layer.absorbed_by is not None:  # the layer before it already did its work
@@ -149,11 +162,14 @@ class Model:
                 values[layer.name] = layer.forward([values[s] for s in node.inputs], training)
             else:
                 values[layer.name] = layer.forward(values[node.inputs[0]], training)
-        return values[self.output]
+        if len(self.outputs) == 1:
+            return values[self.outputs[0]]
+        return {name: values[name] for name in self.outputs}
 
-    def backward(self, d_output: np.ndarray) -> None:
-        """Fill the gradient buffer from the gradient of the loss with respect to the output."""
-        grads: dict[str, np.ndarray] = {self.output: d_output}
+    def backward(self, d_output) -> None:
+        """Fill the gradient buffer from the gradient of the loss with respect to the output (a dict by
+        output name when there are several)."""
+        grads = dict(d_output) if isinstance(d_output, dict) else {self.outputs[0]: d_output}
         for node in reversed(self.nodes):
             layer = node.layer
             dy = grads.pop(layer.name, None)
@@ -173,10 +189,12 @@ class Model:
         per_sample = max(math.prod(layer.output_shape) for layer in self.layers) * self.dtype.itemsize
         return max(1, min(batch_size, INFERENCE_ACTIVATION_BYTES // max(per_sample, 1)))
 
-    def predict_batch(self, x: np.ndarray) -> np.ndarray:
-        """Inference outputs (probabilities when the output ends in softmax or sigmoid)."""
+    def predict_batch(self, x):
+        """Inference outputs (probabilities where an output ends in softmax or sigmoid)."""
         out = self.forward(x, training=False)
-        if self.output_activation:
-            out = self.ops.bias_activation_forward(out, self.ops.no_bias(out.dtype), self.output_activation,
-                                                   self.ops.empty(out.shape, out.dtype))
-        return out
+        outs = out if isinstance(out, dict) else {self.outputs[0]: out}
+        for name, act in self.output_activations.items():
+            o = outs[name]
+            outs[name] = self.ops.bias_activation_forward(o, self.ops.no_bias(o.dtype), act,
+                                                          self.ops.empty(o.shape, o.dtype))
+        return outs if isinstance(out, dict) else outs[self.outputs[0]]

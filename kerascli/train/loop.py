@@ -63,12 +63,12 @@ class Totals:
 
 
 class Trainer:
-    def __init__(self, model, loss, metrics, optimizer, fused: bool):
+    def __init__(self, model, objective, optimizer):
         self.model = model
-        self.loss = loss
-        self.metrics = metrics
+        self.objective = objective  # the outputs' losses, their weights and metrics
+        first = objective.outputs[0]
+        self.loss, self.fused = objective.losses[first], objective.fused[first]  # the (first) output's
         self.optimizer = optimizer
-        self.fused = fused
         self.stop_training = False
         # position: a checkpoint taken anywhere restores exactly this
         self.epoch = 0  # epochs completed
@@ -110,36 +110,37 @@ class Trainer:
     def ops(self):
         return self.model.ops
 
-    def _loss_and_metrics(self, out, t, totals: Totals):
-        losses, pred = self.loss.forward(self.ops, out, t, self.fused)
-        total = float(losses.sum())
-        totals.add("loss", total, len(out))
-        for metric in self.metrics:
-            s, _ = metric.update(self.ops, pred, t)
-            totals.add(metric.name, s, len(out))
-        return total, pred
-
-    def train_step(self, x: np.ndarray, t: np.ndarray, totals: Totals) -> float:
+    def train_step(self, x, t, totals: Totals) -> float:
+        """One optimizer step on a batch (arrays, or dicts by input and output name); returns its mean loss."""
+        n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
         out = self.model.forward(x, training=True)
-        total, pred = self._loss_and_metrics(out, t, totals)
-        d_out = self.loss.backward(self.ops, out, pred, t, 1.0 / len(x), self.fused)
-        self.model.backward(d_out)
+        total, pred = self.objective.forward(self.ops, out, t, totals)
+        self.model.backward(self.objective.backward(self.ops, out, pred, t, 1.0 / n))
         for hook in self.gradient_hooks:
             hook(self.model.grad_buffer, self.model.state_buffer)
         self.optimizer.step(self.model.param_buffer, self.model.grad_buffer)
-        return total / len(x)
+        return total / n
 
     def evaluate(self, split: Split, batch_size: int, prefix: str = "") -> dict[str, float]:
-        totals = Totals(["loss"] + [m.name for m in self.metrics])
+        totals = Totals(self.objective.names)
         for x, t in batches(split, self.model.inference_batch(batch_size)):
-            self._loss_and_metrics(self.model.forward(x, training=False), t, totals)
+            self.objective.forward(self.ops, self.model.forward(x, training=False), t, totals)
         return totals.means(prefix)
 
-    def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
-        # copies: a layer may return a buffer it reuses on the next batch
+    def predict(self, x, batch_size: int):
+        """Predictions for ``x`` (an array, or a dict by input name): an array, or a dict by output name."""
         step = self.model.inference_batch(batch_size)
-        parts = [self.model.predict_batch(x[i : i + step]).copy() for i in range(0, len(x), step)]
-        return np.concatenate(parts) if parts else np.zeros((0,) + self.model.output_shape, self.model.dtype)
+        n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+        parts = []
+        for i in range(0, n, step):
+            batch = {k: v[i:i + step] for k, v in x.items()} if isinstance(x, dict) else x[i:i + step]
+            out = self.model.predict_batch(batch)
+            # copies: a layer may return a buffer it reuses on the next batch
+            parts.append({k: v.copy() for k, v in out.items()} if isinstance(out, dict) else out.copy())
+        if len(self.model.outputs) == 1:
+            return np.concatenate(parts) if parts else np.zeros((0,) + self.model.output_shape, self.model.dtype)
+        return {o: np.concatenate([p[o] for p in parts]) if parts else
+                np.zeros((0,) + self.model.output_shapes[o], self.model.dtype) for o in self.model.outputs}
 
     def train_epoch(self, train: Split, batch_size: int, order: np.ndarray, epoch: int,
                     callbacks: list[Callback] = (), start_step: int = 0) -> dict[str, float]:
@@ -148,7 +149,7 @@ class Trainer:
         Resuming mid-epoch (``start_step`` > 0) continues the running sums in ``self.totals``.
         """
         if not start_step or self.totals is None:
-            self.totals = Totals(["loss"] + [m.name for m in self.metrics])
+            self.totals = Totals(self.objective.names)
         batches_left = batches(train, batch_size, order[start_step * batch_size :])
         for step, (x, t) in enumerate(batches_left, start=start_step + 1):
             value = self.train_step(x, t, self.totals)

@@ -12,11 +12,11 @@ from kerascli.data.npyfile import memory_bytes
 from kerascli.data.pipeline import Split, prepare_splits
 from kerascli.errors import ConfigError
 from kerascli.graph.builder import build_model
-from kerascli.metrics import make_metric
 from kerascli.ops import get_ops
-from kerascli.registry import LOSSES, OPTIMIZERS
+from kerascli.registry import OPTIMIZERS
 from kerascli.runs.checkpoint import apply_weights, load_checkpoint
 from kerascli.train.loop import Trainer
+from kerascli.train.objective import Objective
 from kerascli.train.threads import auto_threads, oversubscription_note
 
 
@@ -29,13 +29,14 @@ class Session:
 
 
 def check_output(spec: RunSpec, model) -> None:
-    if len(model.output_shape) != 1:
-        where = spec.source.where(("model", "layers")) if spec.source else None
-        raise ConfigError(
-            f"the model's output has shape {model.output_shape}; losses need one vector per sample, "
-            "e.g. end with Flatten and Dense",
-            key="model.layers", where=where,
-        )
+    for name, shape in model.output_shapes.items():
+        if len(shape) != 1:
+            where = spec.source.where(("model", "layers")) if spec.source else None
+            what = "the model's output" if len(model.outputs) == 1 else f"output {name!r}"
+            raise ConfigError(
+                f"{what} has shape {shape}; losses need one vector per sample, e.g. end with Flatten and Dense",
+                key="model.layers", where=where,
+            )
 
 
 # A buffer larger than this (one layer's output over a batch, a convolution's patches...) is refused
@@ -78,14 +79,11 @@ def build_session(spec: RunSpec, *, initial_weights: bool = True) -> Session:
     check_buffer_sizes(spec, model, threads)
     model.allocate(np.dtype(spec.train["dtype"]), spec.seed)
     threads = ops.set_threads(threads, batch_parallel=any(layer.batch_parallel for layer in model.layers))
-    loss = LOSSES.get(spec.compile["loss"])()
-    fused = loss.fuses is not None and model.fuse_output_activation(loss.fuses)
+    objective = Objective(model, *per_output(spec.compile, model.outputs))
     model.fuse_layers()
-    units = model.output_shape[0]
-    metrics = [make_metric(name, loss.name, units) for name in spec.compile["metrics"]]
     opt_cfg = {k: v for k, v in spec.compile["optimizer"].items() if k != "type"}
     optimizer = OPTIMIZERS.get(spec.compile["optimizer"]["type"])(opt_cfg, model.param_buffer.size, model.dtype, model.ops)
-    trainer = Trainer(model, loss, metrics, optimizer, fused)
+    trainer = Trainer(model, objective, optimizer)
     trainer.threads = threads
     session = Session(spec, model, trainer, [note] if note else [])
     if initial_weights:
@@ -106,7 +104,15 @@ def load_initial_weights(session: Session) -> None:
         apply_weights(session.model, load_checkpoint(path).weights(), path)
 
 
+def per_output(compile_: dict, outputs: list[str]) -> tuple[dict, dict, dict]:
+    """(loss, loss weight, metrics) of each output from the resolved compile section (with one output its
+    loss is a name and its metrics a list; with several, mappings by output name)."""
+    loss, weights, metrics = compile_["loss"], compile_.get("loss_weights") or {}, compile_["metrics"]
+    losses = loss if isinstance(loss, dict) else {o: loss for o in outputs}
+    metrics = metrics if isinstance(metrics, dict) else {o: list(metrics) for o in outputs}
+    return losses, weights, metrics
+
+
 def load_data(session: Session) -> dict[str, Split]:
     spec, model = session.spec, session.model
-    (input_shape,) = model.input_shapes.values()
-    return prepare_splits(spec.data, spec.seed, input_shape, session.trainer.loss, model.output_shape[0], model.dtype)
+    return prepare_splits(spec.data, spec.seed, model, session.trainer.objective, model.dtype)
