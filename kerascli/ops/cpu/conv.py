@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
-from kerascli.ops.contract import LINEAR, RELU, SIGMOID, SOFTMAX, TANH  # noqa: F401  (codes in comments)
-from kerascli.ops.cpu.activations import _softmax_rows, bias_activation_backward
+from kerascli.ops.contract import SOFTMAX
+from kerascli.ops.cpu.activations import (
+    _activation_value,
+    _softmax_rows,
+    bias_activation_backward,
+)
 from kerascli.ops.cpu.jit import fma_opts, opts, trailing_zeros, window_span
 
 
@@ -107,16 +109,8 @@ def col2im(cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
 @njit(**fma_opts)
 def _activate(values, act):
     """An elementwise activation in place on a 1-D array (softmax is applied per pixel elsewhere)."""
-    if act == 1:
-        for f in range(values.size):
-            a = values[f]
-            values[f] = a if not a < 0 else 0.0
-    elif act == 2:
-        for f in range(values.size):
-            values[f] = 1.0 / (1.0 + math.exp(-values[f]))
-    elif act == 3:
-        for f in range(values.size):
-            values[f] = math.tanh(values[f])
+    for f in range(values.size):
+        values[f] = _activation_value(values[f], act)
 
 
 # The direct kernels work on 4 neighbouring output pixels at once where their
@@ -243,7 +237,7 @@ def conv2d_direct(x, kernel, bias, act, sh, sw, pad_top, pad_left, out_h, out_w,
         for oy in range(out_h):
             o = out[b, oy]
             _direct_row(x, b, oy, taps, b0, kh, kw, sh, sw, pad_top, pad_left, o)
-            if act == 4:
+            if act == SOFTMAX:
                 _softmax_rows(o, o)
             else:
                 _activate(o.reshape(out_w * filters), act)
