@@ -1,8 +1,9 @@
-"""kerascli side by side with PyTorch (CPU) and Keras 3 (torch backend), same models, data and threads.
+"""kerascli side by side with PyTorch (CPU, eager and torch.compile), JAX (jax.jit + optax) and Keras 3 (torch
+backend): same models, data, optimizer and threads.
 
     python benchmarks/compare.py                      # full run, writes benchmarks/results.json
     python benchmarks/compare.py --quick              # fewer repeats, smaller data: a smoke run
-    python benchmarks/compare.py --peers torch        # leave Keras out
+    python benchmarks/compare.py --peers torch,jax    # only these peers
     python benchmarks/compare.py --cases "train CNN"  # only the cases whose name contains this
     python benchmarks/compare.py --display-only       # only the live display's cost on a terminal
     python benchmarks/compare.py --custom-layer-only  # only a call-only plugin layer against built-in Dense
@@ -206,7 +207,112 @@ class Keras:
         return model.predict(x, batch_size=batch, verbose=0)
 
 
-PEERS = {"torch": Torch, "keras": Keras}
+# ---------------------------------------------------------------- torch.compile
+class TorchCompile(Torch):
+    """PyTorch with its models compiled by torch.compile (inductor, C++ kernels on the CPU)."""
+
+    name = "torch.compile"
+
+    def mlp(self):
+        model, opt = super().mlp()
+        return self.torch.compile(model), opt
+
+    def cnn(self):
+        model, opt = super().cnn()
+        return self.torch.compile(model), opt
+
+
+# ---------------------------------------------------------------- JAX
+class Jax:
+    """JAX: the same models written with jax.numpy and jax.lax, the whole training step (forward, gradient,
+    optax's Adam with Keras' epsilon) compiled by jax.jit; Keras' glorot-uniform initial weights."""
+
+    name = "jax"
+
+    def __init__(self, threads):
+        if threads == 1:
+            os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        import jax
+        import jax.numpy as jnp
+        import optax
+
+        self.jax, self.jnp, self.optax = jax, jnp, optax
+        self.key = jax.random.PRNGKey(0)
+        self.rng = np.random.default_rng(0)
+
+    def _glorot(self, shape, fan_in, fan_out):
+        self.key, sub = self.jax.random.split(self.key)
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        return self.jax.random.uniform(sub, shape, minval=-limit, maxval=limit)
+
+    def _dense(self, n_in, n_out):
+        return {"w": self._glorot((n_in, n_out), n_in, n_out), "b": self.jnp.zeros(n_out)}
+
+    def _conv(self, k, c_in, c_out):
+        return {"w": self._glorot((k, k, c_in, c_out), k * k * c_in, k * k * c_out), "b": self.jnp.zeros(c_out)}
+
+    def _state(self, params, forward):
+        jax, optax = self.jax, self.optax
+        opt = optax.adam(1e-3, eps=1e-7)
+
+        def loss(p, x, y):
+            return optax.softmax_cross_entropy_with_integer_labels(forward(p, x), y).mean()
+
+        @jax.jit
+        def step(p, opt_state, x, y):
+            grads = jax.grad(loss)(p, x, y)
+            updates, opt_state = opt.update(grads, opt_state, p)
+            return optax.apply_updates(p, updates), opt_state
+
+        @jax.jit
+        def probabilities(p, x):
+            return jax.nn.softmax(forward(p, x))
+
+        return {"params": params, "opt_state": opt.init(params), "step": step, "predict": probabilities}
+
+    def mlp(self):
+        jnp = self.jnp
+        params = [self._dense(784, 256), self._dense(256, 256), self._dense(256, 10)]
+
+        def forward(p, x):
+            for layer in p[:-1]:
+                x = jnp.maximum(x @ layer["w"] + layer["b"], 0)
+            return x @ p[-1]["w"] + p[-1]["b"]
+
+        return self._state(params, forward)
+
+    def cnn(self):
+        jax, jnp = self.jax, self.jnp
+        params = [self._conv(3, 1, 32), self._conv(3, 32, 64), self._dense(64 * 5 * 5, 128), self._dense(128, 10)]
+
+        def conv_pool(x, layer):
+            x = jax.lax.conv_general_dilated(x, layer["w"], (1, 1), "VALID",
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC")) + layer["b"]
+            return jax.lax.reduce_window(jnp.maximum(x, 0), -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1),
+                                         "VALID")
+
+        def forward(p, x):
+            x = conv_pool(conv_pool(x, p[0]), p[1]).reshape(x.shape[0], -1)
+            x = jnp.maximum(x @ p[2]["w"] + p[2]["b"], 0)
+            return x @ p[3]["w"] + p[3]["b"]
+
+        return self._state(params, forward)
+
+    def train_epoch(self, state, x, y, batch):
+        order = self.rng.permutation(len(x))
+        params, opt_state = state["params"], state["opt_state"]
+        for i in range(0, len(x), batch):
+            idx = order[i : i + batch]
+            params, opt_state = state["step"](params, opt_state, x[idx], y[idx])
+        self.jax.block_until_ready(params)
+        state["params"], state["opt_state"] = params, opt_state
+
+    def predict(self, state, x, batch):
+        parts = [state["predict"](state["params"], x[i : i + batch]) for i in range(0, len(x), batch)]
+        return np.concatenate([np.asarray(p) for p in parts])
+
+
+PEERS = {"torch": Torch, "keras": Keras, "jax": Jax, "torch.compile": TorchCompile}
 
 
 # ---------------------------------------------------------------- throughput
@@ -462,7 +568,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--peers", default="torch,keras", help="comma-separated: torch, keras")
+    parser.add_argument("--peers", default="torch,keras,jax,torch.compile",
+                        help="comma-separated: torch, keras, jax, torch.compile")
     parser.add_argument("--quick", action="store_true", help="smaller data and 2 repeats")
     parser.add_argument("--json", default=os.path.join(HERE, "results.json"))
     parser.add_argument("--cases", help="only cases whose name contains this text; skips startup, RSS and the JSON")
@@ -545,8 +652,10 @@ def _version(fw):
         import kerascli
 
         return kerascli.__version__
-    if fw.name == "torch":
+    if fw.name in ("torch", "torch.compile"):
         return fw.torch.__version__
+    if fw.name == "jax":
+        return f"{fw.jax.__version__} (optax {fw.optax.__version__})"
     return fw.keras.__version__
 
 
