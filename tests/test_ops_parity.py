@@ -383,3 +383,18 @@ def test_every_kernel_has_a_parity_test():
         assert name in kernels, f"{name} is not a kernel"
         # the declaring test really calls it (by name through run()/run_out(), or directly)
         assert any(re.search(rf"['\".]{name}\b", inspect.getsource(t)) for t in tests), name
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_gemm_transposes_writes_out_and_accumulates(rng, backend, trans_a, trans_b):
+    ops = get_ops(backend)
+    a = rng.normal(size=(4, 3) if trans_a else (3, 4))
+    b = rng.normal(size=(5, 4) if trans_b else (4, 5))
+    expected = (a.T if trans_a else a) @ (b.T if trans_b else b)
+    out = np.full((3, 5), 7.0)
+    assert ops.gemm(a, b, out=out, trans_a=trans_a, trans_b=trans_b) is out
+    np.testing.assert_allclose(out, expected)
+    ops.gemm(a, b, out=out, trans_a=trans_a, trans_b=trans_b, accumulate=True)
+    np.testing.assert_allclose(out, 2 * expected)
+    np.testing.assert_allclose(ops.gemm(a, b, trans_a=trans_a, trans_b=trans_b), expected)

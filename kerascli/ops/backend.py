@@ -77,9 +77,14 @@ class ReferenceOps:
         return self._no_bias[dtype]
 
     # ---------------------------------------------------------------- products
-    def gemm(self, a, b, out=None, trans_a=False, trans_b=False):
-        """op(a) @ op(b) into ``out`` (allocated when None), op transposing where asked."""
-        return np.matmul(a.T if trans_a else a, b.T if trans_b else b, out=out)
+    def gemm(self, a, b, out=None, trans_a=False, trans_b=False, accumulate=False):
+        """op(a) @ op(b) into ``out`` (allocated when None), op transposing where asked; with ``accumulate``,
+        added to what ``out`` holds."""
+        a, b = a.T if trans_a else a, b.T if trans_b else b
+        if accumulate:
+            out += np.matmul(a, b)  # BLAS could add in place (beta = 1); numpy's matmul cannot
+            return out
+        return np.matmul(a, b, out=out)
 
     # ---------------------------------------------------------------- threads
     @property
