@@ -98,9 +98,6 @@ class Layer(_Layer):
     def compute_output_shape(self, input_shape):
         return None  # not given: found by running call once
 
-    def get_config(self) -> dict:
-        return super().get_config()
-
     # ---------------------------------------------------------------- what the model calls
     def setup(self, input_shape) -> tuple:
         self.build(input_shape)
@@ -147,9 +144,10 @@ class Layer(_Layer):
                 setattr(self, attr, ref)
 
     def _call(self, inputs, training):
-        if "training" in inspect.signature(self.call).parameters:
-            return self.call(inputs, training=training)
-        return self.call(inputs)
+        cls = type(self)
+        if "_call_takes_training" not in cls.__dict__:  # read the signature once per class, not per batch
+            cls._call_takes_training = "training" in inspect.signature(cls.call).parameters
+        return self.call(inputs, training=training) if cls._call_takes_training else self.call(inputs)
 
     def _hand_written_backward(self) -> bool:
         return type(self).backward is not Layer.backward
@@ -157,11 +155,13 @@ class Layer(_Layer):
     def forward(self, x, training):
         expected = (len(x[0]) if self.n_inputs == 0 else len(x),) + self.output_shape
         if self._hand_written_backward():
-            # the weights' attributes become the live weight arrays, for call and backward alike (they are
-            # views into the model's buffers, updated in place)
-            for attr, ref in list(vars(self).items()):
-                if isinstance(ref, _WeightRef):
-                    setattr(self, attr, self.params[ref.name])
+            if not getattr(self, "_weights_live", False):
+                # the weights' attributes become the live weight arrays, for call and backward alike (they
+                # are views into the model's buffers, updated in place): once
+                for attr, ref in list(vars(self).items()):
+                    if isinstance(ref, _WeightRef):
+                        setattr(self, attr, self.params[ref.name])
+                self._weights_live = True
             out = np.asarray(self._call(x, training))
             self._check_output(out.shape, expected)
             return out
@@ -267,20 +267,25 @@ def register_layer(name: str | None = None, *aliases: str) -> Callable[[type], t
     return decorator
 
 
+def _instance_if_class(item, base, what: str):
+    """A registered loss or metric is a function, or a subclass of ``base`` with ``call``: its instance
+    (None for a function)."""
+    if isinstance(item, type):
+        _require(item, base, ("call",), what)
+        return item()
+    if not callable(item):
+        raise ConfigError(f"{what} must be a function or a {base.__name__} subclass, got {item!r}")
+    return None
+
+
 def register_loss(name: str, *aliases: str) -> Callable:
     """Register ``fn(y_true, y_pred) -> per-sample values`` (or a Loss subclass) as a ``compile.loss``."""
 
     def decorator(item):
         from kerascli.losses import FunctionLoss
 
-        if isinstance(item, type):
-            _require(item, Loss, ("call",), "a registered loss")
-            instance = item()
-            call, targets = instance.call, instance.targets
-        elif callable(item):
-            call, targets = item, Loss().targets
-        else:
-            raise ConfigError(f"a registered loss must be a function or a Loss subclass, got {item!r}")
+        instance = _instance_if_class(item, Loss, "a registered loss")
+        call, targets = (instance.call, instance.targets) if instance else (item, Loss().targets)
         _add(LOSSES, name, FunctionLoss.make(name, call, targets), aliases, getattr(item, "__module__", None))
         return item
 
@@ -293,42 +298,33 @@ def register_metric(name: str, *aliases: str) -> Callable:
     def decorator(item):
         from kerascli.metrics import FunctionMetric
 
-        if isinstance(item, type):
-            _require(item, Metric, ("call",), "a registered metric")
-            call = item().call
-        elif callable(item):
-            call = item
-        else:
-            raise ConfigError(f"a registered metric must be a function or a Metric subclass, got {item!r}")
-        _add(METRICS, name, FunctionMetric.make(call), aliases, getattr(item, "__module__", None))
+        instance = _instance_if_class(item, Metric, "a registered metric")
+        _add(METRICS, name, FunctionMetric.make(instance.call if instance else item), aliases,
+             getattr(item, "__module__", None))
         return item
 
     return decorator
 
 
-def register_optimizer(name: str, *aliases: str) -> Callable[[type], type]:
+def _register_class(registry, base, methods: tuple[str, ...], what: str, name: str | None, aliases: tuple):
     def decorator(cls):
-        _require(cls, Optimizer, ("apply",), "a registered optimizer")
-        _add(OPTIMIZERS, name, cls, aliases, cls.__module__)
+        _require(cls, base, methods, what)
+        _add(registry, name or cls.__name__, cls, aliases, cls.__module__)
         return cls
 
     return decorator
+
+
+def register_optimizer(name: str, *aliases: str) -> Callable[[type], type]:
+    """Register an Optimizer subclass (with ``apply``) as a ``compile.optimizer`` type."""
+    return _register_class(OPTIMIZERS, Optimizer, ("apply",), "a registered optimizer", name, aliases)
 
 
 def register_dataset(name: str, *aliases: str) -> Callable[[type], type]:
-    def decorator(cls):
-        _require(cls, Dataset, ("load",), "a registered dataset")
-        _add(DATASETS, name, cls, aliases, cls.__module__)
-        return cls
-
-    return decorator
+    """Register a Dataset subclass (with ``load``) as a ``data.dataset``."""
+    return _register_class(DATASETS, Dataset, ("load",), "a registered dataset", name, aliases)
 
 
 def register_callback(name: str | None = None, *aliases: str) -> Callable[[type], type]:
-    def decorator(cls):
-        if not (isinstance(cls, type) and issubclass(cls, Callback)):
-            raise ConfigError(f"a registered callback must be a subclass of kerascli.api.Callback, got {cls!r}")
-        _add(CALLBACKS, name or cls.__name__, cls, aliases, cls.__module__)
-        return cls
-
-    return decorator
+    """Register a Callback subclass (default name: the class name) for the ``callbacks:`` section."""
+    return _register_class(CALLBACKS, Callback, (), "a registered callback", name, aliases)

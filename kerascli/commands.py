@@ -15,7 +15,6 @@ import shlex
 import shutil
 import sys
 import time
-import zipfile
 
 import numpy as np
 from rich.console import Console
@@ -34,7 +33,7 @@ from kerascli.config.loader import LoadedConfig
 from kerascli.config.schema import RUN_NAME_RE, RUN_NAME_RULE, RunSpec
 from kerascli.data.datasets import check_values, read_numeric_csv
 from kerascli.data.fingerprint import changed_files, fingerprints
-from kerascli.data.npyfile import check_npy, check_npz
+from kerascli.data.npyfile import check_npy, check_npz, load_npz_arrays
 from kerascli.data.pipeline import SPLITS
 from kerascli.errors import CheckpointError, ConfigError, DataError, KerascliError
 from kerascli.registry import CALLBACKS
@@ -394,9 +393,8 @@ def read_inputs(path: str, key: str | None, drop_column: str | None, delimiter: 
         chosen = key or ("x" if "x" in names else names[0] if len(names) == 1 else None)
         if chosen is None or chosen not in names:
             raise DataError(f"{path}: choose the input array with --key (arrays: {', '.join(names) or 'none'})")
-        with np.load(path, allow_pickle=False) as z:
-            return z[chosen]
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        return load_npz_arrays(path, [chosen], found=names)[chosen]
+    except (ValueError, OSError, EOFError) as exc:
         raise DataError(f"{path}: cannot read without pickle ({exc})") from None
 
 
@@ -434,16 +432,7 @@ def read_named_inputs(path: str, names: list[str]) -> dict[str, np.ndarray]:
         raise DataError(f"input file not found: {path}")
     if os.path.splitext(path)[1].lower() != ".npz":
         raise DataError(f"{path}: a model with inputs {', '.join(names)} reads an .npz with arrays of those names")
-    have = list(check_npz(path))
-    missing = [n for n in names if n not in have]
-    if missing:
-        raise DataError(f"{path}: no array named {missing[0]!r} for the model's input of that name (arrays: "
-                        f"{', '.join(have) or 'none'})")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {n: z[n] for n in names}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: cannot read without pickle ({exc})") from None
+    return load_npz_arrays(path, names, purpose=" for the model's input of that name")
 
 
 def class_ids(probs: np.ndarray) -> np.ndarray:

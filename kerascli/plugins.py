@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import hashlib
 import importlib
 import importlib.util
 import os
@@ -23,6 +22,7 @@ import sys
 import traceback
 from dataclasses import asdict, dataclass
 
+from kerascli.data.fingerprint import sha256_file
 from kerascli.errors import ConfigError
 
 ENTRY_POINT_GROUP = "kerascli.plugins"
@@ -57,8 +57,7 @@ def current_source(module: str | None = None) -> str:
 
 
 def file_sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    return sha256_file(path)[1]
 
 
 @contextlib.contextmanager

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import csv
 import os
-import zipfile
 from importlib import resources
 
 import numpy as np
 
 from kerascli.config.params import Param
-from kerascli.data.npyfile import check_npy, check_npz
+from kerascli.data.npyfile import check_npy, load_npz_arrays
 from kerascli.errors import DataError
 
 # Generated datasets larger than this many values are refused before anything is allocated.
@@ -142,20 +141,12 @@ class NpzFile(Dataset):
     def load(params):
         path = params["path"]
         _require_file(path)
-        check_npz(path)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                keys = list(z.keys())
-                wanted = {role: [params[role]] if isinstance(params[role], str) else params[role] for role in "xy"}
-                for name in wanted["x"] + wanted["y"]:
-                    if name not in keys:
-                        raise DataError(f"{path}: no array named {name!r} (arrays: {', '.join(keys) or 'none'})")
-                arrays = {role: {name: z[name] for name in names} for role, names in wanted.items()}
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-            raise DataError(f"{path}: cannot read as .npz without pickle ({exc})") from None
-        x = arrays["x"] if isinstance(params["x"], list) else arrays["x"][params["x"]]
-        y = arrays["y"] if isinstance(params["y"], list) else arrays["y"][params["y"]]
-        return check_features(x, y, path)
+        arrays = load_npz_arrays(path, [n for role in "xy" for n in np.atleast_1d(params[role]).tolist()])
+
+        def pick(names):  # one array, or a dict of them for a model with several inputs or outputs
+            return {n: arrays[n] for n in names} if isinstance(names, list) else arrays[names]
+
+        return check_features(pick(params["x"]), pick(params["y"]), path)
 
 
 class NpyPair(Dataset):

@@ -21,17 +21,23 @@ def data_files(data_spec: dict) -> list[str]:
             if param.kind == "path" and data_spec.get(key) is not None]
 
 
-def file_fingerprint(path: str) -> dict:
+def sha256_file(path: str) -> tuple[int, str]:
+    """(size in bytes, SHA-256 hex digest) of a file, read in chunks; OSError when it cannot be read."""
     digest = hashlib.sha256()
     size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def file_fingerprint(path: str) -> dict:
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
+        size, sha = sha256_file(path)
     except OSError as exc:
         raise DataError(f"cannot read data file {path}: {exc.strerror}") from None
-    return {"bytes": size, "sha256": digest.hexdigest()}
+    return {"bytes": size, "sha256": sha}
 
 
 def fingerprints(data_spec: dict) -> dict[str, dict]:

@@ -87,6 +87,21 @@ def check_npz(path: str, limit: int | None = None, what: str = ".npz file") -> d
     return found
 
 
+def load_npz_arrays(path: str, names: list[str], found: list[str] | None = None, purpose: str = "") -> dict:
+    """The arrays ``names`` of the .npz file ``path``, every header checked first (``found``: the names
+    check_npz already gave for it). A missing name is one error listing the arrays the file has;
+    ``purpose`` says what the name was wanted for."""
+    have = list(check_npz(path)) if found is None else found
+    for name in names:
+        if name not in have:
+            raise DataError(f"{path}: no array named {name!r}{purpose} (arrays: {', '.join(have) or 'none'})")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {name: z[name] for name in names}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: cannot read as .npz without pickle ({exc})") from None
+
+
 def _check_limit(path: str, nbytes: int, limit: int | None) -> None:
     limit = memory_bytes() if limit is None else limit
     if nbytes > limit:

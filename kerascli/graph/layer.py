@@ -43,7 +43,7 @@ class Layer:
     PARAMS: dict[str, Param] = {}
     n_inputs = 1  # 0 means "two or more" (merge layers)
     # True for layers whose own kernels (not BLAS) do most of the work: a model with
-    # one runs batch-parallel (see kerascli.train.threads.set_threads)
+    # one runs batch-parallel (see kerascli.ops.backend.NumbaCPUOps.set_threads)
     batch_parallel = False
 
     def __init__(self, name: str, config: dict):

@@ -19,7 +19,6 @@ from types import ModuleType
 
 import numpy as np
 
-from kerascli.ops import algorithms
 from kerascli.ops.algorithms import arrays, conv, dense, optim, pooling
 from kerascli.ops.contract import KERNEL_FAMILIES
 from kerascli.ops.memory import aligned_empty
@@ -175,4 +174,4 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-del _module, _name, _f, algorithms
+del _module, _name, _f

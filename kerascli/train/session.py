@@ -17,7 +17,7 @@ from kerascli.registry import OPTIMIZERS
 from kerascli.runs.checkpoint import apply_weights, load_checkpoint
 from kerascli.train.loop import Trainer
 from kerascli.train.objective import Objective
-from kerascli.train.threads import auto_threads, oversubscription_note
+from kerascli.train.threads import choose_threads
 
 
 @dataclass
@@ -70,22 +70,17 @@ def build_session(spec: RunSpec, *, initial_weights: bool = True) -> Session:
     """Model with weights (initialised from the seed, then ``model.weights`` if given) and a trainer."""
     model = build_model(spec.model, spec.source)
     check_output(spec, model)
-    if spec.train["threads"]:
-        threads, note = spec.train["threads"], oversubscription_note(spec.train["threads"])
-    else:
-        threads, note = auto_threads()
+    threads, note = choose_threads(spec.train["threads"])
     ops = get_ops(spec.train["backend"])
     model.set_backend(ops, spec.seed)
     check_buffer_sizes(spec, model, threads)
     model.allocate(np.dtype(spec.train["dtype"]), spec.seed)
-    threads = ops.set_threads(threads, batch_parallel=any(layer.batch_parallel for layer in model.layers))
     objective = Objective(model, *per_output(spec.compile, model.outputs))
     model.fuse_layers()
     opt_cfg = {k: v for k, v in spec.compile["optimizer"].items() if k != "type"}
     optimizer = OPTIMIZERS.get(spec.compile["optimizer"]["type"])(opt_cfg, model.param_buffer.size, model.dtype, model.ops)
-    trainer = Trainer(model, objective, optimizer)
-    trainer.threads = threads
-    session = Session(spec, model, trainer, [note] if note else [])
+    session = Session(spec, model, Trainer(model, objective, optimizer), [note] if note else [])
+    use_threads(session, threads)
     if initial_weights:
         load_initial_weights(session)
     return session

@@ -39,29 +39,34 @@ def _is_busy_kerascli(argv: list[str]) -> bool:
     return False
 
 
-def auto_threads() -> tuple[int, str | None]:
-    """The thread count for ``threads: 0``: the available cores, shared with the kerascli processes
-    already busy on this machine, and a note saying so when they are.
+def choose_threads(requested: int) -> tuple[int, str | None]:
+    """The thread count to use and a note for the user. ``requested`` 0 takes the available cores, shared
+    with the kerascli processes already busy on this machine (saying so when there are some); an
+    explicit count is kept, with a warning when it oversubscribes the cores together with them.
 
     Two processes that each run BLAS on every core of a small machine do not run at half speed but
     many times slower (measured: a Dense model 0.5 s alone, 15 s each when two ran at once on 2 cores
     with 2 threads each; 1.3 s each with 2 + 1 threads).
     """
     cores, others = available_cores(), other_busy_processes()
+    share = max(1, cores // (others + 1))
+    busy = f"{others} other kerascli process{'es' if others > 1 else ''} busy on this machine's {cores} cores"
+    if requested:
+        note = f"{busy} and {requested} threads here: oversubscribed runs can be many times slower"
+        return requested, note if others and requested > share else None
     if not others:
         return cores, None
-    n = max(1, cores // (others + 1))
-    return n, (f"{others} other kerascli process{'es' if others > 1 else ''} busy on this machine's {cores} cores: "
-               f"using {n} thread{'s' if n > 1 else ''} (set --threads or train.threads to choose)")
+    return share, f"{busy}: using {share} thread{'s' if share > 1 else ''} (set --threads or train.threads to choose)"
+
+
+def auto_threads() -> tuple[int, str | None]:
+    """``choose_threads`` for ``threads: 0``."""
+    return choose_threads(0)
 
 
 def oversubscription_note(threads: int) -> str | None:
-    """A warning when an explicit thread count together with other busy kerascli processes exceeds the cores."""
-    cores, others = available_cores(), other_busy_processes()
-    if others and threads > max(1, cores // (others + 1)):
-        return (f"{others} other kerascli process{'es' if others > 1 else ''} busy on this machine's {cores} cores "
-                f"and {threads} threads here: oversubscribed runs can be many times slower")
-    return None
+    """The warning ``choose_threads`` gives for an explicit thread count, if any."""
+    return choose_threads(threads)[1]
 
 
 def set_threads(threads: int, batch_parallel: bool = True, backend: str = "cpu") -> int:
