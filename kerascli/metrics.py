@@ -25,12 +25,12 @@ class Metric:
 
 class CategoricalAccuracy(Metric):
     def update(self, ops, pred, t):
-        return float(ops.count_argmax_agree(pred, t)), len(pred)
+        return ops.count_argmax_agree(pred, t), len(pred)
 
 
 class SparseCategoricalAccuracy(Metric):
     def update(self, ops, pred, t):
-        return float(ops.count_argmax_hits(pred, t)), len(pred)
+        return ops.count_argmax_hits(pred, t), len(pred)
 
 
 class BinaryAccuracy(Metric):
@@ -45,7 +45,7 @@ class MeanAbsoluteError(Metric):
 
 class MeanSquaredErrorMetric(Metric):
     def update(self, ops, pred, t):
-        return float(ops.mean_squared_error(pred, t).sum()), len(pred)
+        return ops.total(ops.mean_squared_error(pred, t)), len(pred)
 
 
 class FunctionMetric(Metric):

@@ -37,7 +37,7 @@ class Optimizer:
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         self.iterations = int(state["iterations"])
         for name, value in self.slots.items():
-            value[...] = state[name]
+            self.ops.assign(value, state[name])
 
 
 class SGD(Optimizer):

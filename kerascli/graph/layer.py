@@ -59,6 +59,7 @@ class Layer:
         self.output_shape: tuple = ()
         self.need_input_grad = True
         self._workspace: dict[str, np.ndarray] = {}
+        self._views: dict = {}  # (name, shape, dtype) -> (the workspace it views, the view)
 
     @classmethod
     def resolve_params(cls, params: dict, error: Callable[[str, str], Exception]) -> dict:
@@ -96,12 +97,17 @@ class Layer:
         batch reuses the same memory.
         """
         dtype = np.dtype(dtype or self.dtype)
-        size = math.prod(shape)  # not np.prod: this runs several times per layer per step
+        view = self._views.get((name, shape, dtype))
         flat = self._workspace.get(name)
+        if view is not None and view[0] is flat:  # the same view as last step (making one costs more on a GPU)
+            return view[1]
+        size = math.prod(shape)  # not np.prod: this runs several times per layer per step
         if flat is None or flat.size < size or flat.dtype != dtype:
             flat = self.ops.empty((size,), dtype)
             self._workspace[name] = flat
-        return flat[:size].reshape(shape)
+        out = flat[:size].reshape(shape)
+        self._views[(name, shape, dtype)] = (flat, out)
+        return out
 
     # ------------------------------------------------------------- running
     def forward(self, x: Any, training: bool) -> np.ndarray:
@@ -140,5 +146,7 @@ class ActivatedLayer(Layer):
         self.act = 0
 
     def activation_backward(self, dy2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Gradient through the activation and its column sums (the bias gradient)."""
-        return self.ops.activation_backward(dy2, self._y, self.act, self.workspace("dz", self._y.shape))
+        """Gradient through the activation and its column sums (the bias gradient, stored in the layer's
+        ``bias`` gradient when it has one)."""
+        return self.ops.activation_backward(dy2, self._y, self.act, self.workspace("dz", self._y.shape),
+                                            self.grads.get("bias"))

@@ -100,7 +100,7 @@ class Model:
         for layer, spec, start in places:
             buffer = self.param_buffer if spec.trainable else self.state_buffer
             view = buffer[start : start + spec.size].reshape(spec.shape)
-            view[...] = INITIALIZERS.get(spec.initializer)(rng, spec.shape, self.dtype)
+            self.ops.assign(view, INITIALIZERS.get(spec.initializer)(rng, spec.shape, self.dtype))
             layer.params[spec.name] = view
             if spec.trainable:
                 layer.grads[spec.name] = self.grad_buffer[start : start + spec.size].reshape(spec.shape)
@@ -146,7 +146,22 @@ class Model:
                     yield f"{layer.name}/{spec.name}", layer.params[spec.name], spec
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        return {key: value.copy() for key, value, _ in self.weight_items()}
+        """Every weight by ``<layer>/<weight>``, as host arrays (copies)."""
+        return self.host_weights()
+
+    def host_weights(self, buffers: dict | None = None) -> dict[str, np.ndarray]:
+        """Host copies of the weights, cut from one copy of each flat buffer (one transfer each from a
+        device); ``buffers`` maps "param"/"state" to host copies already made."""
+        buffers = buffers or self.host_buffers()
+        out = {}
+        for layer in self.layers:
+            for spec in layer.weight_specs:
+                key = f"{layer.name}/{spec.name}"
+                out[key] = buffers["param" if spec.trainable else "state"][self.slices[key]].reshape(spec.shape)
+        return out
+
+    def host_buffers(self) -> dict[str, np.ndarray]:
+        return {"param": self.ops.to_host(self.param_buffer), "state": self.ops.to_host(self.state_buffer)}
 
     # ------------------------------------------------------------- running
     def forward(self, x, training: bool):

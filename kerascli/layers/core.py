@@ -37,9 +37,7 @@ class Dense(ActivatedLayer):
         return y.reshape(x.shape[:-1] + (units,))
 
     def backward(self, dy):
-        dz, db = self.activation_backward(dy.reshape(self._y.shape))
-        if "bias" in self.grads:
-            self.grads["bias"][...] = db
+        dz, _ = self.activation_backward(dy.reshape(self._y.shape))  # fills the bias gradient
         dx = self.workspace("dx", self._x2.shape) if self.need_input_grad else None
         self.ops.dense_backward(self._x2, self.params["kernel"], dz, self.grads["kernel"], dx)
         return None if dx is None else dx.reshape(self._xshape)
@@ -52,7 +50,7 @@ class Activation(ActivatedLayer):
         return tuple(input_shape)
 
     def forward(self, x, training):
-        x2 = x.reshape(-1, x.shape[-1])
+        x2 = x.reshape(-1, self.output_shape[-1])
         y = self.ops.bias_activation_forward(x2, self.ops.no_bias(x.dtype), self.act, self.workspace("y", x2.shape))
         self._y = y
         return y.reshape(x.shape)
@@ -81,7 +79,7 @@ class Dropout(Layer):
         self._u = None
         if not training or rate == 0.0:
             return x
-        self._u = self.ops.uniform(self.rng, x.shape, x.dtype)
+        self._u = self.ops.uniform(self.rng, x.shape, x.dtype, out=self.workspace("u", x.shape))
         return self.ops.dropout(x, self._u, rate)
 
     def backward(self, dy):

@@ -36,11 +36,17 @@ class BatchNormalization(Layer):
         gamma = self.params.get("gamma")
         beta = self.params.get("beta")
         if gamma is None:
-            gamma = self.ops.zeros((self.channels,), dtype)
-            gamma[...] = 1
+            gamma = self._constant("ones", 1, dtype)
         if beta is None:
-            beta = self.ops.zeros((self.channels,), dtype)
+            beta = self._constant("zeros", 0, dtype)
         return gamma, beta
+
+    def _constant(self, name, value, dtype):
+        """A per-channel constant standing in for a weight the layer does not have (made once)."""
+        have = self._workspace.get(name)
+        if have is None or have.dtype != dtype:
+            have = self._workspace[name] = self.ops.full((self.channels,), value, dtype)
+        return have
 
     def forward(self, x, training):
         x2 = x.reshape(-1, self.channels)
@@ -63,7 +69,7 @@ class BatchNormalization(Layer):
             dy.reshape(-1, self.channels), self._xhat, self._gamma, self._inv_std
         )
         if "gamma" in self.grads:
-            self.grads["gamma"][...] = dgamma
+            self.ops.assign(self.grads["gamma"], dgamma)
         if "beta" in self.grads:
-            self.grads["beta"][...] = dbeta
+            self.ops.assign(self.grads["beta"], dbeta)
         return dx.reshape(dy.shape)

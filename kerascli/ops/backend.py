@@ -75,6 +75,46 @@ class ReferenceOps:
             self._no_bias[dtype] = np.zeros(0, dtype)
         return self._no_bias[dtype]
 
+    def full(self, shape, value, dtype) -> np.ndarray:
+        out = self.empty(shape, dtype)
+        out[...] = value
+        return out
+
+    # ---------------------------------------------------------------- host and device
+    # Arrays of this Ops live in host memory: these move nothing (a device backend copies).
+    def to_host(self, a) -> np.ndarray:
+        """A host copy of ``a`` (a copy even here: the caller may keep it while ``a`` is reused)."""
+        return np.array(a)
+
+    def to_device(self, a):
+        """``a`` (a host array) where this Ops' kernels can read it."""
+        return a
+
+    def assign(self, dst, src) -> None:
+        """dst[...] = src for arrays of this Ops (src may be a host array)."""
+        dst[...] = src
+
+    def total(self, values) -> float:
+        """The sum of ``values`` as a number (a device backend may keep it on the device: see
+        kerascli.train.loop.Totals)."""
+        return float(values.sum())
+
+    def batches(self, split, batch_size: int, order=None):
+        """(x, y) batches of a dataset split, as arrays of this Ops (kerascli.data.pipeline.batches)."""
+        from kerascli.data.pipeline import batches
+
+        return batches(split, batch_size, order)
+
+    def memory_bytes(self) -> int:
+        """Memory this Ops' arrays are allocated from."""
+        from kerascli.data.npyfile import memory_bytes
+
+        return memory_bytes()
+
+    def unsupported(self, model) -> str | None:
+        """Why this Ops cannot run ``model`` (a layer it has no kernels for), or None."""
+        return None
+
     # ---------------------------------------------------------------- products
     def gemm(self, a, b, out=None, trans_a=False, trans_b=False, accumulate=False):
         """op(a) @ op(b) into ``out`` (allocated when None), op transposing where asked; with ``accumulate``,
@@ -107,6 +147,9 @@ class ReferenceOps:
     def kernels_on_disk(self) -> bool:
         """Whether compiled kernels are cached on disk (numpy kernels need no compiling)."""
         return True
+
+    def synchronize(self) -> None:
+        """Wait for queued work (a device backend's); host work is done when its call returns."""
 
 
 for _module in ALGORITHM_MODULES:  # algorithms are methods: they take the Ops as ``self``

@@ -97,7 +97,7 @@ def checksum(arrays: dict[str, np.ndarray]) -> str:
 
 def checkpoint_arrays(model, optimizer, config: dict, epoch: int, state: dict | None = None,
                       data: dict | None = None, plugins: list | None = None) -> dict[str, np.ndarray]:
-    arrays: dict[str, np.ndarray] = {key: value for key, value, _ in model.weight_items()}
+    arrays: dict[str, np.ndarray] = model.host_weights()  # host copies, also of a GPU run's weights
     arrays["_format"] = np.array(FORMAT)
     arrays["_config"] = np.array(json.dumps(config))
     arrays["_epoch"] = np.array(epoch, dtype=np.int64)
@@ -105,8 +105,9 @@ def checkpoint_arrays(model, optimizer, config: dict, epoch: int, state: dict | 
         arrays["_optimizer/iterations"] = np.array(optimizer.iterations, dtype=np.int64)
         arrays["_optimizer/learning_rate"] = np.array(optimizer.learning_rate, dtype=np.float64)
         for slot, flat in optimizer.slots.items():
+            host = model.ops.to_host(flat)
             for key, _, spec in model.weight_items(trainable_only=True):
-                arrays[f"_optimizer/{slot}/{key}"] = flat[model.slices[key]].reshape(spec.shape)
+                arrays[f"_optimizer/{slot}/{key}"] = host[model.slices[key]].reshape(spec.shape)
     for layer in model.layers:
         if layer.rng is not None:
             arrays[f"_rng/{layer.name}"] = np.array(json.dumps(layer.rng.bit_generator.state))
@@ -172,9 +173,14 @@ def apply_weights(model, weights: dict[str, np.ndarray], source: str) -> None:
             )
         if not np.isfinite(value).all():
             raise CheckpointError(f"{source}: {key!r} contains NaN or Inf")
-        staged.append((view, value))
-    for view, value in staged:  # all checked: now copy, so a failure never leaves a half-loaded model
-        view[...] = value
+        staged.append((key, spec, value))
+    # all checked: now copy, so a failure never leaves a half-loaded model (into host copies of the flat
+    # buffers, then each buffer in one copy: one transfer each when the model lives on a GPU)
+    buffers = model.host_buffers()
+    for key, spec, value in staged:
+        buffers["param" if spec.trainable else "state"][model.slices[key]] = value.ravel()
+    model.ops.assign(model.param_buffer, buffers["param"])
+    model.ops.assign(model.state_buffer, buffers["state"])
 
 
 def apply_training_state(model, optimizer, ckpt: Checkpoint) -> None:
@@ -182,11 +188,13 @@ def apply_training_state(model, optimizer, ckpt: Checkpoint) -> None:
     arrays = ckpt.arrays
     if optimizer is not None and "_optimizer/iterations" in arrays:
         for slot, flat in optimizer.slots.items():
+            host = model.ops.to_host(flat)
             for key, _, spec in model.weight_items(trainable_only=True):
                 name = f"_optimizer/{slot}/{key}"
                 if name not in arrays or tuple(arrays[name].shape) != tuple(spec.shape):
                     raise CheckpointError(f"{ckpt.path}: optimizer state {name!r} is missing or has the wrong shape")
-                flat[model.slices[key]] = arrays[name].ravel()
+                host[model.slices[key]] = arrays[name].ravel()
+            model.ops.assign(flat, host)
         optimizer.iterations = int(arrays["_optimizer/iterations"])
         if "_optimizer/learning_rate" in arrays:
             optimizer.config["learning_rate"] = float(arrays["_optimizer/learning_rate"])

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 
 import numpy as np
 
-from kerascli.data.pipeline import Split, batches, epoch_order
+from kerascli.data.pipeline import Split, epoch_order
 from kerascli.errors import KerascliError
 
 
@@ -37,21 +38,46 @@ class Callback:
 
 
 class Totals:
-    """Sample-weighted sums of loss and metrics over an epoch or an evaluation."""
+    """Sample-weighted sums of loss and metrics over an epoch or an evaluation.
+
+    A value may be a number or one still on a GPU (kerascli.ops.cuda.algorithms.DeviceSum): those are added
+    up on the device and copied to the host only when the sums are read (``means``), not once per batch.
+    """
 
     def __init__(self, names: list[str]):
         self.sums = {name: 0.0 for name in names}
         self.count = 0
+        self._index = {name: i for i, name in enumerate(names)}
+        self._device = None  # (accumulator, reader) once a device value arrived
 
-    def add(self, name: str, total: float, count: int) -> None:
-        self.sums[name] += total
+    def add(self, name: str, total, count: int, weight: float = 1.0) -> None:
+        """Add ``weight * total`` to ``name``; samples are counted where ``name`` is "loss" and ``count``."""
+        if isinstance(total, (int, float, np.number)):
+            self.sums[name] += weight * float(total)
+        else:
+            if self._device is None:
+                self._device = (total.accumulator(len(self.sums)), total.read)
+            (total.scaled(weight) if weight != 1.0 else total).add_to(self._device[0], self._index[name])
         if name == "loss":
             self.count += count
 
+    def flush(self) -> None:
+        if self._device is not None:
+            acc, read = self._device
+            for name, value in zip(self.sums, read(acc)):
+                self.sums[name] += value
+
     def means(self, prefix: str = "") -> dict[str, float]:
+        self.flush()
         return {prefix + k: v / max(self.count, 1) for k, v in self.sums.items()}
 
+    def logs(self) -> "LazyLogs":
+        """The means as a mapping that reads them only when looked at (a progress bar redraws at most a few
+        times a second; a GPU's sums are copied to the host only then)."""
+        return LazyLogs(self)
+
     def to_dict(self) -> dict:
+        self.flush()
         return {"sums": dict(self.sums), "count": self.count}
 
     @classmethod
@@ -60,6 +86,25 @@ class Totals:
         totals.sums.update(data["sums"])
         totals.count = data["count"]
         return totals
+
+
+class LazyLogs(Mapping):
+    def __init__(self, totals: Totals):
+        self._totals, self._means = totals, None
+
+    def _read(self) -> dict:
+        if self._means is None:
+            self._means = self._totals.means()
+        return self._means
+
+    def __getitem__(self, key):
+        return self._read()[key]
+
+    def __iter__(self):
+        return iter(self._read())
+
+    def __len__(self):
+        return len(self._totals.sums)
 
 
 class Trainer:
@@ -110,8 +155,9 @@ class Trainer:
     def ops(self):
         return self.model.ops
 
-    def train_step(self, x, t, totals: Totals) -> float:
-        """One optimizer step on a batch (arrays, or dicts by input and output name); returns its mean loss."""
+    def train_step(self, x, t, totals: Totals):
+        """One optimizer step on a batch (arrays, or dicts by input and output name); returns its mean loss,
+        or None where the loss stays on a GPU until ``totals`` are read."""
         n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
         out = self.model.forward(x, training=True)
         total, pred = self.objective.forward(self.ops, out, t, totals)
@@ -119,11 +165,11 @@ class Trainer:
         for hook in self.gradient_hooks:
             hook(self.model.grad_buffer, self.model.state_buffer)
         self.optimizer.step(self.model.param_buffer, self.model.grad_buffer)
-        return total / n
+        return total / n if isinstance(total, float) else None
 
     def evaluate(self, split: Split, batch_size: int, prefix: str = "") -> dict[str, float]:
         totals = Totals(self.objective.names)
-        for x, t in batches(split, self.model.inference_batch(batch_size)):
+        for x, t in self.ops.batches(split, self.model.inference_batch(batch_size)):
             self.objective.forward(self.ops, self.model.forward(x, training=False), t, totals)
         return totals.means(prefix)
 
@@ -133,10 +179,12 @@ class Trainer:
         n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
         parts = []
         for i in range(0, n, step):
-            batch = {k: v[i:i + step] for k, v in x.items()} if isinstance(x, dict) else x[i:i + step]
+            up = self.ops.to_device
+            batch = {k: up(v[i:i + step]) for k, v in x.items()} if isinstance(x, dict) else up(x[i:i + step])
             out = self.model.predict_batch(batch)
-            # copies: a layer may return a buffer it reuses on the next batch
-            parts.append({k: v.copy() for k, v in out.items()} if isinstance(out, dict) else out.copy())
+            # host copies: a layer may return a buffer it reuses on the next batch
+            down = self.ops.to_host
+            parts.append({k: down(v) for k, v in out.items()} if isinstance(out, dict) else down(out))
         if len(self.model.outputs) == 1:
             return np.concatenate(parts) if parts else np.zeros((0,) + self.model.output_shape, self.model.dtype)
         return {o: np.concatenate([p[o] for p in parts]) if parts else
@@ -150,10 +198,10 @@ class Trainer:
         """
         if not start_step or self.totals is None:
             self.totals = Totals(self.objective.names)
-        batches_left = batches(train, batch_size, order[start_step * batch_size :])
+        batches_left = self.ops.batches(train, batch_size, order[start_step * batch_size :])
         for step, (x, t) in enumerate(batches_left, start=start_step + 1):
             value = self.train_step(x, t, self.totals)
-            if not math.isfinite(value):
+            if value is not None and not math.isfinite(value):
                 raise TrainingDiverged(
                     f"loss became {value} at epoch {epoch}, step {step} (global step {self.global_step + 1}); "
                     "try a lower learning rate (earlier checkpoints are intact)"
@@ -161,10 +209,16 @@ class Trainer:
             self.step_in_epoch = step
             self.global_step += 1
             if callbacks:
-                logs = self.totals.means()  # once per batch, shared: callbacks read it, never change it
+                logs = self.totals.logs()  # once per batch, shared: callbacks read it, never change it
                 for cb in callbacks:
                     cb.on_batch_end(step, logs)
-        return self.totals.means()
+        logs = self.totals.means()
+        if not math.isfinite(logs["loss"]):  # on a GPU the loss is looked at here, once per epoch
+            raise TrainingDiverged(
+                f"loss became {logs['loss']} during epoch {epoch} (by global step {self.global_step}); "
+                "try a lower learning rate (earlier checkpoints are intact)"
+            )
+        return logs
 
     def fit(self, splits: dict[str, Split], epochs: int, batch_size: int, shuffle: bool, seed: int,
             callbacks: list[Callback]) -> list[dict]:

@@ -37,26 +37,27 @@ class Objective:
             return self.losses[o].targets(y, units[o], dtype)
         return {o: self.losses[o].targets(y[o], units[o], dtype) for o in self.outputs}
 
-    def forward(self, ops, out, t, totals) -> tuple[float, object]:
-        """Add the batch's losses and metrics to ``totals``; returns (weighted loss summed over the batch,
-        predictions for backward)."""
+    def forward(self, ops, out, t, totals) -> tuple[object, object]:
+        """Add the batch's losses and metrics to ``totals``; returns (weighted loss summed over the batch:
+        a float, or a value a GPU keeps until ``totals`` are read; predictions for backward)."""
         if not self.multi:
             (o,) = self.outputs
             rows, pred = self.losses[o].forward(ops, out, t, self.fused[o])
-            total = float(rows.sum())
+            total = ops.total(rows)
             totals.add("loss", total, len(rows))
             for metric in self.metrics[o]:
                 totals.add(metric.name, metric.update(ops, pred, t)[0], len(rows))
             return total, pred
         total, preds = 0.0, {}
-        for o in self.outputs:
+        for i, o in enumerate(self.outputs):
             rows, preds[o] = self.losses[o].forward(ops, out[o], t[o], self.fused[o])
-            part = float(rows.sum())
+            part = ops.total(rows)
             totals.add(f"{o}_loss", part, len(rows))
-            total += self.weights[o] * part
+            # the weighted sum, output by output (samples counted once)
+            totals.add("loss", part, len(rows) if i == 0 else 0, weight=self.weights[o])
+            total = total + self.weights[o] * part if isinstance(part, float) and total is not None else None
             for metric in self.metrics[o]:
                 totals.add(metric.name, metric.update(ops, preds[o], t[o])[0], len(rows))
-        totals.add("loss", total, len(rows))
         return total, preds
 
     def backward(self, ops, out, pred, t, scale: float):

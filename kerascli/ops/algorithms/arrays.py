@@ -29,9 +29,10 @@ def one_hot(ops, labels, units, dtype):
     return out
 
 
-def uniform(ops, rng, shape, dtype):
-    """Uniform [0, 1) draws from ``rng`` (a numpy Generator whose state checkpoints record)."""
-    return rng.random(shape, dtype=dtype)
+def uniform(ops, rng, shape, dtype, out=None):
+    """Uniform [0, 1) draws from ``rng`` (a numpy Generator whose state checkpoints record), into ``out``
+    when given."""
+    return rng.random(shape, dtype=dtype, out=out)
 
 
 def count_argmax_agree(ops, pred, t):

@@ -15,14 +15,18 @@ def dense_forward(ops, x2, kernel, bias, act, out):
     return out
 
 
-def activation_backward(ops, dy, y, act, dz):
+def activation_backward(ops, dy, y, act, dz, grad_bias=None):
     """Gradient through ``act`` from its output ``y`` into ``dz`` (rows split across threads); returns
-    (dz, its column sums: the bias gradient)."""
+    (dz, its column sums: the bias gradient, written into ``grad_bias`` when given)."""
 
     def part(i, lo, hi):
         return ops.bias_activation_backward(dy[lo:hi], y[lo:hi], act, dz[lo:hi])[1]
 
-    return dz, sum(ops.parallel(part, len(y), y.size))
+    db = sum(ops.parallel(part, len(y), y.size))
+    if grad_bias is not None:
+        grad_bias[...] = db
+        db = grad_bias
+    return dz, db
 
 
 def dense_backward(ops, x2, kernel, dz, grad_kernel, dx):
