@@ -45,9 +45,11 @@ def _run(ctx: click.Context, action) -> None:
         sys.exit(1)
 
 
-def _threads_override(threads: int | None) -> list:
-    """--threads N as an override that messages attribute to --threads, not to a --set never typed."""
-    return [] if threads is None else [(f"train.threads={threads}", f"--threads {threads}")]
+def _threads_override(threads: int | None, backend: str | None = None) -> list:
+    """--threads N (and --backend B) as overrides that messages attribute to the option, not to a --set
+    never typed."""
+    found = [] if threads is None else [(f"train.threads={threads}", f"--threads {threads}")]
+    return found + ([] if backend is None else [(f"train.backend={backend}", f"--backend {backend}")])
 
 
 set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -57,6 +59,9 @@ threads_option = click.option("--threads", type=click.IntRange(min=0), default=N
 which_option = click.option("--checkpoint", "which", type=click.Choice(["best", "last"]), default="best",
                             show_default=True, help="Which checkpoint of a run directory to use.")
 debug_option = click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
+backend_option = click.option("--backend", type=click.Choice(["cpu", "cuda", "auto", "reference"]), default=None,
+                              help="Where kernels run (default: the config's train.backend); cuda needs an "
+                                   "NVIDIA GPU and kerascli[cuda].")
 
 
 class TrainCommand(click.Command):
@@ -86,18 +91,19 @@ def cli(debug: bool) -> None:
               help="Folder that holds run directories.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final results.")
 @threads_option
+@backend_option
 @click.option("--resume", type=click.Choice(["yes", "auto"]), is_flag=False, flag_value="yes", default=None,
               help="Continue RUNS_DIR/NAME from its newest good checkpoint; '--resume auto' starts fresh when "
                    "there is nothing to resume (for requeued jobs).")
 @debug_option
 @click.pass_context
-def train(ctx, config, overrides, name, runs_dir, quiet, threads, resume, debug):
+def train(ctx, config, overrides, name, runs_dir, quiet, threads, backend, resume, debug):
     """Train the model described by CONFIG; results go to RUNS_DIR/NAME/."""
 
     def action():
         from kerascli import commands
 
-        commands.train(config, list(overrides) + _threads_override(threads), name, runs_dir, quiet, _console(),
+        commands.train(config, list(overrides) + _threads_override(threads, backend), name, runs_dir, quiet, _console(),
                        resume=resume)
 
     _run(ctx, action)
@@ -108,16 +114,17 @@ def train(ctx, config, overrides, name, runs_dir, quiet, threads, resume, debug)
 @set_option
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final results.")
 @threads_option
+@backend_option
 @debug_option
 @click.pass_context
-def resume(ctx, run_dir, overrides, quiet, threads, debug):
+def resume(ctx, run_dir, overrides, quiet, threads, backend, debug):
     """Continue the run in directory RUN from its newest good checkpoint (train longer with
     --set train.epochs=N)."""
 
     def action():
         from kerascli import commands
 
-        commands.resume_run(run_dir, list(overrides) + _threads_override(threads), quiet, _console())
+        commands.resume_run(run_dir, list(overrides) + _threads_override(threads, backend), quiet, _console())
 
     _run(ctx, action)
 
@@ -129,15 +136,16 @@ def resume(ctx, run_dir, overrides, quiet, threads, debug):
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("--force", is_flag=True, help="Evaluate even if a data file changed since training (with a warning).")
 @threads_option
+@backend_option
 @debug_option
 @click.pass_context
-def evaluate(ctx, target, split, which, as_json, force, threads, debug):
+def evaluate(ctx, target, split, which, as_json, force, threads, backend, debug):
     """Compute loss and metrics of a trained model on a split of its data."""
 
     def action():
         from kerascli import commands
 
-        commands.evaluate(target, split, which, as_json, threads, _console(), force=force)
+        commands.evaluate(target, split, which, as_json, threads, _console(), force=force, backend=backend)
 
     _run(ctx, action)
 
@@ -154,16 +162,18 @@ def evaluate(ctx, target, split, which, as_json, force, threads, debug):
 @click.option("--delimiter", default=",", show_default=True, help="Column separator of a .csv input.")
 @click.option("--batch-size", default=1024, show_default=True, type=click.IntRange(min=1))
 @threads_option
+@backend_option
 @debug_option
 @click.pass_context
-def predict(ctx, target, input_path, output_path, which, classes_only, key, delimiter, batch_size, threads, debug):
+def predict(ctx, target, input_path, output_path, which, classes_only, key, delimiter, batch_size, threads, backend,
+            debug):
     """Predict INPUT (.npy, .npz or .csv, one row per sample) with a trained model."""
 
     def action():
         from kerascli import commands
 
         commands.predict(target, input_path, output_path, which, classes_only, key, batch_size, threads,
-                         _console(), delimiter=delimiter)
+                         _console(), delimiter=delimiter, backend=backend)
 
     _run(ctx, action)
 

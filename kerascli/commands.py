@@ -201,6 +201,8 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
         "params": {"trainable": trainable, "non_trainable": fixed, "total": trainable + fixed},
         "data_files": data_files,
         "plugins": spec.plugin_records(),
+        "backend": {"name": model.ops.name, **({"device": model.ops.device_name, "gemm": model.ops.gemm_name}
+                                               if model.ops.name == "cuda" else {})},
         "wall_seconds": time.perf_counter() - started,
         "train_seconds": train_seconds,
         "train_samples_per_second": len(splits["train"]) * len(history) / max(train_seconds, 1e-9),
@@ -339,7 +341,8 @@ def checkpoint_path(target: str, which: str) -> str:
     return target
 
 
-def session_from_checkpoint(target: str, which: str, threads: int | None = None) -> tuple[Session, Checkpoint]:
+def session_from_checkpoint(target: str, which: str, threads: int | None = None,
+                            backend: str | None = None) -> tuple[Session, Checkpoint]:
     path = checkpoint_path(target, which)
     ckpt = load_checkpoint(path)
     config = ckpt.config
@@ -350,14 +353,16 @@ def session_from_checkpoint(target: str, which: str, threads: int | None = None)
                             "its layers or losses might compute something else now")
     if threads is not None:
         spec.train["threads"] = threads
+    if backend is not None:
+        spec.train["backend"] = backend
     session = build_session(spec, initial_weights=False)
     apply_weights(session.model, ckpt.weights(), path)
     return session, ckpt
 
 
 def evaluate(target: str, split: str, which: str, as_json: bool, threads: int | None, console: Console,
-             force: bool = False) -> dict:
-    session, ckpt = session_from_checkpoint(target, which, threads)
+             force: bool = False, backend: str | None = None) -> dict:
+    session, ckpt = session_from_checkpoint(target, which, threads, backend)
     splits = load_data(session)
     check_data_unchanged(ckpt, fingerprints(session.spec.data),
                          "the results would be for other data than the run's; use --force to evaluate anyway", force)
@@ -441,13 +446,13 @@ def class_ids(probs: np.ndarray) -> np.ndarray:
 
 
 def predict(target: str, input_path: str, output_path: str, which: str, classes_only: bool, key: str | None,
-            batch_size: int, threads: int | None, console: Console, delimiter: str = ","):
+            batch_size: int, threads: int | None, console: Console, delimiter: str = ",", backend: str | None = None):
     out_ext = os.path.splitext(output_path)[1].lower()
     if out_ext not in (".npy", ".csv", ".npz"):
         raise ConfigError(f"output must end in .npy, .csv or .npz, got {output_path}")
     if os.path.exists(output_path) and os.path.exists(input_path) and os.path.samefile(output_path, input_path):
         raise ConfigError(f"-o {output_path} is the input file; writing there would destroy it")
-    session, ckpt = session_from_checkpoint(target, which, threads)
+    session, ckpt = session_from_checkpoint(target, which, threads, backend)
     model, spec, objective = session.model, session.spec, session.trainer.objective
     if len(model.outputs) > 1 and out_ext != ".npz":
         raise ConfigError(f"this model has outputs {', '.join(model.outputs)}: write them to an .npz (one array per "

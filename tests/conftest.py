@@ -46,3 +46,34 @@ train: {epochs: 2, batch_size: 16}
 @pytest.fixture
 def small_config(write_config):
     return write_config(SMALL_MLP)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def small_blocks_under_the_simulator():
+    """The CUDA simulator runs each GPU thread as a Python thread: blocks of 32 threads instead of 256 make
+    its tests several times faster and still cross block boundaries."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        from kerascli.ops.cuda import launch
+
+        launch.CUDA_THREADS = 32
+    yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1, slow: each GPU thread is a Python thread) the cuda
+    parity cases run in float32 only (what a GPU trains in), on contiguous inputs (a device copy is
+    contiguous anyway), and the convolution cases (im2col + GEMM + activation on a GPU, each kernel also
+    tested alone) with relu and one gradient density. On a real GPU every case runs."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+        return
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        on_cuda = getattr(params.get("other"), "name", None) == "cuda" or params.get("backend") == "cuda"
+        slow = params.get("dtype") is np.float64 or params.get("noncontig") is True
+        if "convolution" in getattr(item, "originalname", ""):
+            slow = slow or params.get("act", 1) != 1 or params.get("density", 0.1) != 0.1  # 1: relu
+        (drop if on_cuda and slow else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

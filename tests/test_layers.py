@@ -7,11 +7,12 @@ and round-trips the layer's config through the schema.
 
 import numpy as np
 import pytest
+from backends import HOST_BACKENDS
 from gradcheck import assert_grad_close, numeric_grad
 
 from kerascli.config.loader import LoadedConfig
 from kerascli.config.params import Checker
-from kerascli.ops import BACKENDS, get_ops
+from kerascli.ops import get_ops
 from kerascli.ops.algorithms import conv as conv_algorithms
 from kerascli.registry import INITIALIZERS, LAYERS, load_builtins
 
@@ -86,7 +87,7 @@ def test_forward_shape(type_name, params, shape, rng):
         assert y.dtype == np.float64
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
 @pytest.mark.parametrize("type_name,params,shape", list(cases()))
 def test_gradients(type_name, params, shape, backend, rng):
     layer, _ = make_layer(type_name, params, shape, backend)
@@ -173,7 +174,7 @@ def test_initializers_follow_keras_definitions():
     np.testing.assert_allclose(w.std(), np.sqrt(2 / 360), rtol=0.05)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
 def test_conv2d_chunked_patches_match_one_chunk(rng, monkeypatch, backend):
     """Conv2D builds patches a few images at a time; tiny chunks must give the same results."""
     params = {"filters": 3, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "tanh"}
@@ -196,7 +197,7 @@ def test_conv2d_chunked_patches_match_one_chunk(rng, monkeypatch, backend):
 ])
 @pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("input_grad", [True, False])
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
 def test_conv2d_backward_paths(params, shape, sparse, input_grad, backend, rng, monkeypatch):
     """Each way Conv2D computes gradients (dense GEMMs, nonzero entries only, direct; with and without
     an input gradient, as for a first layer) against central differences, on a gradient with zeros in

@@ -38,7 +38,9 @@ TRAIN_PARAMS = {
     "batch_size": Param("int", 32, min=1),
     "shuffle": Param("bool", True, doc="reshuffle the training set every epoch"),
     "dtype": Param("str", "float32", choices=("float32", "float64")),
-    "backend": Param("str", "cpu", choices=("cpu", "reference")),
+    "backend": Param("str", "cpu", choices=("cpu", "cuda", "auto", "reference"),
+                     doc="cpu (Numba), cuda (an NVIDIA GPU through numba-cuda), auto (cuda when usable), "
+                         "reference (numpy)"),
     "threads": Param("int", 0, min=0, max=1024, doc="threads for kernels and BLAS; 0 uses every core"),
     "deterministic": Param("bool", False, doc="refuse to resume on another thread count (bit-identical weights)"),
     "on_nan": Param("str", "stop", choices=("stop", "rollback"),

@@ -217,4 +217,109 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+class NumbaCUDAOps(ReferenceOps):
+    """numba.cuda kernels (kerascli/ops/cuda/): arrays are device arrays, and parameters, gradients,
+    optimizer slots, workspaces and (when it fits) the dataset stay on the GPU for the whole run. Every
+    kernel and algorithm is its own (a host kernel given a device array would copy it to the host and back
+    on every call), and a model with a layer it has no kernels for (a plugin's) is refused up front.
+    Made only after kerascli.ops.cuda_unusable() said the GPU can be used."""
+
+    name = "cuda"
+    kernel_package = "kerascli.ops.cuda"
+    # built-in layers whose every computation this Ops has kernels for
+    LAYERS = frozenset({"Dense", "Activation", "Dropout", "Flatten", "Reshape", "Rescaling", "Conv2D",
+                        "MaxPooling2D", "AveragePooling2D", "BatchNormalization", "Add", "Concatenate"})
+
+    def __init__(self):
+        super().__init__()
+        import numba
+        from numba import cuda
+
+        numba.config.CUDA_LOW_OCCUPANCY_WARNINGS = 0  # small kernels (a bias, one row per sample) are meant
+        from kerascli.ops.cuda import algorithms, gemm
+
+        self._cuda = cuda
+        for name, f in public_functions(algorithms).items():
+            setattr(self, name, f.__get__(self))
+        self.gemm_name = gemm.choose()
+        self._gemm = gemm.cublas_gemm if self.gemm_name == "cublas" else gemm.numba_gemm
+        self.device_name = _device_name(cuda)
+
+    def empty(self, shape, dtype):
+        return self._cuda.device_array(tuple(int(s) for s in shape), dtype=np.dtype(dtype))
+
+    def zeros(self, shape, dtype):
+        return self.full(shape, 0, dtype)
+
+    def full(self, shape, value, dtype):
+        from kerascli.ops.cuda.launch import fill
+
+        return fill(self.empty(shape, dtype), value)
+
+    def no_bias(self, dtype):
+        dtype = np.dtype(dtype)
+        if dtype not in self._no_bias:
+            self._no_bias[dtype] = self.empty((0,), dtype)
+        return self._no_bias[dtype]
+
+    def to_host(self, a) -> np.ndarray:
+        return a.copy_to_host() if hasattr(a, "copy_to_host") else np.array(a)
+
+    def to_device(self, a):
+        return self._cuda.to_device(np.ascontiguousarray(a))
+
+    def assign(self, dst, src) -> None:
+        from kerascli.ops.cuda.launch import as2d, copy2d
+
+        if hasattr(src, "copy_to_host"):  # device to device: a kernel, no wait
+            copy2d(as2d(src), as2d(dst))
+        else:  # device arrays take no [...] = (numba-cuda); dst is a contiguous buffer or a view of one
+            dst.copy_to_device(np.ascontiguousarray(np.broadcast_to(np.asarray(src, dst.dtype), dst.shape)))
+
+    def gemm(self, a, b, out=None, trans_a=False, trans_b=False, accumulate=False):
+        if out is None:
+            out = self.empty((a.shape[1] if trans_a else a.shape[0], b.shape[0] if trans_b else b.shape[1]),
+                             a.dtype)
+        return self._gemm(a, b, out, trans_a, trans_b, accumulate)
+
+    def batches(self, split, batch_size: int, order=None):
+        from kerascli.ops.cuda.data import DeviceBatches
+
+        on_device = split.__dict__.get("_device_batches")
+        if on_device is None:
+            on_device = split.__dict__["_device_batches"] = DeviceBatches(split)
+        return on_device(batch_size, order)
+
+    def memory_bytes(self) -> int:
+        try:
+            return int(self._cuda.current_context().get_memory_info()[1])
+        except Exception:  # the simulator
+            return super().memory_bytes()
+
+    def set_threads(self, threads: int, batch_parallel: bool = True) -> int:
+        """Host threads only run BLAS for what stays on the host (nothing in training)."""
+        return super().set_threads(threads, batch_parallel)
+
+    def unsupported(self, model) -> str | None:
+        for layer in model.layers:
+            if layer.type_name not in self.LAYERS or type(layer).__module__.split(".")[0] != "kerascli":
+                return (f"layer {layer.name!r} ({layer.type_name}) has no cuda kernels; train it with "
+                        "backend: cpu")
+        return None
+
+    def kernels_on_disk(self) -> bool:
+        return True
+
+    def synchronize(self) -> None:
+        self._cuda.synchronize()
+
+
+def _device_name(cuda) -> str:
+    try:
+        name = cuda.get_current_device().name
+        return name.decode() if isinstance(name, bytes) else str(name)
+    except Exception:
+        return "unknown GPU"
+
+
 del _module, _name, _f

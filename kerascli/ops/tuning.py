@@ -20,3 +20,26 @@ CONV_SPARSE_MAX_DENSITY = 0.25
 # Inference runs sub-batches whose largest activation stays about this size, so one layer's output is
 # still in cache when the next reads it (CNN predict +13%).
 INFERENCE_ACTIVATION_BYTES = 16 << 20
+
+# ---------------------------------------------------------------- cuda backend
+# Threads per block of the elementwise and row kernels.
+CUDA_THREADS = 256
+
+# A column sum over many rows is split into parts of this many rows (at most CUDA_REDUCE_PARTS of them), summed
+# in order after; up to this many rows it is one pass.
+CUDA_REDUCE_PART_ROWS = 8192
+CUDA_REDUCE_PARTS = 64
+
+# A dataset split is copied to the GPU once (batches are then gathered there) when it takes at most this
+# fraction of the device's free memory; larger ones go up batch by batch.
+CUDA_RESIDENT_FRACTION = 0.25
+
+# The numba.cuda GEMM's tiles: a block of 16x16 threads computes a 64x64 tile of the output, 4x4 values per
+# thread, stepping through the inner dimension 16 at a time through shared memory.
+CUDA_GEMM_TILE = 64
+CUDA_GEMM_STEP = 16
+# A product with fewer output tiles than this (a weight gradient: a small output summed over a whole batch) is
+# split along its inner dimension into parts of at least CUDA_GEMM_SPLIT_MIN_K, summed in order after: one
+# block per tile would leave most of the GPU idle.
+CUDA_GEMM_SPLIT_BELOW_TILES = 128
+CUDA_GEMM_SPLIT_MIN_K = 256

@@ -10,7 +10,7 @@ from kerascli.runs.checkpoint import Checkpoint, load_checkpoint
 
 # Keys a resumed run may change: how long to train and how checkpoints are taken; and its name, which
 # is only a folder name (a run directory may be renamed, copied, or be runs/<name>-3).
-MAY_CHANGE = {("name",), ("train", "epochs"), ("train", "threads"), ("checkpoint", "every_steps"),
+MAY_CHANGE = {("name",), ("train", "epochs"), ("train", "threads"), ("train", "backend"), ("checkpoint", "every_steps"),
               ("checkpoint", "every_seconds"), ("checkpoint", "keep")}
 
 

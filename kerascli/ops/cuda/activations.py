@@ -1,0 +1,121 @@
+"""CUDA twins of kerascli.ops.reference.activations: same names, signatures and results."""
+
+from __future__ import annotations
+
+import math
+
+from numba import cuda
+
+from kerascli.ops.contract import RELU, SIGMOID, SOFTMAX, TANH
+from kerascli.ops.cuda.launch import CACHE, blocks, column_sums, output_for
+
+
+# The elementwise activations of the table (kerascli.ops.contract), as in kerascli/ops/cpu/activations.py:
+# value from the input, gradient from the output. A new elementwise activation is a branch in each.
+@cuda.jit(device=True)
+def _activation_value(v, act):
+    if act == RELU:
+        return v if not v < 0 else 0.0  # NaN passes through, as in numpy
+    if act == SIGMOID:
+        return 1.0 / (1.0 + math.exp(-v))
+    if act == TANH:
+        return math.tanh(v)
+    return v  # linear (softmax is applied per row)
+
+
+@cuda.jit(device=True)
+def _activation_gradient(dy, y, act):
+    if act == RELU:
+        return dy if y > 0 else 0.0
+    if act == SIGMOID:
+        return dy * y * (1.0 - y)
+    if act == TANH:
+        return dy * (1.0 - y * y)
+    return dy
+
+
+@cuda.jit(**CACHE)
+def _bias_activation(z, bias, use_bias, act, out):
+    i = cuda.grid(1)
+    rows, cols = z.shape
+    if i < rows * cols:
+        r = i // cols
+        c = i - r * cols
+        v = z[r, c]
+        if use_bias:
+            v += bias[c]
+        out[r, c] = _activation_value(v, act)
+
+
+@cuda.jit(**CACHE)
+def _softmax_rows(z, bias, use_bias, out):
+    r = cuda.grid(1)
+    rows, cols = z.shape
+    if r < rows:
+        m = -math.inf
+        for c in range(cols):
+            v = z[r, c] + (bias[c] if use_bias else 0.0)
+            if v > m or c == 0:
+                m = v
+        s = 0.0
+        for c in range(cols):
+            e = math.exp(z[r, c] + (bias[c] if use_bias else 0.0) - m)
+            out[r, c] = e
+            s += e
+        inv = 1.0 / s
+        for c in range(cols):
+            out[r, c] *= inv
+
+
+def _launch_bias_activation(z, bias, act, out):
+    """act(z + bias) into ``out`` (2-D; ``out`` may be ``z``); an empty ``bias`` means none."""
+    use_bias = bias.size > 0
+    b = bias if use_bias else out[0]  # any device array of the dtype: never read
+    if act == SOFTMAX:
+        _softmax_rows[blocks(z.shape[0])](z, b, use_bias, out)
+    elif z.size:
+        _bias_activation[blocks(z.size)](z, b, use_bias, act, out)
+    return out
+
+
+def bias_activation_forward(z, bias, act, out):
+    return _launch_bias_activation(z, bias, act, out)
+
+
+def bias_activation_inplace(z, bias, act):
+    return _launch_bias_activation(z, bias, act, z)
+
+
+@cuda.jit(**CACHE)
+def _activation_gradient_kernel(dy, y, act, dz):
+    i = cuda.grid(1)
+    rows, cols = dy.shape
+    if i < rows * cols:
+        r = i // cols
+        c = i - r * cols
+        dz[r, c] = _activation_gradient(dy[r, c], y[r, c], act)
+
+
+@cuda.jit(**CACHE)
+def _softmax_gradient(dy, y, dz):
+    r = cuda.grid(1)
+    rows, cols = dy.shape
+    if r < rows:
+        s = 0.0
+        for c in range(cols):
+            s += dy[r, c] * y[r, c]
+        for c in range(cols):
+            dz[r, c] = y[r, c] * (dy[r, c] - s)
+
+
+def _launch_activation_gradient(dy, y, act, dz):
+    if act == SOFTMAX:
+        _softmax_gradient[blocks(dy.shape[0])](dy, y, dz)
+    elif dy.size:
+        _activation_gradient_kernel[blocks(dy.size)](dy, y, act, dz)
+    return dz
+
+
+def bias_activation_backward(dy, y, act, dz):
+    _launch_activation_gradient(dy, y, act, dz)
+    return dz, column_sums(dz, output_for("column_sums", dz, (dz.shape[1],), dz.dtype))

@@ -1,0 +1,214 @@
+"""Matrix products on the GPU: a tiled shared-memory numba.cuda kernel, and cuBLAS through CuPy when CuPy is
+installed (``KERASCLI_CUDA_GEMM=numba|cublas`` chooses; by default cuBLAS when it can be loaded).
+
+Both compute op(a) @ op(b) into ``out`` (op transposing where asked) or add it to what ``out`` holds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+
+import numpy as np
+from numba import cuda, float32, float64
+
+from kerascli.ops.tuning import (
+    CUDA_GEMM_SPLIT_BELOW_TILES,
+    CUDA_GEMM_SPLIT_MIN_K,
+    CUDA_GEMM_STEP,
+    CUDA_GEMM_TILE,
+)
+
+TILE, STEP = CUDA_GEMM_TILE, CUDA_GEMM_STEP
+PER = TILE // 16  # values per thread along each axis
+# +1 column: the threads that fill a tile write down its columns without bank conflicts (a module constant:
+# shared array shapes must be known when the kernel compiles)
+PADDED = TILE + 1
+
+
+def _make_kernel(item):
+    """The tiled kernel for one item type (the register and shared arrays need it at compile time)."""
+
+    @cuda.jit
+    def gemm_kernel(a, b, c, trans_a, trans_b, accumulate, k_part, partial, split):
+        """Block (x, y) computes output tile (y, x) over inner indices [z * k_part, (z + 1) * k_part) of
+        blockIdx.z; with ``split`` it writes partial[z] (summed after), else c."""
+        m, n = c.shape
+        k_all = a.shape[0] if trans_a else a.shape[1]
+        k_lo = cuda.blockIdx.z * k_part
+        k = min(k_all, k_lo + k_part)
+        a_tile = cuda.shared.array((STEP, PADDED), item)
+        b_tile = cuda.shared.array((STEP, PADDED), item)
+        acc = cuda.local.array((PER, PER), item)
+        ra = cuda.local.array(PER, item)
+        rb = cuda.local.array(PER, item)
+        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+        tid = ty * 16 + tx
+        row0 = cuda.blockIdx.y * TILE
+        col0 = cuda.blockIdx.x * TILE
+        for i in range(PER):
+            for j in range(PER):
+                acc[i, j] = 0
+        for k0 in range(k_lo, k, STEP):
+            for load in range(TILE * STEP // 256):
+                e = tid + load * 256
+                kk = e % STEP
+                ii = e // STEP
+                gi, gk = row0 + ii, k0 + kk
+                if gi < m and gk < k:
+                    a_tile[kk, ii] = a[gk, gi] if trans_a else a[gi, gk]
+                else:
+                    a_tile[kk, ii] = 0
+                jj = e % TILE
+                kk = e // TILE
+                gj, gk = col0 + jj, k0 + kk
+                if gj < n and gk < k:
+                    b_tile[kk, jj] = b[gj, gk] if trans_b else b[gk, gj]
+                else:
+                    b_tile[kk, jj] = 0
+            cuda.syncthreads()
+            for kk in range(STEP):
+                for i in range(PER):
+                    ra[i] = a_tile[kk, ty + 16 * i]
+                for j in range(PER):
+                    rb[j] = b_tile[kk, tx + 16 * j]
+                for i in range(PER):
+                    for j in range(PER):
+                        acc[i, j] += ra[i] * rb[j]
+            cuda.syncthreads()
+        for i in range(PER):
+            gi = row0 + ty + 16 * i
+            if gi < m:
+                for j in range(PER):
+                    gj = col0 + tx + 16 * j
+                    if gj < n:
+                        if split:
+                            partial[cuda.blockIdx.z, gi, gj] = acc[i, j]
+                        elif accumulate:
+                            c[gi, gj] += acc[i, j]
+                        else:
+                            c[gi, gj] = acc[i, j]
+
+    return gemm_kernel
+
+
+@cuda.jit(cache=True)
+def _sum_parts(partial, c, accumulate):
+    """c = (or +=) the sum over the first axis of ``partial``, in order."""
+    i = cuda.grid(1)
+    m, n = c.shape
+    if i < m * n:
+        r = i // n
+        col = i - r * n
+        s = partial[0, r, col]
+        for p in range(1, partial.shape[0]):
+            s += partial[p, r, col]
+        if accumulate:
+            c[r, col] += s
+        else:
+            c[r, col] = s
+
+
+_KERNELS: dict = {}
+
+
+def numba_gemm(a, b, out, trans_a=False, trans_b=False, accumulate=False):
+    dtype = np.dtype(out.dtype)
+    if dtype not in _KERNELS:
+        _KERNELS[dtype] = _make_kernel(float64 if dtype == np.float64 else float32)
+    m, n = out.shape
+    k = a.shape[0] if trans_a else a.shape[1]
+    if not (m and n):
+        return out
+    tiles = ((n + TILE - 1) // TILE, (m + TILE - 1) // TILE)
+    parts = 1
+    if tiles[0] * tiles[1] < CUDA_GEMM_SPLIT_BELOW_TILES:  # too few tiles to fill the GPU: split k too
+        parts = max(1, min(CUDA_GEMM_SPLIT_BELOW_TILES // (tiles[0] * tiles[1]), k // CUDA_GEMM_SPLIT_MIN_K))
+    k_part = -(-k // parts) if k else 0
+    k_part = -(-k_part // STEP) * STEP  # whole steps, so only the last part is short
+    parts = max(1, -(-k // k_part)) if k_part else 1
+    if parts == 1:
+        whole = out.reshape(1, m, n)  # (unused without a split)
+        _KERNELS[dtype][tiles + (1,), (16, 16)](a, b, out, trans_a, trans_b, accumulate, max(k, 1), whole, False)
+        return out
+    from kerascli.ops.cuda.launch import blocks, scratch
+
+    partial = scratch("gemm_parts", parts * m * n, dtype).reshape(parts, m, n)
+    _KERNELS[dtype][tiles + (parts,), (16, 16)](a, b, out, trans_a, trans_b, accumulate, k_part, partial, True)
+    _sum_parts[blocks(m * n)](partial, out, accumulate)
+    return out
+
+
+_CUPY: list = []  # [module] once loaded, [None] when it cannot be
+
+
+def cupy_module():
+    """CuPy, when installed and working with this device; None otherwise (asked once)."""
+    if not _CUPY:
+        try:
+            # both libraries run on the legacy default stream, which orders their work: CuPy need not wait
+            # for the GPU each time it takes one of our arrays
+            os.environ.setdefault("CUPY_CUDA_ARRAY_INTERFACE_SYNC", "0")
+            import cupy
+
+            cupy.cuda.runtime.getDeviceCount()
+            _CUPY.append(cupy)
+        except Exception:  # not installed, or built for another CUDA: the numba kernel does the work
+            _CUPY.append(None)
+    return _CUPY[0]
+
+
+_VIEWS: OrderedDict = OrderedDict()  # CuPy views of our arrays, most recently used last
+KEEP_VIEWS = 256
+
+
+def _cupy_view(cp, a):
+    """A CuPy array over the memory of device array ``a`` (made once per array: making one costs as much as
+    a small product). The view keeps ``a``'s memory alive while it is cached."""
+    interface = a.__cuda_array_interface__
+    key = (interface["data"][0], interface["shape"], interface["strides"], interface["typestr"])
+    view = _VIEWS.get(key)
+    if view is None:
+        view = _VIEWS[key] = cp.asarray(a)
+        if len(_VIEWS) > KEEP_VIEWS:
+            _VIEWS.popitem(last=False)
+    else:
+        _VIEWS.move_to_end(key)
+    return view
+
+
+def cublas_gemm(a, b, out, trans_a=False, trans_b=False, accumulate=False):
+    cp = cupy_module()
+    a, b, c = _cupy_view(cp, a), _cupy_view(cp, b), _cupy_view(cp, out)
+    a, b = a.T if trans_a else a, b.T if trans_b else b
+    if a.shape[1] == 0:  # an empty inner dimension: the product is zeros
+        if not accumulate:
+            c.fill(0)
+        return out
+    if accumulate:
+        c += cp.matmul(a, b)
+    else:
+        cp.matmul(a, b, out=c)
+    return out
+
+
+def choose() -> str:
+    """Which GEMM the cuda Ops uses: KERASCLI_CUDA_GEMM if set, else cuBLAS when CuPy loads, else numba."""
+    wanted = os.environ.get("KERASCLI_CUDA_GEMM", "").strip().lower()
+    if wanted in ("numba", "cublas"):
+        if wanted == "cublas" and cupy_module() is None:
+            raise RuntimeError("KERASCLI_CUDA_GEMM=cublas needs CuPy (pip install cupy-cuda12x or cupy-cuda13x)")
+        return wanted
+    if wanted:
+        raise RuntimeError(f"KERASCLI_CUDA_GEMM must be numba or cublas, got {wanted!r}")
+    return "cublas" if cupy_module() is not None else "numba"
+
+
+_CHOICE: list = []
+
+
+def gemm(a, b, out, trans_a=False, trans_b=False, accumulate=False):
+    """op(a) @ op(b) into (or, with ``accumulate``, added to) ``out`` by the GEMM :func:`choose` picks."""
+    if not _CHOICE:
+        _CHOICE.append(cublas_gemm if choose() == "cublas" else numba_gemm)
+    return _CHOICE[0](a, b, out, trans_a, trans_b, accumulate)

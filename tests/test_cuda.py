@@ -1,0 +1,234 @@
+"""The cuda backend: each built-in layer on device arrays against the same layer on the cpu backend (whose
+gradients test_layers checks by central differences), training end to end, checkpoints across backends,
+and what happens where no GPU can be used.
+
+The device tests run where a GPU is usable, and on the CPU under the CUDA simulator
+(NUMBA_ENABLE_CUDASIM=1: .ci/run runs this file so); elsewhere they skip. The tests of a machine without a
+GPU run everywhere.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from backends import cuda_usable
+from test_layers import BATCH, ROWS, inputs_for, make_layer
+
+from kerascli.cli import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+needs_cuda = pytest.mark.skipif(not cuda_usable(), reason="no usable GPU (or NUMBA_ENABLE_CUDASIM=1)")
+SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+
+
+def invoke(*args):
+    from click.testing import CliRunner
+
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def on_device(layer):
+    """Move a cpu-built layer's weights and gradients onto the cuda Ops."""
+    from kerascli.ops import get_ops
+
+    ops = get_ops("cuda")
+    layer.ops = ops
+    layer.params = {k: ops.to_device(v) for k, v in layer.params.items()}
+    layer.grads = {k: ops.to_device(v) for k, v in layer.grads.items()}
+    return layer
+
+
+def host(value):
+    if isinstance(value, list):
+        return [host(v) for v in value]
+    return value.copy_to_host() if hasattr(value, "copy_to_host") else np.asarray(value)
+
+
+@needs_cuda
+@pytest.mark.parametrize("type_name,params,shape", [
+    pytest.param(t, p, s, id=f"{t}-{i}") for t, rows in ROWS.items() for i, (p, s) in enumerate(rows)
+    if t != "Dropout"])
+def test_layer_matches_cpu(type_name, params, shape, rng):
+    """Forward (training and inference), input gradient and weight gradients, float64."""
+    from kerascli.ops import get_ops
+
+    cpu, _ = make_layer(type_name, params, shape, "cpu")
+    gpu = on_device(make_layer(type_name, params, shape, "cpu")[0])
+    x = inputs_for(shape, rng)
+    r = rng.normal(size=(BATCH,) + cpu.output_shape)
+    ops = get_ops("cuda")
+    up = (lambda v: [ops.to_device(a) for a in v]) if isinstance(x, list) else ops.to_device
+    np.testing.assert_allclose(host(gpu.forward(up(x), False)), cpu.forward(x, False), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(host(gpu.forward(up(x), True)), cpu.forward(x, True), rtol=1e-10, atol=1e-12)
+    dx_cpu, dx_gpu = cpu.backward(r.copy()), host(gpu.backward(ops.to_device(r)))
+    if dx_cpu is not None:
+        for a, b in zip(dx_gpu if isinstance(dx_gpu, list) else [dx_gpu],
+                        dx_cpu if isinstance(dx_cpu, list) else [dx_cpu]):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    for name, g in cpu.grads.items():
+        np.testing.assert_allclose(host(gpu.grads[name]), g, rtol=1e-10, atol=1e-12, err_msg=name)
+    for name in cpu.params:  # BatchNormalization's moving statistics
+        np.testing.assert_allclose(host(gpu.params[name]), cpu.params[name], rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@needs_cuda
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the simulator hashes in numpy
+def test_dropout_on_device_drops_and_scales_consistently(rng):
+    layer = on_device(make_layer("Dropout", {"rate": 0.5}, (64,), "cpu")[0])
+    from kerascli.ops import get_ops
+
+    ops = get_ops("cuda")
+    layer.rng = np.random.default_rng(0)
+    x = np.ones((4, 64))
+    np.testing.assert_array_equal(host(layer.forward(ops.to_device(x), False)), x)
+    y = host(layer.forward(ops.to_device(x), True))
+    assert set(np.unique(y)) == {0.0, 2.0} and 0.3 < (y == 0).mean() < 0.7
+    dy = rng.normal(size=x.shape)
+    np.testing.assert_allclose(host(layer.backward(ops.to_device(dy))), np.where(y > 0, dy * 2, 0))
+    layer.rng = np.random.default_rng(0)  # the same rng state gives the same mask
+    np.testing.assert_array_equal(host(layer.forward(ops.to_device(x), True)), y)
+
+
+@needs_cuda
+# across the 64x64 tiles, and split along k (a weight gradient's shape: small output, long inner dimension;
+# split here from 16 on, so that the simulator runs it quickly)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (17, 5, 3), (65, 17, 70), (9, 70, 5)])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_numba_gemm_across_tiles(rng, shape, trans_a, trans_b, monkeypatch):
+    from numba import cuda
+
+    from kerascli.ops.cuda import gemm
+    from kerascli.ops.cuda.gemm import numba_gemm
+
+    monkeypatch.setattr(gemm, "CUDA_GEMM_SPLIT_MIN_K", 16)
+    m, k, n = shape
+    a = rng.normal(size=(k, m) if trans_a else (m, k)).astype(np.float32)
+    b = rng.normal(size=(n, k) if trans_b else (k, n)).astype(np.float32)
+    expected = (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b)
+    out = cuda.to_device(np.full((m, n), np.nan, np.float32))
+    numba_gemm(cuda.to_device(a), cuda.to_device(b), out, trans_a, trans_b)
+    np.testing.assert_allclose(out.copy_to_host(), expected, rtol=1e-4, atol=1e-4)
+    numba_gemm(cuda.to_device(a), cuda.to_device(b), out, trans_a, trans_b, accumulate=True)
+    np.testing.assert_allclose(out.copy_to_host(), 2 * expected, rtol=1e-4, atol=1e-4)
+
+
+@needs_cuda
+def test_sums_stay_on_the_device_until_read():
+    from kerascli.ops import get_ops
+    from kerascli.train.loop import Totals
+
+    ops = get_ops("cuda")
+    totals = Totals(["loss", "accuracy"])
+    for batch in ([1.0, 2.0], [3.0, 4.0, 5.0]):
+        totals.add("loss", ops.total(ops.to_device(np.array(batch))), len(batch))
+    totals.add("accuracy", 4.0, 0)  # host numbers mix in
+    logs = totals.logs()
+    assert totals.sums["loss"] == 0.0  # nothing read yet
+    assert logs["loss"] == pytest.approx(3.0) and logs["accuracy"] == pytest.approx(0.8)
+
+
+MLP = """
+name: {name}
+seed: 3
+data: {{dataset: synthetic_classification, samples: 96, features: 6, classes: 3, validation_split: 0.25,
+       test_split: 0.25}}
+model:
+  input_shape: [6]
+  layers:
+    - {{type: Dense, units: 8, activation: relu}}
+    - {{type: Dense, units: 3, activation: softmax}}
+compile: {{optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy]}}
+train: {{epochs: 2, batch_size: 16, backend: {backend}}}
+"""
+
+
+def metrics(run_dir):
+    rows = open(os.path.join(run_dir, "metrics.csv")).read().split("\n")
+    head = rows[0].split(",")
+    return [dict(zip(head, map(float, row.split(",")))) for row in rows[1:] if row]
+
+
+@needs_cuda
+def test_training_on_the_device_matches_cpu_and_checkpoints_cross(tmp_path, write_config):
+    runs = tmp_path / "runs"
+    for backend in ("cpu", "cuda"):
+        result = invoke("train", write_config(MLP.format(name=backend, backend=backend), f"{backend}.yaml"),
+                        "--runs-dir", runs, "--quiet")
+        assert result.exit_code == 0, result.output
+    cpu, gpu = metrics(runs / "cpu"), metrics(runs / "cuda")
+    for a, b in zip(cpu, gpu):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
+    summary = json.loads((runs / "cuda" / "summary.json").read_text())
+    assert summary["backend"]["name"] == "cuda"
+    # a GPU run's checkpoint on the cpu, and the other way round, give the same evaluation
+    results = {}
+    for run, backend in (("cuda", "cpu"), ("cuda", "cuda"), ("cpu", "cuda")):
+        out = invoke("evaluate", runs / run, "--backend", backend, "--json")
+        assert out.exit_code == 0, out.output
+        results[run, backend] = json.loads(out.output)
+    assert results["cuda", "cpu"]["loss"] == pytest.approx(results["cuda", "cuda"]["loss"], rel=1e-5)
+    cpu_summary = json.loads((runs / "cpu" / "summary.json").read_text())
+    assert results["cpu", "cuda"]["loss"] == pytest.approx(cpu_summary["evaluation"]["test"]["loss"], rel=1e-4)
+    # a run stopped after one epoch and resumed on the device ends with the very same weights (sums there are
+    # formed in a fixed order)
+    config = write_config(MLP.format(name="split", backend="cuda").replace("epochs: 2", "epochs: 1"), "split.yaml")
+    assert invoke("train", config, "--runs-dir", runs, "--quiet").exit_code == 0
+    out = invoke("resume", runs / "split", "--set", "train.epochs=2", "--quiet")
+    assert out.exit_code == 0, out.output
+    with np.load(runs / "cuda" / "checkpoints" / "last.npz") as a, \
+            np.load(runs / "split" / "checkpoints" / "last.npz") as b:
+        for key in (k for k in a.files if not k.startswith("_")):
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+@needs_cuda
+def test_a_plugin_layer_is_refused_on_the_device(tmp_path, write_config):
+    config = write_config(f"""
+        plugins: [{os.path.join(ROOT, "examples", "plugins", "layers.py")}]
+        data: {{dataset: synthetic_classification, samples: 32, features: 4, classes: 2}}
+        model:
+          input_shape: [4]
+          layers:
+            - {{type: ScaledDense, units: 4, activation: relu}}
+            - {{type: Dense, units: 2, activation: softmax}}
+        compile: {{optimizer: adam, loss: sparse_categorical_crossentropy}}
+        train: {{epochs: 1, backend: cuda}}
+    """)
+    result = invoke("train", config, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2
+    assert "ScaledDense" in result.output and "backend: cpu" in result.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+# ---------------------------------------------------------------- without a GPU
+@pytest.mark.skipif(cuda_usable(), reason="a GPU (or the simulator) is usable here")
+def test_asking_for_cuda_without_a_gpu_is_one_line_and_no_run(tmp_path, write_config):
+    result = invoke("train", write_config(MLP.format(name="x", backend="cpu")), "--backend", "cuda",
+                    "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "backend cuda cannot run here" in lines[0], result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_nothing_of_cuda_is_imported_unless_asked(tmp_path, write_config):
+    """Training on the cpu backend (and with auto on a machine without a GPU) never imports numba.cuda."""
+    config = write_config(MLP.format(name="plain", backend="cpu"))
+    code = (
+        "import sys\n"
+        "from kerascli.cli import main\n"
+        "sys.argv = ['kerascli', 'train', sys.argv[1], '--runs-dir', sys.argv[2], '--quiet'] + sys.argv[3:]\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('IMPORTED' if any(m.startswith(('numba.cuda', 'numba_cuda')) for m in sys.modules) else 'CLEAN')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_ENABLE_CUDASIM", "KERASCLI_ASSUME_GPU")}
+    cases = [[]] + ([["--backend", "auto"]] if not os.path.exists("/dev/nvidiactl") else [])
+    for i, extra in enumerate(cases):
+        out = subprocess.run([sys.executable, "-c", code, config, str(tmp_path / f"runs{i}"), *extra],
+                             capture_output=True, text=True, env=env, cwd=ROOT)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip().endswith("CLEAN"), (extra, out.stdout, out.stderr)
