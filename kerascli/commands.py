@@ -264,7 +264,7 @@ def fit_with_rollback(spec: RunSpec, trainer, splits, callbacks, checkpoint: Mod
                 why = "no epoch checkpoint yet" if rollbacks < MAX_ROLLBACKS else f"{MAX_ROLLBACKS} rollbacks"
                 raise TrainingDiverged(f"{exc}; not rolling back ({why})") from None
             restore(trainer, load_checkpoint(checkpoint.last_path), callbacks)
-            trainer.optimizer.config["learning_rate"] /= 2
+            trainer.optimizer.learning_rate_scale /= 2
             rollbacks += 1
             _warn(f"{exc}; rolled back to the end of epoch {trainer.epoch} with learning rate "
                   f"{trainer.optimizer.learning_rate:g}")

@@ -19,12 +19,30 @@ class Optimizer:
         self.scalar = np.dtype(dtype).type  # kernels get scalars in the buffer's dtype
         self.iterations = 0
         self.slots = {name: ops.zeros((size,), dtype) for name in self.SLOTS}
+        # learning_rate: a number, or a schedule ({type: CosineDecay, ...}: kerascli.schedules) of the step
+        rate = self.config.get("learning_rate")
+        self.schedule = None
+        if isinstance(rate, dict):
+            from kerascli.registry import SCHEDULES
+
+            self.schedule = SCHEDULES.get(rate["type"])({k: v for k, v in rate.items() if k != "type"})
+            self.config["learning_rate"] = self.schedule(0)
+        self.base_learning_rate = self.config.get("learning_rate")
+        self.learning_rate_scale = 1.0  # lowered by a NaN rollback, kept in checkpoints
+
+    def learning_rate_at(self, step: int) -> float:
+        """The learning rate of the update made after ``step`` updates (Keras: the schedule of iterations)."""
+        base = self.schedule(step) if self.schedule is not None else self.base_learning_rate
+        return base * self.learning_rate_scale
 
     @property
     def learning_rate(self) -> float:
-        return self.config["learning_rate"]
+        """The learning rate the next update uses."""
+        return self.learning_rate_at(self.iterations)
 
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
+        # apply() reads config["learning_rate"]: this update's rate, whatever the schedule
+        self.config["learning_rate"] = self.learning_rate
         self.iterations += 1
         self.apply(params, grads)
 

@@ -152,6 +152,14 @@ OPTIMIZERS = Registry("optimizer", (
     ("sgd", "kerascli.optimizers:SGD", "SGD"),
     ("adam", "kerascli.optimizers:Adam", "Adam"),
 ))
+SCHEDULES = Registry("learning rate schedule", (
+    ("ExponentialDecay", "kerascli.schedules:ExponentialDecay"),
+    ("InverseTimeDecay", "kerascli.schedules:InverseTimeDecay"),
+    ("PiecewiseConstantDecay", "kerascli.schedules:PiecewiseConstantDecay"),
+    ("PolynomialDecay", "kerascli.schedules:PolynomialDecay"),
+    ("CosineDecay", "kerascli.schedules:CosineDecay"),
+    ("CosineDecayRestarts", "kerascli.schedules:CosineDecayRestarts"),
+))
 INITIALIZERS = Registry("initializer", (
     ("glorot_uniform", "kerascli.initializers:glorot_uniform", "GlorotUniform", "xavier_uniform"),
     ("glorot_normal", "kerascli.initializers:glorot_normal", "GlorotNormal", "xavier_normal"),
@@ -172,7 +180,7 @@ DATASETS = Registry("dataset", (
 ))
 CALLBACKS = Registry("callback")  # built-in callbacks are set up from train/checkpoint keys; plugins add more
 
-REGISTRIES = (LAYERS, ACTIVATIONS, LOSSES, METRICS, OPTIMIZERS, INITIALIZERS, DATASETS, CALLBACKS)
+REGISTRIES = (LAYERS, ACTIVATIONS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, INITIALIZERS, DATASETS, CALLBACKS)
 
 
 def load_builtins() -> None:

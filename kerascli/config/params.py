@@ -24,7 +24,8 @@ MAX_DIM = 1 << 24
 
 @dataclass(frozen=True)
 class Param:
-    """One argument. kind: int, float, bool, str, pair, shape, str_list, names (one or a list), path."""
+    """One argument. kind: int, float, bool, str, pair, shape, str_list, float_list, names (one or a list),
+    path."""
 
     kind: str
     default: Any = REQUIRED
@@ -107,6 +108,10 @@ class Checker:
             if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
                 return list(value)
             raise self.error(path, f"expected a name or a list of names, got {_describe(value)}")
+        if kind == "float_list":
+            if not isinstance(value, list) or not value:
+                raise self.error(path, f"expected a list of numbers, got {_describe(value)}")
+            return [self.value(item, Param("float"), path + (i,)) for i, item in enumerate(value)]
         if kind == "str_list":
             if isinstance(value, str):
                 value = [value]

@@ -13,7 +13,15 @@ from typing import Any
 
 from kerascli.config.loader import LoadedConfig
 from kerascli.config.params import Checker, Param
-from kerascli.registry import CALLBACKS, DATASETS, LAYERS, LOSSES, METRICS, OPTIMIZERS
+from kerascli.registry import (
+    CALLBACKS,
+    DATASETS,
+    LAYERS,
+    LOSSES,
+    METRICS,
+    OPTIMIZERS,
+    SCHEDULES,
+)
 
 TOP_KEYS = ["name", "seed", "plugins", "data", "model", "compile", "train", "checkpoint", "callbacks"]
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")  # layer names ('_' keys in checkpoints are not layers)
@@ -218,8 +226,16 @@ def _resolve_compile(check: Checker, raw: Any, outputs: list[str]) -> dict:
     if "type" not in opt:
         raise check.error(path, f"missing required key 'type' (valid: {', '.join(OPTIMIZERS.names())})")
     opt_type = check.value(opt["type"], Param("str", choices=OPTIMIZERS), path + ("type",))
+    if "decay" in opt and "decay" not in OPTIMIZERS.get(opt_type).PARAMS:
+        raise check.error(path + ("decay",), "Keras 3 optimizers have no 'decay'; the same decay is "
+                          "learning_rate: {type: InverseTimeDecay, initial_learning_rate: LR, decay_steps: 1, "
+                          "decay_rate: DECAY}")
     resolved_opt = {"type": opt_type}
-    resolved_opt.update(check.params(opt, OPTIMIZERS.get(opt_type).PARAMS, path, fixed=("type",)))
+    schedule = opt.get("learning_rate") if isinstance(opt.get("learning_rate"), dict) else None
+    plain = {k: v for k, v in opt.items() if not (k == "learning_rate" and schedule is not None)}
+    resolved_opt.update(check.params(plain, OPTIMIZERS.get(opt_type).PARAMS, path, fixed=("type",)))
+    if schedule is not None:
+        resolved_opt["learning_rate"] = _resolve_schedule(check, schedule, path + ("learning_rate",))
 
     loss_param, metrics_param = Param("str", choices=LOSSES), Param("str_list", [], choices=METRICS)
     weight_param = Param("float", 1.0, min=0.0)
@@ -240,6 +256,20 @@ def _resolve_compile(check: Checker, raw: Any, outputs: list[str]) -> dict:
             "loss_weights": _per_output(check, raw.get("loss_weights"), outputs, weight_param, "loss_weights",
                                         scalar=(int, float)),
             "metrics": _per_output(check, raw.get("metrics", []), outputs, metrics_param, "metrics", scalar=list)}
+
+
+def _resolve_schedule(check: Checker, raw: dict, path: tuple) -> dict:
+    """``learning_rate: {type: <schedule>, ...}``: a Keras learning-rate schedule and its arguments."""
+    if "type" not in raw:
+        raise check.error(path, f"missing required key 'type' (a schedule: {', '.join(SCHEDULES.names())})")
+    kind = check.value(raw["type"], Param("str", choices=SCHEDULES), path + ("type",))
+    cls = SCHEDULES.get(kind)
+    resolved = {"type": kind, **check.params(raw, cls.PARAMS, path, fixed=("type",))}
+    problem = cls.check(resolved)
+    if problem:
+        key = problem.split(":")[0]
+        raise check.error(path + ((key,) if key in cls.PARAMS else ()), problem)
+    return resolved
 
 
 def _per_output(check: Checker, raw: Any, outputs: list[str], param: Param, key: str, scalar) -> dict:

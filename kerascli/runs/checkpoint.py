@@ -7,9 +7,10 @@ Keys:
   has ``gamma``, ``beta``, ``moving_mean``, ``moving_variance``);
 * ``_format``: ``"kerascli-checkpoint-1"``; ``_config``: the resolved config as
   JSON text; ``_epoch``: epochs completed;
-* ``_optimizer/iterations``, ``_optimizer/learning_rate`` (lowered after a
-  NaN rollback) and ``_optimizer/<slot>/<layer>/<weight>`` (Adam's ``m`` and
-  ``v``, SGD's ``velocity``);
+* ``_optimizer/iterations``, ``_optimizer/learning_rate`` (the rate of the next
+  update), ``_optimizer/learning_rate_scale`` (what NaN rollbacks multiplied the
+  configured rate or schedule by) and ``_optimizer/<slot>/<layer>/<weight>``
+  (Adam's ``m`` and ``v``, SGD's ``velocity``);
 * ``_rng/<layer>``: JSON text of the random generator state of each layer;
 * ``_data``: JSON text of the size and SHA-256 of every data file the run
   trained on (see kerascli.data.fingerprint);
@@ -104,6 +105,7 @@ def checkpoint_arrays(model, optimizer, config: dict, epoch: int, state: dict | 
     if optimizer is not None:
         arrays["_optimizer/iterations"] = np.array(optimizer.iterations, dtype=np.int64)
         arrays["_optimizer/learning_rate"] = np.array(optimizer.learning_rate, dtype=np.float64)
+        arrays["_optimizer/learning_rate_scale"] = np.array(optimizer.learning_rate_scale, dtype=np.float64)
         for slot, flat in optimizer.slots.items():
             host = model.ops.to_host(flat)
             for key, _, spec in model.weight_items(trainable_only=True):
@@ -196,8 +198,10 @@ def apply_training_state(model, optimizer, ckpt: Checkpoint) -> None:
                 host[model.slices[key]] = arrays[name].ravel()
             model.ops.assign(flat, host)
         optimizer.iterations = int(arrays["_optimizer/iterations"])
-        if "_optimizer/learning_rate" in arrays:
-            optimizer.config["learning_rate"] = float(arrays["_optimizer/learning_rate"])
+        if "_optimizer/learning_rate_scale" in arrays:
+            optimizer.learning_rate_scale = float(arrays["_optimizer/learning_rate_scale"])
+        elif "_optimizer/learning_rate" in arrays and optimizer.schedule is None:  # older checkpoints
+            optimizer.base_learning_rate = float(arrays["_optimizer/learning_rate"])
     for layer in model.layers:
         name = f"_rng/{layer.name}"
         if layer.rng is not None and name in arrays:
