@@ -1,4 +1,6 @@
-"""SGD and Adam with Keras' update rules and defaults, over the model's flat buffers."""
+"""Keras 3's optimizers (SGD, Adam, AdamW, RMSprop, Adagrad, Adamax, Nadam, Lion): their update rules,
+arguments and defaults, over the model's flat buffers. Every one takes ``weight_decay`` (decoupled, as in
+Keras: weights shrink by weight_decay * learning_rate before the update) and a learning-rate schedule."""
 
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ class Optimizer:
     PARAMS: dict[str, Param] = {}
     SLOTS: tuple[str, ...] = ()
 
+    SLOT_START: dict[str, float] = {}  # initial slot values other than 0
+
     def __init__(self, config: dict, size: int, dtype, ops):
         self.config = dict(config)
         self.ops = ops
         self.scalar = np.dtype(dtype).type  # kernels get scalars in the buffer's dtype
         self.iterations = 0
-        self.slots = {name: ops.zeros((size,), dtype) for name in self.SLOTS}
+        self.slots = {name: ops.full((size,), self.slot_start(name), dtype) for name in self.slot_names()}
         # learning_rate: a number, or a schedule ({type: CosineDecay, ...}: kerascli.schedules) of the step
         rate = self.config.get("learning_rate")
         self.schedule = None
@@ -29,6 +33,13 @@ class Optimizer:
             self.config["learning_rate"] = self.schedule(0)
         self.base_learning_rate = self.config.get("learning_rate")
         self.learning_rate_scale = 1.0  # lowered by a NaN rollback, kept in checkpoints
+
+    def slot_names(self) -> tuple[str, ...]:
+        """The optimizer's state arrays (one value per parameter), named as in checkpoints."""
+        return self.SLOTS
+
+    def slot_start(self, name: str) -> float:
+        return self.SLOT_START.get(name, 0.0)
 
     def learning_rate_at(self, step: int) -> float:
         """The learning rate of the update made after ``step`` updates (Keras: the schedule of iterations)."""
@@ -43,6 +54,9 @@ class Optimizer:
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
         # apply() reads config["learning_rate"]: this update's rate, whatever the schedule
         self.config["learning_rate"] = self.learning_rate
+        if self.config.get("weight_decay"):
+            rate = self.scalar(self.config["weight_decay"] * self.config["learning_rate"])
+            self.ops.optimizer_step("decay_weights", (params,), (rate,))
         self.iterations += 1
         self.apply(params, grads)
 
@@ -58,11 +72,24 @@ class Optimizer:
             self.ops.assign(value, state[name])
 
 
+def _rate(default: float) -> Param:
+    return Param("float", default, min=0.0, exclusive_min=True)
+
+
+def _beta(default: float) -> Param:
+    return Param("float", default, min=0.0, max=0.999999)
+
+
+EPSILON = Param("float", 1e-7, min=0.0, exclusive_min=True)
+WEIGHT_DECAY = Param("float", None, min=0.0, nullable=True, doc="decoupled weight decay (None: off)")
+
+
 class SGD(Optimizer):
     PARAMS = {
-        "learning_rate": Param("float", 0.01, min=0.0, exclusive_min=True),
+        "learning_rate": _rate(0.01),
         "momentum": Param("float", 0.0, min=0.0, max=1.0),
         "nesterov": Param("bool", False),
+        "weight_decay": WEIGHT_DECAY,
     }
     SLOTS = ("velocity",)
 
@@ -73,12 +100,8 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    PARAMS = {
-        "learning_rate": Param("float", 0.001, min=0.0, exclusive_min=True),
-        "beta_1": Param("float", 0.9, min=0.0, max=0.999999),
-        "beta_2": Param("float", 0.999, min=0.0, max=0.999999),
-        "epsilon": Param("float", 1e-7, min=0.0, exclusive_min=True),
-    }
+    PARAMS = {"learning_rate": _rate(0.001), "beta_1": _beta(0.9), "beta_2": _beta(0.999), "epsilon": EPSILON,
+              "weight_decay": WEIGHT_DECAY}
     SLOTS = ("m", "v")
 
     def apply(self, params, grads):
@@ -88,3 +111,96 @@ class Adam(Optimizer):
         m, v = self.slots["m"], self.slots["v"]
         scalars = f(alpha), f(1 - c["beta_1"]), f(1 - c["beta_2"]), f(c["epsilon"])
         self.ops.adam_step(params, grads, m, v, *scalars)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay on by default (Keras: 0.004)."""
+
+    PARAMS = {**Adam.PARAMS, "weight_decay": Param("float", 0.004, min=0.0, nullable=True)}
+
+
+class RMSprop(Optimizer):
+    PARAMS = {"learning_rate": _rate(0.001), "rho": _beta(0.9), "momentum": Param("float", 0.0, min=0.0, max=1.0),
+              "epsilon": EPSILON, "centered": Param("bool", False), "weight_decay": WEIGHT_DECAY}
+
+    def slot_names(self):
+        c = self.config
+        return ("velocity",) + (("momentum",) if c["momentum"] > 0 else ()) + (
+            ("average_gradient",) if c["centered"] else ())
+
+    def apply(self, params, grads):
+        c, f, s = self.config, self.scalar, self.slots
+        velocity = s["velocity"]
+        self.ops.optimizer_step("rmsprop_update", (params, grads, velocity, s.get("momentum", velocity),
+                                                   s.get("average_gradient", velocity)),
+                                (f(c["learning_rate"]), f(c["rho"]), f(c["momentum"]), f(c["epsilon"]),
+                                 c["centered"]))
+
+
+class Adagrad(Optimizer):
+    PARAMS = {"learning_rate": _rate(0.001), "initial_accumulator_value": Param("float", 0.1, min=0.0),
+              "epsilon": EPSILON, "weight_decay": WEIGHT_DECAY}
+    SLOTS = ("accumulator",)
+
+    def slot_start(self, name):
+        return self.config["initial_accumulator_value"]
+
+    def apply(self, params, grads):
+        c, f = self.config, self.scalar
+        self.ops.optimizer_step("adagrad_update", (params, grads, self.slots["accumulator"]),
+                                (f(c["learning_rate"]), f(c["epsilon"])))
+
+
+class Adamax(Optimizer):
+    PARAMS = {"learning_rate": _rate(0.001), "beta_1": _beta(0.9), "beta_2": _beta(0.999), "epsilon": EPSILON,
+              "weight_decay": WEIGHT_DECAY}
+    SLOTS = ("m", "u")
+
+    def apply(self, params, grads):
+        c, f, t = self.config, self.scalar, self.iterations
+        lr_t = c["learning_rate"] / (1 - c["beta_1"] ** t)
+        self.ops.optimizer_step("adamax_update", (params, grads, self.slots["m"], self.slots["u"]),
+                                (f(lr_t), f(1 - c["beta_1"]), f(c["beta_2"]), f(c["epsilon"])))
+
+
+class Nadam(Optimizer):
+    PARAMS = {"learning_rate": _rate(0.001), "beta_1": _beta(0.9), "beta_2": _beta(0.999), "epsilon": EPSILON,
+              "weight_decay": WEIGHT_DECAY}
+    SLOTS = ("m", "v")
+
+    def _momentum(self, t: int) -> float:
+        """Nadam's momentum at step t (Keras: beta_1 (1 - 0.5 * 0.96^t))."""
+        return self.config["beta_1"] * (1 - 0.5 * 0.96 ** t)
+
+    def _momentum_product(self, t: int) -> float:
+        """The product of the momenta of steps 1..t (Keras keeps it as a variable; here it follows from t)."""
+        cached = getattr(self, "_product", (0, 1.0))
+        if cached[0] > t:
+            cached = (0, 1.0)
+        step, product = cached
+        while step < t:
+            step += 1
+            product *= self._momentum(step)
+        self._product = (step, product)
+        return product
+
+    def apply(self, params, grads):
+        c, f, t = self.config, self.scalar, self.iterations
+        u_t, u_next = self._momentum(t), self._momentum(t + 1)
+        product = self._momentum_product(t)
+        m_coef, g_coef = u_next / (1 - product * u_next), (1 - u_t) / (1 - product)
+        v_coef = 1 / (1 - c["beta_2"] ** t)
+        self.ops.optimizer_step("nadam_update", (params, grads, self.slots["m"], self.slots["v"]),
+                                (f(c["learning_rate"]), f(1 - c["beta_1"]), f(1 - c["beta_2"]), f(c["epsilon"]),
+                                 f(m_coef), f(g_coef), f(v_coef)))
+
+
+class Lion(Optimizer):
+    PARAMS = {"learning_rate": _rate(0.001), "beta_1": Param("float", 0.9, min=0.0, max=1.0),
+              "beta_2": Param("float", 0.99, min=0.0, max=1.0), "weight_decay": WEIGHT_DECAY}
+    SLOTS = ("m",)
+
+    def apply(self, params, grads):
+        c, f = self.config, self.scalar
+        self.ops.optimizer_step("lion_update", (params, grads, self.slots["m"]),
+                                (f(c["learning_rate"]), f(c["beta_1"]), f(c["beta_2"])))

@@ -151,6 +151,12 @@ METRICS = Registry("metric", (
 OPTIMIZERS = Registry("optimizer", (
     ("sgd", "kerascli.optimizers:SGD", "SGD"),
     ("adam", "kerascli.optimizers:Adam", "Adam"),
+    ("adamw", "kerascli.optimizers:AdamW", "AdamW"),
+    ("rmsprop", "kerascli.optimizers:RMSprop", "RMSprop"),
+    ("adagrad", "kerascli.optimizers:Adagrad", "Adagrad"),
+    ("adamax", "kerascli.optimizers:Adamax", "Adamax"),
+    ("nadam", "kerascli.optimizers:Nadam", "Nadam"),
+    ("lion", "kerascli.optimizers:Lion", "Lion"),
 ))
 SCHEDULES = Registry("learning rate schedule", (
     ("ExponentialDecay", "kerascli.schedules:ExponentialDecay"),

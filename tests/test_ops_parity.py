@@ -375,6 +375,37 @@ def test_adam_update(rng, dtype, other):
         close(a, b, dtype)
 
 
+# update kernel -> (number of slot arrays, scalars, start of the slots): three steps on both backends
+UPDATES = {
+    "decay_weights": (0, [(0.01,)], 0.0),
+    "rmsprop_update": (3, [(0.01, 0.9, 0.0, 1e-7, False), (0.01, 0.8, 0.9, 1e-7, True)], 0.0),
+    "adagrad_update": (1, [(0.1, 1e-7)], 0.1),
+    "adamax_update": (2, [(0.02, 0.1, 0.999, 1e-7)], 0.0),
+    "nadam_update": (2, [(0.01, 0.1, 0.001, 1e-7, 0.9, 0.2, 3.0)], 0.0),
+    "lion_update": (1, [(0.01, 0.9, 0.99)], 0.0),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel,slots,scalars", [(k, n, s) for k, (n, rows, _) in UPDATES.items() for s in rows])
+@parity(*UPDATES)
+def test_optimizer_updates(rng, dtype, kernel, slots, scalars, other):
+    assert kernel in ("decay_weights", "rmsprop_update", "adagrad_update", "adamax_update", "nadam_update",
+                      "lion_update")
+    f = np.dtype(dtype).type
+    p, g = (rng.normal(size=43).astype(dtype) for _ in range(2))
+    g[::7] = 0  # a zero gradient (Lion's sign, Adamax's max)
+    start = UPDATES[kernel][2]
+    ref = [p.copy()] + [np.full_like(p, start) for _ in range(slots)]
+    fast = [a.copy() for a in ref]
+    args = tuple(f(s) if isinstance(s, float) else s for s in scalars)
+    for _ in range(3):
+        getattr(reference, kernel)(ref[0], *([g] if kernel != "decay_weights" else []), *ref[1:], *args)
+        getattr(other, kernel)(fast[0], *([g] if kernel != "decay_weights" else []), *fast[1:], *args)
+    for a, b in zip(ref, fast):
+        close(a, b, dtype)
+
+
 def test_every_kernel_has_a_parity_test():
     """A kernel added without a parity case fails here, whichever tests ran before."""
     kernels = {name for names in kernel_names("kerascli.ops.reference").values() for name in names}

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 
+def optimizer_step(ops, kernel: str, arrays: tuple, scalars: tuple = ()) -> None:
+    """Run the update kernel ``kernel`` over ``arrays`` (the parameters first, then gradients and slots:
+    flat buffers of one length) with ``scalars``, parts of the buffers on each thread."""
+    update, size = getattr(ops, kernel), arrays[0].size
+    ops.parallel(lambda i, lo, hi: update(*(a[lo:hi] for a in arrays), *scalars), size, size)
+
+
 def sgd_step(ops, params, grads, velocity, lr, momentum, nesterov):
-    ops.parallel(lambda i, lo, hi: ops.sgd_update(params[lo:hi], grads[lo:hi], velocity[lo:hi], lr, momentum,
-                                                  nesterov), params.size, params.size)
+    ops.optimizer_step("sgd_update", (params, grads, velocity), (lr, momentum, nesterov))
 
 
 def adam_step(ops, params, grads, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
-    ops.parallel(lambda i, lo, hi: ops.adam_update(params[lo:hi], grads[lo:hi], m[lo:hi], v[lo:hi], alpha,
-                                                   one_minus_beta_1, one_minus_beta_2, epsilon),
-                 params.size, params.size)
+    ops.optimizer_step("adam_update", (params, grads, m, v), (alpha, one_minus_beta_1, one_minus_beta_2, epsilon))

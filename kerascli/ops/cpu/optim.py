@@ -42,3 +42,76 @@ def adam_update(param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2, ep
         m[i] = mi
         v[i] = vi
         param[i] -= alpha * mi / (np.sqrt(vi) + epsilon)
+
+
+@njit(**opts)
+def decay_weights(param, rate):
+    for i in range(param.size):
+        param[i] -= param[i] * rate
+
+
+@njit(**opts)
+def rmsprop_update(param, grad, velocity, momentum_buf, average_grad, lr, rho, momentum, epsilon, centered):
+    for i in range(param.size):
+        g = grad[i]
+        vel = velocity[i] + (1 - rho) * (g * g - velocity[i])
+        vel *= np.float32(abs(vel) >= TINY)
+        velocity[i] = vel
+        if centered:
+            avg = average_grad[i] + (1 - rho) * (g - average_grad[i])
+            avg *= np.float32(abs(avg) >= TINY)
+            average_grad[i] = avg
+            denominator = vel - avg * avg + epsilon
+        else:
+            denominator = vel + epsilon
+        increment = lr * g / np.sqrt(denominator)
+        if momentum > 0:
+            mom = momentum_buf[i] * momentum + increment
+            mom *= np.float32(abs(mom) >= TINY)
+            momentum_buf[i] = mom
+            param[i] -= mom
+        else:
+            param[i] -= increment
+
+
+@njit(**opts)
+def adagrad_update(param, grad, accumulator, lr, epsilon):
+    for i in range(param.size):
+        g = grad[i]
+        accumulator[i] += g * g
+        param[i] -= lr * g / np.sqrt(accumulator[i] + epsilon)
+
+
+@njit(**opts)
+def adamax_update(param, grad, m, u, lr_t, one_minus_beta_1, beta_2, epsilon):
+    for i in range(param.size):
+        g = grad[i]
+        mi = m[i] + (g - m[i]) * one_minus_beta_1
+        mi *= np.float32(abs(mi) >= TINY)
+        m[i] = mi
+        ui = max(u[i] * beta_2, abs(g))
+        u[i] = ui
+        param[i] -= lr_t * mi / (ui + epsilon)
+
+
+@njit(**opts)
+def nadam_update(param, grad, m, v, lr, one_minus_beta_1, one_minus_beta_2, epsilon, m_coef, g_coef, v_coef):
+    for i in range(param.size):
+        g = grad[i]
+        mi = m[i] + (g - m[i]) * one_minus_beta_1
+        vi = v[i] + (g * g - v[i]) * one_minus_beta_2
+        mi *= np.float32(abs(mi) >= TINY)
+        vi *= np.float32(vi >= TINY)
+        m[i] = mi
+        v[i] = vi
+        param[i] -= (mi * m_coef + g * g_coef) * lr / (np.sqrt(vi * v_coef) + epsilon)
+
+
+@njit(**opts)
+def lion_update(param, grad, m, lr, beta_1, beta_2):
+    for i in range(param.size):
+        g = grad[i]
+        param[i] -= lr * np.sign(m[i] * beta_1 + g * (1 - beta_1))
+        mi = m[i] * beta_2 + g * (1 - beta_2)
+        mi *= np.float32(abs(mi) >= TINY)
+        m[i] = mi

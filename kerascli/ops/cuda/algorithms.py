@@ -123,12 +123,9 @@ def avg_pool2d_backward(ops, dy, window, dx):
 
 
 # ---------------------------------------------------------------- optimizers
-def sgd_step(ops, params, grads, velocity, lr, momentum, nesterov):
-    ops.sgd_update(params, grads, velocity, lr, momentum, nesterov)
-
-
-def adam_step(ops, params, grads, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
-    ops.adam_update(params, grads, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon)
+def optimizer_step(ops, kernel, arrays, scalars=()):
+    """One launch over the whole flat buffers."""
+    getattr(ops, kernel)(*arrays, *scalars)
 
 
 # ---------------------------------------------------------------- arrays

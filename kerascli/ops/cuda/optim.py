@@ -52,3 +52,120 @@ def _adam(param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon)
 def adam_update(param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
     if param.size:
         _adam[blocks(param.size)](param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon)
+
+
+def _launch(kernel, param, *args):
+    if param.size:
+        kernel[blocks(param.size)](param, *args)
+
+
+@cuda.jit(**CACHE)
+def _decay(param, rate):
+    i = cuda.grid(1)
+    if i < param.size:
+        param[i] -= param[i] * rate
+
+
+def decay_weights(param, rate):
+    _launch(_decay, param, rate)
+
+
+@cuda.jit(**CACHE)
+def _rmsprop(param, grad, velocity, momentum_buf, average_grad, lr, rho, momentum, epsilon, centered):
+    i = cuda.grid(1)
+    if i < param.size:
+        g = grad[i]
+        vel = velocity[i] + (1 - rho) * (g * g - velocity[i])
+        if abs(vel) < TINY:
+            vel = vel - vel  # zero in the parameters' type
+        velocity[i] = vel
+        if centered:
+            avg = average_grad[i] + (1 - rho) * (g - average_grad[i])
+            if abs(avg) < TINY:
+                avg = avg - avg
+            average_grad[i] = avg
+            denominator = vel - avg * avg + epsilon
+        else:
+            denominator = vel + epsilon
+        increment = lr * g / math.sqrt(denominator)
+        if momentum > 0:
+            mom = momentum_buf[i] * momentum + increment
+            if abs(mom) < TINY:
+                mom = mom - mom
+            momentum_buf[i] = mom
+            param[i] -= mom
+        else:
+            param[i] -= increment
+
+
+def rmsprop_update(param, grad, velocity, momentum_buf, average_grad, lr, rho, momentum, epsilon, centered):
+    _launch(_rmsprop, param, grad, velocity, momentum_buf, average_grad, lr, rho, momentum, epsilon, centered)
+
+
+@cuda.jit(**CACHE)
+def _adagrad(param, grad, accumulator, lr, epsilon):
+    i = cuda.grid(1)
+    if i < param.size:
+        g = grad[i]
+        accumulator[i] += g * g
+        param[i] -= lr * g / math.sqrt(accumulator[i] + epsilon)
+
+
+def adagrad_update(param, grad, accumulator, lr, epsilon):
+    _launch(_adagrad, param, grad, accumulator, lr, epsilon)
+
+
+@cuda.jit(**CACHE)
+def _adamax(param, grad, m, u, lr_t, one_minus_beta_1, beta_2, epsilon):
+    i = cuda.grid(1)
+    if i < param.size:
+        g = grad[i]
+        mi = m[i] + (g - m[i]) * one_minus_beta_1
+        if abs(mi) < TINY:
+            mi = mi - mi
+        m[i] = mi
+        ui = max(u[i] * beta_2, abs(g))
+        u[i] = ui
+        param[i] -= lr_t * mi / (ui + epsilon)
+
+
+def adamax_update(param, grad, m, u, lr_t, one_minus_beta_1, beta_2, epsilon):
+    _launch(_adamax, param, grad, m, u, lr_t, one_minus_beta_1, beta_2, epsilon)
+
+
+@cuda.jit(**CACHE)
+def _nadam(param, grad, m, v, lr, one_minus_beta_1, one_minus_beta_2, epsilon, m_coef, g_coef, v_coef):
+    i = cuda.grid(1)
+    if i < param.size:
+        g = grad[i]
+        mi = m[i] + (g - m[i]) * one_minus_beta_1
+        vi = v[i] + (g * g - v[i]) * one_minus_beta_2
+        if abs(mi) < TINY:
+            mi = mi - mi
+        if vi < TINY:
+            vi = vi - vi
+        m[i] = mi
+        v[i] = vi
+        param[i] -= (mi * m_coef + g * g_coef) * lr / (math.sqrt(vi * v_coef) + epsilon)
+
+
+def nadam_update(param, grad, m, v, lr, one_minus_beta_1, one_minus_beta_2, epsilon, m_coef, g_coef, v_coef):
+    _launch(_nadam, param, grad, m, v, lr, one_minus_beta_1, one_minus_beta_2, epsilon, m_coef, g_coef, v_coef)
+
+
+@cuda.jit(**CACHE)
+def _lion(param, grad, m, lr, beta_1, beta_2):
+    i = cuda.grid(1)
+    if i < param.size:
+        g = grad[i]
+        d = m[i] * beta_1 + g * (1 - beta_1)
+        step = lr if d > 0 else (-lr if d < 0 else d - d)  # sign(d) * lr (NaN stays NaN)
+        param[i] -= step
+        mi = m[i] * beta_2 + g * (1 - beta_2)
+        if abs(mi) < TINY:
+            mi = mi - mi
+        m[i] = mi
+
+
+def lion_update(param, grad, m, lr, beta_1, beta_2):
+    _launch(_lion, param, grad, m, lr, beta_1, beta_2)

@@ -37,3 +37,63 @@ def adam_update(param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2, ep
     _flush(m)
     _flush(v)
     param -= alpha * m / (np.sqrt(v) + epsilon)
+
+
+def decay_weights(param, rate):
+    """Decoupled weight decay (Keras' weight_decay): param -= param * rate, rate = weight_decay * lr."""
+    param -= param * rate
+
+
+def rmsprop_update(param, grad, velocity, momentum_buf, average_grad, lr, rho, momentum, epsilon, centered):
+    """Keras RMSprop: velocity = rho v + (1 - rho) g^2 (centered: minus the square of the same average of g);
+    the step lr g / sqrt(that + epsilon) goes through momentum when momentum > 0. Unused slots are not
+    touched (they may be any array)."""
+    velocity += (1 - rho) * (grad * grad - velocity)
+    _flush(velocity)
+    if centered:
+        average_grad += (1 - rho) * (grad - average_grad)
+        _flush(average_grad)
+        denominator = velocity - average_grad * average_grad + epsilon
+    else:
+        denominator = velocity + epsilon
+    increment = lr * grad / np.sqrt(denominator)
+    if momentum > 0:
+        momentum_buf *= momentum
+        momentum_buf += increment
+        _flush(momentum_buf)
+        param -= momentum_buf
+    else:
+        param -= increment
+
+
+def adagrad_update(param, grad, accumulator, lr, epsilon):
+    """Keras Adagrad: accumulator += g^2; param -= lr g / sqrt(accumulator + epsilon)."""
+    accumulator += grad * grad
+    param -= lr * grad / np.sqrt(accumulator + epsilon)
+
+
+def adamax_update(param, grad, m, u, lr_t, one_minus_beta_1, beta_2, epsilon):
+    """Keras Adamax with lr_t = lr / (1 - beta_1^t) from the caller: m += (g - m)(1 - beta_1);
+    u = max(beta_2 u, |g|); param -= lr_t m / (u + epsilon)."""
+    m += (grad - m) * one_minus_beta_1
+    _flush(m)
+    np.maximum(u * beta_2, np.abs(grad), out=u)
+    param -= lr_t * m / (u + epsilon)
+
+
+def nadam_update(param, grad, m, v, lr, one_minus_beta_1, one_minus_beta_2, epsilon, m_coef, g_coef, v_coef):
+    """Keras Nadam with its momentum schedule folded by the caller into m_coef, g_coef (m_hat = m_coef m +
+    g_coef g) and v_coef (v_hat = v_coef v)."""
+    m += (grad - m) * one_minus_beta_1
+    v += (grad * grad - v) * one_minus_beta_2
+    _flush(m)
+    _flush(v)
+    param -= (m * m_coef + grad * g_coef) * lr / (np.sqrt(v * v_coef) + epsilon)
+
+
+def lion_update(param, grad, m, lr, beta_1, beta_2):
+    """Keras Lion: param -= lr sign(beta_1 m + (1 - beta_1) g); m = beta_2 m + (1 - beta_2) g."""
+    param -= lr * np.sign(m * beta_1 + grad * (1 - beta_1))
+    m *= beta_2
+    m += grad * (1 - beta_2)
+    _flush(m)
