@@ -28,12 +28,33 @@ def _fold(name: str) -> str:
 class UnknownName(LookupError):
     def __init__(self, kind: str, name: str, valid: list[str]):
         self.kind, self.name, self.valid = kind, name, valid
-        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+        close = _typo_of(name, valid)
+        close = close or difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
         if not close:
             folded = {_fold(v): v for v in valid}
             close = [folded[m] for m in difflib.get_close_matches(_fold(name), list(folded), n=1, cutoff=0.5)]
         hint = f"; did you mean {close[0]!r}?" if close else ""
         super().__init__(f"unknown {kind} {name!r}{hint} (valid: {', '.join(valid)})")
+
+
+def _typo_of(name: str, valid: list[str]) -> list[str]:
+    """The valid name one typo away (a letter wrong, missing, extra, or two swapped: 'adma' is 'adam', not
+    'adamax', which difflib would rank first), if exactly one is."""
+    near = [v for v in valid if _edits(_fold(name), _fold(v)) == 1]
+    return near if len(near) == 1 else []
+
+
+def _edits(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions, adjacent swaps."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(rows[i - 1][j] + 1, row[j - 1] + 1, rows[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[i - 2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
 
 
 class NameClash(ValueError):
