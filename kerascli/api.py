@@ -223,7 +223,8 @@ Dataset = _Dataset  # subclass with PARAMS and a static load(params) -> (x, y)
 
 class Callback:
     """Keras' callback hooks. ``self.config`` holds the arguments declared in ``PARAMS``; ``self.model`` is
-    the model being trained; set ``self.stop_training = True`` to stop after the current epoch."""
+    the model being trained (``self.model.optimizer`` its optimizer); set ``self.stop_training = True`` to
+    stop after the current epoch."""
 
     PARAMS: dict[str, Param] = {}
 
@@ -237,6 +238,13 @@ class Callback:
     def on_epoch_begin(self, epoch, logs=None): ...
     def on_epoch_end(self, epoch, logs=None): ...
     def on_train_batch_end(self, batch, logs=None): ...
+
+    def get_state(self):
+        """JSON-able state to keep in checkpoints (counters, best values), or None; a resumed run hands it
+        to ``set_state`` after ``on_train_begin``."""
+        return None
+
+    def set_state(self, state) -> None: ...
 
 
 # ---------------------------------------------------------------- registration

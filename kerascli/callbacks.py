@@ -197,14 +197,26 @@ class TrainingInterrupted(KerascliError):
 class UserCallback(Callback):
     """A plugin's callback (kerascli.api.Callback) with Keras' hooks, driven by the training events."""
 
-    def __init__(self, callback):
+    def __init__(self, callback, index: int = 0):
         self.callback = callback
         self.trainer = None
+        self.state_key = f"callbacks/{index}/{type(callback).__name__}"  # its state, in checkpoints
+        self._resumed = None
+
+    def get_state(self):
+        return self.callback.get_state()
+
+    def set_state(self, state) -> None:
+        self._resumed = state  # handed over after on_train_begin, which resets a Keras callback
 
     def on_train_begin(self, trainer):
         self.trainer = trainer
+        trainer.model.optimizer = trainer.optimizer  # Keras' self.model.optimizer
         self.callback.model = trainer.model
         self.callback.on_train_begin({})
+        if self._resumed is not None:
+            self.callback.set_state(self._resumed)
+            self._resumed = None
 
     def on_epoch_begin(self, epoch, steps):
         self.callback.on_epoch_begin(epoch, {})

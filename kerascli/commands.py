@@ -146,8 +146,11 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
     metrics = MetricsWriter(os.path.join(run_dir, "metrics.csv"))
     first_batch = FirstBatchTimer()
     stop = GracefulStop(checkpoint)
-    callbacks = [first_batch, metrics, checkpoint, stop] + [
-        UserCallback(CALLBACKS.get(c["type"])({k: v for k, v in c.items() if k != "type"})) for c in spec.callbacks]
+    # the config's callbacks (EarlyStopping, ReduceLROnPlateau, plugins') see each epoch's end before the
+    # checkpoint is written, so what they changed (a learning rate, their counters) is in it
+    callbacks = [first_batch, metrics] + [
+        UserCallback(CALLBACKS.get(c["type"])({k: v for k, v in c.items() if k != "type"}), i)
+        for i, c in enumerate(spec.callbacks)] + [checkpoint, stop]
     epochs = spec.train["epochs"]
     if not quiet:
         callbacks.append(TerminalProgress(console, epochs, compiling=not model.ops.kernels_on_disk()) if rich

@@ -51,6 +51,13 @@ class Optimizer:
         """The learning rate the next update uses."""
         return self.learning_rate_at(self.iterations)
 
+    def set_learning_rate(self, value: float) -> None:
+        """Use ``value`` from the next update on (ReduceLROnPlateau); kept in checkpoints as the scale of the
+        configured rate. A schedule's rate cannot be set, as in Keras."""
+        if self.schedule is not None:
+            raise ValueError("the learning rate follows a schedule and cannot be set")
+        self.learning_rate_scale = value / self.base_learning_rate
+
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
         # apply() reads config["learning_rate"]: this update's rate, whatever the schedule
         self.config["learning_rate"] = self.learning_rate

@@ -205,7 +205,10 @@ DATASETS = Registry("dataset", (
     ("npy", "kerascli.data.datasets:NpyPair"),
     ("csv", "kerascli.data.datasets:CsvFile"),
 ))
-CALLBACKS = Registry("callback")  # built-in callbacks are set up from train/checkpoint keys; plugins add more
+CALLBACKS = Registry("callback", (  # progress, metrics and checkpoints come from train/checkpoint keys
+    ("EarlyStopping", "kerascli.keras_callbacks:EarlyStopping"),
+    ("ReduceLROnPlateau", "kerascli.keras_callbacks:ReduceLROnPlateau"),
+))
 
 REGISTRIES = (LAYERS, ACTIVATIONS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, INITIALIZERS, DATASETS, CALLBACKS)
 

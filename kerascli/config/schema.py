@@ -14,6 +14,7 @@ from typing import Any
 from kerascli.config.loader import LoadedConfig
 from kerascli.config.params import Checker, Param
 from kerascli.registry import (
+    BUILT_IN,
     CALLBACKS,
     DATASETS,
     LAYERS,
@@ -151,6 +152,16 @@ def resolve_config(loaded: LoadedConfig, default_name: str | None = None) -> Run
         # nothing to validate on: the best checkpoint follows the training value instead
         ckpt["monitor"] = ckpt["monitor"][4:]
     callbacks = _resolve_callbacks(check, top.get("callbacks"))
+    for i, callback in enumerate(callbacks):
+        if "monitor" in callback and CALLBACKS.source(callback["type"]) == BUILT_IN:
+            if callback["monitor"] not in monitor_ok:
+                raise check.error(("callbacks", i, "monitor"), f"cannot monitor {callback['monitor']!r} (valid: "
+                                  f"{', '.join(sorted(monitor_ok))})")
+            if callback["monitor"].startswith("val_") and data["validation_split"] == 0:
+                callback["monitor"] = callback["monitor"][4:]  # as checkpoint.monitor: the training value
+        if callback["type"] == "ReduceLROnPlateau" and isinstance(compile_["optimizer"].get("learning_rate"), dict):
+            raise check.error(("callbacks", i), "ReduceLROnPlateau sets the learning rate, but "
+                              "compile.optimizer.learning_rate is a schedule, which decides it (as in Keras)")
     return RunSpec(name=name, seed=seed, data=data, model=model, compile=compile_, train=train,
                    checkpoint=ckpt, source=loaded, plugins=plugins, entry_point_plugins=entry_point_plugins,
                    callbacks=callbacks)

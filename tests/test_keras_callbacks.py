@@ -1,0 +1,152 @@
+"""EarlyStopping and ReduceLROnPlateau: Keras 3's callbacks as the oracle on the same sequences of epoch
+values, then through training, a resume in the middle, and bad configs."""
+
+import os
+
+import numpy as np
+import pytest
+
+from kerascli.cli import cli
+from kerascli.registry import CALLBACKS
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+
+SEQUENCES = [
+    [1.0, 0.9, 0.95, 0.96, 0.97, 0.8, 0.81, 0.82, 0.83, 0.84, 0.85],
+    [1.0, 1.0, 1.0, 0.99995, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9],
+    [0.5, 0.6, 0.4, 0.3, 0.31, 0.32, 0.2, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3],
+]
+
+
+def ours(name, **config):
+    cls = CALLBACKS.get(name)
+    full = {k: p.default for k, p in cls.PARAMS.items() if not p.required}
+    full.update(config)
+    return cls(full)
+
+
+class Host:
+    """What a Keras callback reaches through self.model: stop_training and the optimizer."""
+
+    def __init__(self, optimizer=None):
+        self.stop_training = False
+        self.optimizer = optimizer
+
+
+@pytest.mark.parametrize("sequence", SEQUENCES)
+@pytest.mark.parametrize("config", [{}, {"patience": 2}, {"patience": 3, "min_delta": 0.05},
+                                    {"patience": 1, "baseline": 0.85}, {"patience": 2, "start_from_epoch": 3},
+                                    {"monitor": "val_accuracy", "patience": 2}])
+def test_early_stopping_matches_keras(sequence, config):
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    monitor = config.get("monitor", "val_loss")
+    values = [1 - v for v in sequence] if "accuracy" in monitor else sequence
+    theirs = keras.callbacks.EarlyStopping(**{"mode": "max" if "accuracy" in monitor else "auto", **config})
+    theirs.set_model(Host())
+    mine = ours("EarlyStopping", **config)
+    mine.model = Host()
+    theirs.on_train_begin()
+    mine.on_train_begin()
+    for epoch, value in enumerate(values):
+        theirs.on_epoch_end(epoch, {monitor: value})
+        mine.on_epoch_end(epoch + 1, {monitor: value})
+        assert mine.stop_training == theirs.model.stop_training, epoch
+        if mine.stop_training:
+            break
+
+
+class FakeOptimizer:
+    def __init__(self, rate):
+        self.learning_rate = rate
+
+    def set_learning_rate(self, value):
+        self.learning_rate = value
+
+
+@pytest.mark.parametrize("sequence", SEQUENCES)
+@pytest.mark.parametrize("config", [{"patience": 1}, {"patience": 2, "factor": 0.5, "cooldown": 1},
+                                    {"patience": 1, "min_lr": 0.003, "min_delta": 0.05}])
+def test_reduce_lr_on_plateau_matches_keras(sequence, config):
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    theirs = keras.callbacks.ReduceLROnPlateau(**config)
+    optimizer = keras.optimizers.SGD(learning_rate=0.01)
+    theirs.set_model(Host(optimizer))
+    mine = ours("ReduceLROnPlateau", **config)
+    mine.model = Host(FakeOptimizer(0.01))
+    theirs.on_train_begin()
+    mine.on_train_begin()
+    for epoch, value in enumerate(sequence):
+        theirs.on_epoch_end(epoch, {"val_loss": value})
+        mine.on_epoch_end(epoch + 1, {"val_loss": value})
+        expected = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        assert mine.model.optimizer.learning_rate == pytest.approx(expected, rel=1e-6), epoch
+
+
+def invoke(*args):
+    from click.testing import CliRunner
+
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+CONFIG = """
+name: {name}
+seed: 4
+data: {{dataset: synthetic_classification, samples: 60, features: 4, classes: 3, validation_split: 0.25}}
+model:
+  input_shape: [4]
+  layers:
+    - {{type: Dense, units: 3, activation: softmax}}
+compile: {{optimizer: {{type: sgd, learning_rate: 0.01}}, loss: sparse_categorical_crossentropy}}
+train: {{epochs: {epochs}, batch_size: 15}}
+callbacks: {callbacks}
+"""
+# min_delta 100: after the first epoch nothing counts as an improvement, so the counters decide alone
+NEVER_BETTER = "{type: EarlyStopping, monitor: loss, min_delta: 100, patience: 2}"
+
+
+def epochs_in(run):
+    return len((run / "metrics.csv").read_text().split()) - 1
+
+
+def test_early_stopping_stops_training_and_a_resume_keeps_its_count(tmp_path, write_config):
+    runs = tmp_path / "runs"
+    whole = write_config(CONFIG.format(name="whole", epochs=10, callbacks=f"[{NEVER_BETTER}]"), "a.yaml")
+    assert invoke("train", whole, "--runs-dir", runs, "--quiet").exit_code == 0
+    assert epochs_in(runs / "whole") == 3  # Keras: best at the first epoch, then 2 epochs of patience
+    split = write_config(CONFIG.format(name="split", epochs=2, callbacks=f"[{NEVER_BETTER}]"), "b.yaml")
+    assert invoke("train", split, "--runs-dir", runs, "--quiet").exit_code == 0
+    assert invoke("resume", runs / "split", "--set", "train.epochs=10", "--quiet").exit_code == 0
+    assert epochs_in(runs / "split") == 3  # the counter went on from the checkpoint, not from zero
+
+
+def test_reduce_lr_on_plateau_lowers_the_rate(tmp_path, write_config):
+    runs = tmp_path / "runs"
+    callback = "{type: ReduceLROnPlateau, monitor: loss, min_delta: 100, patience: 1, factor: 0.5}"
+    config = write_config(CONFIG.format(name="plateau", epochs=4, callbacks=f"[{callback}]"))
+    assert invoke("train", config, "--runs-dir", runs, "--quiet").exit_code == 0
+    lines = (runs / "plateau" / "metrics.csv").read_text().split()
+    column = lines[0].split(",").index("lr")
+    # each row: the rate at the end of the epoch, before the callback lowers it for the next
+    assert [float(row.split(",")[column]) for row in lines[1:]] == pytest.approx([0.01, 0.01, 0.005, 0.0025])
+    with np.load(runs / "plateau" / "checkpoints" / "last.npz") as ckpt:
+        assert float(ckpt["_optimizer/learning_rate"]) == pytest.approx(0.00125)
+
+
+@pytest.mark.parametrize("callbacks,message", [
+    ("[{type: EarlyStopping, monitor: val_acuracy}]", "cannot monitor 'val_acuracy'"),
+    ("[{type: ReduceLROnPlateau, factor: 1.5}]", "must be <= 0.999999"),
+    ("[{type: EarlyStoping}]", "did you mean 'EarlyStopping'"),
+])
+def test_bad_callbacks_name_the_key(tmp_path, write_config, callbacks, message):
+    result = invoke("train", write_config(CONFIG.format(name="bad", epochs=1, callbacks=callbacks)),
+                    "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2 and message in result.output and "callbacks[0]" in result.output, result.output
+
+
+def test_reduce_lr_on_plateau_refuses_a_schedule(tmp_path, write_config):
+    text = CONFIG.format(name="sched", epochs=1, callbacks="[ReduceLROnPlateau]").replace(
+        "learning_rate: 0.01", "learning_rate: {type: CosineDecay, initial_learning_rate: 0.1, decay_steps: 10}")
+    result = invoke("train", write_config(text), "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2 and "schedule" in result.output
