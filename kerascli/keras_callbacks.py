@@ -31,8 +31,9 @@ class _Monitor(Callback):
 
 class EarlyStopping(_Monitor):
     """Stop when ``monitor`` has not improved for ``patience`` epochs (counted from ``start_from_epoch``;
-    with ``baseline``, improvements must also beat it). The best epoch's weights are in
-    checkpoints/best.npz (checkpoint.monitor), which evaluate and predict use."""
+    with ``baseline``, improvements must also beat it). The best epoch's weights are always in
+    checkpoints/best.npz, which the run's results, evaluate and predict use; ``restore_best_weights``
+    insists that best.npz is chosen by this callback's monitor (the config check enforces it)."""
 
     PARAMS = {
         "monitor": Param("str", "val_loss"),
@@ -41,6 +42,7 @@ class EarlyStopping(_Monitor):
         "mode": MODE,
         "baseline": Param("float", None, nullable=True),
         "start_from_epoch": Param("int", 0, min=0),
+        "restore_best_weights": Param("bool", False),
     }
 
     def on_train_begin(self, logs=None):

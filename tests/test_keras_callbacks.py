@@ -150,3 +150,13 @@ def test_reduce_lr_on_plateau_refuses_a_schedule(tmp_path, write_config):
         "learning_rate: 0.01", "learning_rate: {type: CosineDecay, initial_learning_rate: 0.1, decay_steps: 10}")
     result = invoke("train", write_config(text), "--runs-dir", tmp_path / "runs")
     assert result.exit_code == 2 and "schedule" in result.output
+
+
+def test_restore_best_weights_means_best_npz_by_the_same_monitor(tmp_path, write_config):
+    stop = "{type: EarlyStopping, monitor: loss, patience: 1, restore_best_weights: true}"
+    bad = write_config(CONFIG.format(name="rb", epochs=2, callbacks=f"[{stop}]"), "bad.yaml")
+    result = invoke("train", bad, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2 and "set checkpoint.monitor to 'loss'" in result.output, result.output
+    good = write_config(CONFIG.format(name="rb", epochs=2, callbacks=f"[{stop}]") + "checkpoint: {monitor: loss}\n",
+                        "good.yaml")
+    assert invoke("train", good, "--runs-dir", tmp_path / "runs", "--quiet").exit_code == 0

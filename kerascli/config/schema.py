@@ -159,6 +159,11 @@ def resolve_config(loaded: LoadedConfig, default_name: str | None = None) -> Run
                                   f"{', '.join(sorted(monitor_ok))})")
             if callback["monitor"].startswith("val_") and data["validation_split"] == 0:
                 callback["monitor"] = callback["monitor"][4:]  # as checkpoint.monitor: the training value
+        if callback.get("restore_best_weights") and callback["monitor"] != ckpt["monitor"]:
+            raise check.error(("callbacks", i, "restore_best_weights"), "the run's results come from "
+                              f"checkpoints/best.npz, chosen by checkpoint.monitor ({ckpt['monitor']!r}); set "
+                              f"checkpoint.monitor to {callback['monitor']!r} so that the best weights are this "
+                              "callback's")
         if callback["type"] == "ReduceLROnPlateau" and isinstance(compile_["optimizer"].get("learning_rate"), dict):
             raise check.error(("callbacks", i), "ReduceLROnPlateau sets the learning rate, but "
                               "compile.optimizer.learning_rate is a schedule, which decides it (as in Keras)")
