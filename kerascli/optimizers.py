@@ -23,6 +23,7 @@ class Optimizer:
         self.scalar = np.dtype(dtype).type  # kernels get scalars in the buffer's dtype
         self.iterations = 0
         self.slots = {name: ops.full((size,), self.slot_start(name), dtype) for name in self.slot_names()}
+        self.bounds = ops.to_device(np.array([0, size], np.int64))  # one weight until set_weights_layout
         # learning_rate: a number, or a schedule ({type: CosineDecay, ...}: kerascli.schedules) of the step
         rate = self.config.get("learning_rate")
         self.schedule = None
@@ -58,9 +59,26 @@ class Optimizer:
             raise ValueError("the learning rate follows a schedule and cannot be set")
         self.learning_rate_scale = value / self.base_learning_rate
 
+    def set_weights_layout(self, bounds) -> None:
+        """Where each weight starts in the flat buffers (and where the last ends): clipnorm clips each
+        weight's gradient by its own norm, as Keras clips each variable's."""
+        self.bounds = self.ops.to_device(np.asarray(bounds, dtype=np.int64))
+
+    def clip(self, grads) -> None:
+        """Keras' gradient clipping, in place: clipnorm per weight, global_clipnorm over all, or clipvalue."""
+        c, f = self.config, self.scalar
+        if c.get("clipnorm"):
+            self.ops.clip_norms(grads, self.bounds, f(c["clipnorm"]))
+        elif c.get("global_clipnorm"):
+            self.ops.clip_norms(grads, self.ops.to_device(np.array([0, grads.size], np.int64)),
+                                f(c["global_clipnorm"]))
+        elif c.get("clipvalue"):
+            self.ops.optimizer_step("clip_values", (grads,), (f(c["clipvalue"]),))
+
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
         # apply() reads config["learning_rate"]: this update's rate, whatever the schedule
         self.config["learning_rate"] = self.learning_rate
+        self.clip(grads)
         if self.config.get("weight_decay"):
             rate = self.scalar(self.config["weight_decay"] * self.config["learning_rate"])
             self.ops.optimizer_step("decay_weights", (params,), (rate,))
@@ -89,6 +107,11 @@ def _beta(default: float) -> Param:
 
 EPSILON = Param("float", 1e-7, min=0.0, exclusive_min=True)
 WEIGHT_DECAY = Param("float", None, min=0.0, nullable=True, doc="decoupled weight decay (None: off)")
+# Keras' gradient clipping, every optimizer: at most one of them
+CLIPPING = {name: Param("float", None, min=0.0, exclusive_min=True, nullable=True, doc=doc) for name, doc in (
+    ("clipnorm", "clip each weight's gradient to this norm"),
+    ("clipvalue", "clip each gradient value to [-clipvalue, clipvalue]"),
+    ("global_clipnorm", "clip all gradients together to this norm"))}
 
 
 class SGD(Optimizer):
@@ -97,6 +120,7 @@ class SGD(Optimizer):
         "momentum": Param("float", 0.0, min=0.0, max=1.0),
         "nesterov": Param("bool", False),
         "weight_decay": WEIGHT_DECAY,
+        **CLIPPING,
     }
     SLOTS = ("velocity",)
 
@@ -108,7 +132,7 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     PARAMS = {"learning_rate": _rate(0.001), "beta_1": _beta(0.9), "beta_2": _beta(0.999), "epsilon": EPSILON,
-              "weight_decay": WEIGHT_DECAY}
+              "weight_decay": WEIGHT_DECAY, **CLIPPING}
     SLOTS = ("m", "v")
 
     def apply(self, params, grads):
@@ -128,7 +152,7 @@ class AdamW(Adam):
 
 class RMSprop(Optimizer):
     PARAMS = {"learning_rate": _rate(0.001), "rho": _beta(0.9), "momentum": Param("float", 0.0, min=0.0, max=1.0),
-              "epsilon": EPSILON, "centered": Param("bool", False), "weight_decay": WEIGHT_DECAY}
+              "epsilon": EPSILON, "centered": Param("bool", False), "weight_decay": WEIGHT_DECAY, **CLIPPING}
 
     def slot_names(self):
         c = self.config
@@ -146,7 +170,7 @@ class RMSprop(Optimizer):
 
 class Adagrad(Optimizer):
     PARAMS = {"learning_rate": _rate(0.001), "initial_accumulator_value": Param("float", 0.1, min=0.0),
-              "epsilon": EPSILON, "weight_decay": WEIGHT_DECAY}
+              "epsilon": EPSILON, "weight_decay": WEIGHT_DECAY, **CLIPPING}
     SLOTS = ("accumulator",)
 
     def slot_start(self, name):
@@ -160,7 +184,7 @@ class Adagrad(Optimizer):
 
 class Adamax(Optimizer):
     PARAMS = {"learning_rate": _rate(0.001), "beta_1": _beta(0.9), "beta_2": _beta(0.999), "epsilon": EPSILON,
-              "weight_decay": WEIGHT_DECAY}
+              "weight_decay": WEIGHT_DECAY, **CLIPPING}
     SLOTS = ("m", "u")
 
     def apply(self, params, grads):
@@ -172,7 +196,7 @@ class Adamax(Optimizer):
 
 class Nadam(Optimizer):
     PARAMS = {"learning_rate": _rate(0.001), "beta_1": _beta(0.9), "beta_2": _beta(0.999), "epsilon": EPSILON,
-              "weight_decay": WEIGHT_DECAY}
+              "weight_decay": WEIGHT_DECAY, **CLIPPING}
     SLOTS = ("m", "v")
 
     def _momentum(self, t: int) -> float:
@@ -204,7 +228,7 @@ class Nadam(Optimizer):
 
 class Lion(Optimizer):
     PARAMS = {"learning_rate": _rate(0.001), "beta_1": Param("float", 0.9, min=0.0, max=1.0),
-              "beta_2": Param("float", 0.99, min=0.0, max=1.0), "weight_decay": WEIGHT_DECAY}
+              "beta_2": Param("float", 0.99, min=0.0, max=1.0), "weight_decay": WEIGHT_DECAY, **CLIPPING}
     SLOTS = ("m",)
 
     def apply(self, params, grads):

@@ -406,6 +406,28 @@ def test_optimizer_updates(rng, dtype, kernel, slots, scalars, other):
         close(a, b, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@parity("clip_values", "clip_norms")
+def test_gradient_clipping(rng, dtype, other):
+    g = (rng.normal(size=50) * 3).astype(dtype)
+    g[40:] = 0  # a weight whose gradient is zero: left alone
+    bounds = np.array([0, 7, 8, 30, 40, 50], np.int64)  # weights of 7, 1, 22, 10 and 10 values
+    for limit in (0.5, 100.0):
+        ref, fast = g.copy(), g.copy()
+        reference.clip_norms(ref, bounds, np.dtype(dtype).type(limit))
+        other.clip_norms(fast, bounds, np.dtype(dtype).type(limit))
+        close(ref, fast, dtype)
+        ref, fast = g.copy(), g.copy()
+        reference.clip_values(ref, np.dtype(dtype).type(limit))
+        other.clip_values(fast, np.dtype(dtype).type(limit))
+        close(ref, fast, dtype)
+    clipped = g.copy()
+    reference.clip_norms(clipped, bounds, np.dtype(dtype).type(0.5))
+    norms = [np.linalg.norm(clipped[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    np.testing.assert_allclose(norms[:4], 0.5, rtol=1e-5)
+    assert norms[4] == 0
+
+
 def test_every_kernel_has_a_parity_test():
     """A kernel added without a parity case fails here, whichever tests ran before."""
     kernels = {name for names in kernel_names("kerascli.ops.reference").values() for name in names}

@@ -19,8 +19,9 @@ def make(name, backend="cpu", size=2, dtype=np.float64, **config):
 
 
 KERAS_ROWS = {  # optimizer -> configs checked against Keras 3 itself
-    "sgd": [{"learning_rate": 0.05, "momentum": 0.9, "weight_decay": 0.01}],
-    "adam": [{"learning_rate": 0.01, "weight_decay": 0.05}],
+    "sgd": [{"learning_rate": 0.05, "momentum": 0.9, "weight_decay": 0.01},
+            {"learning_rate": 0.05, "clipnorm": 0.5}, {"learning_rate": 0.05, "clipvalue": 0.3}],
+    "adam": [{"learning_rate": 0.01, "weight_decay": 0.05}, {"learning_rate": 0.01, "global_clipnorm": 0.7}],
     "adamw": [{"learning_rate": 0.01}, {"learning_rate": 0.01, "weight_decay": 0.1, "beta_1": 0.8}],
     "rmsprop": [{"learning_rate": 0.01}, {"learning_rate": 0.01, "momentum": 0.9},
                 {"learning_rate": 0.01, "centered": True, "rho": 0.8},
@@ -51,6 +52,7 @@ def test_matches_keras(name, config, backend, rng):
     theirs = getattr(keras.optimizers, OPTIMIZERS.get(name).__name__)(**config)
     variables = [keras.Variable(v.copy()) for v in values]
     ours = make(name, backend, size=17, dtype=np.float32, **config)
+    ours.set_weights_layout([0, 12, 17])  # clipnorm clips each of the two weights by its own norm
     flat = np.concatenate([v.ravel() for v in values])
     for step in grads:
         theirs.apply_gradients(zip([keras.ops.convert_to_tensor(g) for g in step], variables))
@@ -179,3 +181,14 @@ def test_training_resumes_every_optimizer_exactly(tmp_path, write_config, optimi
         "--runs-dir", runs, "--quiet")
     run("resume", runs / "split", "--set", "train.epochs=2", "--quiet")
     assert_same_last_checkpoint(runs / "whole", runs / "split")
+
+
+def test_one_kind_of_clipping_at_a_time(tmp_path, write_config):
+    from click.testing import CliRunner
+
+    from kerascli.cli import cli
+
+    config = write_config(CONFIG.format(name="clip", optimizer="{type: sgd, clipnorm: 1.0, clipvalue: 0.5}", epochs=1))
+    result = CliRunner().invoke(cli, ["train", config, "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    assert "compile.optimizer.clipvalue" in result.output and "not clipnorm and clipvalue" in result.output

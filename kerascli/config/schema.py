@@ -252,6 +252,10 @@ def _resolve_compile(check: Checker, raw: Any, outputs: list[str]) -> dict:
     resolved_opt.update(check.params(plain, OPTIMIZERS.get(opt_type).PARAMS, path, fixed=("type",)))
     if schedule is not None:
         resolved_opt["learning_rate"] = _resolve_schedule(check, schedule, path + ("learning_rate",))
+    clipping = [k for k in ("clipnorm", "clipvalue", "global_clipnorm") if resolved_opt.get(k) is not None]
+    if len(clipping) > 1:
+        raise check.error(path + (clipping[1],), f"set one of clipnorm, clipvalue and global_clipnorm, not "
+                          f"{' and '.join(clipping)} (as in Keras)")
 
     loss_param, metrics_param = Param("str", choices=LOSSES), Param("str_list", [], choices=METRICS)
     weight_param = Param("float", 1.0, min=0.0)

@@ -115,3 +115,20 @@ def lion_update(param, grad, m, lr, beta_1, beta_2):
         mi = m[i] * beta_2 + g * (1 - beta_2)
         mi *= np.float32(abs(mi) >= TINY)
         m[i] = mi
+
+
+@njit(**opts)
+def clip_values(grad, limit):
+    for i in range(grad.size):
+        grad[i] = min(max(grad[i], -limit), limit)
+
+
+@njit(**opts)
+def clip_norms(grad, bounds, limit):
+    for k in range(bounds.size - 1):
+        total = 0.0
+        for i in range(bounds[k], bounds[k + 1]):
+            total += np.float64(grad[i]) * grad[i]
+        scale = grad.dtype.type(limit / max(np.sqrt(total), limit))
+        for i in range(bounds[k], bounds[k + 1]):
+            grad[i] *= scale

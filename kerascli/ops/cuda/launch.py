@@ -168,6 +168,20 @@ def column_sums(a, out, accumulate=False):
     return out
 
 
+@cuda.jit(device=True)
+def block_total(tree, t):
+    """The sum of the 256 values in shared ``tree`` (thread t wrote tree[t]), added as a tree in a fixed
+    order; every thread of the 256-thread block calls this and gets the sum."""
+    cuda.syncthreads()
+    step = 128
+    while step > 0:
+        if t < step:
+            tree[t] += tree[t + step]
+        cuda.syncthreads()
+        step //= 2
+    return tree[0]
+
+
 @cuda.jit(**CACHE)
 def _accumulate_sum(values, acc, index, weight):
     """acc[index] += weight * sum(values), by one block: strided sums, then a tree."""
@@ -177,15 +191,9 @@ def _accumulate_sum(values, acc, index, weight):
     for i in range(t, values.size, 256):
         s += values[i]
     tree[t] = s
-    cuda.syncthreads()
-    step = 128
-    while step > 0:
-        if t < step:
-            tree[t] += tree[t + step]
-        cuda.syncthreads()
-        step //= 2
+    total = block_total(tree, t)
     if t == 0:
-        acc[index] += weight * tree[0]
+        acc[index] += weight * total
 
 
 def accumulate_sum(values, acc, index: int, weight: float = 1.0):

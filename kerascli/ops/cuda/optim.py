@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from numba import cuda
+from numba import cuda, float64
 
-from kerascli.ops.cuda.launch import CACHE, blocks
+from kerascli.ops.cuda.launch import CACHE, block_total, blocks
 
 TINY = 1e-30  # slots below this are flushed to zero, as in the other backends
 
@@ -169,3 +169,35 @@ def _lion(param, grad, m, lr, beta_1, beta_2):
 
 def lion_update(param, grad, m, lr, beta_1, beta_2):
     _launch(_lion, param, grad, m, lr, beta_1, beta_2)
+
+
+@cuda.jit(**CACHE)
+def _clip_values(grad, limit):
+    i = cuda.grid(1)
+    if i < grad.size:
+        grad[i] = min(max(grad[i], -limit), limit)
+
+
+def clip_values(grad, limit):
+    _launch(_clip_values, grad, limit)
+
+
+@cuda.jit(**CACHE)
+def _clip_norms(grad, bounds, limit):
+    """Block k scales segment k: a strided sum of squares, a tree in shared memory (fixed order), then
+    every value times limit / max(norm, limit)."""
+    tree = cuda.shared.array(256, float64)
+    k, t = cuda.blockIdx.x, cuda.threadIdx.x
+    lo, hi = bounds[k], bounds[k + 1]
+    s = 0.0
+    for i in range(lo + t, hi, 256):
+        s += float64(grad[i]) * grad[i]
+    tree[t] = s
+    scale = limit / max(math.sqrt(block_total(tree, t)), limit)
+    for i in range(lo + t, hi, 256):
+        grad[i] *= scale
+
+
+def clip_norms(grad, bounds, limit):
+    if bounds.size > 1:
+        _clip_norms[bounds.size - 1, 256](grad, bounds, limit)

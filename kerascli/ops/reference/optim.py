@@ -97,3 +97,17 @@ def lion_update(param, grad, m, lr, beta_1, beta_2):
     m *= beta_2
     m += grad * (1 - beta_2)
     _flush(m)
+
+
+def clip_values(grad, limit):
+    """Keras' clipvalue: every gradient into [-limit, limit]."""
+    np.clip(grad, -limit, limit, out=grad)
+
+
+def clip_norms(grad, bounds, limit):
+    """Keras' clipnorm over each segment [bounds[i], bounds[i + 1]) of the flat gradient (one per weight):
+    g * limit / max(||g||, limit). One segment over everything is global_clipnorm."""
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        g = grad[lo:hi]
+        norm = np.sqrt((g.astype(np.float64) ** 2).sum())
+        g *= g.dtype.type(limit / max(norm, limit))
