@@ -135,17 +135,29 @@ def resume(ctx, run_dir, overrides, quiet, threads, backend, debug):
 @which_option
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("--force", is_flag=True, help="Evaluate even if a data file changed since training (with a warning).")
+@click.option("--data", "data_path", default=None, type=click.Path(),
+              help="Evaluate on every sample of this file instead of a split: .npz, .npy (with --labels), .csv/.tsv.")
+@click.option("--key", default=None, help="With --data FILE.npz: the features array (default x).")
+@click.option("--labels-key", default=None, help="With --data FILE.npz: the labels array (default y).")
+@click.option("--labels", "labels_path", default=None, type=click.Path(), help="With --data FILE.npy: the labels .npy.")
+@click.option("--label-column", default="label", show_default=True, help="With --data FILE.csv: the label column.")
+@click.option("--delimiter", default=",", show_default=True, help="With --data FILE.csv: the column separator.")
 @threads_option
 @backend_option
 @debug_option
 @click.pass_context
-def evaluate(ctx, target, split, which, as_json, force, threads, backend, debug):
-    """Compute loss and metrics of a trained model on a split of its data."""
+def evaluate(ctx, target, split, which, as_json, force, data_path, key, labels_key, labels_path, label_column,
+             delimiter, threads, backend, debug):
+    """Compute loss and metrics of a trained model on a split of its data, or on a file (--data)."""
 
     def action():
         from kerascli import commands
 
-        commands.evaluate(target, split, which, as_json, threads, _console(), force=force, backend=backend)
+        data = None if data_path is None else {
+            "path": data_path, "x_key": key, "y_key": labels_key, "labels": labels_path,
+            "label_column": label_column, "delimiter": delimiter}
+        commands.evaluate(target, split, which, as_json, threads, _console(), force=force, backend=backend,
+                          data=data)
 
     _run(ctx, action)
 

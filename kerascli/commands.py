@@ -34,7 +34,7 @@ from kerascli.config.schema import RUN_NAME_RE, RUN_NAME_RULE, RunSpec
 from kerascli.data.datasets import check_values, read_numeric_csv
 from kerascli.data.fingerprint import changed_files, fingerprints
 from kerascli.data.npyfile import check_npy, check_npz, load_npz_arrays
-from kerascli.data.pipeline import SPLITS
+from kerascli.data.pipeline import SPLITS, Split, outside_data, prepare_arrays
 from kerascli.errors import CheckpointError, ConfigError, DataError, KerascliError
 from kerascli.registry import CALLBACKS
 from kerascli.runs.atomic import atomic_write, atomic_write_text
@@ -364,18 +364,28 @@ def session_from_checkpoint(target: str, which: str, threads: int | None = None,
 
 
 def evaluate(target: str, split: str, which: str, as_json: bool, threads: int | None, console: Console,
-             force: bool = False, backend: str | None = None) -> dict:
+             force: bool = False, backend: str | None = None, data: dict | None = None) -> dict:
+    """Loss and metrics on a split of the run's data, or with ``data`` (outside_data's arguments) on every
+    sample of a file that was not part of training."""
     session, ckpt = session_from_checkpoint(target, which, threads, backend)
-    splits = load_data(session)
-    check_data_unchanged(ckpt, fingerprints(session.spec.data),
-                         "the results would be for other data than the run's; use --force to evaluate anyway", force)
-    if split not in splits:
-        raise ConfigError(f"the run has no {split!r} split (its data config gives: {', '.join(splits)})")
+    if data is not None:
+        model, objective = session.model, session.trainer.objective
+        x, y = outside_data(**data)
+        features, targets, _ = prepare_arrays(x, y, model, objective, model.dtype, data["path"])
+        split, chosen = data["path"], Split(features, targets)
+    else:
+        splits = load_data(session)
+        check_data_unchanged(ckpt, fingerprints(session.spec.data), "the results would be for other data than "
+                             "the run's; use --force to evaluate anyway", force)
+        if split not in splits:
+            raise ConfigError(f"the run has no {split!r} split (its data config gives: {', '.join(splits)})")
+        chosen = splits[split]
     for note in session.notes:
         _warn(note)
-    result = session.trainer.evaluate(splits[split], EVAL_BATCH)
+    result = session.trainer.evaluate(chosen, EVAL_BATCH)
     if as_json:
-        console.print_json(json.dumps({"checkpoint": ckpt.path, "epoch": ckpt.epoch, "split": split, **result}))
+        where = {"data": split} if data is not None else {"split": split}
+        console.print_json(json.dumps({"checkpoint": ckpt.path, "epoch": ckpt.epoch, **where, **result}))
     else:
         print_results(console, {split: result}, f"{ckpt.path} (epoch {ckpt.epoch})", console.is_terminal)
     return result

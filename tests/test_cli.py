@@ -433,3 +433,37 @@ def test_first_run_says_kernels_are_compiling(tmp_path):
     bar.last_draw = 0  # due for a redraw
     bar.on_batch_end(1, {"loss": 1.0})
     assert "compiling" not in buf.getvalue().rsplit("epoch 1/3", 1)[1] and "ETA" in buf.getvalue()
+
+
+def test_evaluate_on_an_outside_file(tmp_path, small_config):
+    """--data FILE: the test split written to an .npz, a .csv and an .npy pair gives the split's results."""
+    import json as _json
+
+    from kerascli.commands import load_spec
+    from kerascli.train.session import build_session, load_data
+
+    runs = tmp_path / "runs"
+    assert invoke("train", small_config, "--runs-dir", runs, "--quiet").exit_code == 0
+    expected = _json.loads(invoke("evaluate", runs / "small", "--json").output)
+    session = build_session(load_spec(small_config, []))
+    test = load_data(session)["test"]
+    np.savez(tmp_path / "outside.npz", features=test.x, labels=test.y)
+    np.save(tmp_path / "x.npy", test.x)
+    np.save(tmp_path / "y.npy", test.y)
+    header = ",".join([f"f{i}" for i in range(test.x.shape[1])] + ["label"])
+    rows = [",".join([repr(float(v)) for v in x] + [str(int(t))]) for x, t in zip(test.x, test.y)]
+    (tmp_path / "outside.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    for args in (["--data", tmp_path / "outside.npz", "--key", "features", "--labels-key", "labels"],
+                 ["--data", tmp_path / "outside.csv"],
+                 ["--data", tmp_path / "x.npy", "--labels", tmp_path / "y.npy"]):
+        result = invoke("evaluate", runs / "small", "--json", *args)
+        assert result.exit_code == 0, result.output
+        got = _json.loads(result.output)
+        assert got["data"] == str(args[1])
+        for name in ("loss", "accuracy"):
+            assert got[name] == pytest.approx(expected[name], rel=1e-5)
+    bad = invoke("evaluate", runs / "small", "--data", tmp_path / "x.npy")
+    assert bad.exit_code == 2 and "--labels" in bad.output
+    np.savez(tmp_path / "wrong.npz", x=np.zeros((3, 5)), y=np.zeros(3))
+    bad = invoke("evaluate", runs / "small", "--data", tmp_path / "wrong.npz")
+    assert bad.exit_code == 2 and "input_shape" in bad.output and bad.output.count("\n") == 1

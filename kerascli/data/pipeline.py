@@ -76,8 +76,18 @@ def by_name(value, names: list[str], what: str, source: str) -> dict:
 
 def prepare_splits(data_spec: dict, seed: int, model, objective, dtype) -> dict[str, Split]:
     """Load the dataset, check it against the model's inputs and outputs, and return the non-empty splits."""
-    source = f"dataset {data_spec['dataset']!r}"
-    x, y = load_raw(data_spec)
+    features, targets, n = prepare_arrays(*load_raw(data_spec), model, objective, dtype,
+                                          f"dataset {data_spec['dataset']!r}")
+    out = {}
+    for name, idx in split_indices(n, data_spec, seed).items():
+        if len(idx):
+            out[name] = Split(take(features, idx), take(targets, idx))
+    return out
+
+
+def prepare_arrays(x, y, model, objective, dtype, source: str):
+    """Features and labels (as loaded) checked against the model's inputs and outputs: (features, targets
+    as the losses take them, sample count)."""
     xs = by_name(x, list(model.input_shapes), "input", source)
     ys = by_name(y, list(model.outputs), "output", source)
     lengths = {len(a) for a in list(xs.values()) + list(ys.values())}
@@ -89,12 +99,26 @@ def prepare_splits(data_spec: dict, seed: int, model, objective, dtype) -> dict[
     units = {o: model.output_shapes[o][0] for o in model.outputs}
     targets = objective.targets(ys if objective.multi else ys[model.outputs[0]], units, dtype)
     features = xs if len(xs) > 1 else next(iter(xs.values()))
-    n = lengths.pop()
-    out = {}
-    for name, idx in split_indices(n, data_spec, seed).items():
-        if len(idx):
-            out[name] = Split(take(features, idx), take(targets, idx))
-    return out
+    return features, targets, lengths.pop()
+
+
+def outside_data(path: str, x_key: str | None, y_key: str | None, labels: str | None, label_column: str,
+                 delimiter: str):
+    """(features, labels) from a file that was not part of training: an .npz (arrays ``x_key`` and ``y_key``,
+    default x and y), a .csv/.tsv with a label column, or an .npy of features with ``labels`` (.npy) beside."""
+    from kerascli.errors import ConfigError
+
+    ext = path.lower().rsplit(".", 1)[-1] if "." in path else ""
+    if ext == "npz":
+        return DATASETS.get("npz").load({"path": path, "x": x_key or "x", "y": y_key or "y"})
+    if ext in ("csv", "tsv"):
+        return DATASETS.get("csv").load({"path": path, "label_column": label_column,
+                                         "delimiter": "\t" if ext == "tsv" and delimiter == "," else delimiter})
+    if ext == "npy":
+        if not labels:
+            raise ConfigError(f"--data {path}: an .npy holds features only; name the labels with --labels FILE.npy")
+        return DATASETS.get("npy").load({"x": path, "y": labels})
+    raise ConfigError(f"--data {path}: expected an .npz, .npy, .csv or .tsv file")
 
 
 def epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
