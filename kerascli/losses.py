@@ -13,7 +13,16 @@ from __future__ import annotations
 import numpy as np
 
 from kerascli.errors import DataError
-from kerascli.ops.contract import SIGMOID, SOFTMAX
+from kerascli.ops.contract import (
+    HUBER,
+    LOG_COSH,
+    MAE,
+    MAPE,
+    MSLE,
+    POISSON,
+    SIGMOID,
+    SOFTMAX,
+)
 
 EPSILON = 1e-7  # Keras' backend epsilon
 
@@ -180,3 +189,44 @@ class FunctionLoss(Loss):
     def backward(self, ops, out, pred, t, scale, fused):
         self._tape.backward(self._values, np.full(self._values.shape, scale))
         return self._pred.grad.astype(out.dtype, copy=False)
+
+
+class ElementwiseLoss(Loss):
+    """Keras' regression losses: the mean over the last axis of an elementwise f(y_pred, y_true)
+    (kerascli.ops.contract.ELEMENT_LOSSES gives f and its derivative), targets shaped like the output."""
+
+    code = 0
+    param = 0.0  # the loss's argument, where it has one (huber's delta)
+
+    def targets(self, y, units, dtype):
+        return _dense_targets(y, units, dtype, self.name)
+
+    def forward(self, ops, out, t, fused):
+        return ops.element_loss(out, t, self.code, out.dtype.type(self.param)), out
+
+    def backward(self, ops, out, pred, t, scale, fused):
+        return ops.element_loss_grad(out, t, self.code, out.dtype.type(self.param), out.dtype.type(scale))
+
+
+class MeanAbsoluteError(ElementwiseLoss):
+    name, code = "mean_absolute_error", MAE
+
+
+class MeanAbsolutePercentageError(ElementwiseLoss):
+    name, code = "mean_absolute_percentage_error", MAPE
+
+
+class MeanSquaredLogarithmicError(ElementwiseLoss):
+    name, code = "mean_squared_logarithmic_error", MSLE
+
+
+class Huber(ElementwiseLoss):
+    name, code, param = "huber", HUBER, 1.0  # Keras' default delta
+
+
+class LogCosh(ElementwiseLoss):
+    name, code = "log_cosh", LOG_COSH
+
+
+class Poisson(ElementwiseLoss):
+    name, code = "poisson", POISSON

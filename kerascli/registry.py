@@ -160,6 +160,14 @@ LOSSES = Registry("loss", (
      "SparseCategoricalCrossentropy", "scce"),
     ("binary_crossentropy", "kerascli.losses:BinaryCrossentropy", "BinaryCrossentropy", "bce"),
     ("mean_squared_error", "kerascli.losses:MeanSquaredError", "MeanSquaredError", "mse"),
+    ("mean_absolute_error", "kerascli.losses:MeanAbsoluteError", "MeanAbsoluteError", "mae"),
+    ("mean_absolute_percentage_error", "kerascli.losses:MeanAbsolutePercentageError",
+     "MeanAbsolutePercentageError", "mape"),
+    ("mean_squared_logarithmic_error", "kerascli.losses:MeanSquaredLogarithmicError",
+     "MeanSquaredLogarithmicError", "msle"),
+    ("huber", "kerascli.losses:Huber", "Huber"),
+    ("log_cosh", "kerascli.losses:LogCosh", "LogCosh", "logcosh"),
+    ("poisson", "kerascli.losses:Poisson", "Poisson"),
 ))
 METRICS = Registry("metric", (
     ("accuracy", "kerascli.metrics:Accuracy", "acc"),  # its kind follows the loss, as in Keras

@@ -22,10 +22,44 @@ def targets_for(name, rng):
     return rng.random(size=(N, C))
 
 
+ELEMENTWISE = ["mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "huber",
+               "log_cosh", "poisson"]
+
+
 def test_every_loss_is_tested():
     assert sorted(LOSSES.builtin_names()) == sorted(
         ["categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy", "mean_squared_error"]
-    )
+        + ELEMENTWISE)
+
+
+def outputs_for(name, rng):
+    """Predictions in the loss's domain (poisson and msle take logarithms of them)."""
+    if name in ("poisson", "mean_squared_logarithmic_error"):
+        return rng.random(size=(N, C)) * 3 + 0.1
+    return rng.normal(size=(N, C)) * 2
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_elementwise_losses_match_keras(name, rng):
+    """Value per sample and gradient against Keras 3 (torch backend) with torch's autograd (Keras computes in
+    float32: the float64 gradient checks are test_loss_gradient's)."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    torch = pytest.importorskip("torch")
+    out = outputs_for(name, rng)
+    t = rng.random(size=(N, C)) * 2
+    t[0, 0] = 0.0  # a zero target (mape divides by it, clipped)
+    loss = LOSSES.get(name)()
+    rows, pred = loss.forward(get_ops("cpu"), out, t, False)
+    grad = loss.backward(get_ops("cpu"), out, pred, t, 1.0 / N, False)
+    p = torch.tensor(out, requires_grad=True)
+    theirs = getattr(keras.losses, name)(torch.tensor(t), p)
+    theirs.mean().backward()
+    np.testing.assert_allclose(rows, theirs.detach().numpy(), rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(grad, p.grad.numpy(), rtol=2e-6, atol=1e-7)
 
 
 LOSS_CASES = [(name, False) for name in LOSSES.builtin_names()] + [
@@ -40,7 +74,7 @@ def test_loss_gradient(name, fused, backend, rng):
     ops = get_ops(backend)
     t = targets_for(name, rng)
     if fused or loss.fuses is None:
-        out = rng.normal(size=(N, C)) * 2
+        out = outputs_for(name, rng)
     else:  # probabilities from the activation the loss expects
         act = loss.fuses
         z = rng.normal(size=(N, C))

@@ -11,8 +11,11 @@ from kerascli.ops import conv_geometry, get_ops
 from kerascli.ops.backend import kernel_modules, public_functions
 from kerascli.ops.contract import (
     ACTIVATION_TABLE,
+    ELEMENT_LOSSES,
     KERNEL_FAMILIES,
     LINEAR,
+    MSLE,
+    POISSON,
     SIGMOID,
     SOFTMAX,
 )
@@ -373,6 +376,20 @@ def test_adam_update(rng, dtype, other):
         other.adam_update(fast[0], g, fast[1], fast[2], f(alpha), f(0.1), f(0.001), f(1e-7))
     for a, b in zip(state, fast):
         close(a, b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("code", [loss.code for loss in ELEMENT_LOSSES])
+@parity("element_loss", "element_loss_grad")
+def test_element_losses(rng, dtype, code, other):
+    f = np.dtype(dtype).type
+    p = (rng.random(size=(9, 5)) * 3 + 0.05).astype(dtype)  # poisson and msle take logarithms
+    t = (rng.random(size=(9, 5)) * 2).astype(dtype)
+    t[0, :2] = 0
+    p[1] = -p[1] if code not in (MSLE, POISSON) else p[1]
+    close(*run(other, "element_loss", p, t, code, f(1.5)), dtype)
+    ref, fast = run(other, "element_loss_grad", p, t, code, f(1.5), f(0.25))
+    np.testing.assert_allclose(fast, ref, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
 
 
 # update kernel -> (number of slot arrays, scalars, start of the slots): three steps on both backends

@@ -70,6 +70,48 @@ def activation(code: int) -> Activation:
 
 
 @dataclass(frozen=True)
+class ElementLoss:
+    """A loss that is the mean over the last axis of f(prediction, target) (Keras' regression losses):
+    f and its derivative in the prediction, in numpy; ``param`` is the loss's one argument (huber's delta)."""
+
+    name: str
+    code: int
+    value: Callable  # (p, t, param) -> f, elementwise
+    gradient: Callable  # (p, t, param) -> df/dp, elementwise
+
+
+_EPS = 1e-7  # Keras' backend epsilon
+
+
+def _huber(p, t, delta):
+    e = np.abs(p - t)
+    return np.where(e <= delta, 0.5 * e * e, delta * e - 0.5 * delta * delta)
+
+
+def _log_cosh(p, t, _):
+    x = p - t
+    return x + np.logaddexp(0, -2 * x) - np.log(2.0)  # log(cosh x) without overflow
+
+
+ELEMENT_LOSSES: tuple[ElementLoss, ...] = (
+    ElementLoss("mean_absolute_error", 0, lambda p, t, _: np.abs(p - t), lambda p, t, _: np.sign(p - t)),
+    ElementLoss("mean_absolute_percentage_error", 1,
+                lambda p, t, _: 100 * np.abs((t - p) / np.maximum(np.abs(t), _EPS)),
+                lambda p, t, _: 100 * np.sign(p - t) / np.maximum(np.abs(t), _EPS)),
+    ElementLoss("mean_squared_logarithmic_error", 2,
+                lambda p, t, _: (np.log(np.maximum(p, _EPS) + 1) - np.log(np.maximum(t, _EPS) + 1)) ** 2,
+                lambda p, t, _: np.where(p > _EPS, 2 * (np.log(np.maximum(p, _EPS) + 1)
+                                                        - np.log(np.maximum(t, _EPS) + 1)) / (p + 1), 0)),
+    ElementLoss("huber", 3, _huber,
+                lambda p, t, delta: np.where(np.abs(p - t) <= delta, p - t, delta * np.sign(p - t))),
+    ElementLoss("log_cosh", 4, _log_cosh, lambda p, t, _: np.tanh(p - t)),
+    ElementLoss("poisson", 5, lambda p, t, _: p - t * np.log(p + _EPS), lambda p, t, _: 1 - t / (p + _EPS)),
+)
+assert [loss.code for loss in ELEMENT_LOSSES] == list(range(len(ELEMENT_LOSSES)))
+MAE, MAPE, MSLE, HUBER, LOG_COSH, POISSON = range(len(ELEMENT_LOSSES))
+
+
+@dataclass(frozen=True)
 class Conv2DGeometry:
     """Where a 2-D convolution's windows fall: kernel size, strides, padding before, output size and
     input channels (layers compute it once from Keras' rules; kernels and algorithms read it)."""

@@ -7,6 +7,7 @@ import math
 import numpy as np
 from numba import njit
 
+from kerascli.ops import scalar
 from kerascli.ops.cpu.jit import opts
 
 
@@ -184,4 +185,31 @@ def row_argmax(p):
             if p[r, c] > p[r, best]:
                 best = c
         out[r] = best
+    return out
+
+
+# The elementwise losses (kerascli.ops.contract.ELEMENT_LOSSES), from their one definition, inlined
+_element_value = njit(inline="always", **opts)(scalar.element_loss_value)
+_element_gradient = njit(inline="always", **opts)(scalar.element_loss_gradient)
+
+
+@njit(**opts)
+def element_loss(p, t, code, param):
+    rows, cols = p.shape
+    loss = np.empty(rows, dtype=p.dtype)
+    for r in range(rows):
+        acc = 0.0
+        for c in range(cols):
+            acc += _element_value(p[r, c], t[r, c], code, param)
+        loss[r] = acc / cols
+    return loss
+
+
+@njit(**opts)
+def element_loss_grad(p, t, code, param, scale):
+    rows, cols = p.shape
+    out = np.empty_like(p)
+    for r in range(rows):
+        for c in range(cols):
+            out[r, c] = _element_gradient(p[r, c], t[r, c], code, param) * (scale / cols)
     return out

@@ -7,6 +7,7 @@ import math
 import numpy as np
 from numba import cuda
 
+from kerascli.ops import scalar
 from kerascli.ops.cuda.launch import CACHE, blocks, output_for
 
 
@@ -248,4 +249,43 @@ def _row_argmax(p, out):
 def row_argmax(p):
     out = output_for("row_argmax", p, (p.shape[0],), np.int64)
     _row_argmax[blocks(p.shape[0])](p, out)
+    return out
+
+
+# The elementwise losses (kerascli.ops.contract.ELEMENT_LOSSES), from their one definition
+_element_value = cuda.jit(device=True)(scalar.element_loss_value)
+_element_gradient = cuda.jit(device=True)(scalar.element_loss_gradient)
+
+
+@cuda.jit(**CACHE)
+def _element_loss(p, t, code, param, loss):
+    r = cuda.grid(1)
+    rows, cols = p.shape
+    if r < rows:
+        acc = 0.0
+        for c in range(cols):
+            acc += _element_value(p[r, c], t[r, c], code, param)
+        loss[r] = acc / cols
+
+
+def element_loss(p, t, code, param):
+    loss = output_for("element_loss", p, (p.shape[0],), p.dtype)
+    _element_loss[blocks(p.shape[0])](p, t, code, param, loss)
+    return loss
+
+
+@cuda.jit(**CACHE)
+def _element_loss_grad(p, t, code, param, scale, out):
+    i = cuda.grid(1)
+    rows, cols = p.shape
+    if i < rows * cols:
+        r = i // cols
+        c = i - r * cols
+        out[r, c] = _element_gradient(p[r, c], t[r, c], code, param) * (scale / cols)
+
+
+def element_loss_grad(p, t, code, param, scale):
+    out = output_for("element_loss_grad", p, p.shape, p.dtype)
+    if p.size:
+        _element_loss_grad[blocks(p.size)](p, t, code, param, scale, out)
     return out

@@ -78,3 +78,16 @@ def mean_squared_error_grad(p: np.ndarray, t: np.ndarray, scale: float) -> np.nd
 
 def row_argmax(p: np.ndarray) -> np.ndarray:
     return p.argmax(axis=1).astype(np.int64)
+
+
+def element_loss(p, t, code, param):
+    """Mean over each row of the elementwise loss ``code`` (kerascli.ops.contract.ELEMENT_LOSSES)."""
+    from kerascli.ops.contract import ELEMENT_LOSSES
+
+    return ELEMENT_LOSSES[code].value(p, t, param).mean(axis=1).astype(p.dtype)
+
+
+def element_loss_grad(p, t, code, param, scale):
+    from kerascli.ops.contract import ELEMENT_LOSSES
+
+    return (ELEMENT_LOSSES[code].gradient(p, t, param) * (scale / p.shape[1])).astype(p.dtype)

@@ -1,0 +1,48 @@
+"""Scalar definitions compiled by more than one backend: plain Python on ``math`` alone, which Numba compiles
+both for the CPU (njit) and as numba.cuda device functions, so each is written once. The numpy definitions
+in kerascli.ops.contract are their reference."""
+
+from __future__ import annotations
+
+import math
+
+from kerascli.ops.contract import HUBER, LOG_COSH, MAE, MAPE, MSLE
+
+EPS = 1e-7  # Keras' backend epsilon
+
+
+def element_loss_value(p, t, code, param):
+    """f(prediction, target) of the elementwise loss ``code`` (ELEMENT_LOSSES)."""
+    if code == MAE:
+        return abs(p - t)
+    if code == MAPE:
+        return 100.0 * abs((t - p) / max(abs(t), EPS))
+    if code == MSLE:
+        d = math.log(max(p, EPS) + 1.0) - math.log(max(t, EPS) + 1.0)
+        return d * d
+    if code == HUBER:
+        e = abs(p - t)
+        return 0.5 * e * e if e <= param else param * e - 0.5 * param * param
+    if code == LOG_COSH:
+        x = p - t  # log(cosh x) = x + softplus(-2x) - log 2, without overflow
+        return x + max(-2.0 * x, 0.0) + math.log1p(math.exp(-abs(2.0 * x))) - math.log(2.0)
+    return p - t * math.log(p + EPS)  # poisson
+
+
+def element_loss_gradient(p, t, code, param):
+    """df/dprediction of the elementwise loss ``code``."""
+    e = p - t
+    sign = 1.0 if e > 0 else (-1.0 if e < 0 else 0.0)
+    if code == MAE:
+        return sign
+    if code == MAPE:
+        return 100.0 * sign / max(abs(t), EPS)
+    if code == MSLE:
+        if not p > EPS:
+            return 0.0
+        return 2.0 * (math.log(p + 1.0) - math.log(max(t, EPS) + 1.0)) / (p + 1.0)
+    if code == HUBER:
+        return e if abs(e) <= param else param * sign
+    if code == LOG_COSH:
+        return math.tanh(e)
+    return 1.0 - t / (p + EPS)  # poisson
