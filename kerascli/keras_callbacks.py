@@ -71,6 +71,24 @@ class EarlyStopping(_Monitor):
         self.best, self.wait, self.stopped_epoch = state["best"], state["wait"], state["stopped_epoch"]
 
 
+class LearningRateScheduler(Callback):
+    """At the start of each epoch, set the learning rate to ``schedule`` (a learning-rate schedule, as in
+    compile.optimizer.learning_rate) taken at the epoch's index, counted from 0 as Keras does:
+    ``{type: PiecewiseConstantDecay, boundaries: [9, 19], values: [0.1, 0.01, 0.001]}`` gives 0.1 for
+    epochs 1-10. Needs a constant learning_rate in the optimizer, as ReduceLROnPlateau."""
+
+    PARAMS = {"schedule": Param("schedule")}
+
+    def on_train_begin(self, logs=None):
+        from kerascli.registry import SCHEDULES
+
+        config = self.config["schedule"]
+        self.schedule = SCHEDULES.get(config["type"])({k: v for k, v in config.items() if k != "type"})
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.set_learning_rate(self.schedule(epoch - 1))
+
+
 class ReduceLROnPlateau(_Monitor):
     """Multiply the learning rate by ``factor`` (not below ``min_lr``) when ``monitor`` has not improved
     for ``patience`` epochs, then wait ``cooldown`` epochs before counting again. Needs a constant

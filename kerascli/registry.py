@@ -216,6 +216,7 @@ DATASETS = Registry("dataset", (
 CALLBACKS = Registry("callback", (  # progress, metrics and checkpoints come from train/checkpoint keys
     ("EarlyStopping", "kerascli.keras_callbacks:EarlyStopping"),
     ("ReduceLROnPlateau", "kerascli.keras_callbacks:ReduceLROnPlateau"),
+    ("LearningRateScheduler", "kerascli.keras_callbacks:LearningRateScheduler"),
 ))
 
 REGISTRIES = (LAYERS, ACTIVATIONS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, INITIALIZERS, DATASETS, CALLBACKS)

@@ -160,3 +160,23 @@ def test_restore_best_weights_means_best_npz_by_the_same_monitor(tmp_path, write
     good = write_config(CONFIG.format(name="rb", epochs=2, callbacks=f"[{stop}]") + "checkpoint: {monitor: loss}\n",
                         "good.yaml")
     assert invoke("train", good, "--runs-dir", tmp_path / "runs", "--quiet").exit_code == 0
+
+
+def test_learning_rate_scheduler_sets_each_epochs_rate(tmp_path, write_config):
+    """Keras' epoch index from 0: boundaries [1] keep the first rate for epochs 1 and 2."""
+    runs = tmp_path / "runs"
+    callback = "{type: LearningRateScheduler, schedule: {type: PiecewiseConstantDecay, boundaries: [1], " \
+               "values: [0.1, 0.01]}}"
+    config = write_config(CONFIG.format(name="sched", epochs=4, callbacks=f"[{callback}]"))
+    assert invoke("train", config, "--runs-dir", runs, "--quiet").exit_code == 0
+    lines = (runs / "sched" / "metrics.csv").read_text().split()
+    column = lines[0].split(",").index("lr")
+    assert [float(row.split(",")[column]) for row in lines[1:]] == pytest.approx([0.1, 0.1, 0.01, 0.01])
+    bad = write_config(CONFIG.format(name="bad", epochs=1, callbacks="[{type: LearningRateScheduler, schedule: "
+                                     "{type: ExponentialDecay, initial_learning_rate: 0.1, decay_step: 1, "
+                                     "decay_rate: 0.5}}]"), "bad.yaml")
+    result = invoke("train", bad, "--runs-dir", runs)
+    assert result.exit_code == 2 and "callbacks[0].schedule.decay_step" in result.output, result.output
+    missing = write_config(CONFIG.format(name="bad", epochs=1, callbacks="[LearningRateScheduler]"), "m.yaml")
+    result = invoke("train", missing, "--runs-dir", runs)
+    assert result.exit_code == 2 and "missing required key 'schedule'" in result.output, result.output

@@ -25,7 +25,7 @@ MAX_DIM = 1 << 24
 @dataclass(frozen=True)
 class Param:
     """One argument. kind: int, float, bool, str, pair, shape, str_list, float_list, names (one or a list),
-    path."""
+    path, schedule (a learning-rate schedule mapping: the config schema resolves it)."""
 
     kind: str
     default: Any = REQUIRED

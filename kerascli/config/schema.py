@@ -164,8 +164,9 @@ def resolve_config(loaded: LoadedConfig, default_name: str | None = None) -> Run
                               f"checkpoints/best.npz, chosen by checkpoint.monitor ({ckpt['monitor']!r}); set "
                               f"checkpoint.monitor to {callback['monitor']!r} so that the best weights are this "
                               "callback's")
-        if callback["type"] == "ReduceLROnPlateau" and isinstance(compile_["optimizer"].get("learning_rate"), dict):
-            raise check.error(("callbacks", i), "ReduceLROnPlateau sets the learning rate, but "
+        sets_rate = callback["type"] in ("ReduceLROnPlateau", "LearningRateScheduler")
+        if sets_rate and isinstance(compile_["optimizer"].get("learning_rate"), dict):
+            raise check.error(("callbacks", i), f"{callback['type']} sets the learning rate, but "
                               "compile.optimizer.learning_rate is a schedule, which decides it (as in Keras)")
     return RunSpec(name=name, seed=seed, data=data, model=model, compile=compile_, train=train,
                    checkpoint=ckpt, source=loaded, plugins=plugins, entry_point_plugins=entry_point_plugins,
@@ -206,7 +207,19 @@ def _resolve_callbacks(check: Checker, raw: Any) -> list[dict]:
             valid = ", ".join(CALLBACKS.names()) or "none: plugins register callbacks"
             raise check.error(p, f"missing required key 'type' (valid: {valid})")
         type_name = check.value(item["type"], Param("str", choices=CALLBACKS), p + ("type",))
-        out.append({"type": type_name, **check.params(item, CALLBACKS.get(type_name).PARAMS, p, fixed=("type",))})
+        params = CALLBACKS.get(type_name).PARAMS
+        # an argument of kind "schedule" is a learning-rate schedule mapping, checked as compile's are
+        schedules = [k for k, param in params.items() if param.kind == "schedule" and k in item]
+        plain = {k: v for k, v in item.items() if k not in schedules}
+        resolved = check.params(plain, {k: v for k, v in params.items() if k not in schedules}, p,
+                                fixed=("type",) + tuple(schedules))
+        for key in schedules:
+            resolved[key] = _resolve_schedule(check, check.mapping(item[key], p + (key,), "a schedule mapping "
+                                                                   "({type: ExponentialDecay, ...})"), p + (key,))
+        missing = [k for k, param in params.items() if param.kind == "schedule" and param.required and k not in item]
+        if missing:
+            raise check.error(p, f"missing required key {missing[0]!r}")
+        out.append({"type": type_name, **resolved})
     return out
 
 
