@@ -204,8 +204,7 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
         "params": {"trainable": trainable, "non_trainable": fixed, "total": trainable + fixed},
         "data_files": data_files,
         "plugins": spec.plugin_records(),
-        "backend": {"name": model.ops.name, **({"device": model.ops.device_name, "gemm": model.ops.gemm_name}
-                                               if model.ops.name == "cuda" else {})},
+        "backend": model.ops.describe(),
         "wall_seconds": time.perf_counter() - started,
         "train_seconds": train_seconds,
         "train_samples_per_second": len(splits["train"]) * len(history) / max(train_seconds, 1e-9),

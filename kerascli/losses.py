@@ -29,6 +29,7 @@ EPSILON = 1e-7  # Keras' backend epsilon
 
 class Loss:
     name = ""
+    host_only = False  # computed on host arrays (a plugin's function): a device backend cannot run it
     fuses: int | None = None  # activation code of the fused path
     classification = False
 
@@ -155,6 +156,7 @@ class FunctionLoss(Loss):
 
     fn = None
     target_fn = None
+    host_only = True
 
     @classmethod
     def make(cls, name: str, fn, targets) -> type:

@@ -16,6 +16,8 @@ from kerascli.registry import METRICS
 
 
 class Metric:
+    host_only = False  # computed on host arrays (a plugin's function): a device backend cannot run it
+
     def __init__(self, name: str):
         self.name = name
 
@@ -53,6 +55,7 @@ class FunctionMetric(Metric):
     their mean as a scalar."""
 
     fn = None
+    host_only = True
 
     @classmethod
     def make(cls, fn) -> type:

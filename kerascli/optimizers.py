@@ -23,7 +23,9 @@ class Optimizer:
         self.scalar = np.dtype(dtype).type  # kernels get scalars in the buffer's dtype
         self.iterations = 0
         self.slots = {name: ops.full((size,), self.slot_start(name), dtype) for name in self.slot_names()}
-        self.bounds = ops.to_device(np.array([0, size], np.int64))  # one weight until set_weights_layout
+        # segments of the flat buffers that clipping takes one norm over: all of it (global_clipnorm), and
+        # each weight (clipnorm; one segment until set_weights_layout says where weights start)
+        self.whole = self.bounds = ops.to_device(np.array([0, size], np.int64))
         # learning_rate: a number, or a schedule ({type: CosineDecay, ...}: kerascli.schedules) of the step
         rate = self.config.get("learning_rate")
         self.schedule = None
@@ -70,8 +72,7 @@ class Optimizer:
         if c.get("clipnorm"):
             self.ops.clip_norms(grads, self.bounds, f(c["clipnorm"]))
         elif c.get("global_clipnorm"):
-            self.ops.clip_norms(grads, self.ops.to_device(np.array([0, grads.size], np.int64)),
-                                f(c["global_clipnorm"]))
+            self.ops.clip_norms(grads, self.whole, f(c["global_clipnorm"]))
         elif c.get("clipvalue"):
             self.ops.optimizer_step("clip_values", (grads,), (f(c["clipvalue"]),))
 
@@ -204,11 +205,11 @@ class Nadam(Optimizer):
         return self.config["beta_1"] * (1 - 0.5 * 0.96 ** t)
 
     def _momentum_product(self, t: int) -> float:
-        """The product of the momenta of steps 1..t (Keras keeps it as a variable; here it follows from t)."""
-        cached = getattr(self, "_product", (0, 1.0))
-        if cached[0] > t:
-            cached = (0, 1.0)
-        step, product = cached
+        """The product of the momenta of steps 1..t (Keras keeps it as a variable; here it follows from t,
+        extended from the last step asked for, recomputed after a resume moved t back)."""
+        step, product = getattr(self, "_product", (0, 1.0))
+        if step > t:
+            step, product = 0, 1.0
         while step < t:
             step += 1
             product *= self._momentum(step)

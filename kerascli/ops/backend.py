@@ -105,15 +105,22 @@ class ReferenceOps:
 
         return batches(split, batch_size, order)
 
+    memory_name = "this machine's"  # where memory_bytes() comes from, for messages
+
     def memory_bytes(self) -> int:
         """Memory this Ops' arrays are allocated from."""
         from kerascli.data.npyfile import memory_bytes
 
         return memory_bytes()
 
-    def unsupported(self, model) -> str | None:
-        """Why this Ops cannot run ``model`` (a layer it has no kernels for), or None."""
+    def unsupported(self, model, objective) -> str | None:
+        """Why this Ops cannot run ``model`` with ``objective`` (a layer, loss or metric it has no kernels
+        for), or None."""
         return None
+
+    def describe(self) -> dict:
+        """What a run's summary records of the backend."""
+        return {"name": self.name}
 
     # ---------------------------------------------------------------- products
     def gemm(self, a, b, out=None, trans_a=False, trans_b=False, accumulate=False):
@@ -226,6 +233,7 @@ class NumbaCUDAOps(ReferenceOps):
 
     name = "cuda"
     kernel_package = "kerascli.ops.cuda"
+    memory_name = "the GPU's"
     # built-in layers whose every computation this Ops has kernels for
     LAYERS = frozenset({"Dense", "Activation", "Dropout", "Flatten", "Reshape", "Rescaling", "Conv2D",
                         "MaxPooling2D", "AveragePooling2D", "BatchNormalization", "Add", "Concatenate"})
@@ -241,8 +249,7 @@ class NumbaCUDAOps(ReferenceOps):
         self._cuda = cuda
         for name, f in public_functions(algorithms).items():
             setattr(self, name, f.__get__(self))
-        self.gemm_name = gemm.choose()
-        self._gemm = gemm.cublas_gemm if self.gemm_name == "cublas" else gemm.numba_gemm
+        self.gemm_name, self._gemm = gemm.chosen()
         self.device_name = _device_name(cuda)
 
     def empty(self, shape, dtype):
@@ -296,16 +303,20 @@ class NumbaCUDAOps(ReferenceOps):
         except Exception:  # the simulator
             return super().memory_bytes()
 
-    def set_threads(self, threads: int, batch_parallel: bool = True) -> int:
-        """Host threads only run BLAS for what stays on the host (nothing in training)."""
-        return super().set_threads(threads, batch_parallel)
-
-    def unsupported(self, model) -> str | None:
+    def unsupported(self, model, objective) -> str | None:
         for layer in model.layers:
             if layer.type_name not in self.LAYERS or type(layer).__module__.split(".")[0] != "kerascli":
                 return (f"layer {layer.name!r} ({layer.type_name}) has no cuda kernels; train it with "
                         "backend: cpu")
+        for output in objective.outputs:
+            for item in [objective.losses[output]] + objective.metrics[output]:
+                if item.host_only:
+                    return (f"{item.name!r} is a plugin loss or metric, computed on host arrays; train it with "
+                            "backend: cpu")
         return None
+
+    def describe(self) -> dict:
+        return {**super().describe(), "device": self.device_name, "gemm": self.gemm_name}
 
     def kernels_on_disk(self) -> bool:
         return True

@@ -6,9 +6,31 @@ from __future__ import annotations
 
 import math
 
-from kerascli.ops.contract import HUBER, LOG_COSH, MAE, MAPE, MSLE
+from kerascli.ops.contract import HUBER, LOG_COSH, MAE, MAPE, MSLE, RELU, SIGMOID, TANH
 
 EPS = 1e-7  # Keras' backend epsilon
+
+
+# The elementwise activations of the table: value from the input, gradient from the output. A new elementwise
+# activation is a row in the table and a branch in each.
+def activation_value(v, act):
+    if act == RELU:
+        return v if not v < 0 else 0.0  # NaN passes through, as in numpy
+    if act == SIGMOID:
+        return 1.0 / (1.0 + math.exp(-v))
+    if act == TANH:
+        return math.tanh(v)
+    return v  # linear (softmax is applied per row by the callers)
+
+
+def activation_gradient(dy, y, act):
+    if act == RELU:
+        return dy if y > 0 else 0.0
+    if act == SIGMOID:
+        return dy * y * (1.0 - y)
+    if act == TANH:
+        return dy * (1.0 - y * y)
+    return dy
 
 
 def element_loss_value(p, t, code, param):

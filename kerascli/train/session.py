@@ -11,8 +11,6 @@ from kerascli.config.schema import RunSpec
 from kerascli.data.pipeline import Split, prepare_splits
 from kerascli.errors import ConfigError
 from kerascli.graph.builder import build_model
-from kerascli.losses import FunctionLoss
-from kerascli.metrics import FunctionMetric
 from kerascli.ops import BackendUnavailable, get_ops
 from kerascli.registry import OPTIMIZERS
 from kerascli.runs.checkpoint import apply_weights, load_checkpoint
@@ -60,7 +58,7 @@ def check_buffer_sizes(spec: RunSpec, model, threads: int) -> None:
                     f"(limit {MAX_BUFFER_BYTES >> 30} GiB per buffer); use a smaller batch_size or layer",
                     key=format_key(path), where=spec.source.where(path) if spec.source else None,
                 )
-    have, where = model.ops.memory_bytes(), "the GPU's" if model.ops.name == "cuda" else "this machine's"
+    have, where = model.ops.memory_bytes(), model.ops.memory_name
     if total > have:
         raise ConfigError(f"the model's weights and buffers would need {total / 2**30:,.1f} GiB with batch_size "
                           f"{batch}, more than {where} {have / 2**30:,.1f} GiB of memory; use a "
@@ -73,12 +71,12 @@ def build_session(spec: RunSpec, *, initial_weights: bool = True) -> Session:
     model = build_model(spec.model, spec.source)
     check_output(spec, model)
     threads, note = choose_threads(spec.train["threads"])
-    ops = backend_ops(spec, model)
+    ops = backend_ops(spec)
     model.set_backend(ops, spec.seed)
     check_buffer_sizes(spec, model, threads)
     model.allocate(np.dtype(spec.train["dtype"]), spec.seed)
     objective = Objective(model, *per_output(spec.compile, model.outputs))
-    check_objective_runs_on(ops, objective, spec)
+    refuse_unsupported(ops, model, objective, spec)
     model.fuse_layers()
     opt_cfg = {k: v for k, v in spec.compile["optimizer"].items() if k != "type"}
     optimizer = OPTIMIZERS.get(spec.compile["optimizer"]["type"])(opt_cfg, model.param_buffer.size, model.dtype, model.ops)
@@ -91,31 +89,23 @@ def build_session(spec: RunSpec, *, initial_weights: bool = True) -> Session:
     return session
 
 
-def backend_ops(spec: RunSpec, model):
-    """The Ops of ``train.backend``, or a ConfigError saying why it cannot run here or cannot run this model."""
-    where = spec.source.where(("train", "backend")) if spec.source else None
+def _backend_where(spec: RunSpec):
+    return spec.source.where(("train", "backend")) if spec.source else None
+
+
+def backend_ops(spec: RunSpec):
+    """The Ops of ``train.backend``, or a ConfigError saying why it cannot run here."""
     try:
-        ops = get_ops(spec.train["backend"])
+        return get_ops(spec.train["backend"])
     except BackendUnavailable as exc:
-        raise ConfigError(str(exc), key="train.backend", where=where) from None
-    reason = ops.unsupported(model)
+        raise ConfigError(str(exc), key="train.backend", where=_backend_where(spec)) from None
+
+
+def refuse_unsupported(ops, model, objective, spec: RunSpec) -> None:
+    """A ConfigError when the Ops has no kernels for one of the model's layers, losses or metrics."""
+    reason = ops.unsupported(model, objective)
     if reason:
-        raise ConfigError(f"backend {ops.name}: {reason}", key="train.backend", where=where)
-    return ops
-
-
-def check_objective_runs_on(ops, objective, spec: RunSpec) -> None:
-    """Losses and metrics written as plugin functions run on host arrays only."""
-    if ops.name != "cuda":
-        return
-    for output in objective.outputs:
-        loss = objective.losses[output]
-        custom = [loss.name] if isinstance(loss, FunctionLoss) else []
-        custom += [m.name for m in objective.metrics[output] if isinstance(m, FunctionMetric)]
-        if custom:
-            raise ConfigError(f"backend cuda: {custom[0]!r} is a plugin loss or metric, computed on host arrays; "
-                              "train it with backend: cpu", key="train.backend",
-                              where=spec.source.where(("train", "backend")) if spec.source else None)
+        raise ConfigError(f"backend {ops.name}: {reason}", key="train.backend", where=_backend_where(spec))
 
 
 def use_threads(session: Session, threads: int) -> None:

@@ -7,52 +7,42 @@ import math
 import numpy as np
 from numba import njit
 
-from kerascli.ops.contract import RELU, SIGMOID, SOFTMAX, TANH
+from kerascli.ops import scalar
+from kerascli.ops.contract import SOFTMAX
 from kerascli.ops.cpu.jit import opts
+
+
+@njit(inline="always", **opts)
+def _softmax_row(z, r, out):
+    """softmax of row r of ``z`` into row r of ``out`` (which may be ``z``); returns (row max, log of the
+    sum of exp(z - max)), what a cross-entropy needs besides."""
+    cols = z.shape[1]
+    m = z[r, 0]
+    for c in range(1, cols):
+        if z[r, c] > m:
+            m = z[r, c]
+    s = 0.0
+    for c in range(cols):
+        e = math.exp(z[r, c] - m)
+        out[r, c] = e
+        s += e
+    inv = 1.0 / s
+    for c in range(cols):
+        out[r, c] *= inv
+    return m, math.log(s)
 
 
 @njit(**opts)
 def _softmax_rows(z, out):
-    rows, cols = z.shape
-    for r in range(rows):
-        m = z[r, 0]
-        for c in range(1, cols):
-            if z[r, c] > m:
-                m = z[r, c]
-        s = 0.0
-        for c in range(cols):
-            e = math.exp(z[r, c] - m)
-            out[r, c] = e
-            s += e
-        inv = 1.0 / s
-        for c in range(cols):
-            out[r, c] *= inv
+    for r in range(z.shape[0]):
+        _softmax_row(z, r, out)
 
 
-# The elementwise activations of the table (kerascli.ops.contract), written once for every cpu kernel: their
-# value from the input, and their gradient from the output. Inlined into each kernel's loop, where LLVM
-# hoists the branch on ``act`` out of the loop and vectorises each case (as fast as one hand-written loop
-# per activation, measured). A new elementwise activation is a row in the table and a branch in each.
-@njit(inline="always", **opts)
-def _activation_value(v, act):
-    if act == RELU:
-        return v if not v < 0 else 0.0  # NaN passes through, as in numpy
-    if act == SIGMOID:
-        return 1.0 / (1.0 + math.exp(-v))
-    if act == TANH:
-        return math.tanh(v)
-    return v  # linear (softmax is applied per row by the callers)
-
-
-@njit(inline="always", **opts)
-def _activation_gradient(dy, y, act):
-    if act == RELU:
-        return dy if y > 0 else 0.0
-    if act == SIGMOID:
-        return dy * y * (1.0 - y)
-    if act == TANH:
-        return dy * (1.0 - y * y)
-    return dy
+# The elementwise activations (kerascli.ops.scalar), inlined into each kernel's loop, where LLVM hoists the
+# branch on ``act`` out of the loop and vectorises each case (as fast as one hand-written loop per
+# activation, measured).
+_activation_value = njit(inline="always", **opts)(scalar.activation_value)
+_activation_gradient = njit(inline="always", **opts)(scalar.activation_gradient)
 
 
 @njit(**opts)

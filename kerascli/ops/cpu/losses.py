@@ -8,6 +8,7 @@ import numpy as np
 from numba import njit
 
 from kerascli.ops import scalar
+from kerascli.ops.cpu.activations import _softmax_row
 from kerascli.ops.cpu.jit import opts
 
 
@@ -17,20 +18,9 @@ def softmax_cross_entropy(z, t):
     probs = np.empty_like(z)
     loss = np.empty(rows, dtype=z.dtype)
     for r in range(rows):
-        m = z[r, 0]
-        for c in range(1, cols):
-            if z[r, c] > m:
-                m = z[r, c]
-        s = 0.0
-        for c in range(cols):
-            e = math.exp(z[r, c] - m)
-            probs[r, c] = e
-            s += e
-        log_s = math.log(s)
-        inv = 1.0 / s
+        m, log_s = _softmax_row(z, r, probs)
         acc = 0.0
         for c in range(cols):
-            probs[r, c] *= inv
             acc -= t[r, c] * (z[r, c] - m - log_s)
         loss[r] = acc
     return loss, probs
@@ -47,19 +37,8 @@ def sparse_softmax_cross_entropy(z, labels):
     probs = np.empty_like(z)
     loss = np.empty(rows, dtype=z.dtype)
     for r in range(rows):
-        m = z[r, 0]
-        for c in range(1, cols):
-            if z[r, c] > m:
-                m = z[r, c]
-        s = 0.0
-        for c in range(cols):
-            e = math.exp(z[r, c] - m)
-            probs[r, c] = e
-            s += e
-        inv = 1.0 / s
-        for c in range(cols):
-            probs[r, c] *= inv
-        loss[r] = -(z[r, labels[r]] - m - math.log(s))
+        m, log_s = _softmax_row(z, r, probs)
+        loss[r] = -(z[r, labels[r]] - m - log_s)
     return loss, probs
 
 

@@ -6,32 +6,13 @@ import math
 
 from numba import cuda
 
-from kerascli.ops.contract import RELU, SIGMOID, SOFTMAX, TANH
+from kerascli.ops import scalar
+from kerascli.ops.contract import SOFTMAX
 from kerascli.ops.cuda.launch import CACHE, blocks, column_sums, output_for
 
-
-# The elementwise activations of the table (kerascli.ops.contract), as in kerascli/ops/cpu/activations.py:
-# value from the input, gradient from the output. A new elementwise activation is a branch in each.
-@cuda.jit(device=True)
-def _activation_value(v, act):
-    if act == RELU:
-        return v if not v < 0 else 0.0  # NaN passes through, as in numpy
-    if act == SIGMOID:
-        return 1.0 / (1.0 + math.exp(-v))
-    if act == TANH:
-        return math.tanh(v)
-    return v  # linear (softmax is applied per row)
-
-
-@cuda.jit(device=True)
-def _activation_gradient(dy, y, act):
-    if act == RELU:
-        return dy if y > 0 else 0.0
-    if act == SIGMOID:
-        return dy * y * (1.0 - y)
-    if act == TANH:
-        return dy * (1.0 - y * y)
-    return dy
+# The elementwise activations, from their one definition (kerascli.ops.scalar)
+_activation_value = cuda.jit(device=True)(scalar.activation_value)
+_activation_gradient = cuda.jit(device=True)(scalar.activation_gradient)
 
 
 @cuda.jit(**CACHE)

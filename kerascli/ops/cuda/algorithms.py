@@ -21,9 +21,11 @@ from kerascli.ops.cuda.launch import (
     column_sums,
     copy2d,
     device_empty,
+    fill,
     output_for,
     scratch,
 )
+from kerascli.ops.cuda.losses import _no_labels
 
 
 # ---------------------------------------------------------------- dense
@@ -237,10 +239,7 @@ class DeviceSum:
 
     @staticmethod
     def accumulator(size):
-        acc = device_empty((size,), np.float64)
-        from kerascli.ops.cuda.launch import fill
-
-        return fill(acc, 0.0)
+        return fill(device_empty((size,), np.float64), 0.0)
 
     def add_to(self, acc, index):
         accumulate_sum(self.values, acc, index, self.weight)
@@ -248,8 +247,6 @@ class DeviceSum:
     @staticmethod
     def read(acc):
         """The accumulated sums as host floats; the accumulator starts again from zero."""
-        from kerascli.ops.cuda.launch import fill
-
         values = acc.copy_to_host()
         fill(acc, 0.0)
         return [float(v) for v in values]
@@ -284,8 +281,6 @@ def _argmax_hits(pred, t, labels, sparse, hits):
 
 
 def count_argmax_agree(ops, pred, t):
-    from kerascli.ops.cuda.losses import _no_labels
-
     hits = scratch("argmax_hits", len(pred))
     _argmax_hits[blocks(len(pred))](pred, t, _no_labels(), False, hits)
     return DeviceSum(hits)

@@ -12,6 +12,7 @@ from collections import OrderedDict
 import numpy as np
 from numba import cuda, float32, float64
 
+from kerascli.ops.cuda.launch import blocks, scratch
 from kerascli.ops.tuning import (
     CUDA_GEMM_SPLIT_BELOW_TILES,
     CUDA_GEMM_SPLIT_MIN_K,
@@ -131,8 +132,6 @@ def numba_gemm(a, b, out, trans_a=False, trans_b=False, accumulate=False):
         whole = out.reshape(1, m, n)  # (unused without a split)
         _KERNELS[dtype][tiles + (1,), (16, 16)](a, b, out, trans_a, trans_b, accumulate, max(k, 1), whole, False)
         return out
-    from kerascli.ops.cuda.launch import blocks, scratch
-
     partial = scratch("gemm_parts", parts * m * n, dtype).reshape(parts, m, n)
     _KERNELS[dtype][tiles + (parts,), (16, 16)](a, b, out, trans_a, trans_b, accumulate, k_part, partial, True)
     _sum_parts[blocks(m * n)](partial, out, accumulate)
@@ -207,8 +206,14 @@ def choose() -> str:
 _CHOICE: list = []
 
 
-def gemm(a, b, out, trans_a=False, trans_b=False, accumulate=False):
-    """op(a) @ op(b) into (or, with ``accumulate``, added to) ``out`` by the GEMM :func:`choose` picks."""
+def chosen():
+    """(name, function) of the GEMM :func:`choose` picks, decided once."""
     if not _CHOICE:
-        _CHOICE.append(cublas_gemm if choose() == "cublas" else numba_gemm)
-    return _CHOICE[0](a, b, out, trans_a, trans_b, accumulate)
+        name = choose()
+        _CHOICE.append((name, cublas_gemm if name == "cublas" else numba_gemm))
+    return _CHOICE[0]
+
+
+def gemm(a, b, out, trans_a=False, trans_b=False, accumulate=False):
+    """op(a) @ op(b) into (or, with ``accumulate``, added to) ``out`` by the chosen GEMM."""
+    return chosen()[1](a, b, out, trans_a, trans_b, accumulate)
