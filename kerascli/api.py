@@ -49,8 +49,8 @@ from kerascli.registry import (
     NameClash,
 )
 
-__all__ = ["Layer", "Loss", "Metric", "Optimizer", "Callback", "Dataset", "Param", "ShapeError", "ops",
-           "register_layer", "register_loss", "register_metric", "register_optimizer", "register_callback",
+__all__ = ["Layer", "Loss", "Metric", "Optimizer", "Callback", "Dataset", "PyDataset", "Param", "ShapeError",
+           "ops", "register_layer", "register_loss", "register_metric", "register_optimizer", "register_callback",
            "register_dataset"]
 
 ops = PRIMITIVES  # the differentiable primitives, for losses and metrics written as functions
@@ -218,7 +218,24 @@ class Metric:
 
 
 Optimizer = _Optimizer  # subclass with PARAMS, SLOTS and apply(params, grads) over the flat buffers
-Dataset = _Dataset  # subclass with PARAMS and a static load(params) -> (x, y)
+Dataset = _Dataset  # subclass with PARAMS (and SPLITS) and a static load(params): see its docstring
+
+
+class PyDataset:
+    """A dataset given batch by batch, as Keras' ``keras.utils.PyDataset``: ``__len__`` is the number of
+    batches in an epoch and ``__getitem__(index)`` returns batch ``index`` as ``(x, y)`` (arrays, or dicts of
+    them by input and output name). ``on_epoch_end`` runs after each training epoch. A ``Dataset``'s ``load``
+    may return one (or a dict of them by split). Batches are asked for by index, in a seeded order when
+    ``train.shuffle`` is on: give the same batch for the same index, and a resumed run trains exactly as
+    an uninterrupted one."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int):
+        raise NotImplementedError
+
+    def on_epoch_end(self) -> None: ...
 
 
 class Callback:

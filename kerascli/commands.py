@@ -163,7 +163,7 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
         if ckpt is not None:
             console.print(f"resuming from {ckpt.path}: epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}",
                           highlight=False)
-        sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+        sizes = ", ".join(f"{k} {v.size_text}" for k, v in splits.items())
         console.print(f"samples: {sizes}", highlight=False)
 
     stop.install()
@@ -207,7 +207,7 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
         "backend": model.ops.describe(),
         "wall_seconds": time.perf_counter() - started,
         "train_seconds": train_seconds,
-        "train_samples_per_second": len(splits["train"]) * len(history) / max(train_seconds, 1e-9),
+        "train_samples_per_second": splits["train"].samples * len(history) / max(train_seconds, 1e-9),
         "time_to_first_batch_seconds": first_batch.seconds,
         "versions": {"kerascli": __version__, "numpy": np.__version__, "numba": _numba_version(),
                      "python": platform.python_version()},
@@ -533,6 +533,6 @@ def validate(config_path: str, overrides: list[str], console: Console) -> None:
     session = build_session(spec)
     splits = load_data(session)
     trainable, fixed = session.model.count_params()
-    sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+    sizes = ", ".join(f"{k} {v.size_text}" for k, v in splits.items())
     console.print(f"{config_path}: OK ({spec.name}: {trainable + fixed:,} params, output "
                   f"{_shapes(session.model)}, samples: {sizes})", highlight=False)

@@ -272,3 +272,14 @@ def test_run_name_is_derived_from_any_file_name(tmp_path, file_name, run_name):
     path = tmp_path / file_name
     path.write_text(SMALL_MLP.replace("name: small\n", ""))
     assert resolve_config(load_config_file(str(path))).name == run_name
+
+
+def test_an_empty_string_is_a_value_only_where_it_is_the_default():
+    from kerascli.config.loader import LoadedConfig
+    from kerascli.config.params import Checker, Param
+
+    check = Checker(LoadedConfig(data={}, source="c.yaml"))
+    optional, required = Param("str", ""), Param("str", "label")
+    assert check.value("", optional, ("data", "log")) == ""  # what a resolved config holds is read back
+    with pytest.raises(ConfigError, match="data.label_column: expected a non-empty string, got ''"):
+        check.value("", required, ("data", "label_column"))

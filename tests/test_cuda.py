@@ -184,6 +184,30 @@ def test_training_on_the_device_matches_cpu_and_checkpoints_cross(tmp_path, writ
 
 
 @needs_cuda
+def test_a_dataset_given_batch_by_batch_trains_on_the_device(tmp_path, write_config):
+    """Each batch goes up as the dataset gives it; the run matches the cpu backend's."""
+    runs = tmp_path / "runs"
+    for backend in ("cpu", "cuda"):
+        config = write_config(f"""
+            name: {backend}
+            plugins: [{os.path.join(ROOT, "examples", "plugins", "spirals.py")}]
+            data: {{dataset: spiral_batches, batches: 3, val_batches: 1, batch_size: 8}}
+            model:
+              input_shape: [2]
+              layers:
+                - {{type: Dense, units: 8, activation: tanh}}
+                - {{type: Dense, units: 3, activation: softmax}}
+            compile: {{optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy]}}
+            train: {{epochs: 2, batch_size: 8, backend: {backend}}}
+        """, f"{backend}.yaml")
+        result = invoke("train", config, "--runs-dir", runs, "--quiet")
+        assert result.exit_code == 0, result.output
+    for a, b in zip(metrics(runs / "cpu"), metrics(runs / "cuda")):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
+
+
+@needs_cuda
 def test_a_plugin_layer_is_refused_on_the_device(tmp_path, write_config):
     config = write_config(f"""
         plugins: [{os.path.join(ROOT, "examples", "plugins", "layers.py")}]

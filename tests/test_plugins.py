@@ -30,6 +30,7 @@ def run_fresh(*args, cwd=ROOT, env=None):
 @pytest.mark.parametrize("config,overrides", [
     ("custom_layers.yaml", ["train.epochs=3"]),
     ("custom_training.yaml", ["train.epochs=3"]),
+    ("streamed.yaml", ["train.epochs=3"]),
 ])
 def test_examples_train_through_the_cli(tmp_path, config, overrides, monkeypatch):
     monkeypatch.chdir(ROOT)  # the examples name their plugins relative to the repository
@@ -40,6 +41,7 @@ def test_examples_train_through_the_cli(tmp_path, config, overrides, monkeypatch
     summary = json.loads((tmp_path / run / "summary.json").read_text())
     assert summary["status"] == "completed"
     assert {os.path.basename(p["spec"]) for p in summary["plugins"]} <= {"layers.py", "spirals.py", "training.py"}
+    assert summary["epochs"] == 3
     assert all(len(p["sha256"]) == 64 for p in summary["plugins"])
 
 

@@ -99,8 +99,10 @@ class Checker:
                 raise self.error(path, f"expected true or false, got {_describe(value)}")
             return value
         if kind in ("str", "path"):
-            if not isinstance(value, str) or not value:
+            if not isinstance(value, str):
                 raise self.error(path, f"expected a string, got {_describe(value)}")
+            if not value and param.default != "":  # an empty default is a value the resolved config holds
+                raise self.error(path, "expected a non-empty string, got ''")
             return self._choice(value, param, path)
         if kind == "names":  # one name, or a list of names (the arrays of a multi-input model)
             if isinstance(value, str) and value:

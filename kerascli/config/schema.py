@@ -148,7 +148,8 @@ def resolve_config(loaded: LoadedConfig, default_name: str | None = None) -> Run
     monitor_ok = monitor_names(compile_)
     if ckpt["monitor"] not in monitor_ok:
         raise check.error(("checkpoint", "monitor"), f"cannot monitor {ckpt['monitor']!r} (valid: {', '.join(sorted(monitor_ok))})")
-    if ckpt["monitor"].startswith("val_") and data["validation_split"] == 0:
+    has_val = data["validation_split"] > 0 or "val" in getattr(DATASETS.get(data["dataset"]), "SPLITS", ())
+    if ckpt["monitor"].startswith("val_") and not has_val:
         # nothing to validate on: the best checkpoint follows the training value instead
         ckpt["monitor"] = ckpt["monitor"][4:]
     callbacks = _resolve_callbacks(check, top.get("callbacks"))
@@ -157,7 +158,7 @@ def resolve_config(loaded: LoadedConfig, default_name: str | None = None) -> Run
             if callback["monitor"] not in monitor_ok:
                 raise check.error(("callbacks", i, "monitor"), f"cannot monitor {callback['monitor']!r} (valid: "
                                   f"{', '.join(sorted(monitor_ok))})")
-            if callback["monitor"].startswith("val_") and data["validation_split"] == 0:
+            if callback["monitor"].startswith("val_") and not has_val:
                 callback["monitor"] = callback["monitor"][4:]  # as checkpoint.monitor: the training value
         if callback.get("restore_best_weights") and callback["monitor"] != ckpt["monitor"]:
             raise check.error(("callbacks", i, "restore_best_weights"), "the run's results come from "
@@ -234,6 +235,10 @@ def _resolve_data(check: Checker, raw: Any) -> dict:
     for key, param in loader.PARAMS.items():
         if param.kind == "path" and out[key] is not None:
             out[key] = os.path.abspath(out[key])
+    for split, key in (("val", "validation_split"), ("test", "test_split")):
+        if split in getattr(loader, "SPLITS", ()) and out[key] > 0:
+            raise check.error(("data", key), f"dataset {kind!r} gives its own {split!r} split; remove "
+                              f"data.{key}")
     if out["validation_split"] + out["test_split"] >= 0.95:
         raise check.error(("data",), "validation_split + test_split leave almost nothing to train on")
     return out

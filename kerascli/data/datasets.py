@@ -21,10 +21,15 @@ MAX_SYNTHETIC_VALUES = 1 << 28
 
 
 class Dataset:
+    """``load(params)`` returns ``(x, y)`` arrays (one row per sample), or a batch sequence (``__len__``: the
+    batches in an epoch; ``__getitem__(i)``: batch ``i`` as ``(x, y)``; optionally ``on_epoch_end()``), or,
+    where the dataset has its own splits, a dict of either by split name, the names listed in ``SPLITS``."""
+
     PARAMS: dict[str, Param] = {}
+    SPLITS: tuple[str, ...] = ()  # e.g. ("train", "val"): load() returns {"train": ..., "val": ...}
 
     @staticmethod
-    def load(params: dict) -> tuple[np.ndarray, np.ndarray]:
+    def load(params: dict):
         raise NotImplementedError
 
 

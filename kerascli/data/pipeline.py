@@ -1,5 +1,10 @@
 """From a resolved data spec to train/val/test splits and shuffled batches.
 
+A dataset gives arrays (one row per sample), or batches one at a time (an object with ``__len__``, the
+batches in an epoch, and ``__getitem__(i)``, batch ``i`` as ``(x, y)``: Keras' PyDataset protocol), or a
+dict of either by split name ("train", "val", "test"). A split of arrays is shuffled and batched by sample;
+a split of batches by batch index.
+
 Randomness is derived from the run seed with fixed stream ids, so a split or
 an epoch's order can be recomputed anywhere (evaluate, predict, a resume):
 the split permutation uses ``[seed, 0]``, epoch ``e`` shuffles with ``[seed, 2, e]``.
@@ -12,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kerascli.data.datasets import check_features
 from kerascli.errors import DataError
 from kerascli.registry import DATASETS
 
@@ -26,27 +32,126 @@ class Split:
     def __len__(self) -> int:
         return len(next(iter(self.x.values())) if isinstance(self.x, dict) else self.x)
 
+    @property
+    def size_text(self) -> str:
+        return str(len(self))
+
+    @property
+    def samples(self) -> int:
+        return len(self)
+
+    def steps(self, batch_size: int) -> int:
+        return math.ceil(len(self) / batch_size)
+
+    def order(self, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
+        """The epoch's sample order."""
+        return epoch_order(len(self), seed, epoch, shuffle)
+
+    def after(self, order: np.ndarray, steps: int, batch_size: int) -> np.ndarray:
+        """What is left of ``order`` once ``steps`` batches are trained."""
+        return order[steps * batch_size :]
+
+    def batches(self, batch_size: int, order=None):
+        """(x, y) batches (in ``order``, which may cover part of the split); the last may be smaller."""
+        n = len(self) if order is None else len(order)
+        for start in range(0, n, batch_size):
+            index = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
+            yield take(self.x, index), take(self.y, index)
+
+    def end_epoch(self) -> None: ...
+
+
+class BatchSplit:
+    """A split whose batches come one at a time from the dataset (``source[i]`` for each batch index in
+    ``indices``); each is checked and converted as arrays would be (``convert(x, y, where)``). Its batch
+    size is the dataset's; ``train.batch_size`` bounds it, as the model's buffers were sized for it."""
+
+    streamed = True
+
+    def __init__(self, source, indices: np.ndarray, convert, batch_size: int, name: str):
+        self.source, self.indices, self.convert = source, np.asarray(indices), convert
+        self.batch_size, self.name = batch_size, name
+        self.seen = 0  # samples given by the batches of the first complete pass
+
+    @property
+    def size_text(self) -> str:
+        return f"{len(self.indices)} batches"
+
+    @property
+    def samples(self) -> int:
+        return self.seen
+
+    def steps(self, batch_size: int) -> int:
+        return len(self.indices)
+
+    def order(self, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
+        """The epoch's batch order: positions into ``indices``."""
+        return epoch_order(len(self.indices), seed, epoch, shuffle)
+
+    def after(self, order: np.ndarray, steps: int, batch_size: int) -> np.ndarray:
+        return order[steps:]
+
+    def batches(self, batch_size: int, order=None):
+        positions = range(len(self.indices)) if order is None else order
+        counted = order is None or len(order) == len(self.indices)
+        total = 0
+        for position in positions:
+            index = int(self.indices[position])
+            where = f"{self.name}, batch {index}"
+            try:
+                item = self.source[index]
+            except DataError:
+                raise
+            except Exception as exc:  # the dataset's own code: its error, named, without a traceback
+                raise DataError(f"{where}: {type(exc).__name__}: {exc}") from exc
+            if not isinstance(item, tuple) or len(item) != 2:
+                got = f"a tuple of {len(item)}" if isinstance(item, tuple) else type(item).__name__
+                raise DataError(f"{where}: a batch must be a tuple (x, y), got {got}")
+            x, y = self.convert(*item, where)
+            rows = len(next(iter(x.values())) if isinstance(x, dict) else x)
+            if rows > self.batch_size:
+                raise DataError(f"{where}: {rows} samples, more than train.batch_size {self.batch_size}, which "
+                                "the model's buffers are sized for; set train.batch_size to the dataset's largest "
+                                "batch")
+            total += rows
+            yield x, y
+        if counted and not self.seen:
+            self.seen = total
+
+    def end_epoch(self) -> None:
+        """Keras' PyDataset hook, run after each training epoch."""
+        hook = getattr(self.source, "on_epoch_end", None)
+        if callable(hook):
+            hook()
+
 
 def take(a, index):
     """``a[index]`` for an array or for every array of a dict."""
     return {k: v[index] for k, v in a.items()} if isinstance(a, dict) else a[index]
 
 
-def load_raw(data_spec: dict) -> tuple[np.ndarray, np.ndarray]:
+def load_raw(data_spec: dict):
+    """What the dataset's ``load`` returns: (x, y) arrays, a batch sequence, or a dict of them by split."""
     params = {k: v for k, v in data_spec.items() if k != "dataset"}
     return DATASETS.get(data_spec["dataset"]).load(params)
 
 
-def split_indices(n: int, data_spec: dict, seed: int) -> dict[str, np.ndarray]:
+def is_batch_source(value) -> bool:
+    """A dataset given batch by batch (Keras' PyDataset protocol: ``len`` and indexing by batch)."""
+    return (not isinstance(value, (tuple, list, dict, np.ndarray)) and hasattr(value, "__len__")
+            and hasattr(value, "__getitem__"))
+
+
+def split_indices(n: int, data_spec: dict, seed: int, unit: str = "samples") -> dict[str, np.ndarray]:
     order = np.random.default_rng([seed, 0]).permutation(n) if data_spec["shuffle"] else np.arange(n)
     n_test = int(round(n * data_spec["test_split"]))
     n_val = int(round(n * data_spec["validation_split"]))
     for key, count in (("validation_split", n_val), ("test_split", n_test)):
         if data_spec[key] > 0 and count == 0:  # it would silently train without one
-            raise DataError(f"data.{key}: {data_spec[key]:g} of {n} samples rounds to 0 samples; use at least "
+            raise DataError(f"data.{key}: {data_spec[key]:g} of {n} {unit} rounds to 0 {unit}; use at least "
                             f"{0.5 / n:.2g} (or 0 for none)")
     if n - n_test - n_val < 1:
-        raise DataError(f"{n} samples leave nothing to train on after validation/test splits")
+        raise DataError(f"{n} {unit} leave nothing to train on after validation/test splits")
     return {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
 
 
@@ -74,15 +179,59 @@ def by_name(value, names: list[str], what: str, source: str) -> dict:
     return {n: value[n] for n in names}
 
 
-def prepare_splits(data_spec: dict, seed: int, model, objective, dtype) -> dict[str, Split]:
-    """Load the dataset, check it against the model's inputs and outputs, and return the non-empty splits."""
-    features, targets, n = prepare_arrays(*load_raw(data_spec), model, objective, dtype,
-                                          f"dataset {data_spec['dataset']!r}")
+def prepare_splits(data_spec: dict, seed: int, model, objective, dtype, batch_size: int) -> dict:
+    """Load the dataset, check it against the model's inputs and outputs, and return the non-empty splits
+    (a Split of arrays, or a BatchSplit where the dataset gives batches). Splits the dataset names itself
+    are taken as they are; validation_split and test_split divide its "train" part (or the whole of it)."""
+    name = data_spec["dataset"]
+    raw = load_raw(data_spec)
+    given = tuple(getattr(DATASETS.get(name), "SPLITS", ()))
+    if isinstance(raw, dict):
+        if set(raw) != set(given) or "train" not in raw:
+            declared = f"declares SPLITS = {tuple(given)}" if given else "declares no SPLITS"
+            raise DataError(f"dataset {name!r}: load() returned the splits {', '.join(map(repr, raw))} but the "
+                            f"dataset {declared}; a dataset that gives its own splits names them in SPLITS, "
+                            "which must include 'train'")
+        parts = raw
+    elif given:
+        raise DataError(f"dataset {name!r}: declares SPLITS = {tuple(given)} but load() returned one dataset, "
+                        "not a dict by split name")
+    else:
+        parts = {"train": raw}
     out = {}
-    for name, idx in split_indices(n, data_spec, seed).items():
-        if len(idx):
-            out[name] = Split(take(features, idx), take(targets, idx))
-    return out
+    for part, value in parts.items():
+        source = f"dataset {name!r}" + (f", split {part!r}" if given else "")
+        for split, found in _divide(value, source, data_spec if part == "train" else None, seed, model,
+                                    objective, dtype, batch_size).items():
+            out[part if split == "train" else split] = found
+    return {s: out[s] for s in SPLITS if s in out}
+
+
+def _divide(value, source: str, data_spec, seed, model, objective, dtype, batch_size) -> dict:
+    """One part of a dataset as splits: all of it as "train", or (with ``data_spec``) train/val/test by
+    its validation_split and test_split; empty splits are left out."""
+    if is_batch_source(value):
+        def convert(x, y, where):
+            check_features(x, y, where)
+            features, targets, _ = prepare_arrays(x, y, model, objective, dtype, where)
+            return features, targets
+
+        try:
+            n = int(len(value))
+        except Exception as exc:
+            raise DataError(f"{source}: len() of its batch sequence failed ({type(exc).__name__}: {exc})") from exc
+        if n < 1:
+            raise DataError(f"{source}: its batch sequence has no batches")
+        pick = split_indices(n, data_spec, seed, unit="batches") if data_spec else {"train": np.arange(n)}
+        return {s: BatchSplit(value, idx, convert, batch_size, source) for s, idx in pick.items() if len(idx)}
+    if not (isinstance(value, tuple) and len(value) == 2):
+        raise DataError(f"{source}: expected (x, y) arrays or a batch sequence (with __len__ and __getitem__), "
+                        f"got {type(value).__name__}")
+    x, y = value
+    check_features(x, y, source)
+    features, targets, n = prepare_arrays(x, y, model, objective, dtype, source)
+    pick = split_indices(n, data_spec, seed) if data_spec else {"train": np.arange(n)}
+    return {s: Split(take(features, idx), take(targets, idx)) for s, idx in pick.items() if len(idx)}
 
 
 def prepare_arrays(x, y, model, objective, dtype, source: str):
@@ -127,9 +276,6 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
     return np.random.default_rng([seed, 2, epoch]).permutation(n)
 
 
-def batches(split: Split, batch_size: int, order: np.ndarray | None = None):
+def batches(split, batch_size: int, order: np.ndarray | None = None):
     """Yield (x, y) batches of ``split`` (in ``order``, which may cover part of it); the last may be smaller."""
-    n = len(split) if order is None else len(order)
-    for start in range(0, n, batch_size):
-        index = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
-        yield take(split.x, index), take(split.y, index)
+    return split.batches(batch_size, order)

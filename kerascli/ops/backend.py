@@ -290,8 +290,10 @@ class NumbaCUDAOps(ReferenceOps):
         return self._gemm(a, b, out, trans_a, trans_b, accumulate)
 
     def batches(self, split, batch_size: int, order=None):
-        from kerascli.ops.cuda.data import DeviceBatches
+        from kerascli.ops.cuda.data import DeviceBatches, upload_batches
 
+        if getattr(split, "streamed", False):  # the dataset gives batches one at a time: each goes up as it comes
+            return upload_batches(split.batches(batch_size, order))
         on_device = split.__dict__.get("_device_batches")
         if on_device is None:
             on_device = split.__dict__["_device_batches"] = DeviceBatches(split)

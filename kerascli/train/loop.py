@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from kerascli.data.pipeline import Split, epoch_order
+from kerascli.data.pipeline import Split
 from kerascli.errors import KerascliError
 
 
@@ -198,7 +198,7 @@ class Trainer:
         """
         if not start_step or self.totals is None:
             self.totals = Totals(self.objective.names)
-        batches_left = self.ops.batches(train, batch_size, order[start_step * batch_size :])
+        batches_left = self.ops.batches(train, batch_size, train.after(order, start_step, batch_size))
         for step, (x, t) in enumerate(batches_left, start=start_step + 1):
             value = self.train_step(x, t, self.totals)
             if value is not None and not math.isfinite(value):
@@ -224,7 +224,7 @@ class Trainer:
             callbacks: list[Callback]) -> list[dict]:
         """Train from the current position (0, or where a checkpoint left off) to ``epochs``."""
         train, val = splits["train"], splits.get("val")
-        steps = math.ceil(len(train) / batch_size)
+        steps = train.steps(batch_size)
         history: list[dict] = []
         self.callbacks = list(callbacks)
         for cb in callbacks:
@@ -233,8 +233,9 @@ class Trainer:
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, steps)
             started = time.perf_counter()
-            order = epoch_order(len(train), seed, epoch, shuffle)
+            order = train.order(seed, epoch, shuffle)
             logs = self.train_epoch(train, batch_size, order, epoch, callbacks, start_step=self.step_in_epoch)
+            train.end_epoch()
             if val is not None:
                 logs.update(self.evaluate(val, batch_size, prefix="val_"))
             logs["lr"] = self.optimizer.learning_rate

@@ -8,7 +8,7 @@ import numpy as np
 
 from kerascli.config.loader import format_key
 from kerascli.config.schema import RunSpec
-from kerascli.data.pipeline import Split, prepare_splits
+from kerascli.data.pipeline import prepare_splits
 from kerascli.errors import ConfigError
 from kerascli.graph.builder import build_model
 from kerascli.ops import BackendUnavailable, get_ops
@@ -130,6 +130,7 @@ def per_output(compile_: dict, outputs: list[str]) -> tuple[dict, dict, dict]:
     return losses, weights, metrics
 
 
-def load_data(session: Session) -> dict[str, Split]:
+def load_data(session: Session) -> dict:
     spec, model = session.spec, session.model
-    return prepare_splits(spec.data, spec.seed, model, session.trainer.objective, model.dtype)
+    return prepare_splits(spec.data, spec.seed, model, session.trainer.objective, model.dtype,
+                          spec.train["batch_size"])

@@ -40,6 +40,13 @@ def free_bytes() -> int:
         return 1 << 40
 
 
+def upload_batches(host_batches):
+    """Host (x, y) batches (arrays, or dicts of them by name) copied to the device one by one."""
+    for x, y in host_batches:
+        yield tuple(_rebuild({k: cuda.to_device(np.ascontiguousarray(a)) for k, a in _arrays(v).items()})
+                    for v in (x, y))
+
+
 class DeviceBatches:
     """Batches of one split, on the device. The gathered batch lives in buffers reused for the next one."""
 
