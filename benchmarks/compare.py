@@ -312,7 +312,65 @@ class Jax:
         return np.concatenate([np.asarray(p) for p in parts])
 
 
-PEERS = {"torch": Torch, "keras": Keras, "jax": Jax, "torch.compile": TorchCompile}
+# ---------------------------------------------------------------- BLAS alone: a floor, not a peer
+class BlasOnly:
+    """Prediction as nothing but the matrix products kerascli's layers hand to numpy's BLAS, on operands
+    already in cache (the patches of one chunk of images, made once outside the timing; no bias,
+    activation, pooling or patch building), the batch split over the threads as kerascli splits it (each
+    thread's BLAS single-threaded): how fast prediction could be with this BLAS if everything around the
+    products were free. Trains nothing."""
+
+    name = "blas"
+    trains = False
+    CHUNK = 16  # images per convolution product, per thread
+
+    def __init__(self, threads):
+        from concurrent.futures import ThreadPoolExecutor
+
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
+        self.threads = threads
+        self.pool = ThreadPoolExecutor(threads)
+        self.rng = np.random.default_rng(0)
+
+    def _matrix(self, rows, cols):
+        return self.rng.random((rows, cols), dtype=np.float32)
+
+    def _state(self, convolutions, features, dense):
+        # each thread its own operands (and outputs), as each of kerascli's threads has its own workspaces
+        return [{"convolutions": [(self._matrix(self.CHUNK * pixels, k), self._matrix(k, f),
+                                   np.empty((self.CHUNK * pixels, f), np.float32)) for pixels, k, f in convolutions],
+                 "features": None if features is None else self._matrix(1024, features),
+                 "dense": [(self._matrix(k, f), np.empty((1024, f), np.float32)) for k, f in dense]}
+                for _ in range(self.threads)]
+
+    def mlp(self):
+        return self._state([], None, [(784, 256), (256, 256), (256, 10)])
+
+    def cnn(self):
+        # conv1: 26x26 patches of 3x3x1 per image; conv2: 11x11 patches of 3x3x32; the Dense layers are fed a
+        # stand-in for the flattened pooled features
+        return self._state([(676, 9, 32), (121, 288, 64)], 1600, [(1600, 128), (128, 10)])
+
+    @staticmethod
+    def _part(state, x):
+        for patches, weights, out in state["convolutions"]:
+            for _ in range(0, len(x), BlasOnly.CHUNK):
+                np.matmul(patches, weights, out=out)
+        h = x.reshape(len(x), -1) if state["features"] is None else state["features"][:len(x)]
+        for weights, out in state["dense"]:  # into buffers made once, as kerascli's workspaces
+            h = np.matmul(h, weights, out=out[:len(x)])
+        return h
+
+    def predict(self, state, x, batch):
+        for i in range(0, len(x), batch):
+            rows = x[i:i + batch]
+            parts = np.array_split(np.arange(len(rows)), self.threads)
+            list(self.pool.map(self._part, state, [rows[p[0]:p[-1] + 1] for p in parts if len(p)]))
+
+
+PEERS = {"torch": Torch, "keras": Keras, "jax": Jax, "torch.compile": TorchCompile, "blas": BlasOnly}
 
 
 # ---------------------------------------------------------------- throughput
@@ -373,6 +431,8 @@ def serve(name, threads):
                     reply = {"error": failure}
                 else:
                     reply = {"version": _version(fw)}
+            elif message["op"] == "prepare" and message["case"]["mode"] == "train" and not getattr(fw, "trains", True):
+                reply = {"skip": True}
             elif message["op"] == "prepare":
                 case = message["case"]
                 x, y = (mlp_data if case["model"] == "mlp" else cnn_data)(case["samples"])
@@ -392,11 +452,10 @@ def measure_throughput(workers, cases, repeats, log):
     results = {}
     for name, model_kind, mode, batch, samples in cases:
         case = {"model": model_kind, "mode": mode, "batch": batch, "samples": samples}
-        for w in workers:
-            w.ask({"op": "prepare", "case": case})
-        times = {w.name: [] for w in workers}
+        taking = [w for w in workers if not w.ask({"op": "prepare", "case": case}).get("skip")]
+        times = {w.name: [] for w in taking}
         for _ in range(repeats):
-            for w in workers:  # take turns, so noise hits every framework alike
+            for w in taking:  # take turns, so noise hits every framework alike
                 time.sleep(0.3)  # let the previous framework's idle threads go to sleep
                 times[w.name].append(w.ask({"op": "run"})["seconds"])
         results[name] = {fw: samples / statistics.median(t) for fw, t in times.items()}
@@ -568,8 +627,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--peers", default="torch,keras,jax,torch.compile",
-                        help="comma-separated: torch, keras, jax, torch.compile")
+    parser.add_argument("--peers", default="torch,keras,jax,torch.compile,blas",
+                        help="comma-separated: torch, keras, jax, torch.compile, blas (prediction's matrix products "
+                             "alone: a floor)")
     parser.add_argument("--quick", action="store_true", help="smaller data and 2 repeats")
     parser.add_argument("--json", default=os.path.join(HERE, "results.json"))
     parser.add_argument("--cases", help="only cases whose name contains this text; skips startup, RSS and the JSON")
@@ -613,7 +673,7 @@ def main():
         print(table(results, names))
         return
     startup = measure_startup(args.threads, repeats, log)
-    rss = measure_rss(args.threads, [n for n in names if n != "kerascli"], log)
+    rss = measure_rss(args.threads, [n for n in names if n != "kerascli" and getattr(PEERS[n], "trains", True)], log)
     display = measure_display(args.threads, repeats, log)
     custom = measure_custom_layer(args.threads, repeats, log)
 
@@ -656,6 +716,8 @@ def _version(fw):
         return fw.torch.__version__
     if fw.name == "jax":
         return f"{fw.jax.__version__} (optax {fw.optax.__version__})"
+    if fw.name == "blas":
+        return "numpy " + np.__version__
     return fw.keras.__version__
 
 

@@ -1,5 +1,5 @@
-"""Model.fuse_layers: a first Conv2D and the MaxPooling2D after it run as one kernel, with the results
-of running them apart."""
+"""Model.fuse_layers: a first Conv2D and the MaxPooling2D after it run as one, in training and inference;
+any other Conv2D and its MaxPooling2D in inference only; with the results of running them apart."""
 
 import numpy as np
 import pytest
@@ -52,7 +52,22 @@ def test_first_convolution_and_its_pooling_fuse():
     s = session()
     conv, pool = s.model.layers[2], s.model.layers[3]
     assert conv.pool is pool and pool.absorbed_by is conv
-    assert s.model.layers[4].pool is None  # needs an input gradient, and its patches go through a GEMM
+    conv2, pool2 = s.model.layers[4], s.model.layers[5]
+    assert conv2.pool is None  # needs an input gradient, and its patches go through a GEMM ...
+    assert conv2.inference_pool is pool2 and pool2.inference_absorbed_by is conv2  # ... but not in inference
+    assert pool2.absorbed_by is None
+
+
+def test_a_pooling_fused_for_inference_only_still_trains_as_a_layer(rng):
+    s = session()
+    pool2 = s.model.layers[5]
+    seen = []
+    forward = pool2.forward
+    pool2.forward = lambda x, training: seen.append(training) or forward(x, training)
+    x = rng.normal(size=(4, 100))
+    s.model.forward(x, training=True)
+    s.model.predict_batch(x)
+    assert seen == [True]  # run in training, skipped in inference (its convolution pooled already)
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "linear"])
@@ -83,6 +98,11 @@ def test_no_fusion_where_the_kernel_does_not_apply(change):
     assert layers != CNN
     s = session(layers)
     assert all(layer.absorbed_by is None for layer in s.model.layers)
+    first_pool = s.model.layers[3]
+    if "BatchNormalization" in new:  # only the input gradient stood in the way: inference fuses them
+        assert first_pool.inference_absorbed_by is s.model.layers[2]
+    else:
+        assert first_pool.inference_absorbed_by is None
 
 
 def test_no_fusion_when_another_layer_reads_the_convolution():
@@ -97,4 +117,4 @@ def test_no_fusion_when_another_layer_reads_the_convolution():
     ]
     text = config(layers).replace("  input_shape: [100]\n", "  inputs: [{name: input, shape: [100]}]\n  outputs: [out]\n")
     s = build_session(resolve_config(parse_yaml_text(text, "cfg.yaml")))
-    assert all(layer.absorbed_by is None for layer in s.model.layers)
+    assert all(layer.absorbed_by is None and layer.inference_absorbed_by is None for layer in s.model.layers)

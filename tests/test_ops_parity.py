@@ -18,6 +18,7 @@ from kerascli.ops.contract import (
     POISSON,
     SIGMOID,
     SOFTMAX,
+    Conv2DGeometry,
 )
 
 ACTS = [a.code for a in ACTIVATION_TABLE]
@@ -172,14 +173,19 @@ def run_out(other, name, *args, outs):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CONV_CASES)
-@parity("im2col", "col2im")
+@parity("im2col", "im2col_transposed", "col2im")
 def test_im2col_col2im(rng, dtype, case, other):
     n, h, w, c, kh, kw, sh, sw, padding = case
     oh, pt = conv_geometry(h, kh, sh, padding)
     ow, pl = conv_geometry(w, kw, sw, padding)
     x = rng.normal(size=(n, h, w, c)).astype(dtype)
-    close(*run_out(other, "im2col", x, kh, kw, sh, sw, pt, pl, oh, ow, outs=[((n * oh * ow, kh * kw * c), dtype)]),
-          dtype)
+    cols_ref, cols = run_out(other, "im2col", x, kh, kw, sh, sw, pt, pl, oh, ow,
+                             outs=[((n * oh * ow, kh * kw * c), dtype)])
+    close(cols_ref, cols, dtype)
+    t_ref, t_other = run_out(other, "im2col_transposed", x, kh, kw, sh, sw, pt, pl, oh, ow,
+                             outs=[((kh * kw * c, n * oh * ow), dtype)])
+    close(t_ref, t_other, dtype)
+    np.testing.assert_array_equal(t_ref, cols_ref.T)  # the same patches, as columns
     cols = rng.normal(size=(n * oh * ow, kh * kw * c)).astype(dtype)
     close(*run_out(other, "col2im", cols, kh, kw, sh, sw, pt, pl, oh, ow, outs=[((n, h, w, c), dtype)]), dtype)
 
@@ -238,7 +244,7 @@ def conv_pool_cases():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case,pool", list(conv_pool_cases()))
 @pytest.mark.parametrize("act", ACTS[:4])  # softmax does not commute with the max: never fused
-@parity("conv2d_direct_maxpool", "conv2d_direct_maxpool_backward")
+@parity("conv2d_direct_maxpool_backward")
 def test_direct_convolution_with_max_pooling(rng, dtype, case, pool, act, other):
     n, h, w, c, kh, kw, sh, sw, padding = case
     oh, pt = conv_geometry(h, kh, sh, padding)
@@ -248,13 +254,26 @@ def test_direct_convolution_with_max_pooling(rng, dtype, case, pool, act, other)
     kernel = rng.normal(size=(kh, kw, c, 5)).astype(dtype)
     bias = rng.normal(size=5).astype(dtype)
     out_shape = (n, oh // ph, ow // pw, 5)
-    (y_ref, a_ref), (y_fast, a_fast) = run_out(other, "conv2d_direct_maxpool", x, kernel, bias, act, sh, sw, pt, pl,
-                                               ph, pw, outs=[(out_shape, dtype), (out_shape, np.int32)])
-    close(y_ref, y_fast, dtype)
-    np.testing.assert_array_equal(a_ref, a_fast)
+    # the pooled output and its windows' winners, by the definition: convolution, max pooling, activation
+    z = reference.conv2d_direct(x, kernel, bias, LINEAR, sh, sw, pt, pl, oh // ph * ph, ow // pw * pw,
+                                np.empty((n, oh // ph * ph, ow // pw * pw, 5), dtype))
+    y_ref, a_ref = reference.max_pool_forward(z, ph, pw, ph, pw, 0, 0, *out_shape[1:3], np.empty(out_shape, dtype),
+                                              np.empty(out_shape, np.int32))
+    y_ref = activate(y_ref.reshape(-1, 5), act).reshape(out_shape)
+    if other.name != "cuda":  # the fused forward (a host algorithm: patches, GEMM, pooling, a few images at a time)
+        g = Conv2DGeometry(kh, kw, sh, sw, pt, pl, oh, ow, c)
+        y, a = np.full(out_shape, 123, dtype), np.full(out_shape, 7, np.int32)
+        other.conv2d_maxpool_forward(x, kernel, bias, act, g, ph, pw, y, a, workspaces(dtype))
+        close(y_ref, y, dtype)
+        np.testing.assert_array_equal(a_ref, a)
     dy = rng.normal(size=out_shape).astype(dtype)
     close(*run(other, "conv2d_direct_maxpool_backward", x, dy, y_ref, a_ref, act, kh, kw, sh, sw, pt, pl, ph, pw),
           dtype)
+
+
+def workspaces(default_dtype):
+    """A layer's ``workspace(name, shape, dtype=None)`` for algorithms called outside a layer."""
+    return lambda name, shape, dtype=None: np.empty(shape, dtype or default_dtype)
 
 
 def nonzero_list(dz):
@@ -298,8 +317,12 @@ def test_sparse_backward_propagates_nan(other):
     assert np.isnan(dx[0, 1:4, 1:4]).all() and not np.isnan(dx[0, 0]).any()
 
 
+# 2x2 windows have a path of their own on the cpu: tiling, and reaching into padding below and right
+POOL_CASES = CONV_CASES + [(2, 5, 7, 20, 2, 2, 2, 2, "valid"), (1, 5, 5, 3, 2, 2, 2, 2, "same")]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize("case", POOL_CASES)
 @parity("max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward")
 def test_pooling(rng, dtype, case, other):
     n, h, w, c, ph, pw, sh, sw, padding = case

@@ -124,6 +124,8 @@ class Layer:
     # Set on a layer whose forward and backward the layer before it has taken
     # over (graph/fusion.py): the model passes values straight through it.
     absorbed_by: "Layer | None" = None
+    # ... only in inference (predict, evaluate); training runs the layer itself
+    inference_absorbed_by: "Layer | None" = None
 
 
 class ActivatedLayer(Layer):

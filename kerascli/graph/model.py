@@ -170,7 +170,8 @@ class Model:
         values: dict[str, np.ndarray] = dict(x) if isinstance(x, dict) else {next(iter(self.input_shapes)): x}
         for node in self.nodes:
             layer = node.layer
-            if layer.absorbed_by is not None:  # the layer before it already did its work
+            if layer.absorbed_by is not None or (not training and layer.inference_absorbed_by is not None):
+                # the layer before it already did its work
                 values[layer.name] = values[node.inputs[0]]
                 continue
             if layer.n_inputs == 0:

@@ -38,6 +38,7 @@ class Conv2D(ActivatedLayer):
     }
 
     pool = None  # the MaxPooling2D after this layer, when this layer does its work too (graph/fusion.py)
+    inference_pool = None  # ... only in inference
 
     def build(self, input_shape):
         c = self.config
@@ -58,13 +59,14 @@ class Conv2D(ActivatedLayer):
         return self.params["bias"] if "bias" in self.params else self.ops.no_bias(dtype)
 
     def forward(self, x, training):
-        if self.pool is not None:
-            pool, n = self.pool, len(x)
+        pool = self.pool if self.pool is not None or training else self.inference_pool
+        if pool is not None:
+            n = len(x)
             out = pool.workspace("y", (n,) + pool.output_shape)
             arg = pool.workspace("arg", (n,) + pool.output_shape, "int32")
             ph, pw = pool.config["pool_size"]
             self.ops.conv2d_maxpool_forward(x, self.params["kernel"], self._bias(x.dtype), self.act, self.geometry,
-                                            ph, pw, out, arg)
+                                            ph, pw, out, arg, self.workspace)
             self._x, self._pooled, self._arg = x, out, arg
             return out
         y4 = self.ops.conv2d_forward(x, self.params["kernel"], self._bias(x.dtype), self.act, self.geometry,

@@ -3,9 +3,11 @@
 Forward: im2col + one GEMM + fused bias/activation a few images at a time,
 or direct kernels when a patch is small (a first layer). Backward: GEMMs over
 patches, or, when the output gradient is mostly zero (behind ReLU and max
-pooling), a kernel that visits only its nonzero entries. A first convolution
-followed by max pooling whose windows tile the image runs as one kernel each
-way (graph/fusion.py decides when).
+pooling), a kernel that visits only its nonzero entries. A convolution
+followed by max pooling whose windows tile the image runs as one: patches,
+GEMM and pooling a few images at a time, the full-size output never written
+out (a first convolution in training too, its backward one direct kernel;
+others in inference; graph/fusion.py decides when).
 
 Images are split across threads; ``ws(name, shape, dtype=None)`` hands out
 workspaces that live as long as the layer (their contents until the same name
@@ -21,12 +23,19 @@ from kerascli.ops.tuning import (
     CONV_CHUNK_BYTES,
     CONV_DIRECT_MAX_PATCH,
     CONV_SPARSE_MAX_DENSITY,
+    CONV_TRANSPOSED_PATCHES_BELOW,
 )
 
 
 def conv2d_is_direct(ops, g: Conv2DGeometry) -> bool:
     """Small patches (a first layer's) are convolved directly, without patches and a GEMM."""
     return g.patch_size <= CONV_DIRECT_MAX_PATCH
+
+
+def conv2d_fuses_pool_in_inference(ops, g: Conv2DGeometry) -> bool:
+    """Whether inference runs a convolution and the max pooling after it as one (conv2d_maxpool_forward;
+    graph/fusion.py decides when it is correct)."""
+    return True
 
 
 def _chunks(g: Conv2DGeometry, itemsize: int, lo: int, hi: int):
@@ -45,7 +54,9 @@ def conv2d_workspace_bytes(ops, g: Conv2DGeometry, filters: int, batch: int, thr
     images = min(batch, max(1, CONV_CHUNK_BYTES // per_image))  # per chunk: at least one image
     parts = min(threads, batch)
     kernel = g.patch_size * filters * itemsize
+    fused_images = min(batch, max(1, CONV_CHUNK_BYTES // (g.out_h * g.out_w * (g.patch_size + filters) * itemsize)))
     return {"patches (all threads)": parts * images * per_image,
+            "outputs before pooling (all threads)": parts * fused_images * g.out_h * g.out_w * filters * itemsize,
             "patch gradients (all threads)": parts * images * per_image,
             "kernel gradients (all threads)": 3 * parts * kernel,
             "sparse gradient lists": batch * g.out_h * g.out_w * filters * (4 + 4 + itemsize) // 4}
@@ -54,6 +65,16 @@ def conv2d_workspace_bytes(ops, g: Conv2DGeometry, filters: int, batch: int, thr
 def _patches(ops, x, g, start, stop, ws, part):
     rows = (stop - start) * g.out_h * g.out_w
     return ops.im2col(x[start:stop], *g.window(), ws(f"cols{part}", (rows, g.patch_size)))
+
+
+def _patch_product(ops, x, g, kernel, start, stop, ws, part, out):
+    """The convolution of images [start, stop) before bias and activation, into ``out`` (rows, filters):
+    patches and one GEMM. With few channels the patches are built as columns (a long contiguous run per
+    tap; as rows each is a few values), and the GEMM reads them transposed."""
+    if g.kw * g.channels >= CONV_TRANSPOSED_PATCHES_BELOW:
+        return ops.gemm(_patches(ops, x, g, start, stop, ws, part), kernel, out=out)
+    cols = ops.im2col_transposed(x[start:stop], *g.window(), ws(f"cols_t{part}", (g.patch_size, len(out))))
+    return ops.gemm(cols, kernel, out=out, trans_a=True)
 
 
 def conv2d_forward(ops, x, kernel4, bias, act, g: Conv2DGeometry, ws):
@@ -157,14 +178,28 @@ def _direct_backward(ops, x, y4, dy4, act, g, grad_kernel, grad_bias):
     return None
 
 
-def conv2d_maxpool_forward(ops, x, kernel4, bias, act, g: Conv2DGeometry, ph, pw, out, arg):
-    """A direct convolution and the max pooling after it in one pass: the convolution's output is never
-    stored. ``out`` and ``arg`` are the pooled output and the argmax of each window."""
+def conv2d_maxpool_forward(ops, x, kernel4, bias, act, g: Conv2DGeometry, ph, pw, out, arg, ws):
+    """A convolution and the max pooling after it, a few images at a time: patches, one GEMM into a
+    buffer still in cache, then its windows' maxima (and their places in ``arg``), bias and activation
+    into ``out``. The convolution's full-size output never goes to memory."""
     x = np.ascontiguousarray(x)
-    n = len(x)
-    ops.parallel(lambda i, lo, hi: ops.conv2d_direct_maxpool(x[lo:hi], kernel4, bias, act, g.sh, g.sw, g.pad_top,
-                                                             g.pad_left, ph, pw, out[lo:hi], arg[lo:hi]),
-                 n, g.work(n, kernel4.shape[3]))
+    n, filters = len(x), kernel4.shape[3]
+    pool_h, pool_w = out.shape[1], out.shape[2]
+    kernel = kernel4.reshape(-1, filters)
+    per_image = g.out_h * g.out_w * (g.patch_size + filters) * x.dtype.itemsize
+    step = max(1, CONV_CHUNK_BYTES // per_image)
+
+    def part(i, lo, hi):
+        for start in range(lo, hi, step):
+            stop = min(hi, start + step)
+            z = _patch_product(ops, x, g, kernel, start, stop, ws, i,
+                               ws(f"z{i}", ((stop - start) * g.out_h * g.out_w, filters)))
+            pooled = out[start:stop]
+            ops.max_pool_forward(z.reshape(stop - start, g.out_h, g.out_w, filters), ph, pw, ph, pw, 0, 0, pool_h,
+                                 pool_w, pooled, arg[start:stop])
+            ops.bias_activation_inplace(pooled.reshape(-1, filters), bias, act)
+
+    ops.parallel(part, n, g.work(n, filters))
     return out
 
 

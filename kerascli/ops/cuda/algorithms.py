@@ -74,6 +74,11 @@ def conv2d_is_direct(ops, g) -> bool:
     return False
 
 
+def conv2d_fuses_pool_in_inference(ops, g) -> bool:
+    """Not on a GPU: the fused forward works a few images at a time, which suits host caches, not a GPU."""
+    return False
+
+
 def conv2d_workspace_bytes(ops, g, filters, batch, threads, itemsize) -> dict:
     patches = batch * g.out_h * g.out_w * g.patch_size * itemsize
     return {"patches": patches, "patch gradients": patches, "pre-activation gradient":

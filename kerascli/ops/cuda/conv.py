@@ -22,34 +22,56 @@ from kerascli.ops.cuda.launch import (
     fill,
     nhwc,
 )
-from kerascli.ops.cuda.pooling import max_pool_backward, max_pool_forward
+from kerascli.ops.cuda.pooling import max_pool_backward
+
+
+@cuda.jit(device=True)
+def _patch_value(x, row, col, kw, sh, sw, pad_top, pad_left, out_h, out_w):
+    """Entry (row, col) of the patch matrix: output pixel ``row``'s value at window place ``col``
+    ((i, j, channel) order), 0 in the padding."""
+    n, h, w, c = x.shape
+    ch = col % c
+    b = (col // c) % kw
+    a = col // (c * kw)
+    ox = row % out_w
+    oy = (row // out_w) % out_h
+    img = row // (out_w * out_h)
+    y = oy * sh + a - pad_top
+    xx = ox * sw + b - pad_left
+    if 0 <= y < h and 0 <= xx < w:
+        return x[img, y, xx, ch]
+    return 0
 
 
 @cuda.jit(**CACHE)
 def _im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     i = cuda.grid(1)
     rows, patch = out.shape
-    n, h, w, c = x.shape
     if i < rows * patch:
         row = i // patch
         col = i - row * patch
-        ch = col % c
-        b = (col // c) % kw
-        a = col // (c * kw)
-        ox = row % out_w
-        oy = (row // out_w) % out_h
-        img = row // (out_w * out_h)
-        y = oy * sh + a - pad_top
-        xx = ox * sw + b - pad_left
-        if 0 <= y < h and 0 <= xx < w:
-            out[row, col] = x[img, y, xx, ch]
-        else:
-            out[row, col] = 0
+        out[row, col] = _patch_value(x, row, col, kw, sh, sw, pad_top, pad_left, out_h, out_w)
 
 
 def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     if out.size:
         _im2col[blocks(out.size)](x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out)
+    return out
+
+
+@cuda.jit(**CACHE)
+def _im2col_transposed(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
+    i = cuda.grid(1)
+    patch, rows = out.shape
+    if i < rows * patch:
+        col = i // rows
+        row = i - col * rows
+        out[col, row] = _patch_value(x, row, col, kw, sh, sw, pad_top, pad_left, out_h, out_w)
+
+
+def im2col_transposed(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
+    if out.size:
+        _im2col_transposed[blocks(out.size)](x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out)
     return out
 
 
@@ -101,16 +123,6 @@ def conv2d_direct_backward(x, dy, y, act, kh, kw, sh, sw, pad_top, pad_left):
     grad = device_empty((kh * kw * c, filters), x.dtype)
     gemm(cols, dz, grad, trans_a=True)
     return grad.reshape(kh, kw, c, filters), column_sums(dz, device_empty((filters,), dy.dtype))
-
-
-def conv2d_direct_maxpool(x, kernel, bias, act, sh, sw, pad_top, pad_left, ph, pw, out, arg):
-    n, pool_h, pool_w, filters = out.shape
-    z = conv2d_direct(x, kernel, bias, LINEAR, sh, sw, pad_top, pad_left, pool_h * ph, pool_w * pw,
-                      device_empty((n, pool_h * ph, pool_w * pw, filters), x.dtype))
-    max_pool_forward(z, ph, pw, ph, pw, 0, 0, pool_h, pool_w, out, arg)
-    flat = as2d(out)
-    _launch_bias_activation(flat, flat[0, :0], act, flat)
-    return out, arg
 
 
 def conv2d_direct_maxpool_backward(x, dy, pooled, arg, act, kh, kw, sh, sw, pad_top, pad_left, ph, pw):

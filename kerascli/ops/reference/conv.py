@@ -7,11 +7,10 @@ import numpy as np
 
 from kerascli.ops.contract import LINEAR
 from kerascli.ops.reference.activations import (
-    _activate,
     bias_activation_backward,
     bias_activation_forward,
 )
-from kerascli.ops.reference.pooling import max_pool_backward, max_pool_forward
+from kerascli.ops.reference.pooling import max_pool_backward
 
 # Window kernels write into ``out`` (and ``arg``), arrays the caller allocates
 # once and reuses, and return them.
@@ -32,6 +31,14 @@ def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
                     if 0 <= xx < w:
                         cols[:, oy, ox, i, j, :] = x[:, y, xx, :]
     out[...] = cols.reshape(n * out_h * out_w, kh * kw * c)
+    return out
+
+
+def im2col_transposed(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
+    """``im2col``'s patches as columns: ``out`` is (kh*kw*C, N*out_h*out_w)."""
+    n, _, _, c = x.shape
+    out[...] = im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w,
+                      np.empty((n * out_h * out_w, kh * kw * c), x.dtype)).T
     return out
 
 
@@ -76,20 +83,10 @@ def conv2d_direct_backward(x, dy, y, act, kh, kw, sh, sw, pad_top, pad_left):
     return (cols.T @ dz).reshape(kh, kw, c, filters), db
 
 
-def conv2d_direct_maxpool(x, kernel, bias, act, sh, sw, pad_top, pad_left, ph, pw, out, arg):
-    """maxpool(act(conv(x) + bias)) over (ph, pw) windows that tile the convolution's output (the rows
-    and columns left over are dropped) into ``out``, with ``arg`` as in ``max_pool_forward``."""
-    n, pool_h, pool_w, filters = out.shape
-    out_h, out_w = pool_h * ph, pool_w * pw  # the convolution's rows and columns that some window covers
-    z = conv2d_direct(x, kernel, bias, LINEAR, sh, sw, pad_top, pad_left, out_h, out_w,
-                      np.empty((n, out_h, out_w, filters), x.dtype))
-    max_pool_forward(z, ph, pw, ph, pw, 0, 0, pool_h, pool_w, out, arg)
-    out[...] = _activate(out, act)
-    return out, arg
-
-
 def conv2d_direct_maxpool_backward(x, dy, pooled, arg, act, kh, kw, sh, sw, pad_top, pad_left, ph, pw):
-    """Kernel and bias gradients of ``conv2d_direct_maxpool`` from the gradient ``dy`` of its output."""
+    """Kernel and bias gradients of maxpool(act(conv(x) + bias)) over (ph, pw) windows that tile the
+    convolution's output (kerascli.ops.algorithms.conv.conv2d_maxpool_forward) from the gradient ``dy`` of
+    that pooled output ``pooled``, whose windows' winners ``arg`` are as in ``max_pool_forward``."""
     n, pool_h, pool_w, filters = dy.shape
     dz, _ = bias_activation_backward(dy.reshape(-1, filters), pooled.reshape(-1, filters), act,
                                      np.empty((dy.size // filters, filters), dy.dtype))
