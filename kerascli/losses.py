@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kerascli.config.params import Param
 from kerascli.errors import DataError
 from kerascli.ops.contract import (
     HUBER,
@@ -29,9 +30,25 @@ EPSILON = 1e-7  # Keras' backend epsilon
 
 class Loss:
     name = ""
+    PARAMS: dict[str, Param] = {}  # Keras' constructor arguments, from the config (``loss: {type: ..., ...}``)
     host_only = False  # computed on host arrays (a plugin's function): a device backend cannot run it
     fuses: int | None = None  # activation code of the fused path
     classification = False
+
+    def __init__(self, config: dict | None = None):
+        """``config``: the resolved arguments (Keras' defaults for those not given)."""
+        self.config = {name: param.default for name, param in self.PARAMS.items()}
+        self.config.update((k, v) for k, v in (config or {}).items() if k != "type")
+
+    @property
+    def from_logits(self) -> bool:
+        """The model gives logits (a linear last activation) and the loss applies ``fuses`` itself."""
+        return bool(self.config.get("from_logits"))
+
+    @staticmethod
+    def check(config: dict) -> str | None:
+        """What is wrong with resolved arguments (as ``key: message``), or None."""
+        return None
 
     def targets(self, y: np.ndarray, units: int, dtype) -> np.ndarray:
         """Convert labels as stored in a dataset into what forward/backward take."""
@@ -69,10 +86,31 @@ def _dense_targets(y: np.ndarray, units: int, dtype, loss: str) -> np.ndarray:
     return y.astype(dtype)
 
 
+def _check_axis(config: dict) -> str | None:
+    if config.get("axis", -1) not in (-1, 1):
+        return (f"axis: outputs here are (batch, units), so the classes are on axis -1 (or 1), not "
+                f"{config['axis']}")
+    return None
+
+
+_CROSS_ENTROPY_PARAMS = {
+    "from_logits": Param("bool", False, doc="the model gives logits: the loss applies softmax/sigmoid itself"),
+    "label_smoothing": Param("float", 0.0, min=0.0, max=1.0),
+    "axis": Param("int", -1),
+}
+
+
 class CategoricalCrossentropy(Loss):
     name = "categorical_crossentropy"
+    PARAMS = _CROSS_ENTROPY_PARAMS
     fuses = SOFTMAX
     classification = True
+    check = staticmethod(_check_axis)
+
+    def _smoothed(self, ops, t):
+        """Keras' label smoothing: targets pulled towards the uniform distribution over the classes."""
+        ls = self.config.get("label_smoothing", 0.0)
+        return ops.scale_shift(t, 1.0 - ls, ls / t.shape[1]) if ls else t
 
     def targets(self, y, units, dtype):
         if y.ndim == 2 and y.shape[1] == units and units > 1:
@@ -86,11 +124,13 @@ class CategoricalCrossentropy(Loss):
         return onehot
 
     def forward(self, ops, out, t, fused):
+        t = self._smoothed(ops, t)
         if fused:
             return ops.softmax_cross_entropy(out, t)
         return ops.categorical_cross_entropy(out, t, EPSILON), out
 
     def backward(self, ops, out, pred, t, scale, fused):
+        t = self._smoothed(ops, t)
         if fused:
             return ops.softmax_cross_entropy_grad(pred, t, scale)
         return ops.categorical_cross_entropy_grad(out, t, EPSILON, scale)
@@ -98,8 +138,10 @@ class CategoricalCrossentropy(Loss):
 
 class SparseCategoricalCrossentropy(Loss):
     name = "sparse_categorical_crossentropy"
+    PARAMS = {k: v for k, v in _CROSS_ENTROPY_PARAMS.items() if k != "label_smoothing"}  # as Keras
     fuses = SOFTMAX
     classification = True
+    check = staticmethod(_check_axis)
 
     def targets(self, y, units, dtype):
         return _class_ids(y, units, self.name)
@@ -117,8 +159,15 @@ class SparseCategoricalCrossentropy(Loss):
 
 class BinaryCrossentropy(Loss):
     name = "binary_crossentropy"
+    PARAMS = _CROSS_ENTROPY_PARAMS
     fuses = SIGMOID
     classification = True
+    check = staticmethod(_check_axis)
+
+    def _smoothed(self, ops, t):
+        """Keras' label smoothing: targets pulled towards 0.5."""
+        ls = self.config.get("label_smoothing", 0.0)
+        return ops.scale_shift(t, 1.0 - ls, 0.5 * ls) if ls else t
 
     def targets(self, y, units, dtype):
         t = _dense_targets(y, units, dtype, self.name)
@@ -127,11 +176,13 @@ class BinaryCrossentropy(Loss):
         return t
 
     def forward(self, ops, out, t, fused):
+        t = self._smoothed(ops, t)
         if fused:
             return ops.sigmoid_binary_cross_entropy(out, t)
         return ops.binary_cross_entropy(out, t, EPSILON), out
 
     def backward(self, ops, out, pred, t, scale, fused):
+        t = self._smoothed(ops, t)
         if fused:
             return ops.sigmoid_binary_cross_entropy_grad(pred, t, scale)
         return ops.binary_cross_entropy_grad(out, t, EPSILON, scale)
@@ -198,7 +249,11 @@ class ElementwiseLoss(Loss):
     (kerascli.ops.contract.ELEMENT_LOSSES gives f and its derivative), targets shaped like the output."""
 
     code = 0
-    param = 0.0  # the loss's argument, where it has one (huber's delta)
+
+    @property
+    def param(self) -> float:
+        """The loss's one argument where it has one (huber's delta), else 0."""
+        return float(next(iter(self.config.values()), 0.0))
 
     def targets(self, y, units, dtype):
         return _dense_targets(y, units, dtype, self.name)
@@ -223,7 +278,8 @@ class MeanSquaredLogarithmicError(ElementwiseLoss):
 
 
 class Huber(ElementwiseLoss):
-    name, code, param = "huber", HUBER, 1.0  # Keras' default delta
+    name, code = "huber", HUBER
+    PARAMS = {"delta": Param("float", 1.0, min=1e-12)}
 
 
 class LogCosh(ElementwiseLoss):

@@ -153,3 +153,130 @@ def test_accuracy_follows_the_loss(loss, units, pred, t, expected):
     metric = make_metric("accuracy", loss, units)
     total, count = metric.update(get_ops("cpu"), np.array(pred), np.array(t))
     assert total / count == pytest.approx(expected)
+
+
+# ---------------------------------------------------------------- arguments (Keras' constructor arguments)
+ARGUMENT_CASES = [
+    ("categorical_crossentropy", {"label_smoothing": 0.2}, False),
+    ("categorical_crossentropy", {"from_logits": True}, True),
+    ("categorical_crossentropy", {"from_logits": True, "label_smoothing": 0.1}, True),
+    ("sparse_categorical_crossentropy", {"from_logits": True}, True),
+    ("binary_crossentropy", {"label_smoothing": 0.3}, False),
+    ("binary_crossentropy", {"from_logits": True, "label_smoothing": 0.1}, True),
+    ("huber", {"delta": 0.4}, False),
+]
+
+
+def keras_loss(name, config):
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    pytest.importorskip("torch")
+    cls = {"categorical_crossentropy": "CategoricalCrossentropy", "binary_crossentropy": "BinaryCrossentropy",
+           "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy", "huber": "Huber"}[name]
+    return getattr(keras.losses, cls)(reduction=None, **config)
+
+
+def loss_inputs(name, from_logits, rng):
+    """(outputs, targets): logits where the loss takes them, else probabilities in the loss's domain."""
+    z = rng.normal(size=(N, C)) * 2
+    t = targets_for(name, rng)
+    if name == "binary_crossentropy":
+        t = (rng.random((N, C)) > 0.5).astype(float)
+    if from_logits or LOSSES.get(name).fuses is None:
+        return z, t
+    return get_ops("reference").bias_activation_forward(z, np.zeros(0), LOSSES.get(name).fuses,
+                                                       np.empty_like(z)), t
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("name,config,from_logits", ARGUMENT_CASES)
+def test_loss_arguments_match_keras(name, config, from_logits, rng):
+    """Per-sample values against Keras 3's loss built with the same arguments; the float64 gradient by
+    central differences (the fused path where the loss takes logits)."""
+    import torch
+
+    loss = LOSSES.get(name)(config)
+    assert loss.from_logits == from_logits
+    ops = get_ops("cpu")
+    out, t = loss_inputs(name, from_logits, rng)
+    t_loss = loss.targets(t, C, np.float64)
+    rows, pred = loss.forward(ops, out, t_loss, from_logits)
+    theirs = keras_loss(name, config)(torch.tensor(t), torch.tensor(out)).numpy()
+    np.testing.assert_allclose(rows, theirs, rtol=1e-5, atol=1e-6)
+
+    def value():
+        return float(loss.forward(ops, out, t_loss, from_logits)[0].mean())
+
+    analytic = loss.backward(ops, out, pred, t_loss, 1.0 / N, from_logits)
+    assert_grad_close(analytic, numeric_grad(value, out), f"{name} {config}")
+
+
+def resolve_loss(loss_yaml, layers="[{type: Dense, units: 3, activation: softmax}]"):
+    from kerascli.config.loader import parse_yaml_text
+    from kerascli.config.schema import resolve_config
+
+    text = f"""
+data: {{dataset: synthetic_classification, samples: 40, features: 4, classes: 3}}
+model: {{input_shape: [4], layers: {layers}}}
+compile: {{optimizer: adam, loss: {loss_yaml}}}
+"""
+    return resolve_config(parse_yaml_text(text, "c.yaml"))
+
+
+def test_loss_arguments_resolve_with_every_default():
+    spec = resolve_loss("{type: cce, label_smoothing: 0.1}")
+    assert spec.compile["loss"] == {"type": "categorical_crossentropy", "from_logits": False,
+                                    "label_smoothing": 0.1, "axis": -1}
+    assert resolve_loss("huber").compile["loss"] == {"type": "huber", "delta": 1.0}
+    assert resolve_loss("mse").compile["loss"] == "mean_squared_error"  # no arguments: the name alone
+
+
+@pytest.mark.parametrize("loss_yaml,message", [
+    ("{type: mse, delta: 2}", "c.yaml:4: compile.loss.delta: loss 'mean_squared_error' takes no arguments"),
+    ("{type: huber, delat: 2}", "compile.loss.delat: unknown key 'delat'; did you mean 'delta'?"),
+    ("{type: cce, label_smoothing: 1.5}", "compile.loss.label_smoothing"),
+    ("{type: cce, axis: 2}", "compile.loss.axis: axis: outputs here are (batch, units)"),
+    ("{from_logits: true}", "compile.loss: missing required key 'type'"),
+    ("{type: scce, label_smoothing: 0.1}", "unknown key 'label_smoothing'"),  # as in Keras
+])
+def test_bad_loss_arguments_name_the_key(loss_yaml, message):
+    from kerascli.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        resolve_loss(loss_yaml)
+    assert message in str(err.value)
+
+
+def test_from_logits_refuses_an_output_with_its_own_activation():
+    from kerascli.errors import ConfigError
+    from kerascli.train.session import build_session
+
+    spec = resolve_loss("{type: scce, from_logits: true}")
+    with pytest.raises(ConfigError, match="sparse_categorical_crossentropy has from_logits: true, but the model's "
+                                          "output \\(layer 'dense'\\) ends in softmax"):
+        build_session(spec)
+    linear = resolve_loss("{type: scce, from_logits: true}", "[{type: Dense, units: 3}]")
+    session = build_session(linear)
+    assert session.trainer.objective.fused["dense"]
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    logits = session.model.predict_batch(x)  # predictions are the model's outputs: logits, as in Keras
+    assert not np.allclose(logits.sum(axis=1), 1.0)
+
+
+def test_metrics_see_the_outputs_a_from_logits_loss_takes():
+    """As in Keras, metrics compare the model's outputs (here logits) with the targets: binary accuracy
+    thresholds logits at 0.5."""
+    from kerascli.train.loop import Totals
+    from kerascli.train.session import build_session
+
+    spec = resolve_loss("{type: bce, from_logits: true}", "[{type: Dense, units: 1}]")
+    spec.compile["metrics"] = ["binary_accuracy"]
+    objective = build_session(spec).trainer.objective
+    out = np.array([[0.3], [0.7], [-2.0], [0.2]])  # logits: probabilities 0.57, 0.67, 0.12, 0.55
+    t = np.array([[1.0], [1.0], [0.0], [1.0]])
+    totals = Totals(objective.names)
+    objective.forward(get_ops("cpu"), out, t, totals)
+    assert totals.means()["binary_accuracy"] == pytest.approx(0.5)  # logits > 0.5: 0, 1, 0, 0 (probabilities
+    # would give 1, 1, 0, 1: all four right)

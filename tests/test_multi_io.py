@@ -151,7 +151,29 @@ def test_single_output_configs_keep_their_shape():
     from conftest import SMALL_MLP
 
     spec = resolve_config(parse_yaml_text(SMALL_MLP, "small.yaml"))
-    assert spec.compile["loss"] == "sparse_categorical_crossentropy" and spec.compile["metrics"] == ["accuracy"]
+    assert spec.compile["loss"] == {"type": "sparse_categorical_crossentropy", "from_logits": False, "axis": -1}
+    assert spec.compile["metrics"] == ["accuracy"]
     assert spec.compile["loss_weights"] is None
     with pytest.raises(ConfigError, match="this model has one"):
         resolve_config(parse_yaml_text(SMALL_MLP.replace("  metrics:", "  loss_weights: [1.0]\n  metrics:"), "s"))
+
+
+@pytest.mark.parametrize("loss,expected", [
+    ("loss: {digit: {type: scce, from_logits: false}, score: {type: huber, delta: 2.0}}",
+     {"digit": {"type": "sparse_categorical_crossentropy", "from_logits": False, "axis": -1},
+      "score": {"type": "huber", "delta": 2.0}}),
+    ("loss: [scce, {type: huber, delta: 0.5}]",
+     {"digit": {"type": "sparse_categorical_crossentropy", "from_logits": False, "axis": -1},
+      "score": {"type": "huber", "delta": 0.5}}),
+    ("loss: {type: huber, delta: 3.0}",  # one loss with arguments for every output
+     {"digit": {"type": "huber", "delta": 3.0}, "score": {"type": "huber", "delta": 3.0}}),
+])
+def test_per_output_losses_take_arguments(config, loss, expected):
+    text = config.read_text().replace("loss: {digit: sparse_categorical_crossentropy, score: mse}", loss)
+    spec = resolve_config(parse_yaml_text(text, "two.yaml"))
+    assert spec.compile["loss"] == expected
+    if expected["digit"]["type"] != "huber":  # (huber needs targets shaped like the output: not the digits')
+        from kerascli.train.session import build_session
+
+        objective = build_session(spec).trainer.objective
+        assert objective.losses["score"].param == expected["score"]["delta"]

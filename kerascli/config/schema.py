@@ -275,7 +275,7 @@ def _resolve_compile(check: Checker, raw: Any, outputs: list[str]) -> dict:
         raise check.error(path + (clipping[1],), f"set one of clipnorm, clipvalue and global_clipnorm, not "
                           f"{' and '.join(clipping)} (as in Keras)")
 
-    loss_param, metrics_param = Param("str", choices=LOSSES), Param("str_list", [], choices=METRICS)
+    metrics_param = Param("str_list", [], choices=METRICS)
     weight_param = Param("float", 1.0, min=0.0)
     if len(outputs) == 1:
         if "loss_weights" in raw and raw["loss_weights"] is not None:
@@ -287,10 +287,17 @@ def _resolve_compile(check: Checker, raw: Any, outputs: list[str]) -> dict:
         metrics = raw.get("metrics", [])
         if isinstance(metrics, dict) and list(metrics) == outputs:
             metrics = metrics[outputs[0]]
-        return {"optimizer": resolved_opt, "loss": check.value(loss, loss_param, ("compile", "loss")),
+        return {"optimizer": resolved_opt, "loss": _resolve_loss(check, loss, ("compile", "loss")),
                 "loss_weights": None, "metrics": check.value(metrics, metrics_param, ("compile", "metrics"))}
+    loss = raw["loss"]
+    if isinstance(loss, dict) and "type" in loss and "type" not in outputs:
+        loss = _resolve_loss(check, loss, ("compile", "loss"))  # one loss, with arguments, for every output
+        per_output_loss = {o: loss for o in outputs}
+    else:
+        per_output_loss = _per_output(check, loss, outputs, LOSS_PARAM, "loss", scalar=(str, dict),
+                                      resolve=_resolve_loss)
     return {"optimizer": resolved_opt,
-            "loss": _per_output(check, raw["loss"], outputs, loss_param, "loss", scalar=str),
+            "loss": per_output_loss,
             "loss_weights": _per_output(check, raw.get("loss_weights"), outputs, weight_param, "loss_weights",
                                         scalar=(int, float)),
             "metrics": _per_output(check, raw.get("metrics", []), outputs, metrics_param, "metrics", scalar=list)}
@@ -310,11 +317,49 @@ def _resolve_schedule(check: Checker, raw: dict, path: tuple) -> dict:
     return resolved
 
 
-def _per_output(check: Checker, raw: Any, outputs: list[str], param: Param, key: str, scalar) -> dict:
-    """One value for every output, a list in outputs order, or a mapping by output name -> a mapping."""
+LOSS_PARAM = Param("str", choices=LOSSES)
+
+
+def loss_type(loss) -> str:
+    """The registered name of a resolved loss: a name, or a mapping with 'type' and its arguments."""
+    return loss["type"] if isinstance(loss, dict) else loss
+
+
+def _resolve_loss(check: Checker, raw: Any, path: tuple):
+    """A loss name, or ``{type: name, argument: value, ...}`` (Keras' constructor arguments). Resolved: the
+    name where the loss takes no arguments, else the mapping with every argument."""
+    if isinstance(raw, dict):
+        if "type" not in raw:
+            raise check.error(path, f"missing required key 'type' (a loss: {', '.join(LOSSES.names())})")
+        kind = check.value(raw["type"], LOSS_PARAM, path + ("type",))
+        given = raw
+    else:
+        kind, given = check.value(raw, LOSS_PARAM, path), {}
+    cls = LOSSES.get(kind)
+    params = getattr(cls, "PARAMS", {})
+    if not params:
+        if len(given) > 1:
+            extra = next(k for k in given if k != "type")
+            raise check.error(path + (extra,), f"loss {kind!r} takes no arguments")
+        return kind
+    resolved = {"type": kind, **check.params(given, params, path, fixed=("type",))}
+    problem = cls.check(resolved) if hasattr(cls, "check") else None
+    if problem:
+        key = problem.split(":")[0]
+        raise check.error(path + ((key,) if key in params else ()), problem)
+    return resolved
+
+
+def _per_output(check: Checker, raw: Any, outputs: list[str], param: Param, key: str, scalar,
+                resolve=None) -> dict:
+    """One value for every output, a list in outputs order, or a mapping by output name -> a mapping.
+    ``resolve(check, value, path)`` resolves one value (default: ``param`` checks it)."""
     path = ("compile", key)
     if raw is None:
         raw = param.default
+    if resolve is None:
+        def resolve(check, value, where):
+            return check.value(value, param, where)
     if isinstance(raw, dict):
         unknown = [k for k in raw if k not in outputs]
         if unknown:
@@ -323,13 +368,13 @@ def _per_output(check: Checker, raw: Any, outputs: list[str], param: Param, key:
         missing = [o for o in outputs if o not in raw]
         if missing and param.required:
             raise check.error(path, f"no {key} for output {missing[0]!r}")
-        return {o: check.value(raw.get(o, param.default), param, path + (o,)) for o in outputs}
+        return {o: resolve(check, raw.get(o, param.default), path + (o,)) for o in outputs}
     if isinstance(raw, list) and not (scalar is list and all(isinstance(v, str) for v in raw)):
         if len(raw) != len(outputs):
             raise check.error(path, f"a list gives one {key} per output in order ({len(outputs)}: "
                                     f"{', '.join(outputs)}), got {len(raw)}")
-        return {o: check.value(v, param, path + (i,)) for i, (o, v) in enumerate(zip(outputs, raw))}
-    return {o: check.value(raw, param, path) for o in outputs}
+        return {o: resolve(check, v, path + (i,)) for i, (o, v) in enumerate(zip(outputs, raw))}
+    return {o: resolve(check, raw, path) for o in outputs}
 
 
 def monitor_names(compile_: dict) -> set[str]:

@@ -7,18 +7,38 @@ output's own, and metrics are ``<output>_<metric>``.
 
 from __future__ import annotations
 
+from kerascli.config.schema import loss_type
+from kerascli.errors import ConfigError
 from kerascli.metrics import make_metric
+from kerascli.ops.contract import ACTIVATION_TABLE, LINEAR
 from kerascli.registry import LOSSES
+
+
+def check_logits(model, output: str, loss) -> None:
+    """A loss given ``from_logits: true`` needs an output without an activation of its own (Keras would
+    apply softmax or sigmoid twice)."""
+    last = next(n.layer for n in model.nodes if n.layer.name == output)
+    act = getattr(last, "activation", LINEAR)
+    if act != LINEAR:
+        name = next(a.name for a in ACTIVATION_TABLE if a.code == act)
+        where = f"output {output!r}" if len(model.outputs) > 1 else "the model's output"
+        raise ConfigError(f"{loss.name} has from_logits: true, but {where} (layer {last.name!r}) ends in {name}; "
+                          f"give that layer activation: linear, or set from_logits: false", key="compile.loss")
 
 
 class Objective:
     def __init__(self, model, losses: dict[str, str], weights: dict[str, float], metrics: dict[str, list[str]]):
         self.outputs = list(model.outputs)
         self.multi = len(self.outputs) > 1
-        self.losses = {o: LOSSES.get(losses[o])() for o in self.outputs}
+        self.losses = {o: LOSSES.get(loss_type(losses[o]))(losses[o] if isinstance(losses[o], dict) else None)
+                       for o in self.outputs}
         self.weights = {o: float(weights.get(o, 1.0)) for o in self.outputs}
-        # where an output ends in the activation its loss pairs with, the loss takes pre-activation values
-        self.fused = {o: loss.fuses is not None and model.fuse_output_activation(loss.fuses, o)
+        for o, loss in self.losses.items():
+            if loss.from_logits:
+                check_logits(model, o, loss)
+        # where an output ends in the activation its loss pairs with (or gives logits, with from_logits), the
+        # loss takes pre-activation values
+        self.fused = {o: loss.fuses is not None and (loss.from_logits or model.fuse_output_activation(loss.fuses, o))
                       for o, loss in self.losses.items()}
         self.metrics = {}
         for o in self.outputs:
@@ -46,7 +66,7 @@ class Objective:
             total = ops.total(rows)
             totals.add("loss", total, len(rows))
             for metric in self.metrics[o]:
-                totals.add(metric.name, metric.update(ops, pred, t)[0], len(rows))
+                totals.add(metric.name, metric.update(ops, self._seen(o, out, pred), t)[0], len(rows))
             return total, pred
         total, preds = 0.0, {}
         for i, o in enumerate(self.outputs):
@@ -57,8 +77,13 @@ class Objective:
             totals.add("loss", part, len(rows) if i == 0 else 0, weight=self.weights[o])
             total = total + self.weights[o] * part if isinstance(part, float) and total is not None else None
             for metric in self.metrics[o]:
-                totals.add(metric.name, metric.update(ops, preds[o], t[o])[0], len(rows))
+                totals.add(metric.name, metric.update(ops, self._seen(o, out[o], preds[o]), t[o])[0], len(rows))
         return total, preds
+
+    def _seen(self, output: str, out, pred):
+        """What metrics compare with the targets: the model's outputs, as in Keras (logits where the loss
+        takes logits; probabilities where the loss fused the output's own activation)."""
+        return out if self.losses[output].from_logits else pred
 
     def backward(self, ops, out, pred, t, scale: float):
         """The gradient of ``scale`` times the weighted loss with respect to each output."""

@@ -123,9 +123,9 @@ def load_initial_weights(session: Session) -> None:
 
 def per_output(compile_: dict, outputs: list[str]) -> tuple[dict, dict, dict]:
     """(loss, loss weight, metrics) of each output from the resolved compile section (with one output its
-    loss is a name and its metrics a list; with several, mappings by output name)."""
+    loss is a name or a mapping with 'type' and its metrics a list; with several, mappings by output name)."""
     loss, weights, metrics = compile_["loss"], compile_.get("loss_weights") or {}, compile_["metrics"]
-    losses = loss if isinstance(loss, dict) else {o: loss for o in outputs}
+    losses = {outputs[0]: loss} if len(outputs) == 1 else loss
     metrics = metrics if isinstance(metrics, dict) else {o: list(metrics) for o in outputs}
     return losses, weights, metrics
 
