@@ -1,4 +1,4 @@
-"""Keras 3's optimizers (SGD, Adam, AdamW, RMSprop, Adagrad, Adamax, Nadam, Lion): their update rules,
+"""Keras 3's optimizers (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, Nadam, Lion, Ftrl): their update rules,
 arguments and defaults, over the model's flat buffers. Every one takes ``weight_decay`` (decoupled, as in
 Keras: weights shrink by weight_decay * learning_rate before the update) and a learning-rate schedule."""
 
@@ -36,9 +36,16 @@ class Optimizer:
             self.config["learning_rate"] = self.schedule(0)
         self.base_learning_rate = self.config.get("learning_rate")
         self.learning_rate_scale = 1.0  # lowered by a NaN rollback, kept in checkpoints
+        # with gradient_accumulation_steps N: gradients summed since the last update (Keras' counter of
+        # steps is iterations * N + this), kept in checkpoints
+        self.accumulated = 0
 
     def slot_names(self) -> tuple[str, ...]:
         """The optimizer's state arrays (one value per parameter), named as in checkpoints."""
+        return self._slot_names() + (("gradient_accumulator",) if self.config.get("gradient_accumulation_steps")
+                                     else ())
+
+    def _slot_names(self) -> tuple[str, ...]:
         return self.SLOTS
 
     def slot_start(self, name: str) -> float:
@@ -51,8 +58,10 @@ class Optimizer:
 
     @property
     def learning_rate(self) -> float:
-        """The learning rate the next update uses."""
-        return self.learning_rate_at(self.iterations)
+        """The learning rate the next update uses (with gradient accumulation, Keras' schedule of all steps
+        so far: the rate of the update made at this step)."""
+        steps = self.config.get("gradient_accumulation_steps")
+        return self.learning_rate_at(self.iterations * steps + self.accumulated if steps else self.iterations)
 
     def set_learning_rate(self, value: float) -> None:
         """Use ``value`` from the next update on (ReduceLROnPlateau); kept in checkpoints as the scale of the
@@ -78,7 +87,17 @@ class Optimizer:
 
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
         # apply() reads config["learning_rate"]: this update's rate, whatever the schedule
-        self.config["learning_rate"] = self.learning_rate
+        rate = self.learning_rate
+        steps = self.config.get("gradient_accumulation_steps")
+        if steps:  # as Keras: every N-th step updates with the mean of the last N gradients
+            accumulator = self.slots["gradient_accumulator"]
+            if self.accumulated + 1 < steps:
+                self.ops.optimizer_step("accumulate_gradient", (accumulator, grads))
+                self.accumulated += 1
+                return
+            self.ops.optimizer_step("average_accumulated_gradient", (grads, accumulator), (self.scalar(steps),))
+            self.accumulated = 0
+        self.config["learning_rate"] = rate
         self.clip(grads)
         if self.config.get("weight_decay"):
             rate = self.scalar(self.config["weight_decay"] * self.config["learning_rate"])
@@ -90,10 +109,12 @@ class Optimizer:
         raise NotImplementedError
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"iterations": np.array(self.iterations, dtype=np.int64), **self.slots}
+        return {"iterations": np.array(self.iterations, dtype=np.int64),
+                "accumulated": np.array(self.accumulated, dtype=np.int64), **self.slots}
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         self.iterations = int(state["iterations"])
+        self.accumulated = int(state.get("accumulated", 0))
         for name, value in self.slots.items():
             self.ops.assign(value, state[name])
 
@@ -108,11 +129,13 @@ def _beta(default: float) -> Param:
 
 EPSILON = Param("float", 1e-7, min=0.0, exclusive_min=True)
 WEIGHT_DECAY = Param("float", None, min=0.0, nullable=True, doc="decoupled weight decay (None: off)")
-# Keras' gradient clipping, every optimizer: at most one of them
+# Keras' gradient clipping, every optimizer: at most one of them; and gradient accumulation
 CLIPPING = {name: Param("float", None, min=0.0, exclusive_min=True, nullable=True, doc=doc) for name, doc in (
     ("clipnorm", "clip each weight's gradient to this norm"),
     ("clipvalue", "clip each gradient value to [-clipvalue, clipvalue]"),
     ("global_clipnorm", "clip all gradients together to this norm"))}
+CLIPPING["gradient_accumulation_steps"] = Param("int", None, min=2, nullable=True,
+                                                doc="update every N steps with the mean of their gradients")
 
 
 class SGD(Optimizer):
@@ -155,7 +178,7 @@ class RMSprop(Optimizer):
     PARAMS = {"learning_rate": _rate(0.001), "rho": _beta(0.9), "momentum": Param("float", 0.0, min=0.0, max=1.0),
               "epsilon": EPSILON, "centered": Param("bool", False), "weight_decay": WEIGHT_DECAY, **CLIPPING}
 
-    def slot_names(self):
+    def _slot_names(self):
         c = self.config
         return ("velocity",) + (("momentum",) if c["momentum"] > 0 else ()) + (
             ("average_gradient",) if c["centered"] else ())
@@ -175,7 +198,7 @@ class Adagrad(Optimizer):
     SLOTS = ("accumulator",)
 
     def slot_start(self, name):
-        return self.config["initial_accumulator_value"]
+        return self.config["initial_accumulator_value"] if name == "accumulator" else 0.0
 
     def apply(self, params, grads):
         c, f = self.config, self.scalar
@@ -236,3 +259,37 @@ class Lion(Optimizer):
         c, f = self.config, self.scalar
         self.ops.optimizer_step("lion_update", (params, grads, self.slots["m"]),
                                 (f(c["learning_rate"]), f(c["beta_1"]), f(c["beta_2"])))
+
+
+class Adadelta(Optimizer):
+    PARAMS = {"learning_rate": _rate(0.001), "rho": _beta(0.95), "epsilon": EPSILON, "weight_decay": WEIGHT_DECAY,
+              **CLIPPING}
+    SLOTS = ("accumulated_grad", "accumulated_delta_var")
+
+    def apply(self, params, grads):
+        c, f, s = self.config, self.scalar, self.slots
+        self.ops.optimizer_step("adadelta_update", (params, grads, s["accumulated_grad"], s["accumulated_delta_var"]),
+                                (f(c["learning_rate"]), f(c["rho"]), f(c["epsilon"])))
+
+
+class Ftrl(Optimizer):
+    PARAMS = {"learning_rate": _rate(0.001),
+              "learning_rate_power": Param("float", -0.5, max=0.0),
+              "initial_accumulator_value": Param("float", 0.1, min=0.0),
+              "l1_regularization_strength": Param("float", 0.0, min=0.0),
+              "l2_regularization_strength": Param("float", 0.0, min=0.0),
+              "l2_shrinkage_regularization_strength": Param("float", 0.0, min=0.0),
+              "beta": Param("float", 0.0, min=0.0),
+              "weight_decay": WEIGHT_DECAY, **CLIPPING}
+    SLOTS = ("accumulator", "linear")
+
+    def slot_start(self, name):
+        return self.config["initial_accumulator_value"] if name == "accumulator" else 0.0
+
+    def apply(self, params, grads):
+        c, f, s = self.config, self.scalar, self.slots
+        lr = c["learning_rate"]
+        l2 = c["l2_regularization_strength"] + c["beta"] / (2.0 * lr)  # Keras folds beta into the L2 term
+        self.ops.optimizer_step("ftrl_update", (params, grads, s["accumulator"], s["linear"]),
+                                (f(lr), f(c["learning_rate_power"]), f(c["l1_regularization_strength"]), f(l2),
+                                 f(c["l2_shrinkage_regularization_strength"])))

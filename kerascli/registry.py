@@ -186,6 +186,8 @@ OPTIMIZERS = Registry("optimizer", (
     ("adamax", "kerascli.optimizers:Adamax", "Adamax"),
     ("nadam", "kerascli.optimizers:Nadam", "Nadam"),
     ("lion", "kerascli.optimizers:Lion", "Lion"),
+    ("adadelta", "kerascli.optimizers:Adadelta", "Adadelta"),
+    ("ftrl", "kerascli.optimizers:Ftrl", "Ftrl"),
 ))
 SCHEDULES = Registry("learning rate schedule", (
     ("ExponentialDecay", "kerascli.schedules:ExponentialDecay"),

@@ -423,6 +423,8 @@ UPDATES = {
     "adamax_update": (2, [(0.02, 0.1, 0.999, 1e-7)], 0.0),
     "nadam_update": (2, [(0.01, 0.1, 0.001, 1e-7, 0.9, 0.2, 3.0)], 0.0),
     "lion_update": (1, [(0.01, 0.9, 0.99)], 0.0),
+    "adadelta_update": (2, [(1.0, 0.95, 1e-7), (0.5, 0.5, 1e-3)], 0.0),
+    "ftrl_update": (2, [(0.1, -0.5, 0.0, 0.0, 0.0), (0.1, -0.3, 0.05, 0.2, 0.02), (0.2, 0.0, 0.3, 0.0, 0.0)], 0.1),
 }
 
 
@@ -431,7 +433,7 @@ UPDATES = {
 @parity(*UPDATES)
 def test_optimizer_updates(rng, dtype, kernel, slots, scalars, other):
     assert kernel in ("decay_weights", "rmsprop_update", "adagrad_update", "adamax_update", "nadam_update",
-                      "lion_update")
+                      "lion_update", "adadelta_update", "ftrl_update")
     f = np.dtype(dtype).type
     p, g = (rng.normal(size=43).astype(dtype) for _ in range(2))
     g[::7] = 0  # a zero gradient (Lion's sign, Adamax's max)
@@ -444,6 +446,23 @@ def test_optimizer_updates(rng, dtype, kernel, slots, scalars, other):
         getattr(other, kernel)(fast[0], *([g] if kernel != "decay_weights" else []), *fast[1:], *args)
     for a, b in zip(ref, fast):
         close(a, b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@parity("accumulate_gradient", "average_accumulated_gradient")
+def test_gradient_accumulation(rng, dtype, other):
+    grads = [rng.normal(size=29).astype(dtype) for _ in range(3)]
+    results = []
+    for ops in (reference, other):
+        accumulator = np.zeros(29, dtype)
+        for g in grads[:2]:
+            ops.accumulate_gradient(accumulator, g)
+        last = grads[2].copy()
+        ops.average_accumulated_gradient(last, accumulator, np.dtype(dtype).type(3))
+        results.append((last, accumulator))
+    close(results[0][0], results[1][0], dtype)
+    close(results[0][0], sum(grads) / 3, dtype)
+    assert not results[1][1].any()  # the accumulator starts over
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

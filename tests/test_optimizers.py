@@ -21,15 +21,24 @@ def make(name, backend="cpu", size=2, dtype=np.float64, **config):
 KERAS_ROWS = {  # optimizer -> configs checked against Keras 3 itself
     "sgd": [{"learning_rate": 0.05, "momentum": 0.9, "weight_decay": 0.01},
             {"learning_rate": 0.05, "clipnorm": 0.5}, {"learning_rate": 0.05, "clipvalue": 0.3}],
-    "adam": [{"learning_rate": 0.01, "weight_decay": 0.05}, {"learning_rate": 0.01, "global_clipnorm": 0.7}],
+    "adam": [{"learning_rate": 0.01, "weight_decay": 0.05}, {"learning_rate": 0.01, "global_clipnorm": 0.7},
+             {"learning_rate": 0.01, "gradient_accumulation_steps": 3, "weight_decay": 0.05, "clipnorm": 0.5},
+             {"learning_rate": {"type": "ExponentialDecay", "initial_learning_rate": 0.01, "decay_steps": 1,
+                                "decay_rate": 0.5, "staircase": False}, "gradient_accumulation_steps": 2}],
     "adamw": [{"learning_rate": 0.01}, {"learning_rate": 0.01, "weight_decay": 0.1, "beta_1": 0.8}],
     "rmsprop": [{"learning_rate": 0.01}, {"learning_rate": 0.01, "momentum": 0.9},
                 {"learning_rate": 0.01, "centered": True, "rho": 0.8},
                 {"learning_rate": 0.01, "momentum": 0.5, "centered": True, "weight_decay": 0.01}],
-    "adagrad": [{"learning_rate": 0.1}, {"learning_rate": 0.1, "initial_accumulator_value": 0.5}],
+    "adagrad": [{"learning_rate": 0.1}, {"learning_rate": 0.1, "initial_accumulator_value": 0.5,
+                                         "gradient_accumulation_steps": 2}],
     "adamax": [{"learning_rate": 0.01}, {"learning_rate": 0.01, "beta_1": 0.5, "weight_decay": 0.02}],
     "nadam": [{"learning_rate": 0.01}, {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.99}],
     "lion": [{"learning_rate": 0.01}, {"learning_rate": 0.01, "beta_1": 0.5, "beta_2": 0.9, "weight_decay": 0.1}],
+    "adadelta": [{"learning_rate": 1.0, "gradient_accumulation_steps": 2}, {"learning_rate": 0.5, "rho": 0.8, "epsilon": 1e-4, "weight_decay": 0.01}],
+    "ftrl": [{"learning_rate": 0.1}, {"learning_rate": 0.1, "learning_rate_power": -0.3, "initial_accumulator_value": 0.3,
+                                      "l1_regularization_strength": 0.05, "l2_regularization_strength": 0.1,
+                                      "l2_shrinkage_regularization_strength": 0.02, "beta": 0.5},
+             {"learning_rate": 0.2, "learning_rate_power": 0.0, "l1_regularization_strength": 0.2, "clipnorm": 1.0}],
 }
 
 
@@ -49,7 +58,11 @@ def test_matches_keras(name, config, backend, rng):
     shapes = [(3, 4), (5,)]
     values = [rng.normal(size=s).astype(np.float32) for s in shapes]
     grads = [[rng.normal(size=s).astype(np.float32) for s in shapes] for _ in range(6)]
-    theirs = getattr(keras.optimizers, OPTIMIZERS.get(name).__name__)(**config)
+    keras_config = dict(config)
+    if isinstance(config.get("learning_rate"), dict):  # a schedule
+        schedule = dict(config["learning_rate"])
+        keras_config["learning_rate"] = getattr(keras.optimizers.schedules, schedule.pop("type"))(**schedule)
+    theirs = getattr(keras.optimizers, OPTIMIZERS.get(name).__name__)(**keras_config)
     variables = [keras.Variable(v.copy()) for v in values]
     ours = make(name, backend, size=17, dtype=np.float32, **config)
     ours.set_weights_layout([0, 12, 17])  # clipnorm clips each of the two weights by its own norm
@@ -129,6 +142,7 @@ def test_state_round_trip():
     ("sgd", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}, "SGD",
      {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
     ("adam", {"learning_rate": 0.01, "epsilon": 1e-12}, "Adam", {"lr": 0.01, "eps": 1e-12}),
+    ("adadelta", {"learning_rate": 1.0, "rho": 0.9, "epsilon": 1e-6}, "Adadelta", {"lr": 1.0, "rho": 0.9, "eps": 1e-6}),
 ])
 def test_matches_pytorch(name, config, torch_name, torch_config, rng):
     torch = pytest.importorskip("torch")
@@ -161,7 +175,8 @@ train: {{epochs: {epochs}, batch_size: 16}}
 
 @pytest.mark.parametrize("optimizer", [
     "{type: rmsprop, momentum: 0.9, centered: true}", "{type: adagrad}", "{type: adamax}", "{type: nadam}",
-    "{type: lion, weight_decay: 0.01}", "{type: adamw}",
+    "{type: lion, weight_decay: 0.01}", "{type: adamw}", "{type: adadelta, learning_rate: 1.0}", "{type: ftrl}",
+    "{type: adam, gradient_accumulation_steps: 3}",  # 4 steps an epoch: a partial sum crosses the resume
 ])
 def test_training_resumes_every_optimizer_exactly(tmp_path, write_config, optimizer):
     """Slots (and Nadam's momentum product, which follows from the step) survive a checkpoint: one epoch

@@ -68,3 +68,12 @@ def element_loss_gradient(p, t, code, param):
     if code == LOG_COSH:
         return math.tanh(e)
     return 1.0 - t / (p + EPS)  # poisson
+
+
+def ftrl_element(g, p, a, lin, lr, lr_power, l1, l2, l2_shrinkage):
+    """Keras Ftrl for one parameter ``p`` with gradient ``g``, accumulator ``a`` and linear term ``lin``
+    (``l2`` already holds beta / (2 lr)): returns the new (parameter, linear term, accumulator)."""
+    new_a = a + g * g
+    power_new, power_old = new_a ** -lr_power, a ** -lr_power
+    lin = lin + g + 2 * l2_shrinkage * p - (power_new - power_old) / lr * p
+    return (min(max(lin, -l1), l1) - lin) / (power_new / lr + 2 * l2), lin, new_a

@@ -106,6 +106,7 @@ def checkpoint_arrays(model, optimizer, config: dict, epoch: int, state: dict | 
         arrays["_optimizer/iterations"] = np.array(optimizer.iterations, dtype=np.int64)
         arrays["_optimizer/learning_rate"] = np.array(optimizer.learning_rate, dtype=np.float64)
         arrays["_optimizer/learning_rate_scale"] = np.array(optimizer.learning_rate_scale, dtype=np.float64)
+        arrays["_optimizer/accumulated"] = np.array(optimizer.accumulated, dtype=np.int64)
         for slot, flat in optimizer.slots.items():
             host = model.ops.to_host(flat)
             for key, _, spec in model.weight_items(trainable_only=True):
@@ -198,6 +199,7 @@ def apply_training_state(model, optimizer, ckpt: Checkpoint) -> None:
                 host[model.slices[key]] = arrays[name].ravel()
             model.ops.assign(flat, host)
         optimizer.iterations = int(arrays["_optimizer/iterations"])
+        optimizer.accumulated = int(arrays["_optimizer/accumulated"]) if "_optimizer/accumulated" in arrays else 0
         if "_optimizer/learning_rate_scale" in arrays:
             optimizer.learning_rate_scale = float(arrays["_optimizer/learning_rate_scale"])
         elif "_optimizer/learning_rate" in arrays and optimizer.schedule is None:  # older checkpoints

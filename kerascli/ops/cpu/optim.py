@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from kerascli.ops import scalar
 from kerascli.ops.cpu.jit import opts
 
 # Optimizer slots decay geometrically where a gradient stays zero (dead units,
@@ -115,6 +116,43 @@ def lion_update(param, grad, m, lr, beta_1, beta_2):
         mi = m[i] * beta_2 + g * (1 - beta_2)
         mi *= np.float32(abs(mi) >= TINY)
         m[i] = mi
+
+
+@njit(**opts)
+def adadelta_update(param, grad, accumulated_grad, accumulated_delta_var, lr, rho, epsilon):
+    for i in range(param.size):
+        g = grad[i]
+        acc = accumulated_grad[i] * rho + (1 - rho) * g * g
+        acc *= np.float32(acc >= TINY)
+        accumulated_grad[i] = acc
+        delta = -np.sqrt(accumulated_delta_var[i] + epsilon) * g / np.sqrt(acc + epsilon)
+        acc_delta = accumulated_delta_var[i] * rho + (1 - rho) * delta * delta
+        acc_delta *= np.float32(acc_delta >= TINY)
+        accumulated_delta_var[i] = acc_delta
+        param[i] += lr * delta
+
+
+_ftrl_element = njit(inline="always", **opts)(scalar.ftrl_element)
+
+
+@njit(**opts)
+def ftrl_update(param, grad, accumulator, linear, lr, lr_power, l1, l2, l2_shrinkage):
+    for i in range(param.size):
+        param[i], linear[i], accumulator[i] = _ftrl_element(grad[i], param[i], accumulator[i], linear[i], lr,
+                                                            lr_power, l1, l2, l2_shrinkage)
+
+
+@njit(**opts)
+def accumulate_gradient(accumulator, grad):
+    for i in range(accumulator.size):
+        accumulator[i] += grad[i]
+
+
+@njit(**opts)
+def average_accumulated_gradient(grad, accumulator, steps):
+    for i in range(grad.size):
+        grad[i] = (grad[i] + accumulator[i]) / steps
+        accumulator[i] = 0
 
 
 @njit(**opts)

@@ -6,6 +6,7 @@ import math
 
 from numba import cuda, float64
 
+from kerascli.ops import scalar
 from kerascli.ops.cuda.launch import CACHE, block_total, blocks
 
 TINY = 1e-30  # slots below this are flushed to zero, as in the other backends
@@ -169,6 +170,65 @@ def _lion(param, grad, m, lr, beta_1, beta_2):
 
 def lion_update(param, grad, m, lr, beta_1, beta_2):
     _launch(_lion, param, grad, m, lr, beta_1, beta_2)
+
+
+@cuda.jit(**CACHE)
+def _adadelta(param, grad, accumulated_grad, accumulated_delta_var, lr, rho, epsilon):
+    i = cuda.grid(1)
+    if i < param.size:
+        g = grad[i]
+        acc = accumulated_grad[i] * rho + (1 - rho) * g * g
+        if acc < TINY:
+            acc = acc - acc
+        accumulated_grad[i] = acc
+        delta = -math.sqrt(accumulated_delta_var[i] + epsilon) * g / math.sqrt(acc + epsilon)
+        acc_delta = accumulated_delta_var[i] * rho + (1 - rho) * delta * delta
+        if acc_delta < TINY:
+            acc_delta = acc_delta - acc_delta
+        accumulated_delta_var[i] = acc_delta
+        param[i] += lr * delta
+
+
+def adadelta_update(param, grad, accumulated_grad, accumulated_delta_var, lr, rho, epsilon):
+    _launch(_adadelta, param, grad, accumulated_grad, accumulated_delta_var, lr, rho, epsilon)
+
+
+_ftrl_element = cuda.jit(device=True)(scalar.ftrl_element)
+
+
+@cuda.jit(**CACHE)
+def _ftrl(param, grad, accumulator, linear, lr, lr_power, l1, l2, l2_shrinkage):
+    i = cuda.grid(1)
+    if i < param.size:
+        param[i], linear[i], accumulator[i] = _ftrl_element(grad[i], param[i], accumulator[i], linear[i], lr,
+                                                            lr_power, l1, l2, l2_shrinkage)
+
+
+def ftrl_update(param, grad, accumulator, linear, lr, lr_power, l1, l2, l2_shrinkage):
+    _launch(_ftrl, param, grad, accumulator, linear, lr, lr_power, l1, l2, l2_shrinkage)
+
+
+@cuda.jit(**CACHE)
+def _accumulate_gradient(accumulator, grad):
+    i = cuda.grid(1)
+    if i < accumulator.size:
+        accumulator[i] += grad[i]
+
+
+def accumulate_gradient(accumulator, grad):
+    _launch(_accumulate_gradient, accumulator, grad)
+
+
+@cuda.jit(**CACHE)
+def _average_accumulated_gradient(grad, accumulator, steps):
+    i = cuda.grid(1)
+    if i < grad.size:
+        grad[i] = (grad[i] + accumulator[i]) / steps
+        accumulator[i] = 0
+
+
+def average_accumulated_gradient(grad, accumulator, steps):
+    _launch(_average_accumulated_gradient, grad, accumulator, steps)
 
 
 @cuda.jit(**CACHE)

@@ -99,6 +99,43 @@ def lion_update(param, grad, m, lr, beta_1, beta_2):
     _flush(m)
 
 
+def adadelta_update(param, grad, accumulated_grad, accumulated_delta_var, lr, rho, epsilon):
+    """Keras Adadelta: E[g^2] = rho E[g^2] + (1 - rho) g^2; d = -sqrt(E[d^2] + eps) g / sqrt(E[g^2] + eps);
+    E[d^2] = rho E[d^2] + (1 - rho) d^2; param += lr d."""
+    accumulated_grad *= rho
+    accumulated_grad += (1 - rho) * grad * grad
+    _flush(accumulated_grad)
+    delta = -np.sqrt(accumulated_delta_var + epsilon) * grad / np.sqrt(accumulated_grad + epsilon)
+    accumulated_delta_var *= rho
+    accumulated_delta_var += (1 - rho) * delta * delta
+    _flush(accumulated_delta_var)
+    param += lr * delta
+
+
+def ftrl_update(param, grad, accumulator, linear, lr, lr_power, l1, l2, l2_shrinkage):
+    """Keras Ftrl (``l2`` already holds beta / (2 lr) added by the caller): a = accumulator + g^2;
+    linear += g + 2 l2_shrinkage param - (a^-p - accumulator^-p) / lr param;
+    param = (clip(linear, -l1, l1) - linear) / (a^-p / lr + 2 l2); accumulator = a."""
+    shrunk = grad + 2 * l2_shrinkage * param
+    new_accumulator = accumulator + grad * grad
+    linear += shrunk - (new_accumulator ** -lr_power - accumulator ** -lr_power) / lr * param
+    quadratic = new_accumulator ** -lr_power / lr + 2 * l2
+    param[...] = (np.clip(linear, -l1, l1) - linear) / quadratic
+    accumulator[...] = new_accumulator
+
+
+def accumulate_gradient(accumulator, grad):
+    """Keras' gradient accumulation between updates: accumulator += g."""
+    accumulator += grad
+
+
+def average_accumulated_gradient(grad, accumulator, steps):
+    """The update step of gradient accumulation: g = (g + accumulator) / steps; the accumulator starts over."""
+    grad += accumulator
+    grad /= steps
+    accumulator[...] = 0
+
+
 def clip_values(grad, limit):
     """Keras' clipvalue: every gradient into [-limit, limit]."""
     np.clip(grad, -limit, limit, out=grad)
