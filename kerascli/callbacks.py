@@ -57,10 +57,13 @@ class MetricsWriter(Callback):
         write_metrics_csv(self.path, self.history)
 
 
+HIGHER_IS_BETTER = ("acc", "precision", "recall", "auc")  # in a monitored name: mode auto is max
+
+
 def resolve_mode(monitor: str, mode: str) -> str:
     if mode != "auto":
         return mode
-    return "max" if "acc" in monitor else "min"
+    return "max" if any(word in monitor for word in HIGHER_IS_BETTER) else "min"
 
 
 class ModelCheckpoint(Callback):

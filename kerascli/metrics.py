@@ -11,17 +11,32 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerascli.errors import ConfigError
+from kerascli.config.params import Param
+from kerascli.errors import ConfigError, DataError
 from kerascli.registry import METRICS
 
 
 class Metric:
     host_only = False  # computed on host arrays (a plugin's function): a device backend cannot run it
+    PARAMS: dict[str, Param] = {}  # Keras' constructor arguments (``metrics: [{type: ..., ...}]``)
+    # A metric that is not a mean over samples (precision, AUC) sums a vector of counts over the batches
+    # instead (``update`` returns it) and turns the sums into its value with ``result``.
+    counts = False
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, config: dict | None = None):
         self.name = name
+        self.config = {key: param.default for key, param in self.PARAMS.items()}
+        self.config.update((k, v) for k, v in (config or {}).items() if k not in ("type", "name"))
+
+    @staticmethod
+    def check(config: dict) -> str | None:
+        """What is wrong with resolved arguments (as ``key: message``), or None."""
+        return None
 
     def update(self, ops, pred: np.ndarray, t: np.ndarray) -> tuple[float, int]:
+        raise NotImplementedError
+
+    def result(self, sums: np.ndarray) -> float:
         raise NotImplementedError
 
 
@@ -50,6 +65,125 @@ class MeanSquaredErrorMetric(Metric):
         return ops.total(ops.mean_squared_error(pred, t)), len(pred)
 
 
+class TopKCategoricalAccuracy(Metric):
+    """Keras' top_k_categorical_accuracy: the target class is among the k highest predictions (ties with the
+    k-th count as in), against one-hot targets."""
+
+    PARAMS = {"k": Param("int", 5, min=1)}
+
+    def _class_ids(self, t):
+        return t.argmax(axis=1)
+
+    def update(self, ops, pred, t):
+        p, labels = ops.to_host(pred), self._class_ids(ops.to_host(t))
+        target = p[np.arange(len(p)), labels]
+        above = (p > target[:, None]).sum(axis=1)  # classes predicted higher than the target
+        return float((above < self.config["k"]).sum()), len(p)
+
+
+class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
+    """The same against integer class ids."""
+
+    def _class_ids(self, t):
+        return t.astype(np.int64)
+
+
+class _Confusion(Metric):
+    """Keras' Precision and Recall: predictions above ``thresholds`` (0.5; with ``top_k``, any) count as
+    positive, targets that are not zero are positive; ``top_k`` keeps only each row's k highest
+    predictions, ``class_id`` one column.
+    Counts (true positives, false positives, false negatives) are summed over every value of the epoch."""
+
+    PARAMS = {"thresholds": Param("float", None, nullable=True, doc="one threshold (default 0.5)"),
+              "top_k": Param("int", None, min=1, nullable=True),
+              "class_id": Param("int", None, min=0, nullable=True)}
+    counts = True
+
+    def update(self, ops, pred, t):
+        p, t = ops.to_host(pred), ops.to_host(t)
+        c = self.config
+        if c["top_k"] is not None:  # all but the k highest of each row: never positive
+            k = min(c["top_k"], p.shape[1])
+            keep = np.zeros(p.shape, bool)
+            np.put_along_axis(keep, np.argsort(-p, axis=1, kind="stable")[:, :k], True, axis=1)
+            p = np.where(keep, p, -np.inf)
+        if c["class_id"] is not None:
+            if c["class_id"] >= p.shape[1]:
+                raise DataError(f"metric {self.name!r}: class_id {c['class_id']} but the output has {p.shape[1]} "
+                                "units")
+            p, t = p[:, c["class_id"]], t[:, c["class_id"]]
+        default = 0.5 if c["top_k"] is None else -np.inf  # as Keras: with top_k, every kept value is positive
+        predicted = p > (default if c["thresholds"] is None else c["thresholds"])
+        actual = t != 0
+        return np.array([(predicted & actual).sum(), (predicted & ~actual).sum(), (~predicted & actual).sum()],
+                        np.float64), len(pred)
+
+
+class Precision(_Confusion):
+    def result(self, sums):
+        tp, fp, _ = sums
+        return float(tp / (tp + fp)) if tp + fp else 0.0
+
+
+class Recall(_Confusion):
+    def result(self, sums):
+        tp, _, fn = sums
+        return float(tp / (tp + fn)) if tp + fn else 0.0
+
+
+class AUC(Metric):
+    """Keras' AUC: true/false positives at ``num_thresholds`` evenly spaced thresholds (the first just below
+    0, the last just above 1), counted over every value of the epoch (``multi_label`` false: all outputs
+    flattened), then the area under the ROC or precision-recall curve by Keras' Riemann sums (PR
+    interpolation as Davis & Goadrich)."""
+
+    PARAMS = {"num_thresholds": Param("int", 200, min=2),
+              "curve": Param("str", "ROC", choices=("ROC", "PR")),
+              "summation_method": Param("str", "interpolation", choices=("interpolation", "minoring", "majoring")),
+              "from_logits": Param("bool", False)}
+    counts = True
+
+    def update(self, ops, pred, t):
+        p, t = ops.to_host(pred).ravel(), ops.to_host(t).ravel() != 0
+        if self.config["from_logits"]:
+            p = 1.0 / (1.0 + np.exp(-p))
+        n = self.config["num_thresholds"]
+        p = np.clip(p, 0.0, 1.0)
+        # the bucket of each prediction: above thresholds[0..bucket] (Keras: ceil(p (n - 1)) - 1, at least 0)
+        bucket = np.maximum(np.ceil(p * p.dtype.type(n - 1)) - 1, 0).astype(np.int64)
+        positives = np.bincount(bucket[t], minlength=n).astype(np.float64)
+        negatives = np.bincount(bucket[~t], minlength=n).astype(np.float64)
+        return np.concatenate([positives, negatives]), len(pred)
+
+    def result(self, sums):
+        n = self.config["num_thresholds"]
+        tp = np.cumsum(sums[:n][::-1])[::-1]  # positives above each threshold
+        fp = np.cumsum(sums[n:][::-1])[::-1]
+        fn, tn = tp[0] - tp, fp[0] - fp
+
+        def ratio(a, b):
+            return np.divide(a, b, out=np.zeros_like(a), where=b != 0)
+
+        c = self.config
+        if c["curve"] == "PR" and c["summation_method"] == "interpolation":
+            dtp, p = tp[:-1] - tp[1:], tp + fp
+            dp = p[:-1] - p[1:]
+            slope = ratio(dtp, np.maximum(dp, 0))
+            intercept = tp[1:] - slope * p[1:]
+            both = (p[:-1] > 0) & (p[1:] > 0)
+            p_ratio = np.where(both, ratio(p[:-1], np.maximum(p[1:], 0)), 1.0)
+            return float(ratio(slope * (dtp + intercept * np.log(p_ratio)), np.maximum(tp[1:] + fn[1:], 0)).sum())
+        recall = ratio(tp, tp + fn)
+        x, y = (ratio(fp, fp + tn), recall) if c["curve"] == "ROC" else (recall, ratio(tp, tp + fp))
+        if c["summation_method"] == "interpolation":
+            heights = (y[:-1] + y[1:]) / 2
+        elif c["summation_method"] == "minoring":
+            heights = np.minimum(y[:-1], y[1:])
+        else:
+            heights = np.maximum(y[:-1], y[1:])
+        return float(((x[:-1] - x[1:]) * heights).sum())
+
+
 class FunctionMetric(Metric):
     """A metric written as ``fn(y_true, y_pred)`` (kerascli.api.register_metric): per-sample values, or
     their mean as a scalar."""
@@ -72,19 +206,31 @@ class Accuracy(Metric):
     """Plain ``accuracy``: make_metric replaces it with the kind that matches the loss."""
 
 
-def make_metric(name: str, loss_name: str, units: int) -> Metric:
+def metric_name(spec) -> str:
+    """The name a resolved metric is logged under: its own, or a mapping's ``name`` (default its type)."""
+    return spec if isinstance(spec, str) else spec.get("name") or spec["type"]
+
+
+def make_metric(spec, loss_name: str, units: int) -> Metric:
+    """The metric a resolved spec (a name, or a mapping with 'type' and arguments) gives for targets as
+    ``loss_name`` takes them."""
+    name, kind = metric_name(spec), spec if isinstance(spec, str) else spec["type"]
     sparse_targets = loss_name == "sparse_categorical_crossentropy"
-    cls = METRICS.get(name)
+    cls = METRICS.get(kind)
     if cls is Accuracy:  # pick the variant that matches the loss
         if sparse_targets or loss_name == "categorical_crossentropy" or (loss_name == "mean_squared_error" and units > 1):
             cls = CategoricalAccuracy
         else:
             cls = BinaryAccuracy
-    # the two argmax accuracies differ only in how targets are stored, which the loss decides
+    # the two argmax accuracies (and the two top-k ones) differ only in how targets are stored, which the
+    # loss decides
     if cls in (CategoricalAccuracy, SparseCategoricalAccuracy):
         cls = SparseCategoricalAccuracy if sparse_targets else CategoricalAccuracy
-    elif sparse_targets and cls in (BinaryAccuracy, MeanAbsoluteError, MeanSquaredErrorMetric):
+    elif cls in (TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy):
+        cls = SparseTopKCategoricalAccuracy if sparse_targets else TopKCategoricalAccuracy
+    elif sparse_targets and cls in (BinaryAccuracy, MeanAbsoluteError, MeanSquaredErrorMetric, Precision, Recall,
+                                    AUC):
         raise ConfigError(f"metric {name!r} compares predictions with targets of the same shape, but "
                           f"{loss_name} takes class ids; use accuracy, or a loss with one-hot targets",
                           key="compile.metrics")
-    return cls(name)
+    return cls(name, spec if isinstance(spec, dict) else None)

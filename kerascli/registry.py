@@ -176,6 +176,11 @@ METRICS = Registry("metric", (
     ("binary_accuracy", "kerascli.metrics:BinaryAccuracy"),
     ("mean_absolute_error", "kerascli.metrics:MeanAbsoluteError", "mae"),
     ("mean_squared_error", "kerascli.metrics:MeanSquaredErrorMetric", "mse"),
+    ("top_k_categorical_accuracy", "kerascli.metrics:TopKCategoricalAccuracy"),
+    ("sparse_top_k_categorical_accuracy", "kerascli.metrics:SparseTopKCategoricalAccuracy"),
+    ("precision", "kerascli.metrics:Precision"),
+    ("recall", "kerascli.metrics:Recall"),
+    ("auc", "kerascli.metrics:AUC", "AUC"),
 ))
 OPTIMIZERS = Registry("optimizer", (
     ("sgd", "kerascli.optimizers:SGD", "SGD"),

@@ -1,5 +1,5 @@
-"""Keras 3 is the specification: every argument of a built-in optimizer, schedule, loss and callback has
-Keras' name and default (read from Keras' own signatures where Keras is installed, as in CI)."""
+"""Keras 3 is the specification: every argument of a built-in optimizer, schedule, loss, metric and callback
+has Keras' name and default (read from Keras' own signatures where Keras is installed, as in CI)."""
 
 import inspect
 import os
@@ -7,7 +7,14 @@ import os
 import pytest
 
 from kerascli.config.params import REQUIRED
-from kerascli.registry import CALLBACKS, LOSSES, OPTIMIZERS, SCHEDULES, load_builtins
+from kerascli.registry import (
+    CALLBACKS,
+    LOSSES,
+    METRICS,
+    OPTIMIZERS,
+    SCHEDULES,
+    load_builtins,
+)
 
 load_builtins()
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -25,6 +32,7 @@ def keras_module(path):
 ROWS = ([("optimizers", name, OPTIMIZERS.get(name)) for name in OPTIMIZERS.builtin_names()]
         + [("optimizers.schedules", name, SCHEDULES.get(name)) for name in SCHEDULES.builtin_names()]
         + [("losses", name, LOSSES.get(name)) for name in LOSSES.builtin_names()]
+        + [("metrics", name, METRICS.get(name)) for name in METRICS.builtin_names() if METRICS.get(name).PARAMS]
         + [("callbacks", name, CALLBACKS.get(name)) for name in CALLBACKS.builtin_names()])
 
 

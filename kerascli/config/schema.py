@@ -277,6 +277,7 @@ def _resolve_compile(check: Checker, raw: Any, outputs: list[str]) -> dict:
 
     metrics_param = Param("str_list", [], choices=METRICS)
     weight_param = Param("float", 1.0, min=0.0)
+    metrics_resolve = _resolve_metrics
     if len(outputs) == 1:
         if "loss_weights" in raw and raw["loss_weights"] is not None:
             raise check.error(("compile", "loss_weights"), "loss_weights weigh the losses of several outputs; "
@@ -288,7 +289,7 @@ def _resolve_compile(check: Checker, raw: Any, outputs: list[str]) -> dict:
         if isinstance(metrics, dict) and list(metrics) == outputs:
             metrics = metrics[outputs[0]]
         return {"optimizer": resolved_opt, "loss": _resolve_loss(check, loss, ("compile", "loss")),
-                "loss_weights": None, "metrics": check.value(metrics, metrics_param, ("compile", "metrics"))}
+                "loss_weights": None, "metrics": metrics_resolve(check, metrics, ("compile", "metrics"))}
     loss = raw["loss"]
     if isinstance(loss, dict) and "type" in loss and "type" not in outputs:
         loss = _resolve_loss(check, loss, ("compile", "loss"))  # one loss, with arguments, for every output
@@ -300,7 +301,8 @@ def _resolve_compile(check: Checker, raw: Any, outputs: list[str]) -> dict:
             "loss": per_output_loss,
             "loss_weights": _per_output(check, raw.get("loss_weights"), outputs, weight_param, "loss_weights",
                                         scalar=(int, float)),
-            "metrics": _per_output(check, raw.get("metrics", []), outputs, metrics_param, "metrics", scalar=list)}
+            "metrics": _per_output(check, raw.get("metrics", []), outputs, metrics_param, "metrics", scalar=list,
+                                   resolve=metrics_resolve)}
 
 
 def _resolve_schedule(check: Checker, raw: dict, path: tuple) -> dict:
@@ -318,6 +320,47 @@ def _resolve_schedule(check: Checker, raw: dict, path: tuple) -> dict:
 
 
 LOSS_PARAM = Param("str", choices=LOSSES)
+METRIC_PARAM = Param("str", choices=METRICS)
+
+
+def _resolve_metrics(check: Checker, raw: Any, path: tuple) -> list:
+    """A list of metrics: names, or ``{type: name, name: logged name, argument: value, ...}``. Resolved: the
+    name where a metric has no arguments and no name of its own, else the mapping with every argument."""
+    if isinstance(raw, (str, dict)):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise check.error(path, f"expected a list of metrics, got {type(raw).__name__}")
+    out, seen = [], {}
+    for i, item in enumerate(raw):
+        where = path + (i,)
+        if isinstance(item, dict):
+            if "type" not in item:
+                raise check.error(where, f"missing required key 'type' (a metric: {', '.join(METRICS.names())})")
+            kind = check.value(item["type"], METRIC_PARAM, where + ("type",))
+            cls = METRICS.get(kind)
+            params = {**getattr(cls, "PARAMS", {}), "name": Param("str", None, nullable=True,
+                                                                 doc="the name it is logged under")}
+            resolved = {"type": kind, **check.params(item, params, where, fixed=("type",))}
+            if resolved["name"] is None:
+                del resolved["name"]
+            problem = cls.check(resolved) if hasattr(cls, "check") else None
+            if problem:
+                key = problem.split(":")[0]
+                raise check.error(where + ((key,) if key in params else ()), problem)
+            if len(resolved) == 1:
+                resolved = kind
+        else:
+            resolved = check.value(item, METRIC_PARAM, where)
+            params = getattr(METRICS.get(resolved), "PARAMS", {})
+            if params:  # its arguments, at their defaults, in the resolved config
+                resolved = {"type": resolved, **check.params({}, params, where)}
+        logged = resolved if isinstance(resolved, str) else resolved.get("name") or resolved["type"]
+        if logged in seen:
+            raise check.error(where, f"two metrics would be logged as {logged!r} (items {seen[logged]} and {i}); "
+                                     "give one a name: {type: ..., name: ...}")
+        seen[logged] = i
+        out.append(resolved)
+    return out
 
 
 def loss_type(loss) -> str:
@@ -369,7 +412,7 @@ def _per_output(check: Checker, raw: Any, outputs: list[str], param: Param, key:
         if missing and param.required:
             raise check.error(path, f"no {key} for output {missing[0]!r}")
         return {o: resolve(check, raw.get(o, param.default), path + (o,)) for o in outputs}
-    if isinstance(raw, list) and not (scalar is list and all(isinstance(v, str) for v in raw)):
+    if isinstance(raw, list) and not (scalar is list and not (raw and all(isinstance(v, list) for v in raw))):
         if len(raw) != len(outputs):
             raise check.error(path, f"a list gives one {key} per output in order ({len(outputs)}: "
                                     f"{', '.join(outputs)}), got {len(raw)}")
@@ -379,12 +422,14 @@ def _per_output(check: Checker, raw: Any, outputs: list[str], param: Param, key:
 
 def monitor_names(compile_: dict) -> set[str]:
     """What checkpoint.monitor may name: the losses and metrics a run logs, and their val_ twins."""
+    from kerascli.metrics import metric_name
+
     names = {"loss"}
     metrics = compile_["metrics"]
     if isinstance(metrics, dict):
-        names |= {f"{o}_loss" for o in metrics} | {f"{o}_{m}" for o, ms in metrics.items() for m in ms}
+        names |= {f"{o}_loss" for o in metrics} | {f"{o}_{metric_name(m)}" for o, ms in metrics.items() for m in ms}
     else:
-        names |= set(metrics)
+        names |= {metric_name(m) for m in metrics}
     return names | {"val_" + n for n in names}
 
 

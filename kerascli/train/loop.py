@@ -44,15 +44,21 @@ class Totals:
     up on the device and copied to the host only when the sums are read (``means``), not once per batch.
     """
 
-    def __init__(self, names: list[str]):
+    def __init__(self, names: list[str], results: dict | None = None):
         self.sums = {name: 0.0 for name in names}
         self.count = 0
         self._index = {name: i for i, name in enumerate(names)}
         self._device = None  # (accumulator, reader) once a device value arrived
+        # metrics that are not means over samples (precision, AUC): vectors of counts summed over batches, and
+        # the function of those sums that gives their value
+        self.results = dict(results or {})
+        self.vectors: dict[str, np.ndarray] = {}
 
     def add(self, name: str, total, count: int, weight: float = 1.0) -> None:
         """Add ``weight * total`` to ``name``; samples are counted where ``name`` is "loss" and ``count``."""
-        if isinstance(total, (int, float, np.number)):
+        if name in self.results:
+            self.vectors[name] = self.vectors.get(name, 0.0) + np.asarray(total, np.float64)
+        elif isinstance(total, (int, float, np.number)):
             self.sums[name] += weight * float(total)
         else:
             if self._device is None:
@@ -69,7 +75,8 @@ class Totals:
 
     def means(self, prefix: str = "") -> dict[str, float]:
         self.flush()
-        return {prefix + k: v / max(self.count, 1) for k, v in self.sums.items()}
+        return {prefix + k: (self.results[k](self.vectors[k]) if k in self.vectors else 0.0) if k in self.results
+                else v / max(self.count, 1) for k, v in self.sums.items()}
 
     def logs(self) -> "LazyLogs":
         """The means as a mapping that reads them only when looked at (a progress bar redraws at most a few
@@ -78,13 +85,15 @@ class Totals:
 
     def to_dict(self) -> dict:
         self.flush()
-        return {"sums": dict(self.sums), "count": self.count}
+        return {"sums": dict(self.sums), "count": self.count,
+                "vectors": {k: v.tolist() for k, v in self.vectors.items()}}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Totals":
-        totals = cls(list(data["sums"]))
+    def from_dict(cls, data: dict, results: dict | None = None) -> "Totals":
+        totals = cls(list(data["sums"]), results)
         totals.sums.update(data["sums"])
         totals.count = data["count"]
+        totals.vectors = {k: np.asarray(v, np.float64) for k, v in data.get("vectors", {}).items()}
         return totals
 
 
@@ -146,7 +155,7 @@ class Trainer:
         self.epoch = state["epoch"]
         self.step_in_epoch = state["step_in_epoch"]
         self.global_step = state["global_step"]
-        self.totals = Totals.from_dict(state["totals"]) if state.get("totals") else None
+        self.totals = Totals.from_dict(state["totals"], self.objective.results) if state.get("totals") else None
         for cb in callbacks:
             if cb.state_key and cb.state_key in state.get("callbacks", {}):
                 cb.set_state(state["callbacks"][cb.state_key])
@@ -168,7 +177,7 @@ class Trainer:
         return total / n if isinstance(total, float) else None
 
     def evaluate(self, split: Split, batch_size: int, prefix: str = "") -> dict[str, float]:
-        totals = Totals(self.objective.names)
+        totals = Totals(self.objective.names, self.objective.results)
         for x, t in self.ops.batches(split, self.model.inference_batch(batch_size)):
             self.objective.forward(self.ops, self.model.forward(x, training=False), t, totals)
         return totals.means(prefix)
@@ -197,7 +206,7 @@ class Trainer:
         Resuming mid-epoch (``start_step`` > 0) continues the running sums in ``self.totals``.
         """
         if not start_step or self.totals is None:
-            self.totals = Totals(self.objective.names)
+            self.totals = Totals(self.objective.names, self.objective.results)
         batches_left = self.ops.batches(train, batch_size, train.after(order, start_step, batch_size))
         for step, (x, t) in enumerate(batches_left, start=start_step + 1):
             value = self.train_step(x, t, self.totals)

@@ -43,10 +43,12 @@ class Objective:
         self.metrics = {}
         for o in self.outputs:
             self.metrics[o] = []
-            for name in metrics.get(o, []):
-                metric = make_metric(name, self.losses[o].name, model.output_shapes[o][0])
-                metric.name = f"{o}_{name}" if self.multi else name
+            for spec in metrics.get(o, []):
+                metric = make_metric(spec, self.losses[o].name, model.output_shapes[o][0])
+                metric.name = f"{o}_{metric.name}" if self.multi else metric.name
                 self.metrics[o].append(metric)
+        # metrics whose epoch value is a function of summed counts, not a mean over samples
+        self.results = {m.name: m.result for ms in self.metrics.values() for m in ms if m.counts}
         self.names = ["loss"] + ([f"{o}_loss" for o in self.outputs] if self.multi else []) + [
             m.name for o in self.outputs for m in self.metrics[o]]
 
