@@ -12,8 +12,10 @@ import math
 import numpy as np
 from numba import cuda, float64
 
+from kerascli.ops import kernel_cache
 from kerascli.ops.tuning import CUDA_REDUCE_PART_ROWS, CUDA_REDUCE_PARTS, CUDA_THREADS
 
+kernel_cache.install_for_cuda()  # cached kernels keyed by every source under ops/ (kerascli.ops.kernel_cache)
 CACHE = {"cache": True}
 
 
