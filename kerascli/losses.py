@@ -15,7 +15,9 @@ import numpy as np
 from kerascli.config.params import Param
 from kerascli.errors import DataError
 from kerascli.ops.contract import (
+    HINGE,
     HUBER,
+    KL_DIVERGENCE,
     LOG_COSH,
     MAE,
     MAPE,
@@ -23,6 +25,7 @@ from kerascli.ops.contract import (
     POISSON,
     SIGMOID,
     SOFTMAX,
+    SQUARED_HINGE,
 )
 
 EPSILON = 1e-7  # Keras' backend epsilon
@@ -258,11 +261,20 @@ class ElementwiseLoss(Loss):
     def targets(self, y, units, dtype):
         return _dense_targets(y, units, dtype, self.name)
 
+    summed = False  # the loss sums over the last axis instead of averaging (Kullback-Leibler)
+
+    def batch_param(self, ops, t) -> float:
+        """The kernels' argument for this batch (the loss's own by default)."""
+        return self.param
+
     def forward(self, ops, out, t, fused):
-        return ops.element_loss(out, t, self.code, out.dtype.type(self.param)), out
+        rows = ops.element_loss(out, t, self.code, out.dtype.type(self.batch_param(ops, t)))
+        return (ops.scale_shift(rows, out.shape[1], 0.0) if self.summed else rows), out
 
     def backward(self, ops, out, pred, t, scale, fused):
-        return ops.element_loss_grad(out, t, self.code, out.dtype.type(self.param), out.dtype.type(scale))
+        scale = scale * out.shape[1] if self.summed else scale
+        return ops.element_loss_grad(out, t, self.code, out.dtype.type(self.batch_param(ops, t)),
+                                     out.dtype.type(scale))
 
 
 class MeanAbsoluteError(ElementwiseLoss):
@@ -288,3 +300,24 @@ class LogCosh(ElementwiseLoss):
 
 class Poisson(ElementwiseLoss):
     name, code = "poisson", POISSON
+
+
+class KLDivergence(ElementwiseLoss):
+    """Keras' kl_divergence: sum over the last axis of t log(t / p), both clipped to [1e-7, 1]."""
+
+    name, code, summed = "kl_divergence", KL_DIVERGENCE, True
+
+
+class Hinge(ElementwiseLoss):
+    """Keras' hinge: mean of max(1 - t p, 0); a batch whose targets are all 0 or 1 has them taken as -1
+    or 1 (Keras decides it batch by batch, as here)."""
+
+    name, code = "hinge", HINGE
+
+    def batch_param(self, ops, t):
+        host = ops.to_host(t)
+        return 1.0 if np.all((host == 0) | (host == 1)) else 0.0
+
+
+class SquaredHinge(Hinge):
+    name, code = "squared_hinge", SQUARED_HINGE

@@ -168,6 +168,9 @@ LOSSES = Registry("loss", (
     ("huber", "kerascli.losses:Huber", "Huber"),
     ("log_cosh", "kerascli.losses:LogCosh", "LogCosh", "logcosh"),
     ("poisson", "kerascli.losses:Poisson", "Poisson"),
+    ("kl_divergence", "kerascli.losses:KLDivergence", "KLDivergence", "kld", "kullback_leibler_divergence"),
+    ("hinge", "kerascli.losses:Hinge", "Hinge"),
+    ("squared_hinge", "kerascli.losses:SquaredHinge", "SquaredHinge"),
 ))
 METRICS = Registry("metric", (
     ("accuracy", "kerascli.metrics:Accuracy", "acc"),  # its kind follows the loss, as in Keras

@@ -23,7 +23,7 @@ def targets_for(name, rng):
 
 
 ELEMENTWISE = ["mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "huber",
-               "log_cosh", "poisson"]
+               "log_cosh", "poisson", "kl_divergence", "hinge", "squared_hinge"]
 
 
 def test_every_loss_is_tested():
@@ -36,6 +36,10 @@ def outputs_for(name, rng):
     """Predictions in the loss's domain (poisson and msle take logarithms of them)."""
     if name in ("poisson", "mean_squared_logarithmic_error"):
         return rng.random(size=(N, C)) * 3 + 0.1
+    if name == "kl_divergence":  # probabilities (and one beyond the clip at 1, whose gradient is 0)
+        p = rng.random(size=(N, C)) * 0.9 + 0.05
+        p[0, 0] = 1.5
+        return p
     return rng.normal(size=(N, C)) * 2
 
 
@@ -280,3 +284,27 @@ def test_metrics_see_the_outputs_a_from_logits_loss_takes():
     objective.forward(get_ops("cpu"), out, t, totals)
     assert totals.means()["binary_accuracy"] == pytest.approx(0.5)  # logits > 0.5: 0, 1, 0, 0 (probabilities
     # would give 1, 1, 0, 1: all four right)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("name", ["hinge", "squared_hinge"])
+@pytest.mark.parametrize("targets", ["binary", "signed"])
+def test_hinge_losses_take_binary_targets_as_signs_batch_by_batch(name, targets, rng):
+    """Targets all 0 or 1 are taken as -1 and 1 (Keras decides per batch); -1/1 targets as they are."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    torch = pytest.importorskip("torch")
+    t = (rng.random((N, C)) > 0.5).astype(np.float64)
+    if targets == "signed":
+        t = 2 * t - 1
+    out = rng.normal(size=(N, C))
+    loss = LOSSES.get(name)()
+    rows, pred = loss.forward(get_ops("cpu"), out, t, False)
+    p = torch.tensor(out, requires_grad=True)
+    theirs = getattr(keras.losses, name)(torch.tensor(t), p)
+    theirs.mean().backward()
+    np.testing.assert_allclose(rows, theirs.detach().numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(loss.backward(get_ops("cpu"), out, pred, t, 1.0 / N, False), p.grad.numpy(),
+                               rtol=1e-6, atol=1e-7)

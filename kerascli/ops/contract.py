@@ -93,6 +93,15 @@ def _log_cosh(p, t, _):
     return x + np.logaddexp(0, -2 * x) - np.log(2.0)  # log(cosh x) without overflow
 
 
+def _kl_divergence(p, t, _):
+    t, p = np.clip(t, _EPS, 1), np.clip(p, _EPS, 1)
+    return t * np.log(t / p)
+
+
+def _hinge_targets(t, convert):
+    return 2 * t - 1 if convert else t
+
+
 ELEMENT_LOSSES: tuple[ElementLoss, ...] = (
     ElementLoss("mean_absolute_error", 0, lambda p, t, _: np.abs(p - t), lambda p, t, _: np.sign(p - t)),
     ElementLoss("mean_absolute_percentage_error", 1,
@@ -106,9 +115,19 @@ ELEMENT_LOSSES: tuple[ElementLoss, ...] = (
                 lambda p, t, delta: np.where(np.abs(p - t) <= delta, p - t, delta * np.sign(p - t))),
     ElementLoss("log_cosh", 4, _log_cosh, lambda p, t, _: np.tanh(p - t)),
     ElementLoss("poisson", 5, lambda p, t, _: p - t * np.log(p + _EPS), lambda p, t, _: 1 - t / (p + _EPS)),
+    # Kullback-Leibler: both clipped to [eps, 1] (the loss sums over the last axis: its caller scales)
+    ElementLoss("kl_divergence", 6, _kl_divergence,
+                lambda p, t, _: np.where((p >= _EPS) & (p <= 1), -np.clip(t, _EPS, 1) / np.clip(p, _EPS, 1), 0)),
+    # the hinges: ``param`` 1 where the batch's targets are all 0 or 1 (then taken as -1 or 1, as Keras does)
+    ElementLoss("hinge", 7, lambda p, t, convert: np.maximum(1 - _hinge_targets(t, convert) * p, 0),
+                lambda p, t, convert: np.where(1 - _hinge_targets(t, convert) * p > 0,
+                                               -_hinge_targets(t, convert), 0)),
+    ElementLoss("squared_hinge", 8, lambda p, t, convert: np.maximum(1 - _hinge_targets(t, convert) * p, 0) ** 2,
+                lambda p, t, convert: -2 * _hinge_targets(t, convert)
+                * np.maximum(1 - _hinge_targets(t, convert) * p, 0)),
 )
 assert [loss.code for loss in ELEMENT_LOSSES] == list(range(len(ELEMENT_LOSSES)))
-MAE, MAPE, MSLE, HUBER, LOG_COSH, POISSON = range(len(ELEMENT_LOSSES))
+MAE, MAPE, MSLE, HUBER, LOG_COSH, POISSON, KL_DIVERGENCE, HINGE, SQUARED_HINGE = range(len(ELEMENT_LOSSES))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,19 @@ from __future__ import annotations
 
 import math
 
-from kerascli.ops.contract import HUBER, LOG_COSH, MAE, MAPE, MSLE, RELU, SIGMOID, TANH
+from kerascli.ops.contract import (
+    HINGE,
+    HUBER,
+    KL_DIVERGENCE,
+    LOG_COSH,
+    MAE,
+    MAPE,
+    MSLE,
+    POISSON,
+    RELU,
+    SIGMOID,
+    TANH,
+)
 
 EPS = 1e-7  # Keras' backend epsilon
 
@@ -48,7 +60,14 @@ def element_loss_value(p, t, code, param):
     if code == LOG_COSH:
         x = p - t  # log(cosh x) = x + softplus(-2x) - log 2, without overflow
         return x + max(-2.0 * x, 0.0) + math.log1p(math.exp(-abs(2.0 * x))) - math.log(2.0)
-    return p - t * math.log(p + EPS)  # poisson
+    if code == POISSON:
+        return p - t * math.log(p + EPS)
+    if code == KL_DIVERGENCE:
+        tc, pc = min(max(t, EPS), 1.0), min(max(p, EPS), 1.0)
+        return tc * math.log(tc / pc)
+    tt = 2.0 * t - 1.0 if param else t  # the hinges (param: targets 0/1 taken as -1/1)
+    margin = max(1.0 - tt * p, 0.0)
+    return margin if code == HINGE else margin * margin
 
 
 def element_loss_gradient(p, t, code, param):
@@ -67,7 +86,15 @@ def element_loss_gradient(p, t, code, param):
         return e if abs(e) <= param else param * sign
     if code == LOG_COSH:
         return math.tanh(e)
-    return 1.0 - t / (p + EPS)  # poisson
+    if code == POISSON:
+        return 1.0 - t / (p + EPS)
+    if code == KL_DIVERGENCE:
+        return -min(max(t, EPS), 1.0) / p if EPS <= p <= 1.0 else 0.0
+    tt = 2.0 * t - 1.0 if param else t
+    margin = 1.0 - tt * p
+    if not margin > 0:
+        return 0.0
+    return -tt if code == HINGE else -2.0 * tt * margin
 
 
 def ftrl_element(g, p, a, lin, lr, lr_power, l1, l2, l2_shrinkage):
