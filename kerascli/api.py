@@ -241,7 +241,8 @@ class PyDataset:
 class Callback:
     """Keras' callback hooks. ``self.config`` holds the arguments declared in ``PARAMS``; ``self.model`` is
     the model being trained (``self.model.optimizer`` its optimizer); set ``self.stop_training = True`` to
-    stop after the current epoch."""
+    stop after the current epoch. ``self.run_dir`` is the run directory; ``save_checkpoint(path)`` writes
+    a checkpoint."""
 
     PARAMS: dict[str, Param] = {}
 
@@ -249,6 +250,14 @@ class Callback:
         self.config = config
         self.model = None
         self.stop_training = False
+        self.run_dir: str | None = None  # the run directory (set before on_train_begin)
+        self._write_checkpoint = None
+
+    def save_checkpoint(self, path: str, weights_only: bool = False) -> None:
+        """Write a checkpoint of the training now to ``path`` (atomically; the run's own format, which
+        ``evaluate``, ``predict``, ``resume`` and ``model.weights`` read); ``weights_only`` leaves out the
+        optimizer's state."""
+        self._write_checkpoint(path, weights_only)
 
     def on_train_begin(self, logs=None): ...
     def on_train_end(self, logs=None): ...

@@ -119,9 +119,10 @@ class ModelCheckpoint(Callback):
             return True
         return value < self.best if self.mode == "min" else value > self.best
 
-    def save(self, path: str) -> None:
+    def save(self, path: str, weights_only: bool = False) -> None:
         t = self.trainer
-        save_checkpoint(path, t.model, t.optimizer, self.config, t.epoch, t.snapshot(), self.data, self.plugins)
+        save_checkpoint(path, t.model, None if weights_only else t.optimizer, self.config, t.epoch, t.snapshot(),
+                        self.data, self.plugins)
         self._last_save = time.monotonic()
 
     def save_step(self) -> str:
@@ -200,11 +201,12 @@ class TrainingInterrupted(KerascliError):
 class UserCallback(Callback):
     """A plugin's callback (kerascli.api.Callback) with Keras' hooks, driven by the training events."""
 
-    def __init__(self, callback, index: int = 0):
+    def __init__(self, callback, index: int = 0, run_dir: str | None = None, save=None):
         self.callback = callback
         self.trainer = None
         self.state_key = f"callbacks/{index}/{type(callback).__name__}"  # its state, in checkpoints
         self._resumed = None
+        callback.run_dir, callback._write_checkpoint = run_dir, save  # where it may write; how it writes checkpoints
 
     def get_state(self):
         return self.callback.get_state()

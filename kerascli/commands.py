@@ -149,7 +149,8 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
     # the config's callbacks (EarlyStopping, ReduceLROnPlateau, plugins') see each epoch's end before the
     # checkpoint is written, so what they changed (a learning rate, their counters) is in it
     callbacks = [first_batch, metrics] + [
-        UserCallback(CALLBACKS.get(c["type"])({k: v for k, v in c.items() if k != "type"}), i)
+        UserCallback(CALLBACKS.get(c["type"])({k: v for k, v in c.items() if k != "type"}), i, run_dir,
+                     checkpoint.save)
         for i, c in enumerate(spec.callbacks)] + [checkpoint, stop]
     epochs = spec.train["epochs"]
     if not quiet:
@@ -168,7 +169,7 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
 
     stop.install()
     try:
-        fit_with_rollback(spec, trainer, splits, callbacks, checkpoint)
+        terminated = fit_with_rollback(spec, trainer, splits, callbacks, checkpoint)
     except TrainingInterrupted as exc:
         hint = f"resume with: kerascli resume {shlex.quote(run_dir)}"  # a command to paste, also for 'my run'
         raise TrainingInterrupted(exc.signum, trainer, exc.path, hint=hint) from None
@@ -194,6 +195,7 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
         "name": spec.name,
         "run_dir": os.path.abspath(run_dir),
         "status": "completed",
+        "terminated": terminated,  # why training ended early (TerminateOnNaN), else null
         "epochs": len(history),
         "resumed_from": ckpt.path if ckpt is not None else None,
         "monitor": checkpoint.monitor,
@@ -248,9 +250,10 @@ def make_dirs(path: str) -> None:
 MAX_ROLLBACKS = 3
 
 
-def fit_with_rollback(spec: RunSpec, trainer, splits, callbacks, checkpoint: ModelCheckpoint) -> None:
+def fit_with_rollback(spec: RunSpec, trainer, splits, callbacks, checkpoint: ModelCheckpoint) -> str | None:
     """fit; with train.on_nan: rollback, a NaN/Inf loss sends training back to the last epoch
-    checkpoint (last.npz) with the learning rate halved, at most MAX_ROLLBACKS times."""
+    checkpoint (last.npz) with the learning rate halved, at most MAX_ROLLBACKS times; with a
+    TerminateOnNaN callback it ends training (returned: why it stopped early)."""
     rollbacks = 0
     while True:
         try:
@@ -258,8 +261,14 @@ def fit_with_rollback(spec: RunSpec, trainer, splits, callbacks, checkpoint: Mod
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 trainer.fit(splits, spec.train["epochs"], spec.train["batch_size"], spec.train["shuffle"],
                             spec.seed, callbacks)
-            return
+            return None
         except TrainingDiverged as exc:
+            if any(c["type"] == "TerminateOnNaN" for c in spec.callbacks):
+                if not os.path.exists(checkpoint.last_path):
+                    raise TrainingDiverged(f"{exc}; TerminateOnNaN: nothing to end with (no epoch finished "
+                                           "yet)") from None
+                _warn(f"{exc}; TerminateOnNaN: training ends here, the results are the checkpoints'")
+                return f"{exc} (TerminateOnNaN)"
             if spec.train["on_nan"] != "rollback":
                 raise
             if rollbacks == MAX_ROLLBACKS or not os.path.exists(checkpoint.last_path):

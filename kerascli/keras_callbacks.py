@@ -1,8 +1,13 @@
-"""Keras' EarlyStopping and ReduceLROnPlateau for the ``callbacks:`` section, with Keras 3's arguments,
-defaults and rules. They are written on the same public hooks as a plugin's callback (kerascli.api.Callback)
-and keep their counters in checkpoints, so a resumed run stops or lowers the rate where it would have."""
+"""Keras' callbacks for the ``callbacks:`` section (EarlyStopping, ReduceLROnPlateau, LearningRateScheduler,
+ModelCheckpoint, CSVLogger, TerminateOnNaN), with Keras 3's arguments, defaults and rules. They are written
+on the same public hooks as a plugin's callback (kerascli.api.Callback) and keep their counters in
+checkpoints, so a resumed run stops, lowers the rate or writes where it would have."""
 
 from __future__ import annotations
+
+import math
+import os
+import string
 
 from kerascli.api import Callback
 from kerascli.callbacks import resolve_mode
@@ -131,3 +136,131 @@ class ReduceLROnPlateau(_Monitor):
 
     def set_state(self, state):
         self.best, self.wait, self.cooldown_counter = state["best"], state["wait"], state["cooldown_counter"]
+
+
+def _in_run(callback, path: str) -> str:
+    """A callback's output path: relative paths are taken inside the run directory."""
+    return path if os.path.isabs(path) else os.path.join(callback.run_dir, path)
+
+
+def filepath_fields(filepath: str) -> list[str]:
+    """The ``{name}`` / ``{name:format}`` fields of a ModelCheckpoint filepath (ValueError when it is not a
+    format string, or reaches into a value's attributes or items)."""
+    fields = []
+    for _, name, _, _ in string.Formatter().parse(filepath):
+        if name is None:
+            continue
+        if not name or any(c in name for c in ".[]"):
+            raise ValueError(f"{{{name}}} is not a plain field name")
+        fields.append(name)
+    return fields
+
+
+class ModelCheckpoint(Callback):
+    """Keras' ModelCheckpoint, writing kerascli checkpoints (.npz: weights, config and, unless
+    ``save_weights_only``, the optimizer's state) to ``filepath``, a format string of ``epoch`` (from 1,
+    as Keras writes it), ``batch`` (with a save_freq in batches) and logged values: ``ckpt/e{epoch:02d}-
+    {val_loss:.3f}.npz``. A relative filepath is taken inside the run directory. ``save_freq``: "epoch"
+    or every so many batches; ``save_best_only``: only when ``monitor`` beats the best so far (and
+    ``initial_value_threshold``)."""
+
+    PARAMS = {
+        "filepath": Param("str"),
+        "monitor": Param("str", "val_loss"),
+        "save_best_only": Param("bool", False),
+        "save_weights_only": Param("bool", False),
+        "mode": MODE,
+        "save_freq": Param("freq", "epoch", doc="'epoch', or every so many batches"),
+        "initial_value_threshold": Param("float", None, nullable=True),
+    }
+
+    def on_train_begin(self, logs=None):
+        self.mode = resolve_mode(self.config["monitor"], self.config["mode"])
+        self.best = self.config["initial_value_threshold"]
+        self.epoch = 1
+        self.seen = 0  # batches since the start (save_freq counts them across epochs, as Keras does)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def _better(self, value) -> bool:
+        if value is None or not math.isfinite(value):
+            return False
+        return self.best is None or (value < self.best if self.mode == "min" else value > self.best)
+
+    def _save_now(self, logs, batch=None):
+        c = self.config
+        if c["save_best_only"]:
+            value = logs.get(c["monitor"])
+            if not self._better(value):
+                return
+            self.best = value
+        fields = {"epoch": self.epoch, **logs} if batch is None else {"epoch": self.epoch, "batch": batch, **logs}
+        path = _in_run(self, c["filepath"].format(**fields))
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        self.save_checkpoint(path, weights_only=c["save_weights_only"])
+
+    def on_train_batch_end(self, batch, logs=None):
+        freq = self.config["save_freq"]
+        if freq != "epoch":
+            self.seen += 1
+            if self.seen % freq == 0:
+                self._save_now(dict(logs or {}), batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.config["save_freq"] == "epoch":
+            self._save_now(dict(logs or {}))
+
+    def get_state(self):
+        return {"best": self.best, "seen": self.seen}
+
+    def set_state(self, state):
+        self.best, self.seen = state["best"], state["seen"]
+
+
+class CSVLogger(Callback):
+    """Keras' CSVLogger: one row per epoch (``epoch`` from 0, as Keras writes it, then the logged values
+    in name order) into ``filename`` (inside the run directory when relative), separated by ``separator``;
+    ``append`` keeps what the file held before training. Written whole and atomically each epoch, from
+    rows kept in checkpoints, so a resumed run's file has each epoch once."""
+
+    PARAMS = {"filename": Param("str"), "separator": Param("str", ","), "append": Param("bool", False)}
+
+    def on_train_begin(self, logs=None):
+        self.path = _in_run(self, self.config["filename"])
+        self.before = ""
+        if self.config["append"] and os.path.exists(self.path):
+            with open(self.path, encoding="utf-8") as f:
+                self.before = f.read()
+        self.rows: list[dict] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rows.append({"epoch": epoch - 1, **dict(logs or {})})
+        self._write()
+
+    def _write(self):
+        from kerascli.runs.atomic import atomic_write_text
+
+        sep = self.config["separator"]
+        keys = ["epoch"] + sorted(k for k in self.rows[0] if k != "epoch")
+        lines = [] if self.before else [sep.join(keys)]
+        lines += [sep.join(_csv_value(row.get(k, "")) for k in keys) for row in self.rows]
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        atomic_write_text(self.path, self.before + "\n".join(lines) + "\n")
+
+    def get_state(self):
+        return {"before": self.before, "rows": self.rows}
+
+    def set_state(self, state):
+        self.before, self.rows = state["before"], state["rows"]
+
+
+def _csv_value(value) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+class TerminateOnNaN(Callback):
+    """Keras' TerminateOnNaN: a NaN or infinite loss ends training without an error (exit 0); the run's
+    results come from its last good checkpoints, and summary.json says where it stopped. (Without it, the
+    same loss stops the run with an error, or rolls back with ``train.on_nan: rollback``.) The training
+    command acts on it: the loss is checked where it is computed, before any callback sees it."""

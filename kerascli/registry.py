@@ -227,6 +227,9 @@ CALLBACKS = Registry("callback", (  # progress, metrics and checkpoints come fro
     ("EarlyStopping", "kerascli.keras_callbacks:EarlyStopping"),
     ("ReduceLROnPlateau", "kerascli.keras_callbacks:ReduceLROnPlateau"),
     ("LearningRateScheduler", "kerascli.keras_callbacks:LearningRateScheduler"),
+    ("ModelCheckpoint", "kerascli.keras_callbacks:ModelCheckpoint"),
+    ("CSVLogger", "kerascli.keras_callbacks:CSVLogger"),
+    ("TerminateOnNaN", "kerascli.keras_callbacks:TerminateOnNaN"),
 ))
 
 REGISTRIES = (LAYERS, ACTIVATIONS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, INITIALIZERS, DATASETS, CALLBACKS)

@@ -180,3 +180,109 @@ def test_learning_rate_scheduler_sets_each_epochs_rate(tmp_path, write_config):
     missing = write_config(CONFIG.format(name="bad", epochs=1, callbacks="[LearningRateScheduler]"), "m.yaml")
     result = invoke("train", missing, "--runs-dir", runs)
     assert result.exit_code == 2 and "missing required key 'schedule'" in result.output, result.output
+
+
+# ---------------------------------------------------------------- ModelCheckpoint, CSVLogger, TerminateOnNaN
+def val_losses(run):
+    lines = (run / "metrics.csv").read_text().split()
+    column = lines[0].split(",").index("val_loss")
+    return [float(row.split(",")[column]) for row in lines[1:]]
+
+
+def test_model_checkpoint_writes_formatted_names_inside_the_run(tmp_path, write_config):
+    from kerascli.runs.checkpoint import load_checkpoint
+
+    runs = tmp_path / "runs"
+    callbacks = ("[{type: ModelCheckpoint, filepath: 'keep/e{epoch:02d}-{val_loss:.4f}.npz'}, "
+                 "{type: ModelCheckpoint, filepath: best.npz, save_best_only: true, save_weights_only: true}]")
+    config = write_config(CONFIG.format(name="mc", epochs=3, callbacks=callbacks))
+    assert invoke("train", config, "--runs-dir", runs, "--quiet").exit_code == 0
+    run = runs / "mc"
+    losses = val_losses(run)
+    assert sorted(os.listdir(run / "keep")) == [f"e{i + 1:02d}-{v:.4f}.npz" for i, v in enumerate(losses)]
+    epoch_two = load_checkpoint(str(run / "keep" / f"e02-{losses[1]:.4f}.npz"))
+    assert epoch_two.epoch == 2 and "_optimizer/iterations" in epoch_two.arrays
+    best = load_checkpoint(str(run / "best.npz"))
+    assert best.epoch == 1 + losses.index(min(losses))
+    assert "_optimizer/iterations" not in best.arrays  # weights only
+    out = invoke("evaluate", run / "best.npz", "--split", "val", "--json")  # a checkpoint evaluate reads
+    assert out.exit_code == 0, out.output
+
+
+def test_model_checkpoint_every_few_batches_and_across_a_resume(tmp_path, write_config):
+    runs = tmp_path / "runs"
+    callback = "[{type: ModelCheckpoint, filepath: 's{epoch}-{batch}.npz', save_freq: 2}]"
+    whole = write_config(CONFIG.format(name="whole", epochs=3, callbacks=callback), "a.yaml")
+    assert invoke("train", whole, "--runs-dir", runs, "--quiet").exit_code == 0
+    split = write_config(CONFIG.format(name="split", epochs=2, callbacks=callback), "b.yaml")
+    assert invoke("train", split, "--runs-dir", runs, "--quiet").exit_code == 0
+    assert invoke("resume", runs / "split", "--set", "train.epochs=3", "--quiet").exit_code == 0
+    # 3 batches an epoch, every 2nd batch counted across epochs: steps 2, 4, 6, 8
+    names = {"s1-2.npz", "s2-1.npz", "s2-3.npz", "s3-2.npz"}
+    assert {n for n in os.listdir(runs / "whole") if n.endswith(".npz")} == names
+    assert {n for n in os.listdir(runs / "split") if n.endswith(".npz")} == names
+
+
+@pytest.mark.parametrize("filepath,message", [
+    ("e{epoch}-{val_acc}.npz", "{val_acc} is not a logged value"),
+    ("e{epoch.real}.npz", "{epoch.real} is not a plain field name"),
+    ("e{epoch}.keras", "kerascli checkpoints are .npz files"),
+])
+def test_model_checkpoint_refuses_a_bad_filepath(tmp_path, write_config, filepath, message):
+    config = write_config(CONFIG.format(name="bad", epochs=1,
+                                        callbacks=f"[{{type: ModelCheckpoint, filepath: '{filepath}'}}]"))
+    result = invoke("train", config, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "callbacks[0].filepath" in result.output
+
+
+def test_csv_logger_writes_keras_rows_once_each_across_a_resume(tmp_path, write_config):
+    runs = tmp_path / "runs"
+    old = tmp_path / "log.csv"
+    old.write_text("epoch;earlier\n")
+    callbacks = f"[{{type: CSVLogger, filename: {old}, separator: ';', append: true}}, " \
+                "{type: CSVLogger, filename: training.csv}]"
+    config = write_config(CONFIG.format(name="csv", epochs=2, callbacks=callbacks))
+    assert invoke("train", config, "--runs-dir", runs, "--quiet").exit_code == 0
+    assert invoke("resume", runs / "csv", "--set", "train.epochs=3", "--quiet").exit_code == 0
+    rows = (runs / "csv" / "training.csv").read_text().splitlines()
+    assert rows[0] == "epoch,accuracy,loss,lr,seconds,val_accuracy,val_loss" if "accuracy" in rows[0] else \
+        rows[0] == "epoch,loss,lr,seconds,val_loss"
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "1", "2"]  # Keras counts epochs from 0
+    kept = old.read_text().splitlines()
+    assert kept[0] == "epoch;earlier" and [r.split(";")[0] for r in kept[1:]] == ["0", "1", "2"]
+    losses = [float(r.split(",")[rows[0].split(",").index("val_loss")]) for r in rows[1:]]
+    assert losses == pytest.approx(val_losses(runs / "csv"))
+
+
+DIVERGES = ("{type: sgd, learning_rate: {type: PiecewiseConstantDecay, boundaries: [3], "
+            "values: [0.01, 1.0e+30]}}")  # fine for the first epoch (3 batches), then the loss overflows
+HIDDEN = ("    - {type: Dense, units: 3, activation: softmax}",
+          "    - {type: Dense, units: 8, activation: relu}\n    - {type: Dense, units: 3, activation: softmax}")
+
+
+def test_terminate_on_nan_ends_training_cleanly(tmp_path, write_config):
+    import json
+
+    runs = tmp_path / "runs"
+    text = CONFIG.format(name="nan", epochs=5, callbacks="[TerminateOnNaN]").replace(
+        "{type: sgd, learning_rate: 0.01}", DIVERGES).replace(*HIDDEN)
+    result = invoke("train", write_config(text), "--runs-dir", runs, "--quiet")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((runs / "nan" / "summary.json").read_text())
+    assert summary["epochs"] == 1 and "loss became" in summary["terminated"]
+    assert summary["evaluation"]["checkpoint"] in ("best", "last")
+    without = write_config(text.replace("name: nan", "name: plain").replace("callbacks: [TerminateOnNaN]",
+                                                                            "callbacks: []"), "b.yaml")
+    assert invoke("train", without, "--runs-dir", runs, "--quiet").exit_code == 1  # the default: an error
+
+
+def test_terminate_on_nan_with_nothing_to_end_with_and_with_rollback(tmp_path, write_config):
+    runs = tmp_path / "runs"
+    text = CONFIG.format(name="early", epochs=2, callbacks="[TerminateOnNaN]").replace(
+        "{type: sgd, learning_rate: 0.01}", "{type: sgd, learning_rate: 1.0e+30}").replace(*HIDDEN)
+    result = invoke("train", write_config(text), "--runs-dir", runs, "--quiet")
+    assert result.exit_code == 1 and "nothing to end with" in result.output
+    both = write_config(text.replace("train: {", "train: {on_nan: rollback, "), "b.yaml")
+    result = invoke("train", both, "--runs-dir", runs)
+    assert result.exit_code == 2 and "TerminateOnNaN ends training at a NaN loss" in result.output

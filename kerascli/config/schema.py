@@ -165,6 +165,11 @@ def resolve_config(loaded: LoadedConfig, default_name: str | None = None) -> Run
                               f"checkpoints/best.npz, chosen by checkpoint.monitor ({ckpt['monitor']!r}); set "
                               f"checkpoint.monitor to {callback['monitor']!r} so that the best weights are this "
                               "callback's")
+        if callback["type"] == "ModelCheckpoint" and CALLBACKS.source(callback["type"]) == BUILT_IN:
+            _check_checkpoint_filepath(check, callback["filepath"], monitor_ok, ("callbacks", i, "filepath"))
+        if callback["type"] == "TerminateOnNaN" and train["on_nan"] == "rollback":
+            raise check.error(("callbacks", i), "TerminateOnNaN ends training at a NaN loss, but train.on_nan: "
+                                                "rollback retries it; keep one of them")
         sets_rate = callback["type"] in ("ReduceLROnPlateau", "LearningRateScheduler")
         if sets_rate and isinstance(compile_["optimizer"].get("learning_rate"), dict):
             raise check.error(("callbacks", i), f"{callback['type']} sets the learning rate, but "
@@ -193,6 +198,23 @@ def _load_plugins(check: Checker, raw: Any) -> list:
         except plugins.PluginError as exc:
             raise check.error(("plugins", i), exc.message) from None
     return loaded
+
+
+def _check_checkpoint_filepath(check: Checker, filepath: str, monitor_ok: set, path: tuple) -> None:
+    """A ModelCheckpoint filepath: an .npz name whose fields are epoch, batch or logged values."""
+    from kerascli.keras_callbacks import filepath_fields
+
+    try:
+        fields = filepath_fields(filepath)
+    except ValueError as exc:
+        raise check.error(path, f"{filepath!r}: {exc}") from None
+    valid = {"epoch", "batch"} | monitor_ok | {"lr", "seconds"}
+    unknown = [f for f in fields if f not in valid]
+    if unknown:
+        raise check.error(path, f"{{{unknown[0]}}} is not a logged value (fields: epoch, batch, "
+                                f"{', '.join(sorted(valid - {'epoch', 'batch'}))})")
+    if not filepath.endswith(".npz"):
+        raise check.error(path, f"{filepath!r}: kerascli checkpoints are .npz files; end the name with .npz")
 
 
 def _resolve_callbacks(check: Checker, raw: Any) -> list[dict]:
