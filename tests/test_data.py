@@ -111,3 +111,41 @@ def test_input_shape_mismatch_suggests_reshape():
         check_input_shape(np.zeros((2, 64)), (8, 8, 1), "digits")
     with pytest.raises(DataError, match="model's input_shape is \\(10,\\)"):
         check_input_shape(np.zeros((2, 64)), (10,), "digits")
+
+
+def test_an_npz_with_its_own_test_split(tmp_path, write_config):
+    """keras.datasets' layout, (x_train, y_train), (x_test, y_test): the file's test arrays are the test
+    split; validation_split divides the training arrays."""
+    import json
+
+    from click.testing import CliRunner
+
+    from kerascli.cli import cli
+
+    rng = np.random.default_rng(0)
+    x_train, x_test = rng.normal(size=(80, 3)).astype(np.float32), rng.normal(size=(30, 3)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x_train=x_train, y_train=(x_train[:, 0] > 0).astype(np.int64),
+             x_test=x_test, y_test=(x_test[:, 0] > 0).astype(np.int64))
+    text = f"""
+        name: own
+        data: {{dataset: npz, path: {tmp_path / "d.npz"}, x: x_train, y: y_train, x_test: x_test, y_test: y_test,
+               validation_split: 0.25}}
+        model: {{input_shape: [3], layers: [{{type: Dense, units: 2, activation: softmax}}]}}
+        compile: {{optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy]}}
+        train: {{epochs: 1}}
+    """
+    result = CliRunner().invoke(cli, ["train", write_config(text), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert "samples: train 60, val 20, test 30" in result.output
+    summary = json.loads((tmp_path / "runs" / "own" / "summary.json").read_text())
+    assert set(summary["evaluation"]) == {"checkpoint", "train", "val", "test"}
+    evaluated = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "runs" / "own"), "--split", "test", "--json"])
+    assert json.loads(evaluated.output)["accuracy"] == pytest.approx(summary["evaluation"]["test"]["accuracy"])
+    for change, message in [(", y_test: y_test", "data.y_test: y_test: x_test names the split's features, "
+                                                 "y_test must name its labels"),
+                            ("validation_split: 0.25", "validation_split: 0.25, test_split: 0.1")]:
+        bad = write_config(text.replace(change, "" if change.startswith(",") else message), "bad.yaml")
+        result = CliRunner().invoke(cli, ["train", bad, "--runs-dir", str(tmp_path / "runs")])
+        assert result.exit_code == 2, result.output
+        expected = message if change.startswith(",") else "data.test_split: dataset 'npz' gives its own 'test' split"
+        assert expected in result.output, result.output

@@ -148,7 +148,7 @@ def resolve_config(loaded: LoadedConfig, default_name: str | None = None) -> Run
     monitor_ok = monitor_names(compile_)
     if ckpt["monitor"] not in monitor_ok:
         raise check.error(("checkpoint", "monitor"), f"cannot monitor {ckpt['monitor']!r} (valid: {', '.join(sorted(monitor_ok))})")
-    has_val = data["validation_split"] > 0 or "val" in getattr(DATASETS.get(data["dataset"]), "SPLITS", ())
+    has_val = data["validation_split"] > 0 or "val" in _given_splits(DATASETS.get(data["dataset"]), data)
     if ckpt["monitor"].startswith("val_") and not has_val:
         # nothing to validate on: the best checkpoint follows the training value instead
         ckpt["monitor"] = ckpt["monitor"][4:]
@@ -246,6 +246,12 @@ def _resolve_callbacks(check: Checker, raw: Any) -> list[dict]:
     return out
 
 
+def _given_splits(dataset, params: dict) -> tuple:
+    from kerascli.data.datasets import given_splits  # (the data package imports config)
+
+    return given_splits(dataset, params)
+
+
 def _resolve_data(check: Checker, raw: Any) -> dict:
     raw = check.mapping(raw, ("data",))
     if "dataset" not in raw:
@@ -257,8 +263,12 @@ def _resolve_data(check: Checker, raw: Any) -> dict:
     for key, param in loader.PARAMS.items():
         if param.kind == "path" and out[key] is not None:
             out[key] = os.path.abspath(out[key])
+    problem = loader.check(out) if hasattr(loader, "check") else None
+    if problem:
+        key = problem.split(":")[0]
+        raise check.error(("data",) + ((key,) if key in loader.PARAMS else ()), problem)
     for split, key in (("val", "validation_split"), ("test", "test_split")):
-        if split in getattr(loader, "SPLITS", ()) and out[key] > 0:
+        if split in _given_splits(loader, out) and out[key] > 0:
             raise check.error(("data", key), f"dataset {kind!r} gives its own {split!r} split; remove "
                               f"data.{key}")
     if out["validation_split"] + out["test_split"] >= 0.95:

@@ -33,6 +33,13 @@ class Dataset:
         raise NotImplementedError
 
 
+def given_splits(dataset, params: dict) -> tuple[str, ...]:
+    """The splits a dataset gives itself with these (resolved) parameters: its ``splits(params)`` where it
+    has one (they depend on its arguments), else its ``SPLITS``."""
+    decide = getattr(dataset, "splits", None)
+    return tuple(decide(params)) if callable(decide) else tuple(getattr(dataset, "SPLITS", ()))
+
+
 def check_values(a: np.ndarray, source: str, what: str, unit: str = "sample") -> None:
     """One clear error for non-numeric values or NaN/Inf in ``a`` (one row per ``unit``)."""
     if a.dtype.kind not in "biuf":
@@ -138,20 +145,43 @@ class SyntheticRegression(Dataset):
 
 class NpzFile(Dataset):
     """Arrays in one .npz file: ``x`` and ``y`` name them (default ``x`` and ``y``). A model with several
-    inputs or outputs takes a list of names, which must be its input (or output) names."""
+    inputs or outputs takes a list of names, which must be its input (or output) names. ``x_test`` and
+    ``y_test`` (and ``x_val``, ``y_val``) name arrays of the file's own test (validation) split, as
+    keras.datasets gives (x_train, y_train), (x_test, y_test)."""
 
-    PARAMS = {"path": Param("path"), "x": Param("names", "x"), "y": Param("names", "y")}
+    PARAMS = {"path": Param("path"), "x": Param("names", "x"), "y": Param("names", "y"),
+              "x_val": Param("names", None, nullable=True), "y_val": Param("names", None, nullable=True),
+              "x_test": Param("names", None, nullable=True), "y_test": Param("names", None, nullable=True)}
+    ROLES = {"train": ("x", "y"), "val": ("x_val", "y_val"), "test": ("x_test", "y_test")}
 
-    @staticmethod
-    def load(params):
+    @classmethod
+    def check(cls, params: dict) -> str | None:
+        for x, y in list(cls.ROLES.values())[1:]:
+            if (params[x] is None) != (params[y] is None):
+                given, missing = (x, y) if params[x] is not None else (y, x)
+                return f"{missing}: {given} names the split's features, {missing} must name its labels"
+        return None
+
+    @classmethod
+    def splits(cls, params: dict) -> tuple[str, ...]:
+        own = tuple(s for s, (x, _) in cls.ROLES.items() if s != "train" and params.get(x) is not None)
+        return ("train",) + own if own else ()
+
+    @classmethod
+    def load(cls, params):
         path = params["path"]
         _require_file(path)
-        arrays = load_npz_arrays(path, [n for role in "xy" for n in np.atleast_1d(params[role]).tolist()])
+        roles = [r for s, r in cls.ROLES.items() if s == "train" or params.get(r[0]) is not None]
+        names = [n for pair in roles for role in pair for n in np.atleast_1d(params[role]).tolist()]
+        arrays = load_npz_arrays(path, list(dict.fromkeys(names)))
 
         def pick(names):  # one array, or a dict of them for a model with several inputs or outputs
             return {n: arrays[n] for n in names} if isinstance(names, list) else arrays[names]
 
-        return check_features(pick(params["x"]), pick(params["y"]), path)
+        parts = {split: check_features(pick(params[x]), pick(params[y]), f"{path} ({split})" if split != "train"
+                                       else path)
+                 for split, (x, y) in cls.ROLES.items() if (x, y) in roles}
+        return parts if len(parts) > 1 else parts["train"]
 
 
 class NpyPair(Dataset):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerascli.data.datasets import check_features
+from kerascli.data.datasets import check_features, given_splits
 from kerascli.errors import DataError
 from kerascli.registry import DATASETS
 
@@ -185,7 +185,7 @@ def prepare_splits(data_spec: dict, seed: int, model, objective, dtype, batch_si
     are taken as they are; validation_split and test_split divide its "train" part (or the whole of it)."""
     name = data_spec["dataset"]
     raw = load_raw(data_spec)
-    given = tuple(getattr(DATASETS.get(name), "SPLITS", ()))
+    given = given_splits(DATASETS.get(name), data_spec)
     if isinstance(raw, dict):
         if set(raw) != set(given) or "train" not in raw:
             declared = f"declares SPLITS = {tuple(given)}" if given else "declares no SPLITS"
