@@ -281,7 +281,9 @@ class NumbaCUDAOps(ReferenceOps):
         if hasattr(src, "copy_to_host"):  # device to device: a kernel, no wait
             copy2d(as2d(src), as2d(dst))
         else:  # device arrays take no [...] = (numba-cuda); dst is a contiguous buffer or a view of one
-            dst.copy_to_device(np.ascontiguousarray(np.broadcast_to(np.asarray(src, dst.dtype), dst.shape)))
+            # a copy, not ascontiguousarray: a broadcast's size-1 axis keeps a 0 stride there, which
+            # numba-cuda's copy drops as a broadcast axis (a (4, 1) kernel then failed to load)
+            dst.copy_to_device(np.array(np.broadcast_to(np.asarray(src, dst.dtype), dst.shape), order="C"))
 
     def gemm(self, a, b, out=None, trans_a=False, trans_b=False, accumulate=False):
         if out is None:
