@@ -208,6 +208,41 @@ def test_a_dataset_given_batch_by_batch_trains_on_the_device(tmp_path, write_con
 
 
 @needs_cuda
+def test_a_weight_with_an_axis_of_one_loads_on_the_device():
+    """A (4, 1) kernel (Dense with one unit): numba-cuda's copy took a broadcast's size-1 axis for a
+    broadcast and refused it."""
+    from kerascli.ops import get_ops
+
+    ops = get_ops("cuda")
+    flat = ops.zeros((12,), np.float32)
+    view = flat[4:8].reshape(4, 1)
+    ops.assign(view, np.arange(4, dtype=np.float32).reshape(4, 1))
+    ops.assign(flat[8:9].reshape(1), 7.0)  # a scalar broadcast into a (1,) bias
+    np.testing.assert_array_equal(host(flat), [0, 0, 0, 0, 0, 1, 2, 3, 7, 0, 0, 0])
+
+
+@needs_cuda
+@pytest.mark.parametrize("loss,units", [("sparse_categorical_crossentropy", 3), ("binary_crossentropy", 1)])
+def test_class_weights_on_the_device_match_cpu(tmp_path, write_config, loss, units):
+    runs = tmp_path / "runs"
+    for backend in ("cpu", "cuda"):
+        config = write_config(f"""
+            name: {backend}
+            data: {{dataset: synthetic_classification, samples: 48, features: 4, classes: {max(units, 2)},
+                   validation_split: 0.25}}
+            model: {{input_shape: [4], layers: [{{type: Dense, units: {units}, activation: {"sigmoid" if units == 1
+                                                                                            else "softmax"}}}]}}
+            compile: {{optimizer: adam, loss: {loss}, metrics: [accuracy]}}
+            train: {{epochs: 2, batch_size: 16, backend: {backend}, class_weight: balanced}}
+        """, f"{backend}.yaml")
+        result = invoke("train", config, "--runs-dir", runs, "--quiet")
+        assert result.exit_code == 0, result.output
+    for a, b in zip(metrics(runs / "cpu"), metrics(runs / "cuda")):
+        for key in ("loss", "accuracy", "val_loss"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
+
+
+@needs_cuda
 def test_a_plugin_layer_is_refused_on_the_device(tmp_path, write_config):
     config = write_config(f"""
         plugins: [{os.path.join(ROOT, "examples", "plugins", "layers.py")}]

@@ -143,7 +143,10 @@ def resolve_config(loaded: LoadedConfig, default_name: str | None = None) -> Run
     data = _resolve_data(check, top["data"])
     model = _resolve_model(check, top["model"])
     compile_ = _resolve_compile(check, top["compile"], model.outputs)
-    train = check.params(check.mapping(top.get("train") or {}, ("train",)), TRAIN_PARAMS, ("train",))
+    raw_train = dict(check.mapping(top.get("train") or {}, ("train",)))
+    class_weight = raw_train.pop("class_weight", None)
+    train = check.params(raw_train, TRAIN_PARAMS, ("train",))
+    train["class_weight"] = _resolve_class_weight(check, class_weight, compile_, model.outputs)
     ckpt = check.params(check.mapping(top.get("checkpoint") or {}, ("checkpoint",)), CHECKPOINT_PARAMS, ("checkpoint",))
     monitor_ok = monitor_names(compile_)
     if ckpt["monitor"] not in monitor_ok:
@@ -244,6 +247,38 @@ def _resolve_callbacks(check: Checker, raw: Any) -> list[dict]:
             raise check.error(p, f"missing required key {missing[0]!r}")
         out.append({"type": type_name, **resolved})
     return out
+
+
+def _resolve_class_weight(check: Checker, raw: Any, compile_: dict, outputs: list[str]):
+    """``train.class_weight``: null, ``balanced`` (n / (classes * count) over the training split, as
+    scikit-learn computes it), or a weight for every class id ({0: 1.0, 1: 5.0}), as Keras' fit takes;
+    resolved as the list of weights of classes 0, 1, ..."""
+    path = ("train", "class_weight")
+    if raw is None:
+        return None
+    if len(outputs) > 1:
+        raise check.error(path, "class_weight weighs the classes of one output; this model has several (as in "
+                                "Keras)")
+    loss = LOSSES.get(loss_type(compile_["loss"]))
+    if not getattr(loss, "classification", False):
+        raise check.error(path, f"class_weight weighs classes, but the loss {loss_type(compile_['loss'])!r} is not a "
+                                "classification loss")
+    if raw == "balanced":
+        return raw
+    if isinstance(raw, list) and raw:  # the resolved form: the weights of classes 0, 1, ...
+        raw = dict(enumerate(raw))
+    if not isinstance(raw, dict) or not raw:
+        raise check.error(path, f"expected 'balanced' or a mapping of class id to weight, got {raw!r}")
+    weights = {}
+    for key, value in raw.items():
+        if isinstance(key, bool) or not isinstance(key, int) or key < 0:
+            raise check.error(path + (key,), f"class ids are integers from 0, got {key!r}")
+        weights[key] = check.value(value, Param("float", min=0.0), path + (key,))
+    missing = [c for c in range(max(weights) + 1) if c not in weights]
+    if missing:
+        raise check.error(path, f"no weight for class {missing[0]} (give one for every class from 0, as Keras "
+                                "requires)")
+    return [weights[k] for k in range(len(weights))]  # a list: config.yaml and checkpoints keep it as is
 
 
 def _given_splits(dataset, params: dict) -> tuple:

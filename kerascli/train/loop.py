@@ -169,7 +169,7 @@ class Trainer:
         or None where the loss stays on a GPU until ``totals`` are read."""
         n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
         out = self.model.forward(x, training=True)
-        total, pred = self.objective.forward(self.ops, out, t, totals)
+        total, pred = self.objective.forward(self.ops, out, t, totals, training=True)
         self.model.backward(self.objective.backward(self.ops, out, pred, t, 1.0 / n))
         for hook in self.gradient_hooks:
             hook(self.model.grad_buffer, self.model.state_buffer)

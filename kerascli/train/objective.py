@@ -49,6 +49,8 @@ class Objective:
                 self.metrics[o].append(metric)
         # metrics whose epoch value is a function of summed counts, not a mean over samples
         self.results = {m.name: m.result for ms in self.metrics.values() for m in ms if m.counts}
+        self.class_table = None  # train.class_weight: the weight of each class id (an array of the Ops)
+        self._weights = None  # the weights of the batch being trained on
         self.names = ["loss"] + ([f"{o}_loss" for o in self.outputs] if self.multi else []) + [
             m.name for o in self.outputs for m in self.metrics[o]]
 
@@ -59,12 +61,18 @@ class Objective:
             return self.losses[o].targets(y, units[o], dtype)
         return {o: self.losses[o].targets(y[o], units[o], dtype) for o in self.outputs}
 
-    def forward(self, ops, out, t, totals) -> tuple[object, object]:
+    def forward(self, ops, out, t, totals, training: bool = False) -> tuple[object, object]:
         """Add the batch's losses and metrics to ``totals``; returns (weighted loss summed over the batch:
-        a float, or a value a GPU keeps until ``totals`` are read; predictions for backward)."""
+        a float, or a value a GPU keeps until ``totals`` are read; predictions for backward). In training,
+        class weights weigh each sample's loss (as Keras' fit: the sum over the batch size; metrics and
+        evaluation unweighted)."""
+        self._weights = None
         if not self.multi:
             (o,) = self.outputs
             rows, pred = self.losses[o].forward(ops, out, t, self.fused[o])
+            if training and self.class_table is not None:
+                self._weights = ops.class_weights(t, self.class_table)
+                rows = ops.scale_rows(rows, self._weights)
             total = ops.total(rows)
             totals.add("loss", total, len(rows))
             for metric in self.metrics[o]:
@@ -91,7 +99,8 @@ class Objective:
         """The gradient of ``scale`` times the weighted loss with respect to each output."""
         if not self.multi:
             (o,) = self.outputs
-            return self.losses[o].backward(ops, out, pred, t, scale, self.fused[o])
+            grad = self.losses[o].backward(ops, out, pred, t, scale, self.fused[o])
+            return grad if self._weights is None else ops.scale_rows(grad, self._weights)
         return {o: self.losses[o].backward(ops, out[o], pred[o], t[o], scale * self.weights[o], self.fused[o])
                 for o in self.outputs}
 

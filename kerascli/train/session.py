@@ -132,5 +132,34 @@ def per_output(compile_: dict, outputs: list[str]) -> tuple[dict, dict, dict]:
 
 def load_data(session: Session) -> dict:
     spec, model = session.spec, session.model
-    return prepare_splits(spec.data, spec.seed, model, session.trainer.objective, model.dtype,
-                          spec.train["batch_size"])
+    splits = prepare_splits(spec.data, spec.seed, model, session.trainer.objective, model.dtype,
+                            spec.train["batch_size"])
+    set_class_weight(session, splits)
+    return splits
+
+
+def set_class_weight(session: Session, splits: dict) -> None:
+    """The objective's weight of each class id from ``train.class_weight`` (``balanced``: from the training
+    split's labels, n / (classes * count), 0 for a class it lacks)."""
+    spec, model, objective = session.spec, session.model, session.trainer.objective
+    given = spec.train.get("class_weight")
+    if given is None:
+        return
+    units = model.output_shapes[objective.outputs[0]][0]
+    classes = 2 if units == 1 else units
+    where = spec.source.where(("train", "class_weight")) if spec.source else None
+    if given == "balanced":
+        train = splits["train"]
+        if getattr(train, "streamed", False):
+            raise ConfigError("class_weight: balanced counts the training labels, which a dataset given batch by "
+                              "batch does not hold; give the weights ({0: 1.0, 1: 5.0, ...})",
+                              key="train.class_weight", where=where)
+        ids = model.ops.class_ids(np.asarray(model.ops.to_host(train.y)))
+        counts = np.bincount(ids, minlength=classes)[:classes].astype(np.float64)
+        table = np.divide(len(ids), classes * counts, out=np.zeros(classes), where=counts > 0)
+    else:
+        if len(given) != classes:
+            raise ConfigError(f"class_weight gives {len(given)} classes but the output has {classes}",
+                              key="train.class_weight", where=where)
+        table = np.asarray(given, np.float64)
+    objective.class_table = model.ops.to_device(table.astype(model.dtype))

@@ -53,3 +53,23 @@ def mean_threshold_agree(ops, pred, t, threshold):
 
 def sum_row_mean_abs_error(ops, pred, t):
     return float(np.abs(pred - t).mean(axis=1).sum())
+
+
+def class_ids(ops, t):
+    """The class of each target row: an integer label as it is, the largest column of a one-hot row, a
+    single probability rounded (0 or 1), as Keras reads targets for class weights."""
+    if t.ndim == 1:
+        return t.astype(np.int64)
+    if t.shape[1] == 1:
+        return np.round(t[:, 0]).astype(np.int64)
+    return t.argmax(axis=1)
+
+
+def class_weights(ops, t, table):
+    """Each target row's weight from ``table`` (the weight of each class id)."""
+    return table[ops.class_ids(t)]
+
+
+def scale_rows(ops, x, weights):
+    """``x`` (per-sample values, or rows of them) times each sample's weight, in a new array."""
+    return x * weights.reshape((len(x),) + (1,) * (x.ndim - 1)).astype(x.dtype, copy=False)

@@ -135,6 +135,46 @@ def optimizer_step(ops, kernel, arrays, scalars=()):
     getattr(ops, kernel)(*arrays, *scalars)
 
 
+# ---------------------------------------------------------------- class weights
+@cuda.jit(**CACHE)
+def _class_weights(t, table, out):
+    i = cuda.grid(1)
+    if i < out.size:
+        rows, cols = t.shape
+        if cols == 1:  # a label (or one probability): rounded to the class id
+            label = int(math.floor(t[i, 0] + 0.5))
+        else:  # a one-hot row: its largest column (the first of ties)
+            label = 0
+            for c in range(1, cols):
+                if t[i, c] > t[i, label]:
+                    label = c
+        out[i] = table[label]
+
+
+def class_weights(ops, t, table):
+    out = output_for("class_weights", t, (len(t),), table.dtype)
+    if len(t):
+        _class_weights[blocks(len(t))](t.reshape(len(t), 1) if t.ndim == 1 else t, table, out)
+    return out
+
+
+@cuda.jit(**CACHE)
+def _scale_rows(x, weights, out):
+    i = cuda.grid(1)
+    rows, cols = x.shape
+    if i < rows * cols:
+        r = i // cols
+        out[r, i - r * cols] = x[r, i - r * cols] * weights[r]
+
+
+def scale_rows(ops, x, weights):
+    out = output_for("scale_rows", (x, weights), x.shape, x.dtype)
+    if x.size:
+        _scale_rows[blocks(x.size)](as2d(x) if x.ndim > 1 else x.reshape(len(x), 1), weights,
+                                    as2d(out) if out.ndim > 1 else out.reshape(len(out), 1))
+    return out
+
+
 # ---------------------------------------------------------------- arrays
 @cuda.jit(**CACHE)
 def _add_into(out, x):
