@@ -184,6 +184,97 @@ class AUC(Metric):
         return float(((x[:-1] - x[1:]) * heights).sum())
 
 
+class ElementMetric(Metric):
+    """A loss's per-sample value, averaged over the epoch's samples (Keras' metric twins of the regression
+    losses: mean_absolute_percentage_error, logcosh, ...), from the same kernels as the loss."""
+
+    loss = ""  # the registered loss whose values these are
+
+    def update(self, ops, pred, t):
+        from kerascli.registry import LOSSES
+
+        loss = LOSSES.get(self.loss)()
+        rows, _ = loss.forward(ops, pred, t, False)
+        return ops.total(rows), len(pred)
+
+
+def _element_metric(name: str, loss: str) -> type:
+    return type(name, (ElementMetric,), {"loss": loss, "__doc__": f"Keras' {name}: the {loss} loss per sample, "
+                                                                   "averaged over the epoch."})
+
+
+MeanAbsolutePercentageError = _element_metric("MeanAbsolutePercentageError", "mean_absolute_percentage_error")
+MeanSquaredLogarithmicError = _element_metric("MeanSquaredLogarithmicError", "mean_squared_logarithmic_error")
+LogCoshError = _element_metric("LogCoshError", "log_cosh")
+PoissonMetric = _element_metric("Poisson", "poisson")
+KLDivergenceMetric = _element_metric("KLDivergence", "kl_divergence")
+HingeMetric = _element_metric("Hinge", "hinge")
+SquaredHingeMetric = _element_metric("SquaredHinge", "squared_hinge")
+
+
+class CosineSimilarity(Metric):
+    """Keras' cosine_similarity metric: the cosine of the angle between each target and prediction row
+    (both L2-normalised, zero rows left at zero), averaged over the epoch's samples."""
+
+    def update(self, ops, pred, t):
+        p, t = ops.to_host(pred).astype(np.float64), ops.to_host(t).astype(np.float64)
+
+        def unit(a):
+            return a / np.sqrt(np.maximum((a * a).sum(axis=1, keepdims=True), 1e-12))
+
+        return float((unit(p) * unit(t)).sum()), len(p)
+
+
+class RootMeanSquaredError(Metric):
+    """Keras' root_mean_squared_error: the square root of the mean squared error over every value of the
+    epoch (not a mean of batch values)."""
+
+    counts = True
+
+    def update(self, ops, pred, t):
+        p, t = ops.to_host(pred).astype(np.float64), ops.to_host(t).astype(np.float64)
+        return np.array([((p - t) ** 2).sum(), p.size], np.float64), len(pred)
+
+    def result(self, sums):
+        total, count = sums
+        return float(np.sqrt(total / count)) if count else 0.0
+
+
+class R2Score(Metric):
+    """Keras' r2_score: 1 - residual / total sum of squares per output, from sums over the epoch, then
+    averaged over outputs (``uniform_average``), weighted by their variance
+    (``variance_weighted_average``); ``num_regressors`` > 0 adjusts it."""
+
+    PARAMS = {"class_aggregation": Param("str", "uniform_average",
+                                         choices=("uniform_average", "variance_weighted_average")),
+              "num_regressors": Param("int", 0, min=0)}
+    counts = True
+
+    def update(self, ops, pred, t):
+        p, t = ops.to_host(pred).astype(np.float64), ops.to_host(t).astype(np.float64)
+        p, t = p.reshape(len(p), -1), t.reshape(len(t), -1)
+        # per output: sum of targets, of their squares, of squared residuals; then the sample count
+        return np.concatenate([t.sum(axis=0), (t * t).sum(axis=0), ((t - p) ** 2).sum(axis=0), [len(t)]]), len(t)
+
+    def result(self, sums):
+        k = (len(sums) - 1) // 3
+        total_sum, squared_sum, residual, n = sums[:k], sums[k:2 * k], sums[2 * k:3 * k], sums[-1]
+        if not n:
+            return 0.0
+        total = squared_sum - total_sum * (total_sum / n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            raw = 1 - residual / total
+        raw = np.where(np.isinf(raw), 0.0, raw)
+        if self.config["class_aggregation"] == "uniform_average":
+            score = raw.mean()
+        else:
+            score = (total * raw).sum() / total.sum()
+        p, values = self.config["num_regressors"], n * k  # Keras counts values here, not samples
+        if 0 < p < values - 1:
+            score = 1 - (1 - score) * (values - 1) / (values - p - 1)
+        return float(score)
+
+
 class FunctionMetric(Metric):
     """A metric written as ``fn(y_true, y_pred)`` (kerascli.api.register_metric): per-sample values, or
     their mean as a scalar."""
@@ -228,8 +319,9 @@ def make_metric(spec, loss_name: str, units: int) -> Metric:
         cls = SparseCategoricalAccuracy if sparse_targets else CategoricalAccuracy
     elif cls in (TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy):
         cls = SparseTopKCategoricalAccuracy if sparse_targets else TopKCategoricalAccuracy
-    elif sparse_targets and cls in (BinaryAccuracy, MeanAbsoluteError, MeanSquaredErrorMetric, Precision, Recall,
-                                    AUC):
+    elif sparse_targets and (cls in (BinaryAccuracy, MeanAbsoluteError, MeanSquaredErrorMetric, Precision, Recall,
+                                     AUC, CosineSimilarity, RootMeanSquaredError, R2Score)
+                             or issubclass(cls, ElementMetric)):
         raise ConfigError(f"metric {name!r} compares predictions with targets of the same shape, but "
                           f"{loss_name} takes class ids; use accuracy, or a loss with one-hot targets",
                           key="compile.metrics")

@@ -184,6 +184,16 @@ METRICS = Registry("metric", (
     ("precision", "kerascli.metrics:Precision"),
     ("recall", "kerascli.metrics:Recall"),
     ("auc", "kerascli.metrics:AUC", "AUC"),
+    ("root_mean_squared_error", "kerascli.metrics:RootMeanSquaredError", "rmse"),
+    ("r2_score", "kerascli.metrics:R2Score", "R2Score"),
+    ("mean_absolute_percentage_error", "kerascli.metrics:MeanAbsolutePercentageError", "mape"),
+    ("mean_squared_logarithmic_error", "kerascli.metrics:MeanSquaredLogarithmicError", "msle"),
+    ("logcosh", "kerascli.metrics:LogCoshError", "log_cosh", "log_cosh_error"),
+    ("poisson", "kerascli.metrics:PoissonMetric"),
+    ("kl_divergence", "kerascli.metrics:KLDivergenceMetric", "kld"),
+    ("hinge", "kerascli.metrics:HingeMetric"),
+    ("squared_hinge", "kerascli.metrics:SquaredHingeMetric"),
+    ("cosine_similarity", "kerascli.metrics:CosineSimilarity"),
 ))
 OPTIMIZERS = Registry("optimizer", (
     ("sgd", "kerascli.optimizers:SGD", "SGD"),

@@ -79,6 +79,18 @@ CASES = [  # (our spec, Keras class, its arguments, targets: onehot / sparse / b
     ("top_k_categorical_accuracy", "TopKCategoricalAccuracy", {}, "onehot", False),
     ({"type": "sparse_top_k_categorical_accuracy", "k": 1}, "SparseTopKCategoricalAccuracy", {"k": 1}, "sparse",
      False),
+    ("root_mean_squared_error", "RootMeanSquaredError", {}, "binary", False),
+    ("r2_score", "R2Score", {}, "binary", True),
+    ({"type": "r2_score", "class_aggregation": "variance_weighted_average", "num_regressors": 2}, "R2Score",
+     {"class_aggregation": "variance_weighted_average", "num_regressors": 2}, "binary", True),
+    ("mean_absolute_percentage_error", "MeanAbsolutePercentageError", {}, "binary", False),
+    ("mean_squared_logarithmic_error", "MeanSquaredLogarithmicError", {}, "binary", False),
+    ("logcosh", "LogCoshError", {}, "binary", True),
+    ("poisson", "Poisson", {}, "binary", False),
+    ("kl_divergence", "KLDivergence", {}, "onehot", False),
+    ("hinge", "Hinge", {}, "binary", True),
+    ("squared_hinge", "SquaredHinge", {}, "binary", True),
+    ("cosine_similarity", "CosineSimilarity", {}, "binary", True),
 ]
 
 
@@ -158,6 +170,7 @@ def test_confusion_metrics_refuse_class_ids():
 
 def test_every_metric_has_a_test():
     tested = {spec if isinstance(spec, str) else spec["type"] for spec, *_ in CASES}
+    tested = {METRICS.canonical(name) for name in tested}
     simple = {"accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "binary_accuracy",
               "mean_absolute_error", "mean_squared_error"}  # tests/test_losses.py
     assert set(METRICS.builtin_names()) == tested | simple
