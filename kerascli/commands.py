@@ -159,6 +159,8 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
     if ckpt is not None:
         restore(trainer, ckpt, callbacks)
         write_metrics_csv(metrics.path, metrics.history)  # drop rows of epochs the checkpoint had not reached
+    else:
+        trainer.epoch = spec.train["initial_epoch"]  # Keras' initial_epoch: the first epochs count as done
     if not quiet:
         console.print(f"run directory: {run_dir}", highlight=False)
         if ckpt is not None:
@@ -260,7 +262,7 @@ def fit_with_rollback(spec: RunSpec, trainer, splits, callbacks, checkpoint: Mod
             # overflow on the way to a NaN loss is reported by the loop, naming the step, not as numpy warnings
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 trainer.fit(splits, spec.train["epochs"], spec.train["batch_size"], spec.train["shuffle"],
-                            spec.seed, callbacks)
+                            spec.seed, callbacks, spec.train["validation_freq"])
             return None
         except TrainingDiverged as exc:
             if any(c["type"] == "TerminateOnNaN" for c in spec.callbacks):

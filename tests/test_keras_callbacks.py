@@ -286,3 +286,20 @@ def test_terminate_on_nan_with_nothing_to_end_with_and_with_rollback(tmp_path, w
     both = write_config(text.replace("train: {", "train: {on_nan: rollback, "), "b.yaml")
     result = invoke("train", both, "--runs-dir", runs)
     assert result.exit_code == 2 and "TerminateOnNaN ends training at a NaN loss" in result.output
+
+
+def test_validation_freq_and_initial_epoch(tmp_path, write_config):
+    runs = tmp_path / "runs"
+    text = CONFIG.format(name="freq", epochs=4, callbacks="[]").replace("batch_size: 15", "batch_size: 15, "
+                                                                        "validation_freq: 2")
+    assert invoke("train", write_config(text), "--runs-dir", runs, "--quiet").exit_code == 0
+    rows = [r.split(",") for r in (runs / "freq" / "metrics.csv").read_text().split()]
+    column = rows[0].index("val_loss")
+    assert [bool(r[column]) for r in rows[1:]] == [False, True, False, True]  # epochs 2 and 4, as Keras
+    text = CONFIG.format(name="later", epochs=4, callbacks="[]").replace("batch_size: 15", "batch_size: 15, "
+                                                                         "initial_epoch: 2")
+    assert invoke("train", write_config(text, "b.yaml"), "--runs-dir", runs, "--quiet").exit_code == 0
+    assert [r.split(",")[0] for r in (runs / "later" / "metrics.csv").read_text().split()[1:]] == ["3", "4"]
+    bad = write_config(text.replace("initial_epoch: 2", "initial_epoch: 4"), "c.yaml")
+    result = invoke("train", bad, "--runs-dir", runs)
+    assert result.exit_code == 2 and "train.initial_epoch: 4 leaves nothing to train" in result.output

@@ -54,6 +54,8 @@ TRAIN_PARAMS = {
     "deterministic": Param("bool", False, doc="refuse to resume on another thread count (bit-identical weights)"),
     "on_nan": Param("str", "stop", choices=("stop", "rollback"),
                     doc="when the loss turns NaN/Inf: stop, or go back to the last epoch checkpoint with half the lr"),
+    "validation_freq": Param("int", 1, min=1, doc="validate every N epochs (Keras' validation_freq)"),
+    "initial_epoch": Param("int", 0, min=0, doc="epochs counted as done at the start (Keras' initial_epoch)"),
 }
 CHECKPOINT_PARAMS = {
     "monitor": Param("str", "val_loss", doc="metric that decides best.npz"),
@@ -147,6 +149,10 @@ def resolve_config(loaded: LoadedConfig, default_name: str | None = None) -> Run
     class_weight = raw_train.pop("class_weight", None)
     train = check.params(raw_train, TRAIN_PARAMS, ("train",))
     train["class_weight"] = _resolve_class_weight(check, class_weight, compile_, model.outputs)
+    if train["initial_epoch"] >= train["epochs"]:
+        raise check.error(("train", "initial_epoch"), f"{train['initial_epoch']} leaves nothing to train with "
+                                                      f"epochs: {train['epochs']} (training runs epochs "
+                                                      "initial_epoch + 1 to epochs, as in Keras)")
     ckpt = check.params(check.mapping(top.get("checkpoint") or {}, ("checkpoint",)), CHECKPOINT_PARAMS, ("checkpoint",))
     monitor_ok = monitor_names(compile_)
     if ckpt["monitor"] not in monitor_ok:

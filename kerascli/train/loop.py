@@ -230,8 +230,9 @@ class Trainer:
         return logs
 
     def fit(self, splits: dict[str, Split], epochs: int, batch_size: int, shuffle: bool, seed: int,
-            callbacks: list[Callback]) -> list[dict]:
-        """Train from the current position (0, or where a checkpoint left off) to ``epochs``."""
+            callbacks: list[Callback], validation_freq: int = 1) -> list[dict]:
+        """Train from the current position (0, or where a checkpoint left off) to ``epochs``, validating
+        after every ``validation_freq``-th epoch."""
         train, val = splits["train"], splits.get("val")
         steps = train.steps(batch_size)
         history: list[dict] = []
@@ -245,7 +246,7 @@ class Trainer:
             order = train.order(seed, epoch, shuffle)
             logs = self.train_epoch(train, batch_size, order, epoch, callbacks, start_step=self.step_in_epoch)
             train.end_epoch()
-            if val is not None:
+            if val is not None and epoch % validation_freq == 0:
                 logs.update(self.evaluate(val, batch_size, prefix="val_"))
             logs["lr"] = self.optimizer.learning_rate
             logs["seconds"] = time.perf_counter() - started
