@@ -172,6 +172,8 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
     stop.install()
     try:
         terminated = fit_with_rollback(spec, trainer, splits, callbacks, checkpoint)
+        if not terminated and trainer.optimizer.finalize(model.param_buffer):
+            checkpoint.save(checkpoint.last_path)  # use_ema: the final weights are the average, as Keras
     except TrainingInterrupted as exc:
         hint = f"resume with: kerascli resume {shlex.quote(run_dir)}"  # a command to paste, also for 'my run'
         raise TrainingInterrupted(exc.signum, trainer, exc.path, hint=hint) from None

@@ -43,7 +43,7 @@ class Optimizer:
     def slot_names(self) -> tuple[str, ...]:
         """The optimizer's state arrays (one value per parameter), named as in checkpoints."""
         return self._slot_names() + (("gradient_accumulator",) if self.config.get("gradient_accumulation_steps")
-                                     else ())
+                                     else ()) + (("average",) if self.config.get("use_ema") else ())
 
     def _slot_names(self) -> tuple[str, ...]:
         return self.SLOTS
@@ -86,6 +86,26 @@ class Optimizer:
             self.ops.optimizer_step("clip_values", (grads,), (f(c["clipvalue"]),))
 
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
+        updates_before = self.iterations
+        self._update(params, grads)
+        if self.config.get("use_ema"):  # as Keras, after every step (accumulating ones too)
+            # the first step's average is the weights themselves
+            momentum = self.config["ema_momentum"] if updates_before else 0.0
+            self.ops.optimizer_step("moving_average_weights", (self.slots["average"], params),
+                                    (self.scalar(momentum),))
+            every = self.config.get("ema_overwrite_frequency")
+            if every and (updates_before + 1) % every == 0:
+                self.ops.assign(params, self.slots["average"])
+
+    def finalize(self, params) -> bool:
+        """At the end of training, as Keras' fit: with use_ema the weights become their moving average.
+        Returns whether they changed."""
+        if not self.config.get("use_ema") or not self.iterations:
+            return False
+        self.ops.assign(params, self.slots["average"])
+        return True
+
+    def _update(self, params: np.ndarray, grads: np.ndarray) -> None:
         # apply() reads config["learning_rate"]: this update's rate, whatever the schedule
         rate = self.learning_rate
         steps = self.config.get("gradient_accumulation_steps")
@@ -136,6 +156,11 @@ CLIPPING = {name: Param("float", None, min=0.0, exclusive_min=True, nullable=Tru
     ("global_clipnorm", "clip all gradients together to this norm"))}
 CLIPPING["gradient_accumulation_steps"] = Param("int", None, min=2, nullable=True,
                                                 doc="update every N steps with the mean of their gradients")
+# Keras' exponential moving average of the weights (the weights become it when training ends)
+CLIPPING["use_ema"] = Param("bool", False)
+CLIPPING["ema_momentum"] = Param("float", 0.99, min=0.0, max=1.0)
+CLIPPING["ema_overwrite_frequency"] = Param("int", None, min=1, nullable=True,
+                                            doc="copy the average into the weights every N updates")
 
 
 class SGD(Optimizer):

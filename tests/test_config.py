@@ -28,7 +28,8 @@ def test_resolves_every_default():
     assert d["compile"]["optimizer"] == {"type": "adam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
                                          "epsilon": 1e-7, "weight_decay": None, "clipnorm": None,
                                          "clipvalue": None, "global_clipnorm": None,
-                                         "gradient_accumulation_steps": None}
+                                         "gradient_accumulation_steps": None, "use_ema": False, "ema_momentum": 0.99,
+                                         "ema_overwrite_frequency": None}
     assert d["compile"]["loss"] == {"type": "sparse_categorical_crossentropy", "from_logits": False, "axis": -1}
     assert d["model"]["layers"][0] == {"type": "Dense", "name": "dense", "units": 8, "activation": "relu",
                                        "use_bias": True, "kernel_initializer": "glorot_uniform",

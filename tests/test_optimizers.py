@@ -20,6 +20,7 @@ def make(name, backend="cpu", size=2, dtype=np.float64, **config):
 
 KERAS_ROWS = {  # optimizer -> configs checked against Keras 3 itself
     "sgd": [{"learning_rate": 0.05, "momentum": 0.9, "weight_decay": 0.01},
+            {"learning_rate": 0.05, "use_ema": True, "ema_momentum": 0.8, "ema_overwrite_frequency": 4},
             {"learning_rate": 0.05, "clipnorm": 0.5}, {"learning_rate": 0.05, "clipvalue": 0.3}],
     "adam": [{"learning_rate": 0.01, "weight_decay": 0.05}, {"learning_rate": 0.01, "global_clipnorm": 0.7},
              {"learning_rate": 0.01, "gradient_accumulation_steps": 3, "weight_decay": 0.05, "clipnorm": 0.5},
@@ -34,7 +35,7 @@ KERAS_ROWS = {  # optimizer -> configs checked against Keras 3 itself
     "adamax": [{"learning_rate": 0.01}, {"learning_rate": 0.01, "beta_1": 0.5, "weight_decay": 0.02}],
     "nadam": [{"learning_rate": 0.01}, {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.99}],
     "lion": [{"learning_rate": 0.01}, {"learning_rate": 0.01, "beta_1": 0.5, "beta_2": 0.9, "weight_decay": 0.1}],
-    "adadelta": [{"learning_rate": 1.0, "gradient_accumulation_steps": 2}, {"learning_rate": 0.5, "rho": 0.8, "epsilon": 1e-4, "weight_decay": 0.01}],
+    "adadelta": [{"learning_rate": 1.0, "gradient_accumulation_steps": 2, "use_ema": True}, {"learning_rate": 0.5, "rho": 0.8, "epsilon": 1e-4, "weight_decay": 0.01}],
     "ftrl": [{"learning_rate": 0.1}, {"learning_rate": 0.1, "learning_rate_power": -0.3, "initial_accumulator_value": 0.3,
                                       "l1_regularization_strength": 0.05, "l2_regularization_strength": 0.1,
                                       "l2_shrinkage_regularization_strength": 0.02, "beta": 0.5},
@@ -72,6 +73,14 @@ def test_matches_keras(name, config, backend, rng):
         ours.step(flat, np.concatenate([g.ravel() for g in step]))
     expected = np.concatenate([keras.ops.convert_to_numpy(v).ravel() for v in variables])
     np.testing.assert_allclose(flat, expected, rtol=2e-5, atol=2e-6)
+    if config.get("use_ema"):  # the moving average, and the weights it leaves at the end of training
+        average = np.concatenate([keras.ops.convert_to_numpy(v).ravel()
+                                  for v in theirs._model_variables_moving_average])
+        np.testing.assert_allclose(ours.slots["average"], average, rtol=2e-5, atol=2e-6)
+        theirs.finalize_variable_values(variables)
+        assert ours.finalize(flat)
+        np.testing.assert_allclose(flat, np.concatenate([keras.ops.convert_to_numpy(v).ravel() for v in variables]),
+                                   rtol=2e-5, atol=2e-6)
 
 
 @pytest.mark.parametrize("backend", HOST_BACKENDS)
@@ -207,3 +216,19 @@ def test_one_kind_of_clipping_at_a_time(tmp_path, write_config):
     result = CliRunner().invoke(cli, ["train", config, "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 2
     assert "compile.optimizer.clipvalue" in result.output and "not clipnorm and clipvalue" in result.output
+
+
+def test_use_ema_leaves_the_average_as_the_final_weights(tmp_path, write_config):
+    """As Keras' fit: at the end of training the weights become their moving average (last.npz holds them);
+    during training, and in best.npz, they are the trained ones."""
+    from click.testing import CliRunner
+
+    from kerascli.cli import cli
+
+    config = write_config(CONFIG.format(name="ema", optimizer="{type: adam, use_ema: true, ema_momentum: 0.9}",
+                                        epochs=2))
+    result = CliRunner().invoke(cli, ["train", config, "--runs-dir", str(tmp_path), "-q"])
+    assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "ema" / "checkpoints" / "last.npz") as last:
+        for name in ("dense/kernel", "dense_1/bias"):
+            np.testing.assert_array_equal(last[name], last[f"_optimizer/average/{name}"])

@@ -156,6 +156,12 @@ def average_accumulated_gradient(grad, accumulator, steps):
 
 
 @njit(**opts)
+def moving_average_weights(average, param, momentum):
+    for i in range(average.size):
+        average[i] = momentum * average[i] + (1 - momentum) * param[i]
+
+
+@njit(**opts)
 def clip_values(grad, limit):
     for i in range(grad.size):
         grad[i] = min(max(grad[i], -limit), limit)

@@ -232,6 +232,17 @@ def average_accumulated_gradient(grad, accumulator, steps):
 
 
 @cuda.jit(**CACHE)
+def _moving_average_weights(average, param, momentum):
+    i = cuda.grid(1)
+    if i < average.size:
+        average[i] = momentum * average[i] + (1 - momentum) * param[i]
+
+
+def moving_average_weights(average, param, momentum):
+    _launch(_moving_average_weights, average, param, momentum)
+
+
+@cuda.jit(**CACHE)
 def _clip_values(grad, limit):
     i = cuda.grid(1)
     if i < grad.size:

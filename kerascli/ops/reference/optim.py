@@ -136,6 +136,12 @@ def average_accumulated_gradient(grad, accumulator, steps):
     accumulator[...] = 0
 
 
+def moving_average_weights(average, param, momentum):
+    """Keras' EMA of the weights: average = momentum average + (1 - momentum) param."""
+    average *= momentum
+    average += (1 - momentum) * param
+
+
 def clip_values(grad, limit):
     """Keras' clipvalue: every gradient into [-limit, limit]."""
     np.clip(grad, -limit, limit, out=grad)
