@@ -37,6 +37,7 @@ from kerascli.data.npyfile import check_npy, check_npz, load_npz_arrays
 from kerascli.data.pipeline import SPLITS, Split, outside_data, prepare_arrays
 from kerascli.errors import CheckpointError, ConfigError, DataError, KerascliError
 from kerascli.registry import CALLBACKS
+from kerascli.reports import write_reports
 from kerascli.runs.atomic import atomic_write, atomic_write_text
 from kerascli.runs.checkpoint import (
     Checkpoint,
@@ -53,6 +54,7 @@ from kerascli.train.session import (
     build_session,
     load_data,
     load_initial_weights,
+    per_output,
     use_threads,
 )
 from kerascli.ui.progress import PlainProgress, TerminalProgress, print_results
@@ -194,6 +196,8 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
     which = "best" if os.path.exists(checkpoint.best_path) else "last"
     apply_weights(model, load_checkpoint(os.path.join(run_dir, "checkpoints", f"{which}.npz")).weights(), which)
     evaluation = {split: trainer.evaluate(splits[split], EVAL_BATCH) for split in SPLITS if split in splits}
+    write_reports(run_dir, trainer, {s: splits[s] for s in SPLITS if s in splits},
+                  per_output(spec.compile, model.outputs)[2], EVAL_BATCH)
     trainable, fixed = model.count_params()
     summary = {
         "name": spec.name,

@@ -184,6 +184,53 @@ class AUC(Metric):
         return float(((x[:-1] - x[1:]) * heights).sum())
 
 
+class FBetaScore(Metric):
+    """Keras' FBetaScore: each row's prediction is its largest value (``threshold`` none) or every value
+    above ``threshold``; true/false positives and false negatives summed per class over the epoch (over
+    everything for ``micro``), then F-beta per class averaged (``macro``), weighted by support
+    (``weighted``) or from the pooled counts (``micro``). Keras' default ``average`` (none) gives one value
+    per class, which a log column cannot hold: it is refused, naming the choices."""
+
+    PARAMS = {"average": Param("str", None, nullable=True, choices=("micro", "macro", "weighted")),
+              "beta": Param("float", 1.0, min=0.0, exclusive_min=True),
+              "threshold": Param("float", None, nullable=True)}
+    counts = True
+
+    @staticmethod
+    def check(config):
+        if config.get("average") is None:
+            return ("average: kerascli logs one number per metric; set average: macro, micro or weighted (Keras' "
+                    "default, none, gives one score per class)")
+        return None
+
+    def update(self, ops, pred, t):
+        p, t = ops.to_host(pred).astype(np.float64), ops.to_host(t).astype(np.float64)
+        if self.config["threshold"] is None:
+            predicted = (p >= p.max(axis=1, keepdims=True)) & (np.abs(p) > 1e-9)
+        else:
+            predicted = p > self.config["threshold"]
+        predicted = predicted.astype(np.float64)
+        axis = None if self.config["average"] == "micro" else 0
+        counts = [np.atleast_1d((predicted * t).sum(axis=axis)), np.atleast_1d((predicted * (1 - t)).sum(axis=axis)),
+                  np.atleast_1d(((1 - predicted) * t).sum(axis=axis)), np.atleast_1d(t.sum(axis=axis))]
+        return np.concatenate(counts), len(pred)
+
+    def result(self, sums):
+        tp, fp, fn, support = np.split(sums, 4)
+        eps, beta2 = 1e-7, self.config.get("beta", 1.0) ** 2
+        precision, recall = tp / (tp + fp + eps), tp / (tp + fn + eps)
+        score = precision * recall / (beta2 * precision + recall + eps) * (1 + beta2)
+        if self.config["average"] == "weighted":
+            return float((score * support / (support.sum() + eps)).sum())
+        return float(score.mean())
+
+
+class F1Score(FBetaScore):
+    """FBetaScore with beta 1."""
+
+    PARAMS = {k: v for k, v in FBetaScore.PARAMS.items() if k != "beta"}
+
+
 class ElementMetric(Metric):
     """A loss's per-sample value, averaged over the epoch's samples (Keras' metric twins of the regression
     losses: mean_absolute_percentage_error, logcosh, ...), from the same kernels as the loss."""
@@ -293,6 +340,13 @@ class FunctionMetric(Metric):
         return float(values.reshape(len(pred), -1).mean(axis=1).sum()), len(pred)
 
 
+class ClassificationReport(Metric):
+    """``classification_report``: no column of its own; at the end of training the run directory gets each
+    class's precision, recall, F1 and support and the confusion matrix (kerascli/reports.py)."""
+
+    report = True
+
+
 class Accuracy(Metric):
     """Plain ``accuracy``: make_metric replaces it with the kind that matches the loss."""
 
@@ -320,7 +374,7 @@ def make_metric(spec, loss_name: str, units: int) -> Metric:
     elif cls in (TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy):
         cls = SparseTopKCategoricalAccuracy if sparse_targets else TopKCategoricalAccuracy
     elif sparse_targets and (cls in (BinaryAccuracy, MeanAbsoluteError, MeanSquaredErrorMetric, Precision, Recall,
-                                     AUC, CosineSimilarity, RootMeanSquaredError, R2Score)
+                                     AUC, CosineSimilarity, RootMeanSquaredError, R2Score, FBetaScore, F1Score)
                              or issubclass(cls, ElementMetric)):
         raise ConfigError(f"metric {name!r} compares predictions with targets of the same shape, but "
                           f"{loss_name} takes class ids; use accuracy, or a loss with one-hot targets",

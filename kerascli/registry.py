@@ -194,6 +194,9 @@ METRICS = Registry("metric", (
     ("hinge", "kerascli.metrics:HingeMetric"),
     ("squared_hinge", "kerascli.metrics:SquaredHingeMetric"),
     ("cosine_similarity", "kerascli.metrics:CosineSimilarity"),
+    ("f1_score", "kerascli.metrics:F1Score", "F1Score"),
+    ("fbeta_score", "kerascli.metrics:FBetaScore", "FBetaScore"),
+    ("classification_report", "kerascli.metrics:ClassificationReport"),
 ))
 OPTIMIZERS = Registry("optimizer", (
     ("sgd", "kerascli.optimizers:SGD", "SGD"),

@@ -91,6 +91,11 @@ CASES = [  # (our spec, Keras class, its arguments, targets: onehot / sparse / b
     ("hinge", "Hinge", {}, "binary", True),
     ("squared_hinge", "SquaredHinge", {}, "binary", True),
     ("cosine_similarity", "CosineSimilarity", {}, "binary", True),
+    ({"type": "f1_score", "average": "macro"}, "F1Score", {"average": "macro"}, "onehot", False),
+    ({"type": "f1_score", "average": "micro", "threshold": 0.3}, "F1Score", {"average": "micro", "threshold": 0.3},
+     "binary", False),
+    ({"type": "fbeta_score", "average": "weighted", "beta": 2.0}, "FBetaScore", {"average": "weighted",
+                                                                                 "beta": 2.0}, "onehot", False),
 ]
 
 
@@ -156,6 +161,7 @@ def test_metric_arguments_resolve_and_name_their_log_column():
     ("[{type: precision, treshold: 0.2}]", "compile.metrics[0].treshold: unknown key 'treshold'"),
     ("[{curve: PR}]", "compile.metrics[0]: missing required key 'type'"),
     ("[{type: accuracy, k: 2}]", "compile.metrics[0].k: unknown key 'k'"),
+    ("[f1_score]", "compile.metrics[0].average: average: kerascli logs one number per metric"),
 ])
 def test_bad_metric_arguments_name_the_key(metrics, message):
     with pytest.raises(ConfigError) as err:
@@ -173,6 +179,7 @@ def test_every_metric_has_a_test():
     tested = {METRICS.canonical(name) for name in tested}
     simple = {"accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "binary_accuracy",
               "mean_absolute_error", "mean_squared_error"}  # tests/test_losses.py
+    simple.add("classification_report")  # test_a_run_writes_its_reports
     assert set(METRICS.builtin_names()) == tested | simple
 
 
@@ -197,3 +204,49 @@ def test_a_run_logs_and_monitors_them(tmp_path, write_config):
     header = (tmp_path / "m" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert header[:4] == ["epoch", "loss", "roc", "top_k_categorical_accuracy"]
     assert "val_roc" in header
+
+
+def test_classification_report_from_a_confusion_matrix():
+    from kerascli.reports import report_rows
+
+    matrix = np.array([[5, 1, 0], [2, 3, 0], [0, 0, 0]])  # class 2 never seen nor predicted
+    rows = {r["class"]: r for r in report_rows(matrix)}
+    assert rows["0"]["precision"] == pytest.approx(5 / 7) and rows["0"]["recall"] == pytest.approx(5 / 6)
+    assert rows["1"]["f1"] == pytest.approx(2 * 0.75 * 0.6 / 1.35)
+    assert rows["2"]["precision"] == rows["2"]["f1"] == 0 and rows["2"]["support"] == 0
+    assert rows["accuracy"]["f1"] == pytest.approx(8 / 11) and rows["macro avg"]["support"] == 11
+    assert rows["weighted avg"]["recall"] == pytest.approx(8 / 11)  # support-weighted recall is accuracy
+
+
+def test_a_run_writes_its_reports(tmp_path, write_config):
+    """Per split, the report and the confusion matrix of the results' weights; the macro F1 in it is the
+    f1_score metric the run logged (checked against Keras above)."""
+    import csv
+    import json
+
+    from click.testing import CliRunner
+
+    from kerascli.cli import cli
+
+    config = write_config("""
+        name: r
+        data: {dataset: synthetic_classification, samples: 150, features: 4, classes: 3, test_split: 0.3}
+        model: {input_shape: [4], layers: [{type: Dense, units: 3, activation: softmax}]}
+        compile:
+          optimizer: {type: adam, learning_rate: 0.05}
+          loss: categorical_crossentropy
+          metrics: [classification_report, {type: f1_score, average: macro}]
+        train: {epochs: 2, batch_size: 16}
+    """)
+    result = CliRunner().invoke(cli, ["train", config, "--runs-dir", str(tmp_path), "-q"])
+    assert result.exit_code == 0, result.output
+    reports = tmp_path / "r" / "reports"
+    assert sorted(os.listdir(reports)) == ["test_classification_report.csv", "test_confusion_matrix.csv",
+                                           "train_classification_report.csv", "train_confusion_matrix.csv"]
+    rows = {r["class"]: r for r in csv.DictReader(open(reports / "test_classification_report.csv"))}
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert float(rows["macro avg"]["f1"]) == pytest.approx(summary["evaluation"]["test"]["f1_score"], abs=1e-5)
+    matrix = [r for r in csv.reader(open(reports / "test_confusion_matrix.csv"))]
+    assert matrix[0] == ["true \\ predicted", "0", "1", "2"] and sum(int(v) for r in matrix[1:] for v in r[1:]) == 45
+    header = (tmp_path / "r" / "metrics.csv").read_text().splitlines()[0]
+    assert "classification_report" not in header

@@ -410,23 +410,21 @@ def _resolve_metrics(check: Checker, raw: Any, path: tuple) -> list:
             if "type" not in item:
                 raise check.error(where, f"missing required key 'type' (a metric: {', '.join(METRICS.names())})")
             kind = check.value(item["type"], METRIC_PARAM, where + ("type",))
-            cls = METRICS.get(kind)
-            params = {**getattr(cls, "PARAMS", {}), "name": Param("str", None, nullable=True,
-                                                                 doc="the name it is logged under")}
-            resolved = {"type": kind, **check.params(item, params, where, fixed=("type",))}
-            if resolved["name"] is None:
-                del resolved["name"]
-            problem = cls.check(resolved) if hasattr(cls, "check") else None
-            if problem:
-                key = problem.split(":")[0]
-                raise check.error(where + ((key,) if key in params else ()), problem)
-            if len(resolved) == 1:
-                resolved = kind
+            given = item
         else:
-            resolved = check.value(item, METRIC_PARAM, where)
-            params = getattr(METRICS.get(resolved), "PARAMS", {})
-            if params:  # its arguments, at their defaults, in the resolved config
-                resolved = {"type": resolved, **check.params({}, params, where)}
+            kind, given = check.value(item, METRIC_PARAM, where), {}
+        cls = METRICS.get(kind)
+        params = {**getattr(cls, "PARAMS", {}), "name": Param("str", None, nullable=True,
+                                                             doc="the name it is logged under")}
+        resolved = {"type": kind, **check.params(given, params, where, fixed=("type",))}
+        if resolved["name"] is None:
+            del resolved["name"]
+        problem = cls.check(resolved) if hasattr(cls, "check") else None
+        if problem:
+            key = problem.split(":")[0]
+            raise check.error(where + ((key,) if key in params else ()), problem)
+        if len(resolved) == 1:  # no arguments and no name of its own: the name alone
+            resolved = kind
         logged = resolved if isinstance(resolved, str) else resolved.get("name") or resolved["type"]
         if logged in seen:
             raise check.error(where, f"two metrics would be logged as {logged!r} (items {seen[logged]} and {i}); "
@@ -499,10 +497,13 @@ def monitor_names(compile_: dict) -> set[str]:
 
     names = {"loss"}
     metrics = compile_["metrics"]
+    logged = [m for ms in (metrics.values() if isinstance(metrics, dict) else [metrics]) for m in ms
+              if metric_name(m) != "classification_report"]  # (a report, no column)
     if isinstance(metrics, dict):
-        names |= {f"{o}_loss" for o in metrics} | {f"{o}_{metric_name(m)}" for o, ms in metrics.items() for m in ms}
+        names |= {f"{o}_loss" for o in metrics} | {f"{o}_{metric_name(m)}" for o, ms in metrics.items() for m in ms
+                                                   if m in logged}
     else:
-        names |= {metric_name(m) for m in metrics}
+        names |= {metric_name(m) for m in logged}
     return names | {"val_" + n for n in names}
 
 

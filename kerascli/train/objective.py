@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from kerascli.config.schema import loss_type
 from kerascli.errors import ConfigError
-from kerascli.metrics import make_metric
+from kerascli.metrics import make_metric, metric_name
 from kerascli.ops.contract import ACTIVATION_TABLE, LINEAR
 from kerascli.registry import LOSSES
+from kerascli.reports import REPORT
 
 
 def check_logits(model, output: str, loss) -> None:
@@ -44,6 +45,11 @@ class Objective:
         for o in self.outputs:
             self.metrics[o] = []
             for spec in metrics.get(o, []):
+                if metric_name(spec) == REPORT:  # written at the end of training (kerascli/reports.py)
+                    if not self.losses[o].classification:
+                        raise ConfigError(f"classification_report needs a classification loss; "
+                                          f"{self.losses[o].name} is not one", key="compile.metrics")
+                    continue
                 metric = make_metric(spec, self.losses[o].name, model.output_shapes[o][0])
                 metric.name = f"{o}_{metric.name}" if self.multi else metric.name
                 self.metrics[o].append(metric)
