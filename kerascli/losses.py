@@ -321,3 +321,134 @@ class Hinge(ElementwiseLoss):
 
 class SquaredHinge(Hinge):
     name, code = "squared_hinge", SQUARED_HINGE
+
+
+class HostLoss(Loss):
+    """A loss computed in numpy on the host: its per-sample values and its gradient together (``evaluate``
+    in float64), each batch's outputs brought to the host for it on a device backend (a copy each way,
+    per step: correct, not fast). For the losses Keras defines row by row (categorical hinge, cosine
+    similarity, the focal cross-entropies)."""
+
+    def evaluate(self, p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(loss per row, its gradient with respect to ``p``) in float64."""
+        raise NotImplementedError
+
+    def forward(self, ops, out, t, fused):
+        p = np.asarray(ops.to_host(out), np.float64)
+        rows, self._grad = self.evaluate(p, np.asarray(ops.to_host(t), np.float64))
+        return ops.to_device(rows.astype(out.dtype)), out
+
+    def backward(self, ops, out, pred, t, scale, fused):
+        return ops.to_device((self._grad * scale).astype(out.dtype))
+
+
+class CategoricalHinge(HostLoss):
+    """Keras' categorical_hinge: max(max over wrong classes of p - p of the true class + 1, 0), one-hot
+    targets (class ids converted)."""
+
+    name = "categorical_hinge"
+    classification = True
+    targets = CategoricalCrossentropy.targets
+
+    def evaluate(self, p, t):
+        positive = (t * p).sum(axis=1)
+        others = (1 - t) * p
+        worst = others.argmax(axis=1)
+        margin = others[np.arange(len(p)), worst] - positive + 1
+        grad = -t.copy()
+        grad[np.arange(len(p)), worst] += 1 - t[np.arange(len(p)), worst]
+        return np.maximum(margin, 0), grad * (margin > 0)[:, None]
+
+
+class CosineSimilarity(HostLoss):
+    """Keras' cosine_similarity loss: minus the cosine between target and prediction rows (each divided by
+    its norm, at least sqrt(1e-12)): -1 where they point the same way."""
+
+    name = "cosine_similarity"
+    PARAMS = {"axis": Param("int", -1)}
+    check = staticmethod(_check_axis)
+
+    def targets(self, y, units, dtype):
+        return _dense_targets(y, units, dtype, self.name)
+
+    def evaluate(self, p, t):
+        t_unit = t / np.sqrt(np.maximum((t * t).sum(axis=1, keepdims=True), 1e-12))
+        squared = (p * p).sum(axis=1, keepdims=True)
+        norm = np.sqrt(np.maximum(squared, 1e-12))
+        cosine = (t_unit * p).sum(axis=1, keepdims=True) / norm
+        # d/dp of -(t_unit . p) / |p|; where |p| is held at its floor only the first term remains
+        grad = -(t_unit / norm - np.where(squared > 1e-12, cosine * p / norm ** 2, 0.0))
+        return -cosine[:, 0], grad
+
+
+def _smoothing(t, label_smoothing, towards):
+    return t * (1.0 - label_smoothing) + label_smoothing * towards if label_smoothing else t
+
+
+class BinaryFocalCrossentropy(HostLoss):
+    """Keras' binary_focal_crossentropy: binary cross-entropy (on probabilities clipped to [1e-7, 1 - 1e-7])
+    times (1 - p_t)^gamma, p_t the probability given to the target; with apply_class_balancing, times alpha
+    for targets 1 and 1 - alpha for 0; mean over the last axis."""
+
+    name = "binary_focal_crossentropy"
+    PARAMS = {"apply_class_balancing": Param("bool", False), "alpha": Param("float", 0.25, min=0.0, max=1.0),
+              "gamma": Param("float", 2.0, min=0.0), **_CROSS_ENTROPY_PARAMS}
+    classification = True
+    check = staticmethod(_check_axis)
+    targets = BinaryCrossentropy.targets
+
+    def evaluate(self, z, t):
+        c = self.config
+        t = _smoothing(t, c["label_smoothing"], 0.5)
+        p = 1 / (1 + np.exp(-z)) if c["from_logits"] else z
+        pc = np.clip(p, EPSILON, 1 - EPSILON)
+        bce = -(t * np.log(pc) + (1 - t) * np.log(1 - pc))
+        d_bce = np.where((p > EPSILON) & (p < 1 - EPSILON), -(t / pc - (1 - t) / (1 - pc)), 0.0)
+        away = 1 - (t * p + (1 - t) * (1 - p))  # 1 - p_t
+        gamma = c["gamma"]
+        factor = away ** gamma
+        d_factor = -(2 * t - 1) * gamma * np.power(away, gamma - 1, out=np.zeros_like(away), where=away > 0)
+        weight = t * c["alpha"] + (1 - t) * (1 - c["alpha"]) if c["apply_class_balancing"] else 1.0
+        values = weight * factor * bce
+        grad = weight * (d_factor * bce + factor * d_bce)
+        if c["from_logits"]:
+            grad = grad * p * (1 - p)
+        units = z.shape[1]
+        return values.mean(axis=1), grad / units
+
+
+class CategoricalFocalCrossentropy(HostLoss):
+    """Keras' categorical_focal_crossentropy: predictions (softmax of logits with from_logits) divided by
+    their row sum and clipped to [1e-7, 1 - 1e-7], then sum of alpha (1 - q)^gamma (-t log q) over classes;
+    one-hot targets (class ids converted)."""
+
+    name = "categorical_focal_crossentropy"
+    PARAMS = {"alpha": Param("float", 0.25, min=0.0), "gamma": Param("float", 2.0, min=0.0),
+              **_CROSS_ENTROPY_PARAMS}
+    classification = True
+    check = staticmethod(_check_axis)
+    targets = CategoricalCrossentropy.targets
+
+    def evaluate(self, z, t):
+        c = self.config
+        t = _smoothing(t, c["label_smoothing"], 1.0 / z.shape[1])
+        if c["from_logits"]:
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            p = e / e.sum(axis=1, keepdims=True)
+        else:
+            p = z
+        total = p.sum(axis=1, keepdims=True)
+        q_raw = p / total
+        q = np.clip(q_raw, EPSILON, 1 - EPSILON)
+        gamma, alpha = c["gamma"], c["alpha"]
+        away = 1 - q
+        factor = away ** gamma
+        values = (alpha * factor * (-t * np.log(q))).sum(axis=1)
+        d_q = alpha * (gamma * np.power(away, gamma - 1, out=np.zeros_like(away), where=away > 0) * t * np.log(q)
+                       - factor * t / q)
+        d_q = d_q * ((q_raw > EPSILON) & (q_raw < 1 - EPSILON))
+        # through q = p / sum(p): dq_j/dp_k = (delta_jk - q_j) / sum(p)
+        d_p = (d_q - (d_q * q_raw).sum(axis=1, keepdims=True)) / total
+        if c["from_logits"]:  # through the softmax: dp_j/dz_k = p_j (delta_jk - p_k)
+            d_p = p * (d_p - (d_p * p).sum(axis=1, keepdims=True))
+        return values, d_p

@@ -171,6 +171,11 @@ LOSSES = Registry("loss", (
     ("kl_divergence", "kerascli.losses:KLDivergence", "KLDivergence", "kld", "kullback_leibler_divergence"),
     ("hinge", "kerascli.losses:Hinge", "Hinge"),
     ("squared_hinge", "kerascli.losses:SquaredHinge", "SquaredHinge"),
+    ("categorical_hinge", "kerascli.losses:CategoricalHinge", "CategoricalHinge"),
+    ("cosine_similarity", "kerascli.losses:CosineSimilarity", "CosineSimilarity"),
+    ("binary_focal_crossentropy", "kerascli.losses:BinaryFocalCrossentropy", "BinaryFocalCrossentropy"),
+    ("categorical_focal_crossentropy", "kerascli.losses:CategoricalFocalCrossentropy",
+     "CategoricalFocalCrossentropy"),
 ))
 METRICS = Registry("metric", (
     ("accuracy", "kerascli.metrics:Accuracy", "acc"),  # its kind follows the loss, as in Keras

@@ -222,6 +222,24 @@ def test_a_weight_with_an_axis_of_one_loads_on_the_device():
 
 
 @needs_cuda
+def test_a_loss_computed_on_the_host_trains_on_the_device(tmp_path, write_config):
+    """The row-wise losses (here categorical focal cross-entropy) bring each batch's outputs to the host."""
+    runs = tmp_path / "runs"
+    for backend in ("cpu", "cuda"):
+        config = write_config(f"""
+            name: {backend}
+            data: {{dataset: synthetic_classification, samples: 32, features: 4, classes: 3}}
+            model: {{input_shape: [4], layers: [{{type: Dense, units: 3, activation: softmax}}]}}
+            compile: {{optimizer: adam, loss: {{type: categorical_focal_crossentropy, gamma: 1.0}}}}
+            train: {{epochs: 2, batch_size: 16, backend: {backend}}}
+        """, f"{backend}.yaml")
+        result = invoke("train", config, "--runs-dir", runs, "--quiet")
+        assert result.exit_code == 0, result.output
+    for a, b in zip(metrics(runs / "cpu"), metrics(runs / "cuda")):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-6)
+
+
+@needs_cuda
 @pytest.mark.parametrize("loss,units", [("sparse_categorical_crossentropy", 3), ("binary_crossentropy", 1)])
 def test_class_weights_on_the_device_match_cpu(tmp_path, write_config, loss, units):
     runs = tmp_path / "runs"

@@ -17,8 +17,10 @@ N, C = 4, 3
 def targets_for(name, rng):
     if name == "sparse_categorical_crossentropy":
         return rng.integers(0, C, size=N)
-    if name == "categorical_crossentropy":
+    if name in ("categorical_crossentropy", "categorical_hinge", "categorical_focal_crossentropy"):
         return np.eye(C)[rng.integers(0, C, size=N)]
+    if name == "binary_focal_crossentropy":
+        return (rng.random(size=(N, C)) > 0.5).astype(float)
     return rng.random(size=(N, C))
 
 
@@ -26,16 +28,23 @@ ELEMENTWISE = ["mean_absolute_error", "mean_absolute_percentage_error", "mean_sq
                "log_cosh", "poisson", "kl_divergence", "hinge", "squared_hinge"]
 
 
+ROW_LOSSES = ["categorical_hinge", "cosine_similarity", "binary_focal_crossentropy", "categorical_focal_crossentropy"]
+
+
 def test_every_loss_is_tested():
     assert sorted(LOSSES.builtin_names()) == sorted(
         ["categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy", "mean_squared_error"]
-        + ELEMENTWISE)
+        + ELEMENTWISE + ROW_LOSSES)
 
 
 def outputs_for(name, rng):
     """Predictions in the loss's domain (poisson and msle take logarithms of them)."""
     if name in ("poisson", "mean_squared_logarithmic_error"):
         return rng.random(size=(N, C)) * 3 + 0.1
+    if name == "binary_focal_crossentropy":
+        return rng.random(size=(N, C)) * 0.9 + 0.05
+    if name == "categorical_focal_crossentropy":  # rows that do not sum to 1: the loss divides by their sum
+        return rng.random(size=(N, C)) + 0.1
     if name == "kl_divergence":  # probabilities (and one beyond the clip at 1, whose gradient is 0)
         p = rng.random(size=(N, C)) * 0.9 + 0.05
         p[0, 0] = 1.5
@@ -168,6 +177,15 @@ ARGUMENT_CASES = [
     ("binary_crossentropy", {"label_smoothing": 0.3}, False),
     ("binary_crossentropy", {"from_logits": True, "label_smoothing": 0.1}, True),
     ("huber", {"delta": 0.4}, False),
+    ("categorical_hinge", {}, False),
+    ("cosine_similarity", {}, False),
+    ("binary_focal_crossentropy", {}, False),
+    ("binary_focal_crossentropy", {"apply_class_balancing": True, "alpha": 0.4, "gamma": 1.5, "label_smoothing": 0.1},
+     False),
+    ("binary_focal_crossentropy", {"from_logits": True, "gamma": 3.0}, True),
+    ("categorical_focal_crossentropy", {}, False),
+    ("categorical_focal_crossentropy", {"alpha": 0.5, "gamma": 0.5, "label_smoothing": 0.2}, False),
+    ("categorical_focal_crossentropy", {"from_logits": True}, True),
 ]
 
 
@@ -177,8 +195,7 @@ def keras_loss(name, config):
     os.environ.setdefault("KERAS_BACKEND", "torch")
     keras = pytest.importorskip("keras")
     pytest.importorskip("torch")
-    cls = {"categorical_crossentropy": "CategoricalCrossentropy", "binary_crossentropy": "BinaryCrossentropy",
-           "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy", "huber": "Huber"}[name]
+    cls = LOSSES.get(name).__name__  # kerascli's loss classes have Keras' names
     return getattr(keras.losses, cls)(reduction=None, **config)
 
 
@@ -188,6 +205,8 @@ def loss_inputs(name, from_logits, rng):
     t = targets_for(name, rng)
     if name == "binary_crossentropy":
         t = (rng.random((N, C)) > 0.5).astype(float)
+    if name in ("binary_focal_crossentropy", "categorical_focal_crossentropy") and not from_logits:
+        return outputs_for(name, rng), t
     if from_logits or LOSSES.get(name).fuses is None:
         return z, t
     return get_ops("reference").bias_activation_forward(z, np.zeros(0), LOSSES.get(name).fuses,
