@@ -452,3 +452,58 @@ class CategoricalFocalCrossentropy(HostLoss):
         if c["from_logits"]:  # through the softmax: dp_j/dz_k = p_j (delta_jk - p_k)
             d_p = p * (d_p - (d_p * p).sum(axis=1, keepdims=True))
         return values, d_p
+
+
+def _check_overlap_axis(config: dict) -> str | None:
+    if config.get("axis") not in (None, -1, 1):
+        return (f"axis: none (over the whole batch, Keras' default) or -1 (per sample), not {config['axis']}: "
+                "outputs here are (batch, units)")
+    return None
+
+
+class Tversky(HostLoss):
+    """Keras' tversky: 1 - TP / (TP + alpha FP + beta FN + 1e-7), with TP = sum(t p), FP = sum(t (1 - p)),
+    FN = sum((1 - t) p) over the whole batch (``axis`` none, Keras' default: one value for the batch, which
+    every sample carries) or over each sample (``axis`` -1)."""
+
+    name = "tversky"
+    PARAMS = {"alpha": Param("float", 0.5), "beta": Param("float", 0.5), "axis": Param("int", None, nullable=True)}
+    check = staticmethod(_check_overlap_axis)
+
+    def targets(self, y, units, dtype):
+        return _dense_targets(y, units, dtype, self.name)
+
+    def weights(self):
+        return self.config["alpha"], self.config["beta"]
+
+    def evaluate(self, p, t):
+        alpha, beta = self.weights()
+        whole = self.config["axis"] is None
+        axis, keep = (None, False) if whole else (1, True)
+        tp = (t * p).sum(axis=axis, keepdims=keep)
+        fp, fn = (t * (1 - p)).sum(axis=axis, keepdims=keep), ((1 - t) * p).sum(axis=axis, keepdims=keep)
+        d = tp + alpha * fp + beta * fn + EPSILON
+        value = 1 - tp / d
+        grad = -(t * d - tp * (t - alpha * t + beta * (1 - t))) / d ** 2
+        if whole:  # every sample carries the batch's value: the sum of rows is n times it
+            return np.full(len(p), value), grad * len(p)
+        return value[:, 0], grad
+
+
+class Dice(Tversky):
+    """Keras' dice: 1 - 2 sum(t p) / (sum(t) + sum(p) + 1e-7), over the whole batch (``axis`` none, Keras'
+    default) or each sample (-1)."""
+
+    name = "dice"
+    PARAMS = {"axis": Param("int", None, nullable=True)}
+
+    def evaluate(self, p, t):
+        whole = self.config["axis"] is None
+        axis, keep = (None, False) if whole else (1, True)
+        overlap = (t * p).sum(axis=axis, keepdims=keep)
+        total = t.sum(axis=axis, keepdims=keep) + p.sum(axis=axis, keepdims=keep) + EPSILON
+        value = 1 - 2 * overlap / total
+        grad = -2 * (t * total - overlap) / total ** 2
+        if whole:
+            return np.full(len(p), value), grad * len(p)
+        return value[:, 0], grad

@@ -176,6 +176,8 @@ LOSSES = Registry("loss", (
     ("binary_focal_crossentropy", "kerascli.losses:BinaryFocalCrossentropy", "BinaryFocalCrossentropy"),
     ("categorical_focal_crossentropy", "kerascli.losses:CategoricalFocalCrossentropy",
      "CategoricalFocalCrossentropy"),
+    ("tversky", "kerascli.losses:Tversky", "Tversky"),
+    ("dice", "kerascli.losses:Dice", "Dice"),
 ))
 METRICS = Registry("metric", (
     ("accuracy", "kerascli.metrics:Accuracy", "acc"),  # its kind follows the loss, as in Keras

@@ -19,7 +19,7 @@ def targets_for(name, rng):
         return rng.integers(0, C, size=N)
     if name in ("categorical_crossentropy", "categorical_hinge", "categorical_focal_crossentropy"):
         return np.eye(C)[rng.integers(0, C, size=N)]
-    if name == "binary_focal_crossentropy":
+    if name in ("binary_focal_crossentropy", "dice", "tversky"):
         return (rng.random(size=(N, C)) > 0.5).astype(float)
     return rng.random(size=(N, C))
 
@@ -28,7 +28,8 @@ ELEMENTWISE = ["mean_absolute_error", "mean_absolute_percentage_error", "mean_sq
                "log_cosh", "poisson", "kl_divergence", "hinge", "squared_hinge"]
 
 
-ROW_LOSSES = ["categorical_hinge", "cosine_similarity", "binary_focal_crossentropy", "categorical_focal_crossentropy"]
+ROW_LOSSES = ["categorical_hinge", "cosine_similarity", "binary_focal_crossentropy", "categorical_focal_crossentropy",
+              "tversky", "dice"]
 
 
 def test_every_loss_is_tested():
@@ -41,7 +42,7 @@ def outputs_for(name, rng):
     """Predictions in the loss's domain (poisson and msle take logarithms of them)."""
     if name in ("poisson", "mean_squared_logarithmic_error"):
         return rng.random(size=(N, C)) * 3 + 0.1
-    if name == "binary_focal_crossentropy":
+    if name in ("binary_focal_crossentropy", "dice", "tversky"):
         return rng.random(size=(N, C)) * 0.9 + 0.05
     if name == "categorical_focal_crossentropy":  # rows that do not sum to 1: the loss divides by their sum
         return rng.random(size=(N, C)) + 0.1
@@ -186,6 +187,10 @@ ARGUMENT_CASES = [
     ("categorical_focal_crossentropy", {}, False),
     ("categorical_focal_crossentropy", {"alpha": 0.5, "gamma": 0.5, "label_smoothing": 0.2}, False),
     ("categorical_focal_crossentropy", {"from_logits": True}, True),
+    ("dice", {}, False),
+    ("dice", {"axis": -1}, False),
+    ("tversky", {}, False),
+    ("tversky", {"alpha": 0.3, "beta": 0.7, "axis": -1}, False),
 ]
 
 
@@ -205,7 +210,7 @@ def loss_inputs(name, from_logits, rng):
     t = targets_for(name, rng)
     if name == "binary_crossentropy":
         t = (rng.random((N, C)) > 0.5).astype(float)
-    if name in ("binary_focal_crossentropy", "categorical_focal_crossentropy") and not from_logits:
+    if name in ("binary_focal_crossentropy", "categorical_focal_crossentropy", "dice", "tversky") and not from_logits:
         return outputs_for(name, rng), t
     if from_logits or LOSSES.get(name).fuses is None:
         return z, t
