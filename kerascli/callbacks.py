@@ -57,7 +57,8 @@ class MetricsWriter(Callback):
         write_metrics_csv(self.path, self.history)
 
 
-HIGHER_IS_BETTER = ("acc", "precision", "recall", "auc")  # in a monitored name: mode auto is max
+# in a monitored name: mode auto is max (Keras' metrics whose direction is "up")
+HIGHER_IS_BETTER = ("acc", "precision", "recall", "auc", "sensitivity", "specificity", "f1", "fbeta", "r2", "cosine")
 
 
 def resolve_mode(monitor: str, mode: str) -> str:

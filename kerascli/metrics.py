@@ -184,6 +184,66 @@ class AUC(Metric):
         return float(((x[:-1] - x[1:]) * heights).sum())
 
 
+class _AtConstraint(Metric):
+    """Keras' SensitivityAtSpecificity family: true/false positives at ``num_thresholds`` thresholds evenly
+    spaced over [0, 1] (a prediction counts as positive above a threshold, so one of exactly 0 never
+    does; one threshold is 0.5), summed over the epoch's values (or ``class_id``'s column), then the best
+    of one rate among the thresholds where the other is at least ``value``."""
+
+    VALUE = ""  # the name of the constraint's argument
+    counts = True
+
+    def update(self, ops, pred, t):
+        p, t = ops.to_host(pred), ops.to_host(t)
+        if self.config["class_id"] is not None:
+            if self.config["class_id"] >= p.shape[1]:
+                raise DataError(f"metric {self.name!r}: class_id {self.config['class_id']} but the output has "
+                                f"{p.shape[1]} units")
+            p, t = p[:, self.config["class_id"]], t[:, self.config["class_id"]]
+        p, actual = np.clip(p.ravel(), 0.0, 1.0), t.ravel() != 0
+        n = self.config["num_thresholds"]
+        if n == 1:
+            bucket = np.where(p > 0.5, 0, -1)
+        else:  # Keras' buckets: above thresholds[0..bucket]; -1 for exactly 0, above none
+            bucket = (np.ceil(p * p.dtype.type(n - 1)) - 1).astype(np.int64)
+        counted = bucket >= 0
+        return np.concatenate([np.bincount(bucket[actual & counted], minlength=n).astype(np.float64),
+                               np.bincount(bucket[~actual & counted], minlength=n).astype(np.float64),
+                               [actual.sum(), (~actual).sum()]]), len(pred)
+
+    def rates(self, sums):
+        n = self.config["num_thresholds"]
+        tp, fp = np.cumsum(sums[:n][::-1])[::-1], np.cumsum(sums[n:2 * n][::-1])[::-1]
+        fn, tn = sums[-2] - tp, sums[-1] - fp
+
+        def ratio(a, b):
+            return np.divide(a, b, out=np.zeros_like(a), where=b != 0)
+
+        return {"sensitivity": ratio(tp, tp + fn), "specificity": ratio(tn, tn + fp),
+                "precision": ratio(tp, tp + fp)}
+
+    def result(self, sums):
+        rates = self.rates(sums)
+        constrained, dependent = rates[self.CONSTRAINED], rates[self.DEPENDENT]
+        feasible = constrained >= self.config[self.VALUE]
+        return float(np.where(feasible, dependent, 0.0).max(initial=0.0))
+
+
+def _at_constraint(name: str, value: str, constrained: str, dependent: str) -> type:
+    params = {value: Param("float", min=0.0, max=1.0), "num_thresholds": Param("int", 200, min=1),
+              "class_id": Param("int", None, min=0, nullable=True)}
+    return type(name, (_AtConstraint,), {"PARAMS": params, "VALUE": value, "CONSTRAINED": constrained,
+                                         "DEPENDENT": dependent,
+                                         "__doc__": f"Keras' {name}: the best {dependent} where {constrained} is "
+                                                    f"at least ``{value}``."})
+
+
+SensitivityAtSpecificity = _at_constraint("SensitivityAtSpecificity", "specificity", "specificity", "sensitivity")
+SpecificityAtSensitivity = _at_constraint("SpecificityAtSensitivity", "sensitivity", "sensitivity", "specificity")
+PrecisionAtRecall = _at_constraint("PrecisionAtRecall", "recall", "sensitivity", "precision")
+RecallAtPrecision = _at_constraint("RecallAtPrecision", "precision", "precision", "sensitivity")
+
+
 class FBetaScore(Metric):
     """Keras' FBetaScore: each row's prediction is its largest value (``threshold`` none) or every value
     above ``threshold``; true/false positives and false negatives summed per class over the epoch (over
@@ -375,6 +435,7 @@ def make_metric(spec, loss_name: str, units: int) -> Metric:
         cls = SparseTopKCategoricalAccuracy if sparse_targets else TopKCategoricalAccuracy
     elif sparse_targets and (cls in (BinaryAccuracy, MeanAbsoluteError, MeanSquaredErrorMetric, Precision, Recall,
                                      AUC, CosineSimilarity, RootMeanSquaredError, R2Score, FBetaScore, F1Score)
+                             or issubclass(cls, _AtConstraint)
                              or issubclass(cls, ElementMetric)):
         raise ConfigError(f"metric {name!r} compares predictions with targets of the same shape, but "
                           f"{loss_name} takes class ids; use accuracy, or a loss with one-hot targets",

@@ -204,6 +204,10 @@ METRICS = Registry("metric", (
     ("f1_score", "kerascli.metrics:F1Score", "F1Score"),
     ("fbeta_score", "kerascli.metrics:FBetaScore", "FBetaScore"),
     ("classification_report", "kerascli.metrics:ClassificationReport"),
+    ("sensitivity_at_specificity", "kerascli.metrics:SensitivityAtSpecificity", "SensitivityAtSpecificity"),
+    ("specificity_at_sensitivity", "kerascli.metrics:SpecificityAtSensitivity", "SpecificityAtSensitivity"),
+    ("precision_at_recall", "kerascli.metrics:PrecisionAtRecall", "PrecisionAtRecall"),
+    ("recall_at_precision", "kerascli.metrics:RecallAtPrecision", "RecallAtPrecision"),
 ))
 OPTIMIZERS = Registry("optimizer", (
     ("sgd", "kerascli.optimizers:SGD", "SGD"),

@@ -96,6 +96,14 @@ CASES = [  # (our spec, Keras class, its arguments, targets: onehot / sparse / b
      "binary", False),
     ({"type": "fbeta_score", "average": "weighted", "beta": 2.0}, "FBetaScore", {"average": "weighted",
                                                                                  "beta": 2.0}, "onehot", False),
+    ({"type": "sensitivity_at_specificity", "specificity": 0.6}, "SensitivityAtSpecificity",
+     {"specificity": 0.6}, "binary", False),
+    ({"type": "specificity_at_sensitivity", "sensitivity": 0.7, "num_thresholds": 13}, "SpecificityAtSensitivity",
+     {"sensitivity": 0.7, "num_thresholds": 13}, "binary", False),
+    ({"type": "precision_at_recall", "recall": 0.5, "class_id": 2}, "PrecisionAtRecall",
+     {"recall": 0.5, "class_id": 2}, "onehot", False),
+    ({"type": "recall_at_precision", "precision": 0.4, "num_thresholds": 1}, "RecallAtPrecision",
+     {"precision": 0.4, "num_thresholds": 1}, "binary", False),
 ]
 
 
