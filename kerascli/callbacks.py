@@ -58,7 +58,7 @@ class MetricsWriter(Callback):
 
 
 # in a monitored name: mode auto is max (Keras' metrics whose direction is "up")
-HIGHER_IS_BETTER = ("acc", "precision", "recall", "auc", "sensitivity", "specificity", "f1", "fbeta", "r2", "cosine")
+HIGHER_IS_BETTER = ("acc", "precision", "recall", "auc", "sensitivity", "specificity", "f1", "fbeta", "r2", "cosine", "iou")
 
 
 def resolve_mode(monitor: str, mode: str) -> str:

@@ -244,6 +244,44 @@ PrecisionAtRecall = _at_constraint("PrecisionAtRecall", "recall", "sensitivity",
 RecallAtPrecision = _at_constraint("RecallAtPrecision", "precision", "precision", "sensitivity")
 
 
+class MeanIoU(Metric):
+    """Keras' MeanIoU: a confusion matrix of class ids over the epoch (targets and predictions taken as ids
+    where ``sparse_y_true`` / ``sparse_y_pred``, else by their largest column; ids outside [0, num_classes)
+    and ``ignore_class`` targets left out), then the mean over classes present of TP / (TP + FP + FN)."""
+
+    PARAMS = {"num_classes": Param("int", min=1), "ignore_class": Param("int", None, nullable=True),
+              "sparse_y_true": Param("bool", True), "sparse_y_pred": Param("bool", True),
+              "axis": Param("int", -1)}
+    counts = True
+
+    @staticmethod
+    def check(config):
+        if config.get("axis") not in (-1, 1):
+            return f"axis: outputs here are (batch, units), so -1 (or 1), not {config.get('axis')}"
+        return None
+
+    def update(self, ops, pred, t):
+        c, k = self.config, self.config["num_classes"]
+        p, t = ops.to_host(pred), ops.to_host(t)
+        truth = (t if c["sparse_y_true"] else t.argmax(axis=1)).astype(np.float32).ravel()
+        guess = (p if c["sparse_y_pred"] else p.argmax(axis=1)).astype(np.float32).ravel()
+        keep = (truth >= 0) & (truth < k) & (guess >= 0) & (guess < k)
+        if c["ignore_class"] is not None:
+            keep &= truth != c["ignore_class"]
+        matrix = np.zeros((k, k), np.float64)
+        np.add.at(matrix, (truth[keep].astype(np.int64), guess[keep].astype(np.int64)), 1)
+        return matrix.ravel(), len(pred)
+
+    def result(self, sums):
+        k = self.config["num_classes"]
+        matrix = sums.reshape(k, k)
+        tp = np.diag(matrix)
+        denominator = matrix.sum(axis=0) + matrix.sum(axis=1) - tp
+        valid = denominator > 1e-9
+        iou = np.where(valid, tp / (denominator + 1e-7), 0.0)
+        return float(iou.sum() / (valid.sum() + 1e-7))
+
+
 class FBetaScore(Metric):
     """Keras' FBetaScore: each row's prediction is its largest value (``threshold`` none) or every value
     above ``threshold``; true/false positives and false negatives summed per class over the epoch (over

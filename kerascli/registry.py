@@ -208,6 +208,7 @@ METRICS = Registry("metric", (
     ("specificity_at_sensitivity", "kerascli.metrics:SpecificityAtSensitivity", "SpecificityAtSensitivity"),
     ("precision_at_recall", "kerascli.metrics:PrecisionAtRecall", "PrecisionAtRecall"),
     ("recall_at_precision", "kerascli.metrics:RecallAtPrecision", "RecallAtPrecision"),
+    ("mean_iou", "kerascli.metrics:MeanIoU", "MeanIoU"),
 ))
 OPTIMIZERS = Registry("optimizer", (
     ("sgd", "kerascli.optimizers:SGD", "SGD"),

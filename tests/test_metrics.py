@@ -104,6 +104,11 @@ CASES = [  # (our spec, Keras class, its arguments, targets: onehot / sparse / b
      {"recall": 0.5, "class_id": 2}, "onehot", False),
     ({"type": "recall_at_precision", "precision": 0.4, "num_thresholds": 1}, "RecallAtPrecision",
      {"precision": 0.4, "num_thresholds": 1}, "binary", False),
+    ({"type": "mean_iou", "num_classes": UNITS, "sparse_y_pred": False}, "MeanIoU",
+     {"num_classes": UNITS, "sparse_y_pred": False}, "sparse", False),
+    ({"type": "mean_iou", "num_classes": UNITS, "sparse_y_true": False, "sparse_y_pred": False, "ignore_class": 1},
+     "MeanIoU", {"num_classes": UNITS, "sparse_y_true": False, "sparse_y_pred": False, "ignore_class": 1}, "onehot",
+     False),
 ]
 
 
