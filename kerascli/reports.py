@@ -34,7 +34,7 @@ def confusion(trainer, split, output: str, classes: int, batch_size: int) -> np.
     model, ops = trainer.model, trainer.ops
     units = model.output_shapes[output][0]
     matrix = np.zeros((classes, classes), np.int64)
-    for x, t in ops.batches(split, model.inference_batch(batch_size)):
+    for x, t, _ in ops.batches(split, model.inference_batch(batch_size)):
         out = model.predict_batch(x)
         out = out[output] if isinstance(out, dict) else out
         targets = t[output] if isinstance(t, dict) else t

@@ -202,7 +202,8 @@ BAD = {
     "nan": ([("form: batches", "form: batches, fault: nan")], "batch 3: features contain NaN or Inf (first in "
             "sample 1)"),
     "raises": ([("form: batches", "form: batches, fault: raise")], "batch 3: ValueError: no such shard"),
-    "not a tuple": ([("form: batches", "form: batches, fault: list")], "a batch must be a tuple (x, y), got list"),
+    "not a tuple": ([("form: batches", "form: batches, fault: list")],
+                    "a batch must be a tuple (x, y) or (x, y, sample_weight), got list"),
     "too large": ([("form: batches", "form: batches, fault: big")],
                   "16 samples, more than train.batch_size 8"),
     "undeclared splits": ([("form: batches", "form: undeclared")],

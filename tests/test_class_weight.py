@@ -1,5 +1,6 @@
-"""train.class_weight as Keras' fit takes it: each sample's loss (and gradient) weighed by its class's
-weight, summed over the batch size; metrics and evaluation unweighted; 'balanced' from the training labels."""
+"""train.class_weight and the dataset's sample weights as Keras' fit takes them: each sample's loss (and
+gradient) weighed, summed over the batch size; metrics unweighted, evaluation by the sample weights only;
+'balanced' from the training labels."""
 
 import json
 import os
@@ -110,3 +111,63 @@ def test_a_run_with_class_weights_resumes_and_evaluates(tmp_path):
     out = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "cw"), "--split", "val", "--json"])
     summary = json.loads((tmp_path / "cw" / "summary.json").read_text())
     assert json.loads(out.output)["loss"] == pytest.approx(summary["evaluation"]["val"]["loss"])
+
+
+# ---------------------------------------------------------------- sample weights from the dataset
+def test_sample_weights_weigh_the_loss_as_keras(rng):
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    torch = pytest.importorskip("torch")
+    s, splits = session()
+    model, objective = s.model, s.trainer.objective
+    objective.class_table = None  # sample weights alone here
+    x, t = splits["train"].x[:16], splits["train"].y[:16]
+    w = rng.random(16) * 3
+    totals = Totals(objective.names)
+    out = model.forward(x, training=False)
+    objective.forward(model.ops, out, t, totals, weights=w)  # evaluation: sample weights apply too
+    theirs = keras.losses.SparseCategoricalCrossentropy()(torch.tensor(t), torch.tensor(model.predict_batch(x)),
+                                                          sample_weight=torch.tensor(w))
+    assert totals.means()["loss"] == pytest.approx(float(theirs), rel=1e-6)
+
+    def value():
+        o = model.forward(x, training=True)
+        return objective.forward(model.ops, o, t, Totals(objective.names), training=True, weights=w)[0] / len(x)
+
+    out = model.forward(x, training=True)
+    _, pred = objective.forward(model.ops, out, t, Totals(objective.names), training=True, weights=w)
+    model.backward(objective.backward(model.ops, out, pred, t, 1.0 / len(x)))
+    assert_grad_close(model.grad_buffer.copy(), numeric_grad(value, model.param_buffer), "sample-weighted loss")
+
+
+def test_zero_sample_weights_from_a_csv_leave_the_weights_untouched(tmp_path):
+    rng = np.random.default_rng(1)
+    rows = ["a,b,label,w"] + [f"{rng.normal():.4f},{rng.normal():.4f},{i % 2},0" for i in range(40)]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"""
+name: zero
+data: {{dataset: csv, path: {tmp_path / "d.csv"}, sample_weight_column: w}}
+model: {{input_shape: [2], layers: [{{type: Dense, units: 2, activation: softmax}}]}}
+compile: {{optimizer: {{type: sgd, learning_rate: 0.5}}, loss: sparse_categorical_crossentropy}}
+train: {{epochs: 2, batch_size: 8}}
+""")
+    result = CliRunner().invoke(cli, ["train", str(config), "--runs-dir", str(tmp_path / "runs"), "-q"])
+    assert result.exit_code == 0, result.output
+    s = build_session(resolve_config(parse_yaml_text(config.read_text(), "c.yaml")))
+    with np.load(tmp_path / "runs" / "zero" / "checkpoints" / "last.npz") as last:
+        np.testing.assert_array_equal(last["dense/kernel"], s.model.layers[0].params["kernel"])  # the seeded start
+    rows = (tmp_path / "runs" / "zero" / "metrics.csv").read_text().splitlines()
+    assert float(rows[1].split(",")[1]) == 0.0  # every sample weighs nothing
+
+
+def test_bad_sample_weights(tmp_path):
+    (tmp_path / "d.csv").write_text("a,label,w\n1,0,1\n2,1,-1\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"""
+data: {{dataset: csv, path: {tmp_path / "d.csv"}, sample_weight_column: w}}
+model: {{input_shape: [1], layers: [{{type: Dense, units: 2, activation: softmax}}]}}
+compile: {{optimizer: sgd, loss: sparse_categorical_crossentropy}}
+""")
+    result = CliRunner().invoke(cli, ["train", str(config), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "sample weights must not be negative" in result.output, result.output

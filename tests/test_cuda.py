@@ -240,6 +240,27 @@ def test_a_loss_computed_on_the_host_trains_on_the_device(tmp_path, write_config
 
 
 @needs_cuda
+def test_sample_weights_on_the_device_match_cpu(tmp_path, write_config):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0] > 0).astype(np.int64), w=rng.random(40) * 2)
+    runs = tmp_path / "runs"
+    for backend in ("cpu", "cuda"):
+        config = write_config(f"""
+            name: {backend}
+            data: {{dataset: npz, path: {tmp_path / "d.npz"}, sample_weight: w, validation_split: 0.25}}
+            model: {{input_shape: [3], layers: [{{type: Dense, units: 2, activation: softmax}}]}}
+            compile: {{optimizer: adam, loss: sparse_categorical_crossentropy}}
+            train: {{epochs: 2, batch_size: 8, backend: {backend}}}
+        """, f"{backend}.yaml")
+        result = invoke("train", config, "--runs-dir", runs, "--quiet")
+        assert result.exit_code == 0, result.output
+    for a, b in zip(metrics(runs / "cpu"), metrics(runs / "cuda")):
+        for key in ("loss", "val_loss"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
+
+
+@needs_cuda
 @pytest.mark.parametrize("loss,units", [("sparse_categorical_crossentropy", 3), ("binary_crossentropy", 1)])
 def test_class_weights_on_the_device_match_cpu(tmp_path, write_config, loss, units):
     runs = tmp_path / "runs"

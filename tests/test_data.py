@@ -60,7 +60,7 @@ def test_epoch_order_and_batches():
     assert not np.array_equal(epoch_order(50, 1, 3, True), epoch_order(50, 1, 4, True))
     split = Split(np.arange(10.0)[:, None], np.arange(10))
     got = list(batches(split, 4, np.arange(10)[::-1]))
-    assert [len(x) for x, _ in got] == [4, 4, 2]
+    assert [len(x) for x, _, _ in got] == [4, 4, 2]
     assert list(got[0][1]) == [9, 8, 7, 6]
 
 

@@ -151,7 +151,8 @@ class NpzFile(Dataset):
 
     PARAMS = {"path": Param("path"), "x": Param("names", "x"), "y": Param("names", "y"),
               "x_val": Param("names", None, nullable=True), "y_val": Param("names", None, nullable=True),
-              "x_test": Param("names", None, nullable=True), "y_test": Param("names", None, nullable=True)}
+              "x_test": Param("names", None, nullable=True), "y_test": Param("names", None, nullable=True),
+              "sample_weight": Param("str", None, nullable=True, doc="array of one weight per training sample")}
     ROLES = {"train": ("x", "y"), "val": ("x_val", "y_val"), "test": ("x_test", "y_test")}
 
     @classmethod
@@ -173,7 +174,8 @@ class NpzFile(Dataset):
         _require_file(path)
         roles = [r for s, r in cls.ROLES.items() if s == "train" or params.get(r[0]) is not None]
         names = [n for pair in roles for role in pair for n in np.atleast_1d(params[role]).tolist()]
-        arrays = load_npz_arrays(path, list(dict.fromkeys(names)))
+        weights = params.get("sample_weight")
+        arrays = load_npz_arrays(path, list(dict.fromkeys(names + ([weights] if weights else []))))
 
         def pick(names):  # one array, or a dict of them for a model with several inputs or outputs
             return {n: arrays[n] for n in names} if isinstance(names, list) else arrays[names]
@@ -181,6 +183,8 @@ class NpzFile(Dataset):
         parts = {split: check_features(pick(params[x]), pick(params[y]), f"{path} ({split})" if split != "train"
                                        else path)
                  for split, (x, y) in cls.ROLES.items() if (x, y) in roles}
+        if weights:  # the training arrays' (the file's own validation and test splits are unweighted)
+            parts["train"] = parts["train"] + (arrays[weights],)
         return parts if len(parts) > 1 else parts["train"]
 
 
@@ -257,6 +261,7 @@ class CsvFile(Dataset):
         "path": Param("path"),
         "label_column": Param("str", "label"),
         "delimiter": Param("str", ","),
+        "sample_weight_column": Param("str", None, nullable=True, doc="a column of one weight per sample"),
     }
 
     @staticmethod
@@ -265,8 +270,12 @@ class CsvFile(Dataset):
         header, values = read_numeric_csv(path, params["delimiter"], option="data.delimiter:")
         if header is None:
             raise DataError(f"{path}: needs a header row naming the columns (label column {params['label_column']!r})")
-        if params["label_column"] not in header:
-            raise DataError(f"{path}: no column {params['label_column']!r} (columns: {', '.join(header)})")
+        taken = [params["label_column"]] + ([params["sample_weight_column"]] if params.get("sample_weight_column")
+                                            else [])
+        for column in taken:
+            if column not in header:
+                raise DataError(f"{path}: no column {column!r} (columns: {', '.join(header)})")
         j = header.index(params["label_column"])
-        x = np.delete(values, j, axis=1)
-        return check_features(x, values[:, j], path)
+        x = np.delete(values, [header.index(c) for c in taken], axis=1)
+        x, y = check_features(x, values[:, j], path)
+        return (x, y) if len(taken) == 1 else (x, y, values[:, header.index(taken[1])])

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerascli.data.datasets import check_features, given_splits
+from kerascli.data.datasets import check_features, check_values, given_splits
 from kerascli.errors import DataError
 from kerascli.registry import DATASETS
 
@@ -28,6 +28,7 @@ SPLITS = ("train", "val", "test")
 class Split:
     x: object  # features: an array, or a dict of arrays by model input name
     y: object  # targets as the losses take them: an array, or a dict by model output name
+    w: object = None  # each sample's weight (Keras' sample_weight), or None
 
     def __len__(self) -> int:
         return len(next(iter(self.x.values())) if isinstance(self.x, dict) else self.x)
@@ -52,11 +53,12 @@ class Split:
         return order[steps * batch_size :]
 
     def batches(self, batch_size: int, order=None):
-        """(x, y) batches (in ``order``, which may cover part of the split); the last may be smaller."""
+        """(x, y, sample weights or None) batches (in ``order``, which may cover part of the split); the last
+        may be smaller."""
         n = len(self) if order is None else len(order)
         for start in range(0, n, batch_size):
             index = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
-            yield take(self.x, index), take(self.y, index)
+            yield take(self.x, index), take(self.y, index), None if self.w is None else self.w[index]
 
     def end_epoch(self) -> None: ...
 
@@ -104,17 +106,18 @@ class BatchSplit:
                 raise
             except Exception as exc:  # the dataset's own code: its error, named, without a traceback
                 raise DataError(f"{where}: {type(exc).__name__}: {exc}") from exc
-            if not isinstance(item, tuple) or len(item) != 2:
+            if not isinstance(item, tuple) or len(item) not in (2, 3):
                 got = f"a tuple of {len(item)}" if isinstance(item, tuple) else type(item).__name__
-                raise DataError(f"{where}: a batch must be a tuple (x, y), got {got}")
-            x, y = self.convert(*item, where)
+                raise DataError(f"{where}: a batch must be a tuple (x, y) or (x, y, sample_weight), got {got}")
+            x, y = self.convert(item[0], item[1], where)
             rows = len(next(iter(x.values())) if isinstance(x, dict) else x)
+            w = sample_weights(item[2], rows, where) if len(item) == 3 else None
             if rows > self.batch_size:
                 raise DataError(f"{where}: {rows} samples, more than train.batch_size {self.batch_size}, which "
                                 "the model's buffers are sized for; set train.batch_size to the dataset's largest "
                                 "batch")
             total += rows
-            yield x, y
+            yield x, y, w
         if counted and not self.seen:
             self.seen = total
 
@@ -224,14 +227,29 @@ def _divide(value, source: str, data_spec, seed, model, objective, dtype, batch_
             raise DataError(f"{source}: its batch sequence has no batches")
         pick = split_indices(n, data_spec, seed, unit="batches") if data_spec else {"train": np.arange(n)}
         return {s: BatchSplit(value, idx, convert, batch_size, source) for s, idx in pick.items() if len(idx)}
-    if not (isinstance(value, tuple) and len(value) == 2):
-        raise DataError(f"{source}: expected (x, y) arrays or a batch sequence (with __len__ and __getitem__), "
-                        f"got {type(value).__name__}")
-    x, y = value
+    if not (isinstance(value, tuple) and len(value) in (2, 3)):
+        raise DataError(f"{source}: expected (x, y) or (x, y, sample_weight) arrays or a batch sequence (with "
+                        f"__len__ and __getitem__), got {type(value).__name__}")
+    x, y = value[:2]
     check_features(x, y, source)
     features, targets, n = prepare_arrays(x, y, model, objective, dtype, source)
+    w = sample_weights(value[2], n, source) if len(value) == 3 else None
     pick = split_indices(n, data_spec, seed) if data_spec else {"train": np.arange(n)}
-    return {s: Split(take(features, idx), take(targets, idx)) for s, idx in pick.items() if len(idx)}
+    return {s: Split(take(features, idx), take(targets, idx), None if w is None else w[idx])
+            for s, idx in pick.items() if len(idx)}
+
+
+def sample_weights(w, rows: int, source: str) -> np.ndarray:
+    """Keras' sample_weight: one finite, non-negative number per sample (float64)."""
+    w = np.asarray(w)
+    if w.ndim == 2 and w.shape[1] == 1:
+        w = w[:, 0]
+    if w.ndim != 1 or len(w) != rows:
+        raise DataError(f"{source}: sample weights must be one number per sample ({rows}), got shape {w.shape}")
+    check_values(w, source, "sample weights")
+    if w.size and w.min() < 0:
+        raise DataError(f"{source}: sample weights must not be negative (got {w.min()})")
+    return w.astype(np.float64)
 
 
 def prepare_arrays(x, y, model, objective, dtype, source: str):
@@ -277,5 +295,6 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
 
 
 def batches(split, batch_size: int, order: np.ndarray | None = None):
-    """Yield (x, y) batches of ``split`` (in ``order``, which may cover part of it); the last may be smaller."""
+    """Yield (x, y, sample weights or None) batches of ``split`` (in ``order``, which may cover part of it);
+    the last may be smaller."""
     return split.batches(batch_size, order)

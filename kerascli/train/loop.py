@@ -164,12 +164,13 @@ class Trainer:
     def ops(self):
         return self.model.ops
 
-    def train_step(self, x, t, totals: Totals):
-        """One optimizer step on a batch (arrays, or dicts by input and output name); returns its mean loss,
-        or None where the loss stays on a GPU until ``totals`` are read."""
+    def train_step(self, x, t, totals: Totals, w=None):
+        """One optimizer step on a batch (arrays, or dicts by input and output name; ``w`` its sample
+        weights, or None); returns its mean loss, or None where the loss stays on a GPU until ``totals`` are
+        read."""
         n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
         out = self.model.forward(x, training=True)
-        total, pred = self.objective.forward(self.ops, out, t, totals, training=True)
+        total, pred = self.objective.forward(self.ops, out, t, totals, training=True, weights=w)
         self.model.backward(self.objective.backward(self.ops, out, pred, t, 1.0 / n))
         for hook in self.gradient_hooks:
             hook(self.model.grad_buffer, self.model.state_buffer)
@@ -178,8 +179,8 @@ class Trainer:
 
     def evaluate(self, split: Split, batch_size: int, prefix: str = "") -> dict[str, float]:
         totals = Totals(self.objective.names, self.objective.results)
-        for x, t in self.ops.batches(split, self.model.inference_batch(batch_size)):
-            self.objective.forward(self.ops, self.model.forward(x, training=False), t, totals)
+        for x, t, w in self.ops.batches(split, self.model.inference_batch(batch_size)):
+            self.objective.forward(self.ops, self.model.forward(x, training=False), t, totals, weights=w)
         return totals.means(prefix)
 
     def predict(self, x, batch_size: int):
@@ -208,8 +209,8 @@ class Trainer:
         if not start_step or self.totals is None:
             self.totals = Totals(self.objective.names, self.objective.results)
         batches_left = self.ops.batches(train, batch_size, train.after(order, start_step, batch_size))
-        for step, (x, t) in enumerate(batches_left, start=start_step + 1):
-            value = self.train_step(x, t, self.totals)
+        for step, (x, t, w) in enumerate(batches_left, start=start_step + 1):
+            value = self.train_step(x, t, self.totals, w)
             if value is not None and not math.isfinite(value):
                 raise TrainingDiverged(
                     f"loss became {value} at epoch {epoch}, step {step} (global step {self.global_step + 1}); "

@@ -67,18 +67,26 @@ class Objective:
             return self.losses[o].targets(y, units[o], dtype)
         return {o: self.losses[o].targets(y[o], units[o], dtype) for o in self.outputs}
 
-    def forward(self, ops, out, t, totals, training: bool = False) -> tuple[object, object]:
+    def sample_weights(self, ops, t, weights, training: bool):
+        """Each sample's loss weight for this batch (None for all ones): the dataset's sample weights, times
+        the class weights in training (as Keras' fit: evaluation takes only the sample weights)."""
+        if training and self.class_table is not None:
+            by_class = ops.class_weights(t, self.class_table)
+            return by_class if weights is None else ops.scale_rows(by_class, weights)
+        return weights
+
+    def forward(self, ops, out, t, totals, training: bool = False, weights=None) -> tuple[object, object]:
         """Add the batch's losses and metrics to ``totals``; returns (weighted loss summed over the batch:
-        a float, or a value a GPU keeps until ``totals`` are read; predictions for backward). In training,
-        class weights weigh each sample's loss (as Keras' fit: the sum over the batch size; metrics and
-        evaluation unweighted)."""
-        self._weights = None
+        a float, or a value a GPU keeps until ``totals`` are read; predictions for backward). Sample and, in
+        training, class weights weigh each sample's loss (as Keras: the sum over the batch size); metrics
+        are unweighted."""
+        w = self.sample_weights(ops, t if not self.multi else None, weights, training)
+        self._weights = w if training else None
         if not self.multi:
             (o,) = self.outputs
             rows, pred = self.losses[o].forward(ops, out, t, self.fused[o])
-            if training and self.class_table is not None:
-                self._weights = ops.class_weights(t, self.class_table)
-                rows = ops.scale_rows(rows, self._weights)
+            if w is not None:
+                rows = ops.scale_rows(rows, w)
             total = ops.total(rows)
             totals.add("loss", total, len(rows))
             for metric in self.metrics[o]:
@@ -87,6 +95,8 @@ class Objective:
         total, preds = 0.0, {}
         for i, o in enumerate(self.outputs):
             rows, preds[o] = self.losses[o].forward(ops, out[o], t[o], self.fused[o])
+            if w is not None:
+                rows = ops.scale_rows(rows, w)
             part = ops.total(rows)
             totals.add(f"{o}_loss", part, len(rows))
             # the weighted sum, output by output (samples counted once)
@@ -107,8 +117,9 @@ class Objective:
             (o,) = self.outputs
             grad = self.losses[o].backward(ops, out, pred, t, scale, self.fused[o])
             return grad if self._weights is None else ops.scale_rows(grad, self._weights)
-        return {o: self.losses[o].backward(ops, out[o], pred[o], t[o], scale * self.weights[o], self.fused[o])
-                for o in self.outputs}
+        grads = {o: self.losses[o].backward(ops, out[o], pred[o], t[o], scale * self.weights[o], self.fused[o])
+                 for o in self.outputs}
+        return grads if self._weights is None else {o: ops.scale_rows(g, self._weights) for o, g in grads.items()}
 
     def classification(self, output: str) -> bool:
         return self.losses[output].classification

@@ -41,10 +41,12 @@ def free_bytes() -> int:
 
 
 def upload_batches(host_batches):
-    """Host (x, y) batches (arrays, or dicts of them by name) copied to the device one by one."""
-    for x, y in host_batches:
-        yield tuple(_rebuild({k: cuda.to_device(np.ascontiguousarray(a)) for k, a in _arrays(v).items()})
-                    for v in (x, y))
+    """Host (x, y, sample weights or None) batches (arrays, or dicts of them by name) copied to the device
+    one by one."""
+    for x, y, w in host_batches:
+        up = tuple(_rebuild({k: cuda.to_device(np.ascontiguousarray(a)) for k, a in _arrays(v).items()})
+                   for v in (x, y))
+        yield up + (None if w is None else cuda.to_device(np.ascontiguousarray(w)),)
 
 
 class DeviceBatches:
@@ -54,6 +56,8 @@ class DeviceBatches:
         self.split = split
         arrays = {("x", k): v for k, v in _arrays(split.x).items()}
         arrays.update({("y", k): v for k, v in _arrays(split.y).items()})
+        if split.w is not None:
+            arrays[("w", None)] = split.w
         self.host = arrays
         need = sum(a.nbytes for a in arrays.values())
         self.resident = need <= CUDA_RESIDENT_FRACTION * free_bytes()
@@ -94,4 +98,4 @@ class DeviceBatches:
                 parts[key] = out
             x = _rebuild({k: v for (side, k), v in parts.items() if side == "x"})
             y = _rebuild({k: v for (side, k), v in parts.items() if side == "y"})
-            yield x, y
+            yield x, y, parts.get(("w", None))
