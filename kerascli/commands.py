@@ -217,7 +217,9 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
         "backend": model.ops.describe(),
         "wall_seconds": time.perf_counter() - started,
         "train_seconds": train_seconds,
-        "train_samples_per_second": splits["train"].samples * len(history) / max(train_seconds, 1e-9),
+        "train_samples_per_second": (spec.train["steps_per_epoch"] * spec.train["batch_size"]
+                                     if spec.train["steps_per_epoch"] else splits["train"].samples)
+        * len(history) / max(train_seconds, 1e-9),
         "time_to_first_batch_seconds": first_batch.seconds,
         "versions": {"kerascli": __version__, "numpy": np.__version__, "numba": _numba_version(),
                      "python": platform.python_version()},
@@ -267,8 +269,9 @@ def fit_with_rollback(spec: RunSpec, trainer, splits, callbacks, checkpoint: Mod
         try:
             # overflow on the way to a NaN loss is reported by the loop, naming the step, not as numpy warnings
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                trainer.fit(splits, spec.train["epochs"], spec.train["batch_size"], spec.train["shuffle"],
-                            spec.seed, callbacks, spec.train["validation_freq"])
+                t = spec.train
+                trainer.fit(splits, t["epochs"], t["batch_size"], t["shuffle"], spec.seed, callbacks,
+                            t["validation_freq"], t["steps_per_epoch"], t["validation_steps"])
             return None
         except TrainingDiverged as exc:
             if any(c["type"] == "TerminateOnNaN" for c in spec.callbacks):

@@ -303,3 +303,55 @@ def test_validation_freq_and_initial_epoch(tmp_path, write_config):
     bad = write_config(text.replace("initial_epoch: 2", "initial_epoch: 4"), "c.yaml")
     result = invoke("train", bad, "--runs-dir", runs)
     assert result.exit_code == 2 and "train.initial_epoch: 4 leaves nothing to train" in result.output
+
+
+STREAM = """
+name: {name}
+seed: 6
+data: {{dataset: synthetic_classification, samples: 60, features: 4, classes: 3, validation_split: 0.2}}
+model:
+  input_shape: [4]
+  layers:
+    - {{type: Dense, units: 6, activation: relu}}
+    - {{type: Dropout, rate: 0.2}}
+    - {{type: Dense, units: 3, activation: softmax}}
+compile: {{optimizer: adam, loss: sparse_categorical_crossentropy}}
+train: {{epochs: {epochs}, batch_size: 8, steps_per_epoch: {steps}}}
+"""  # 48 training samples: 6 batches a pass
+
+
+@pytest.mark.parametrize("steps,epochs,passes", [(3, 4, 2), (9, 2, 3)])
+def test_steps_per_epoch_walks_the_same_passes(tmp_path, write_config, steps, epochs, passes):
+    """Epochs of steps_per_epoch batches take the data pass after pass, each pass in its own order (as
+    Keras continues its iterator): they train exactly as whole passes would, also across a resume."""
+    from compare_runs import assert_same_last_checkpoint
+
+    runs = tmp_path / "runs"
+    whole = write_config(STREAM.format(name="passes", epochs=passes, steps="null"), "a.yaml")
+    stepped = write_config(STREAM.format(name="stepped", epochs=epochs, steps=steps), "b.yaml")
+    split = write_config(STREAM.format(name="split", epochs=1, steps=steps), "c.yaml")
+    for config in (whole, stepped, split):
+        assert invoke("train", config, "--runs-dir", runs, "--quiet").exit_code == 0
+    assert invoke("resume", runs / "split", "--set", f"train.epochs={epochs}", "--quiet").exit_code == 0
+    assert_same_last_checkpoint(runs / "passes", runs / "stepped",  # (epoch numbers differ, nothing else)
+                                skip=("_config", "_checksum", "_state", "_rng", "_epoch"))
+    assert_same_last_checkpoint(runs / "stepped", runs / "split")
+    assert len((runs / "stepped" / "metrics.csv").read_text().split()) == epochs + 1
+
+
+def test_validation_steps_validates_on_the_first_batches(tmp_path, write_config):
+    from kerascli.config import load_config_file, resolve_config
+    from kerascli.runs.checkpoint import apply_weights, load_checkpoint
+    from kerascli.train.session import build_session, load_data
+
+    config = write_config(STREAM.format(name="vs", epochs=2, steps="null").replace(
+        "steps_per_epoch: null", "validation_steps: 1"))
+    assert invoke("train", config, "--runs-dir", tmp_path, "--quiet").exit_code == 0
+    rows = (tmp_path / "vs" / "metrics.csv").read_text().split()
+    logged = float(rows[-1].split(",")[rows[0].split(",").index("val_loss")])
+    session = build_session(resolve_config(load_config_file(config)))
+    splits = load_data(session)
+    apply_weights(session.model, load_checkpoint(str(tmp_path / "vs" / "checkpoints" / "last.npz")).weights(), "last")
+    first = session.trainer.evaluate(splits["val"].head(1, 8), 8)["loss"]
+    assert logged == pytest.approx(first, rel=1e-6)
+    assert logged != pytest.approx(session.trainer.evaluate(splits["val"], 8)["loss"], rel=1e-6)

@@ -56,6 +56,9 @@ TRAIN_PARAMS = {
                     doc="when the loss turns NaN/Inf: stop, or go back to the last epoch checkpoint with half the lr"),
     "validation_freq": Param("int", 1, min=1, doc="validate every N epochs (Keras' validation_freq)"),
     "initial_epoch": Param("int", 0, min=0, doc="epochs counted as done at the start (Keras' initial_epoch)"),
+    "steps_per_epoch": Param("int", None, min=1, nullable=True,
+                             doc="batches per epoch, passes over the data continuing across epochs"),
+    "validation_steps": Param("int", None, min=1, nullable=True, doc="validate on the first N batches"),
 }
 CHECKPOINT_PARAMS = {
     "monitor": Param("str", "val_loss", doc="metric that decides best.npz"),

@@ -52,6 +52,15 @@ class Split:
         """What is left of ``order`` once ``steps`` batches are trained."""
         return order[steps * batch_size :]
 
+    def segment(self, order: np.ndarray, first: int, count: int, batch_size: int) -> np.ndarray:
+        """The part of ``order`` that makes batches first .. first + count - 1."""
+        return order[first * batch_size : (first + count) * batch_size]
+
+    def head(self, batches: int, batch_size: int) -> "Split":
+        """The split's first ``batches`` batches (Keras' validation_steps)."""
+        part = slice(0, batches * batch_size)
+        return Split(take(self.x, part), take(self.y, part), None if self.w is None else self.w[part])
+
     def batches(self, batch_size: int, order=None):
         """(x, y, sample weights or None) batches (in ``order``, which may cover part of the split); the last
         may be smaller."""
@@ -92,6 +101,12 @@ class BatchSplit:
 
     def after(self, order: np.ndarray, steps: int, batch_size: int) -> np.ndarray:
         return order[steps:]
+
+    def segment(self, order: np.ndarray, first: int, count: int, batch_size: int) -> np.ndarray:
+        return order[first : first + count]
+
+    def head(self, batches: int, batch_size: int) -> "BatchSplit":
+        return BatchSplit(self.source, self.indices[:batches], self.convert, self.batch_size, self.name)
 
     def batches(self, batch_size: int, order=None):
         positions = range(len(self.indices)) if order is None else order

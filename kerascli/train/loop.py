@@ -200,15 +200,32 @@ class Trainer:
         return {o: np.concatenate([p[o] for p in parts]) if parts else
                 np.zeros((0,) + self.model.output_shapes[o], self.model.dtype) for o in self.model.outputs}
 
+    def stream(self, train: Split, batch_size: int, seed: int, shuffle: bool, steps: int):
+        """With steps_per_epoch (Keras' rule): the next ``steps`` batches of a stream of passes over the
+        data, each pass in its own seeded order, a new pass where the last one ran out, so an epoch may end
+        inside a pass or take batches from two. Where the stream stands follows from the global step."""
+        per_pass = train.steps(batch_size)
+        position, segments = self.global_step, []
+        while steps > 0:
+            data_pass, first = divmod(position, per_pass)
+            count = min(steps, per_pass - first)
+            segments.append((data_pass, first, count))
+            position, steps = position + count, steps - count
+        for data_pass, first, count in segments:
+            order = train.order(seed, data_pass + 1, shuffle)
+            yield from self.ops.batches(train, batch_size, train.segment(order, first, count, batch_size))
+
     def train_epoch(self, train: Split, batch_size: int, order: np.ndarray, epoch: int,
-                    callbacks: list[Callback] = (), start_step: int = 0) -> dict[str, float]:
-        """Train on ``train`` in ``order`` from batch ``start_step`` on; returns the epoch's means.
+                    callbacks: list[Callback] = (), start_step: int = 0, batches=None) -> dict[str, float]:
+        """Train on ``train`` in ``order`` from batch ``start_step`` on (or on ``batches`` where given);
+        returns the epoch's means.
 
         Resuming mid-epoch (``start_step`` > 0) continues the running sums in ``self.totals``.
         """
         if not start_step or self.totals is None:
             self.totals = Totals(self.objective.names, self.objective.results)
-        batches_left = self.ops.batches(train, batch_size, train.after(order, start_step, batch_size))
+        batches_left = batches if batches is not None else \
+            self.ops.batches(train, batch_size, train.after(order, start_step, batch_size))
         for step, (x, t, w) in enumerate(batches_left, start=start_step + 1):
             value = self.train_step(x, t, self.totals, w)
             if value is not None and not math.isfinite(value):
@@ -231,11 +248,15 @@ class Trainer:
         return logs
 
     def fit(self, splits: dict[str, Split], epochs: int, batch_size: int, shuffle: bool, seed: int,
-            callbacks: list[Callback], validation_freq: int = 1) -> list[dict]:
+            callbacks: list[Callback], validation_freq: int = 1, steps_per_epoch: int | None = None,
+            validation_steps: int | None = None) -> list[dict]:
         """Train from the current position (0, or where a checkpoint left off) to ``epochs``, validating
-        after every ``validation_freq``-th epoch."""
+        after every ``validation_freq``-th epoch (on the first ``validation_steps`` batches where given); an
+        epoch is ``steps_per_epoch`` batches where given (see ``stream``), else one pass over the data."""
         train, val = splits["train"], splits.get("val")
-        steps = train.steps(batch_size)
+        if val is not None and validation_steps:
+            val = val.head(validation_steps, batch_size)
+        steps = steps_per_epoch or train.steps(batch_size)
         history: list[dict] = []
         self.callbacks = list(callbacks)
         for cb in callbacks:
@@ -245,7 +266,10 @@ class Trainer:
                 cb.on_epoch_begin(epoch, steps)
             started = time.perf_counter()
             order = train.order(seed, epoch, shuffle)
-            logs = self.train_epoch(train, batch_size, order, epoch, callbacks, start_step=self.step_in_epoch)
+            streamed = self.stream(train, batch_size, seed, shuffle, steps - self.step_in_epoch) \
+                if steps_per_epoch else None
+            logs = self.train_epoch(train, batch_size, order, epoch, callbacks, start_step=self.step_in_epoch,
+                                    batches=streamed)
             train.end_epoch()
             if val is not None and epoch % validation_freq == 0:
                 logs.update(self.evaluate(val, batch_size, prefix="val_"))
