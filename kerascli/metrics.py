@@ -133,32 +133,59 @@ class Recall(_Confusion):
 
 class AUC(Metric):
     """Keras' AUC: true/false positives at ``num_thresholds`` evenly spaced thresholds (the first just below
-    0, the last just above 1), counted over every value of the epoch (``multi_label`` false: all outputs
-    flattened), then the area under the ROC or precision-recall curve by Keras' Riemann sums (PR
-    interpolation as Davis & Goadrich)."""
+    0, the last just above 1), counted over every value of the epoch (all outputs together, each counted
+    with its ``label_weights`` entry; or, ``multi_label``, each output apart and their areas averaged,
+    weighted by ``label_weights``), then the area under the ROC or precision-recall curve by Keras' Riemann
+    sums (PR interpolation as Davis & Goadrich)."""
 
     PARAMS = {"num_thresholds": Param("int", 200, min=2),
               "curve": Param("str", "ROC", choices=("ROC", "PR")),
               "summation_method": Param("str", "interpolation", choices=("interpolation", "minoring", "majoring")),
+              "multi_label": Param("bool", False),
+              "num_labels": Param("int", None, min=1, nullable=True),
+              "label_weights": Param("float_list", None, nullable=True),
               "from_logits": Param("bool", False)}
     counts = True
 
     def update(self, ops, pred, t):
-        p, t = ops.to_host(pred).ravel(), ops.to_host(t).ravel() != 0
-        if self.config["from_logits"]:
+        c, n = self.config, self.config["num_thresholds"]
+        p, t = ops.to_host(pred), ops.to_host(t) != 0
+        p, t = p.reshape(len(p), -1), t.reshape(len(t), -1)
+        labels = p.shape[1]
+        weights = np.ones(labels) if c["label_weights"] is None else np.asarray(c["label_weights"], np.float64)
+        if len(weights) != labels or (c["num_labels"] is not None and c["num_labels"] != labels):
+            raise DataError(f"metric {self.name!r}: the output has {labels} labels, but num_labels or label_weights "
+                            "say otherwise")
+        if c["from_logits"]:
             p = 1.0 / (1.0 + np.exp(-p))
-        n = self.config["num_thresholds"]
         p = np.clip(p, 0.0, 1.0)
         # the bucket of each prediction: above thresholds[0..bucket] (Keras: ceil(p (n - 1)) - 1, at least 0)
         bucket = np.maximum(np.ceil(p * p.dtype.type(n - 1)) - 1, 0).astype(np.int64)
-        positives = np.bincount(bucket[t], minlength=n).astype(np.float64)
-        negatives = np.bincount(bucket[~t], minlength=n).astype(np.float64)
-        return np.concatenate([positives, negatives]), len(pred)
+        if c["multi_label"]:  # per label (label_weights weigh the areas, not the counts)
+            counts = [np.bincount(bucket[:, j][t[:, j] == side], minlength=n).astype(np.float64)
+                      for side in (True, False) for j in range(labels)]
+            return np.concatenate(counts), len(pred)
+        entry_weights = np.broadcast_to(weights, p.shape)
+        positives = np.bincount(bucket[t], weights=entry_weights[t], minlength=n)
+        negatives = np.bincount(bucket[~t], weights=entry_weights[~t], minlength=n)
+        return np.concatenate([positives, negatives]).astype(np.float64), len(pred)
 
     def result(self, sums):
         n = self.config["num_thresholds"]
-        tp = np.cumsum(sums[:n][::-1])[::-1]  # positives above each threshold
-        fp = np.cumsum(sums[n:][::-1])[::-1]
+        if not self.config["multi_label"]:
+            return self._area(sums[:n], sums[n:])
+        labels = len(sums) // (2 * n)
+        positives, negatives = sums[:labels * n].reshape(labels, n), sums[labels * n:].reshape(labels, n)
+        areas = np.array([self._area(positives[j], negatives[j]) for j in range(labels)])
+        weights = self.config["label_weights"]
+        if weights is None:
+            return float(areas.mean())
+        weights = np.asarray(weights, np.float64)
+        return float((areas * weights).sum() / weights.sum()) if weights.sum() else 0.0
+
+    def _area(self, positive_hist, negative_hist) -> float:
+        tp = np.cumsum(positive_hist[::-1])[::-1]  # positives above each threshold
+        fp = np.cumsum(negative_hist[::-1])[::-1]
         fn, tn = tp[0] - tp, fp[0] - fp
 
         def ratio(a, b):

@@ -75,6 +75,11 @@ CASES = [  # (our spec, Keras class, its arguments, targets: onehot / sparse / b
     ({"type": "auc", "curve": "PR", "summation_method": "majoring"}, "AUC",
      {"curve": "PR", "summation_method": "majoring"}, "binary", False),
     ({"type": "auc", "from_logits": True}, "AUC", {"from_logits": True}, "binary", True),
+    ({"type": "auc", "multi_label": True}, "AUC", {"multi_label": True}, "binary", False),
+    ({"type": "auc", "multi_label": True, "curve": "PR", "label_weights": [1, 2, 0, 1, 3, 1]}, "AUC",
+     {"multi_label": True, "curve": "PR", "label_weights": [1, 2, 0, 1, 3, 1]}, "binary", False),
+    ({"type": "auc", "label_weights": [1, 0.5, 2, 1, 1, 0]}, "AUC", {"label_weights": [1, 0.5, 2, 1, 1, 0]},
+     "binary", False),
     ({"type": "top_k_categorical_accuracy", "k": 2}, "TopKCategoricalAccuracy", {"k": 2}, "onehot", False),
     ("top_k_categorical_accuracy", "TopKCategoricalAccuracy", {}, "onehot", False),
     ({"type": "sparse_top_k_categorical_accuracy", "k": 1}, "SparseTopKCategoricalAccuracy", {"k": 1}, "sparse",
@@ -159,7 +164,8 @@ def test_metric_arguments_resolve_and_name_their_log_column():
     spec = resolve("[acc, {type: auc, curve: PR, name: pr_auc}, precision, {type: recall}]")
     assert spec.compile["metrics"] == [
         "accuracy", {"type": "auc", "num_thresholds": 200, "curve": "PR", "summation_method": "interpolation",
-                     "from_logits": False, "name": "pr_auc"},
+                     "multi_label": False, "num_labels": None, "label_weights": None, "from_logits": False,
+                     "name": "pr_auc"},
         {"type": "precision", "thresholds": None, "top_k": None, "class_id": None},
         {"type": "recall", "thresholds": None, "top_k": None, "class_id": None}]
     spec.checkpoint["monitor"] = "val_pr_auc"
