@@ -140,24 +140,52 @@ class CategoricalCrossentropy(Loss):
 
 
 class SparseCategoricalCrossentropy(Loss):
+    """With ``ignore_class``, as Keras: samples of that label count for nothing and the batch's loss is the
+    mean over the others (each kept sample weighs batch size / kept; the mask comes to the host each batch
+    on a device backend)."""
+
     name = "sparse_categorical_crossentropy"
-    PARAMS = {k: v for k, v in _CROSS_ENTROPY_PARAMS.items() if k != "label_smoothing"}  # as Keras
+    PARAMS = {**{k: v for k, v in _CROSS_ENTROPY_PARAMS.items() if k != "label_smoothing"},  # as Keras
+              "ignore_class": Param("int", None, nullable=True, doc="a label whose samples count for nothing")}
     fuses = SOFTMAX
     classification = True
     check = staticmethod(_check_axis)
 
     def targets(self, y, units, dtype):
-        return _class_ids(y, units, self.name)
+        ignore = self.config.get("ignore_class")
+        if ignore is None:
+            return _class_ids(y, units, self.name)
+        y = np.asarray(y)
+        flat = y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y
+        ids = _class_ids(np.where(flat == ignore, 0, flat), units, self.name)
+        return np.where(flat == ignore, ignore, ids).astype(np.int64)
+
+    def _masked(self, ops, t):
+        """(labels with the ignored ones at 0, each sample's weight: 0 ignored, n / kept otherwise)."""
+        labels = np.asarray(ops.to_host(t))
+        keep = labels != self.config["ignore_class"]
+        weight = np.where(keep, len(labels) / keep.sum() if keep.any() else 0.0, 0.0)
+        return ops.to_device(np.where(keep, labels, 0).astype(labels.dtype)), ops.to_device(weight)
 
     def forward(self, ops, out, t, fused):
+        ignore = self.config.get("ignore_class") is not None
+        if ignore:
+            t, weight = self._masked(ops, t)
         if fused:
-            return ops.sparse_softmax_cross_entropy(out, t)
-        return ops.categorical_cross_entropy(out, ops.one_hot(t, out.shape[1], out.dtype), EPSILON), out
+            rows, pred = ops.sparse_softmax_cross_entropy(out, t)
+        else:
+            rows, pred = ops.categorical_cross_entropy(out, ops.one_hot(t, out.shape[1], out.dtype), EPSILON), out
+        return (ops.scale_rows(rows, weight) if ignore else rows), pred
 
     def backward(self, ops, out, pred, t, scale, fused):
+        ignore = self.config.get("ignore_class") is not None
+        if ignore:
+            t, weight = self._masked(ops, t)
         if fused:
-            return ops.sparse_softmax_cross_entropy_grad(pred, t, scale)
-        return ops.categorical_cross_entropy_grad(out, ops.one_hot(t, out.shape[1], out.dtype), EPSILON, scale)
+            grad = ops.sparse_softmax_cross_entropy_grad(pred, t, scale)
+        else:
+            grad = ops.categorical_cross_entropy_grad(out, ops.one_hot(t, out.shape[1], out.dtype), EPSILON, scale)
+        return ops.scale_rows(grad, weight) if ignore else grad
 
 
 class BinaryCrossentropy(Loss):

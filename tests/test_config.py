@@ -30,7 +30,8 @@ def test_resolves_every_default():
                                          "clipvalue": None, "global_clipnorm": None,
                                          "gradient_accumulation_steps": None, "use_ema": False, "ema_momentum": 0.99,
                                          "ema_overwrite_frequency": None}
-    assert d["compile"]["loss"] == {"type": "sparse_categorical_crossentropy", "from_logits": False, "axis": -1}
+    assert d["compile"]["loss"] == {"type": "sparse_categorical_crossentropy", "from_logits": False, "axis": -1,
+                                    "ignore_class": None}
     assert d["model"]["layers"][0] == {"type": "Dense", "name": "dense", "units": 8, "activation": "relu",
                                        "use_bias": True, "kernel_initializer": "glorot_uniform",
                                        "bias_initializer": "zeros"}

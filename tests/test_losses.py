@@ -175,6 +175,7 @@ ARGUMENT_CASES = [
     ("categorical_crossentropy", {"from_logits": True}, True),
     ("categorical_crossentropy", {"from_logits": True, "label_smoothing": 0.1}, True),
     ("sparse_categorical_crossentropy", {"from_logits": True}, True),
+    ("sparse_categorical_crossentropy", {"from_logits": True, "ignore_class": 1}, True),
     ("binary_crossentropy", {"label_smoothing": 0.3}, False),
     ("binary_crossentropy", {"from_logits": True, "label_smoothing": 0.1}, True),
     ("huber", {"delta": 0.4}, False),
@@ -194,14 +195,14 @@ ARGUMENT_CASES = [
 ]
 
 
-def keras_loss(name, config):
+def keras_loss(name, config, reduction=None):
     import os
 
     os.environ.setdefault("KERAS_BACKEND", "torch")
     keras = pytest.importorskip("keras")
     pytest.importorskip("torch")
     cls = LOSSES.get(name).__name__  # kerascli's loss classes have Keras' names
-    return getattr(keras.losses, cls)(reduction=None, **config)
+    return getattr(keras.losses, cls)(reduction=reduction, **config)
 
 
 def loss_inputs(name, from_logits, rng):
@@ -231,8 +232,12 @@ def test_loss_arguments_match_keras(name, config, from_logits, rng):
     out, t = loss_inputs(name, from_logits, rng)
     t_loss = loss.targets(t, C, np.float64)
     rows, pred = loss.forward(ops, out, t_loss, from_logits)
-    theirs = keras_loss(name, config)(torch.tensor(t), torch.tensor(out)).numpy()
-    np.testing.assert_allclose(rows, theirs, rtol=1e-5, atol=1e-6)
+    if "ignore_class" in config:  # the batch's mean is over the kept samples: compare the reduced values
+        theirs = keras_loss(name, config, "sum_over_batch_size")(torch.tensor(t), torch.tensor(out)).numpy()
+        np.testing.assert_allclose(rows.mean(), theirs, rtol=1e-5, atol=1e-6)
+    else:
+        theirs = keras_loss(name, config)(torch.tensor(t), torch.tensor(out)).numpy()
+        np.testing.assert_allclose(rows, theirs, rtol=1e-5, atol=1e-6)
 
     def value():
         return float(loss.forward(ops, out, t_loss, from_logits)[0].mean())
@@ -332,3 +337,17 @@ def test_hinge_losses_take_binary_targets_as_signs_batch_by_batch(name, targets,
     np.testing.assert_allclose(rows, theirs.detach().numpy(), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(loss.backward(get_ops("cpu"), out, pred, t, 1.0 / N, False), p.grad.numpy(),
                                rtol=1e-6, atol=1e-7)
+
+
+def test_ignore_class_may_lie_outside_the_classes(rng):
+    """A segmentation-style 'void' label (255): kept through the targets, weighing nothing in the loss."""
+    loss = LOSSES.get("sparse_categorical_crossentropy")({"from_logits": True, "ignore_class": 255})
+    t = loss.targets(np.array([0, 255, 2, 255]), C, np.float64)
+    assert list(t) == [0, 255, 2, 255]
+    with pytest.raises(DataError, match="labels range over"):
+        loss.targets(np.array([0, 7]), C, np.float64)
+    z = rng.normal(size=(4, C))
+    rows, pred = loss.forward(get_ops("cpu"), z, t, True)
+    assert rows[1] == rows[3] == 0 and rows.mean() == pytest.approx((rows[0] + rows[2]) / 4)
+    grad = loss.backward(get_ops("cpu"), z, pred, t, 0.25, True)
+    assert not grad[1].any() and not grad[3].any()

@@ -151,7 +151,8 @@ def test_single_output_configs_keep_their_shape():
     from conftest import SMALL_MLP
 
     spec = resolve_config(parse_yaml_text(SMALL_MLP, "small.yaml"))
-    assert spec.compile["loss"] == {"type": "sparse_categorical_crossentropy", "from_logits": False, "axis": -1}
+    assert spec.compile["loss"] == {"type": "sparse_categorical_crossentropy", "from_logits": False, "axis": -1,
+                                    "ignore_class": None}
     assert spec.compile["metrics"] == ["accuracy"]
     assert spec.compile["loss_weights"] is None
     with pytest.raises(ConfigError, match="this model has one"):
@@ -160,10 +161,12 @@ def test_single_output_configs_keep_their_shape():
 
 @pytest.mark.parametrize("loss,expected", [
     ("loss: {digit: {type: scce, from_logits: false}, score: {type: huber, delta: 2.0}}",
-     {"digit": {"type": "sparse_categorical_crossentropy", "from_logits": False, "axis": -1},
+     {"digit": {"type": "sparse_categorical_crossentropy", "from_logits": False, "axis": -1,
+                "ignore_class": None},
       "score": {"type": "huber", "delta": 2.0}}),
     ("loss: [scce, {type: huber, delta: 0.5}]",
-     {"digit": {"type": "sparse_categorical_crossentropy", "from_logits": False, "axis": -1},
+     {"digit": {"type": "sparse_categorical_crossentropy", "from_logits": False, "axis": -1,
+                "ignore_class": None},
       "score": {"type": "huber", "delta": 0.5}}),
     ("loss: {type: huber, delta: 3.0}",  # one loss with arguments for every output
      {"digit": {"type": "huber", "delta": 3.0}, "score": {"type": "huber", "delta": 3.0}}),
