@@ -1,4 +1,5 @@
-"""Keras 3's optimizers (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, Nadam, Lion, Ftrl): their update rules,
+"""Keras 3's optimizers (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adafactor, Adamax, Nadam, Lion, Ftrl): their
+update rules,
 arguments and defaults, over the model's flat buffers. Every one takes ``weight_decay`` (decoupled, as in
 Keras: weights shrink by weight_decay * learning_rate before the update) and a learning-rate schedule."""
 
@@ -26,6 +27,7 @@ class Optimizer:
         # segments of the flat buffers that clipping takes one norm over: all of it (global_clipnorm), and
         # each weight (clipnorm; one segment until set_weights_layout says where weights start)
         self.whole = self.bounds = ops.to_device(np.array([0, size], np.int64))
+        self.weights: list = []  # (start, shape) of each weight, where set_weights_layout gave shapes
         # learning_rate: a number, or a schedule ({type: CosineDecay, ...}: kerascli.schedules) of the step
         rate = self.config.get("learning_rate")
         self.schedule = None
@@ -70,10 +72,12 @@ class Optimizer:
             raise ValueError("the learning rate follows a schedule and cannot be set")
         self.learning_rate_scale = value / self.base_learning_rate
 
-    def set_weights_layout(self, bounds) -> None:
+    def set_weights_layout(self, bounds, shapes=None) -> None:
         """Where each weight starts in the flat buffers (and where the last ends): clipnorm clips each
-        weight's gradient by its own norm, as Keras clips each variable's."""
+        weight's gradient by its own norm, as Keras clips each variable's; ``shapes`` are the weights'
+        shapes in the same order (for an optimizer whose state depends on them)."""
         self.bounds = self.ops.to_device(np.asarray(bounds, dtype=np.int64))
+        self.weights = list(zip(bounds[:-1], shapes or []))
 
     def clip(self, grads) -> None:
         """Keras' gradient clipping, in place: clipnorm per weight, global_clipnorm over all, or clipvalue."""
@@ -318,3 +322,28 @@ class Ftrl(Optimizer):
         self.ops.optimizer_step("ftrl_update", (params, grads, s["accumulator"], s["linear"]),
                                 (f(lr), f(c["learning_rate_power"]), f(c["l1_regularization_strength"]), f(l2),
                                  f(c["l2_shrinkage_regularization_strength"])))
+
+
+class Adafactor(Optimizer):
+    """Keras' Adafactor: second moments factored into row and column averages for weights of rank 2 and
+    more (kept in the first entries of each weight's place in the slots ``row_stats`` and ``col_stats``),
+    a full one for the others; the step scaled by the weights' RMS and clipped by the update's RMS.
+    ``relative_step`` is taken as Keras takes it (its rate is min(learning_rate, 1/sqrt(step)) either way)."""
+
+    PARAMS = {"learning_rate": _rate(0.001), "beta_2_decay": Param("float", -0.8, max=0.0),
+              "epsilon_1": Param("float", 1e-30, min=0.0), "epsilon_2": Param("float", 1e-3, min=0.0),
+              "clip_threshold": Param("float", 1.0, min=0.0, exclusive_min=True),
+              "relative_step": Param("bool", True), "weight_decay": WEIGHT_DECAY, **CLIPPING}
+    SLOTS = ("velocity", "row_stats", "col_stats")
+
+    def apply(self, params, grads):
+        c, f, t, s = self.config, self.scalar, self.iterations, self.slots
+        rho = min(c["learning_rate"], 1 / math.sqrt(t))
+        beta_2 = 1 - t ** c["beta_2_decay"]
+        scalars = (f(rho), f(beta_2), f(c["epsilon_1"]), f(c["epsilon_2"]), f(c["clip_threshold"]))
+        for start, shape in self.weights:
+            end = start + math.prod(shape)
+            lead, rows, cols = (math.prod(shape[:-2]), shape[-2], shape[-1]) if len(shape) >= 2 else (1, 0, 0)
+            self.ops.adafactor_update(params[start:end], grads[start:end], s["velocity"][start:end],
+                                      s["row_stats"][start:end], s["col_stats"][start:end], lead, rows, cols,
+                                      *scalars)

@@ -221,6 +221,7 @@ OPTIMIZERS = Registry("optimizer", (
     ("lion", "kerascli.optimizers:Lion", "Lion"),
     ("adadelta", "kerascli.optimizers:Adadelta", "Adadelta"),
     ("ftrl", "kerascli.optimizers:Ftrl", "Ftrl"),
+    ("adafactor", "kerascli.optimizers:Adafactor", "Adafactor"),
 ))
 SCHEDULES = Registry("learning rate schedule", (
     ("ExponentialDecay", "kerascli.schedules:ExponentialDecay"),

@@ -450,6 +450,26 @@ def test_optimizer_updates(rng, dtype, kernel, slots, scalars, other):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(7,), (5, 9), (2, 3, 4, 6)])
+@parity("adafactor_update")
+def test_adafactor_update(rng, dtype, shape, other):
+    """One weight's factored (rank >= 2: row and column statistics) or full second moments, three steps."""
+    f = np.dtype(dtype).type
+    lead, rows, cols = (int(np.prod(shape[:-2])), shape[-2], shape[-1]) if len(shape) >= 2 else (1, 0, 0)
+    size = int(np.prod(shape))
+    p = rng.normal(size=size).astype(dtype)
+    ref, fast = [p.copy()] + [np.zeros(size, dtype) for _ in range(3)], None
+    fast = [a.copy() for a in ref]
+    for step in range(1, 4):
+        g = rng.normal(size=size).astype(dtype)
+        scalars = (f(min(0.01, 1 / np.sqrt(step))), f(1 - step ** -0.8), f(1e-30), f(1e-3), f(1.0))
+        reference.adafactor_update(ref[0], g, *ref[1:], lead, rows, cols, *scalars)
+        other.adafactor_update(fast[0], g.copy(), *fast[1:], lead, rows, cols, *scalars)
+    for a, b in zip(ref, fast):
+        close(a, b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @parity("accumulate_gradient", "average_accumulated_gradient")
 def test_gradient_accumulation(rng, dtype, other):
     grads = [rng.normal(size=29).astype(dtype) for _ in range(3)]

@@ -35,6 +35,8 @@ KERAS_ROWS = {  # optimizer -> configs checked against Keras 3 itself
     "adamax": [{"learning_rate": 0.01}, {"learning_rate": 0.01, "beta_1": 0.5, "weight_decay": 0.02}],
     "nadam": [{"learning_rate": 0.01}, {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.99}],
     "lion": [{"learning_rate": 0.01}, {"learning_rate": 0.01, "beta_1": 0.5, "beta_2": 0.9, "weight_decay": 0.1}],
+    "adafactor": [{"learning_rate": 0.01}, {"learning_rate": 0.5, "beta_2_decay": -0.5, "epsilon_2": 0.01,
+                                           "clip_threshold": 0.5, "weight_decay": 0.01}],
     "adadelta": [{"learning_rate": 1.0, "gradient_accumulation_steps": 2, "use_ema": True}, {"learning_rate": 0.5, "rho": 0.8, "epsilon": 1e-4, "weight_decay": 0.01}],
     "ftrl": [{"learning_rate": 0.1}, {"learning_rate": 0.1, "learning_rate_power": -0.3, "initial_accumulator_value": 0.3,
                                       "l1_regularization_strength": 0.05, "l2_regularization_strength": 0.1,
@@ -66,7 +68,7 @@ def test_matches_keras(name, config, backend, rng):
     theirs = getattr(keras.optimizers, OPTIMIZERS.get(name).__name__)(**keras_config)
     variables = [keras.Variable(v.copy()) for v in values]
     ours = make(name, backend, size=17, dtype=np.float32, **config)
-    ours.set_weights_layout([0, 12, 17])  # clipnorm clips each of the two weights by its own norm
+    ours.set_weights_layout([0, 12, 17], shapes)  # clipnorm clips each of the two weights by its own norm
     flat = np.concatenate([v.ravel() for v in values])
     for step in grads:
         theirs.apply_gradients(zip([keras.ops.convert_to_tensor(g) for g in step], variables))
@@ -186,6 +188,7 @@ train: {{epochs: {epochs}, batch_size: 16}}
     "{type: rmsprop, momentum: 0.9, centered: true}", "{type: adagrad}", "{type: adamax}", "{type: nadam}",
     "{type: lion, weight_decay: 0.01}", "{type: adamw}", "{type: adadelta, learning_rate: 1.0}", "{type: ftrl}",
     "{type: adam, gradient_accumulation_steps: 3}",  # 4 steps an epoch: a partial sum crosses the resume
+    "{type: adafactor, learning_rate: 0.1}",
 ])
 def test_training_resumes_every_optimizer_exactly(tmp_path, write_config, optimizer):
     """Slots (and Nadam's momentum product, which follows from the step) survive a checkpoint: one epoch

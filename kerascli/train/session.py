@@ -80,8 +80,10 @@ def build_session(spec: RunSpec, *, initial_weights: bool = True) -> Session:
     model.fuse_layers()
     opt_cfg = {k: v for k, v in spec.compile["optimizer"].items() if k != "type"}
     optimizer = OPTIMIZERS.get(spec.compile["optimizer"]["type"])(opt_cfg, model.param_buffer.size, model.dtype, model.ops)
-    starts = sorted(model.slices[key].start for key, _, _ in model.weight_items(trainable_only=True))
-    optimizer.set_weights_layout(starts + [model.param_buffer.size] if starts else [0, 0])
+    placed = sorted((model.slices[key].start, spec.shape) for key, _, spec in model.weight_items(trainable_only=True))
+    starts = [start for start, _ in placed]
+    optimizer.set_weights_layout(starts + [model.param_buffer.size] if starts else [0, 0],
+                                 [shape for _, shape in placed])
     session = Session(spec, model, Trainer(model, objective, optimizer), [note] if note else [])
     use_threads(session, threads)
     if initial_weights:

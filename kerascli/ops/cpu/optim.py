@@ -162,6 +162,47 @@ def moving_average_weights(average, param, momentum):
 
 
 @njit(**opts)
+def adafactor_update(param, grad, v, row_stats, col_stats, lead, rows, cols, rho, beta_2, epsilon_1, epsilon_2,
+                     clip_threshold):
+    total = 0.0
+    for i in range(param.size):
+        total += np.float64(param[i]) * param[i]
+    alpha = max(epsilon_2, np.sqrt(total / max(param.size, 1))) * rho
+    if rows:
+        for l in range(lead):
+            base = l * rows * cols
+            for i in range(rows):
+                acc = 0.0
+                for j in range(cols):
+                    g = grad[base + i * cols + j]
+                    acc += g * g + epsilon_1
+                row_stats[l * rows + i] = beta_2 * row_stats[l * rows + i] + (1 - beta_2) * (acc / cols)
+            for j in range(cols):
+                acc = 0.0
+                for i in range(rows):
+                    g = grad[base + i * cols + j]
+                    acc += g * g + epsilon_1
+                col_stats[l * cols + j] = beta_2 * col_stats[l * cols + j] + (1 - beta_2) * (acc / rows)
+            mean_r = 0.0
+            for i in range(rows):
+                mean_r += row_stats[l * rows + i]
+            mean_r /= rows
+            for i in range(rows):
+                for j in range(cols):
+                    v[base + i * cols + j] = row_stats[l * rows + i] / mean_r * col_stats[l * cols + j]
+    else:
+        for i in range(param.size):
+            v[i] = beta_2 * v[i] + (1 - beta_2) * (grad[i] * grad[i] + epsilon_1)
+    total = 0.0
+    for i in range(param.size):
+        u = grad[i] / np.sqrt(v[i])
+        total += np.float64(u) * u
+    scale = alpha / max(1.0, np.sqrt(total / max(param.size, 1)) / clip_threshold)
+    for i in range(param.size):
+        param[i] -= scale * (grad[i] / np.sqrt(v[i]))
+
+
+@njit(**opts)
 def clip_values(grad, limit):
     for i in range(grad.size):
         grad[i] = min(max(grad[i], -limit), limit)

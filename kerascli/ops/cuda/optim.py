@@ -7,7 +7,7 @@ import math
 from numba import cuda, float64
 
 from kerascli.ops import scalar
-from kerascli.ops.cuda.launch import CACHE, block_total, blocks
+from kerascli.ops.cuda.launch import CACHE, block_total, blocks, scratch
 
 TINY = 1e-30  # slots below this are flushed to zero, as in the other backends
 
@@ -240,6 +240,89 @@ def _moving_average_weights(average, param, momentum):
 
 def moving_average_weights(average, param, momentum):
     _launch(_moving_average_weights, average, param, momentum)
+
+
+@cuda.jit(**CACHE)
+def _sum_squares(param, grad, v, sums):
+    """One block of 256 threads: sums[0] = sum of param^2, sums[1] = sum of (grad / sqrt(v))^2 (where v is
+    given: pass v.size 0 to skip), each in a fixed order."""
+    tree = cuda.shared.array(256, float64)
+    t = cuda.threadIdx.x
+    for which in range(2):
+        acc = 0.0
+        if which == 0 or v.size:
+            for i in range(t, param.size, 256):
+                x = param[i] if which == 0 else grad[i] / math.sqrt(v[i])
+                acc += float64(x) * x
+        tree[t] = acc
+        total = block_total(tree, t)
+        if t == 0 and (which == 0 or v.size):
+            sums[which] = total
+        cuda.syncthreads()
+
+
+@cuda.jit(**CACHE)
+def _adafactor_rows(grad, row_stats, lead, rows, cols, beta_2, epsilon_1):
+    k = cuda.grid(1)
+    if k < lead * rows:
+        base = (k // rows) * rows * cols + (k % rows) * cols
+        acc = 0.0
+        for j in range(cols):
+            g = grad[base + j]
+            acc += g * g + epsilon_1
+        row_stats[k] = beta_2 * row_stats[k] + (1 - beta_2) * (acc / cols)
+
+
+@cuda.jit(**CACHE)
+def _adafactor_cols(grad, col_stats, lead, rows, cols, beta_2, epsilon_1):
+    k = cuda.grid(1)
+    if k < lead * cols:
+        base = (k // cols) * rows * cols + k % cols
+        acc = 0.0
+        for i in range(rows):
+            g = grad[base + i * cols]
+            acc += g * g + epsilon_1
+        col_stats[k] = beta_2 * col_stats[k] + (1 - beta_2) * (acc / rows)
+
+
+@cuda.jit(**CACHE)
+def _adafactor_v(grad, v, row_stats, col_stats, lead, rows, cols, beta_2, epsilon_1):
+    i = cuda.grid(1)
+    if i < v.size:
+        if rows:
+            l = i // (rows * cols)
+            mean_r = 0.0
+            for r in range(rows):  # (rows per element: fine for the weights Adafactor is used on)
+                mean_r += row_stats[l * rows + r]
+            row = (i // cols) % rows
+            v[i] = row_stats[l * rows + row] / (mean_r / rows) * col_stats[l * cols + i % cols]
+        else:
+            g = grad[i]
+            v[i] = beta_2 * v[i] + (1 - beta_2) * (g * g + epsilon_1)
+
+
+@cuda.jit(**CACHE)
+def _adafactor_apply(param, grad, v, sums, rho, epsilon_2, clip_threshold):
+    i = cuda.grid(1)
+    if i < param.size:
+        n = param.size
+        alpha = max(epsilon_2, math.sqrt(sums[0] / n)) * rho
+        scale = alpha / max(1.0, math.sqrt(sums[1] / n) / clip_threshold)
+        param[i] -= scale * (grad[i] / math.sqrt(v[i]))
+
+
+def adafactor_update(param, grad, v, row_stats, col_stats, lead, rows, cols, rho, beta_2, epsilon_1, epsilon_2,
+                     clip_threshold):
+    if not param.size:
+        return
+    sums = scratch("adafactor_sums", 2)
+    _sum_squares[1, 256](param, grad, v[:0], sums)  # the weights' RMS, before they change
+    if rows:
+        _adafactor_rows[blocks(lead * rows)](grad, row_stats, lead, rows, cols, beta_2, epsilon_1)
+        _adafactor_cols[blocks(lead * cols)](grad, col_stats, lead, rows, cols, beta_2, epsilon_1)
+    _adafactor_v[blocks(v.size)](grad, v, row_stats, col_stats, lead, rows, cols, beta_2, epsilon_1)
+    _sum_squares[1, 256](param, grad, v, sums)  # (its first sum again: the same weights, the same order)
+    _adafactor_apply[blocks(param.size)](param, grad, v, sums, rho, epsilon_2, clip_threshold)
 
 
 @cuda.jit(**CACHE)

@@ -142,6 +142,28 @@ def moving_average_weights(average, param, momentum):
     average += (1 - momentum) * param
 
 
+def adafactor_update(param, grad, v, row_stats, col_stats, lead, rows, cols, rho, beta_2, epsilon_1, epsilon_2,
+                     clip_threshold):
+    """Keras Adafactor on one weight (flat segments), its shape (lead, rows, cols), ``rows`` 0 for a weight
+    of rank < 2. Factored: row_stats[:lead*rows] = beta_2 r + (1 - beta_2) mean over cols of g^2 + eps_1,
+    col_stats[:lead*cols] the same over rows, v = r / mean(r) * c; else v = beta_2 v + (1 - beta_2)(g^2 + eps_1).
+    Then u = g / sqrt(v), clipped by its RMS over clip_threshold; param -= max(eps_2, RMS(param)) rho u."""
+    alpha = max(epsilon_2, np.sqrt(np.mean(param.astype(np.float64) ** 2))) * rho
+    square = grad * grad + epsilon_1
+    if rows:
+        g2 = square.reshape(lead, rows, cols)
+        r = row_stats[:lead * rows].reshape(lead, rows)
+        c = col_stats[:lead * cols].reshape(lead, cols)
+        r[...] = beta_2 * r + (1 - beta_2) * g2.mean(axis=2)
+        c[...] = beta_2 * c + (1 - beta_2) * g2.mean(axis=1)
+        v[...] = ((r / r.mean(axis=1, keepdims=True))[:, :, None] * c[:, None, :]).reshape(v.shape)
+    else:
+        v[...] = beta_2 * v + (1 - beta_2) * square
+    u = grad / np.sqrt(v)
+    u_rms = np.sqrt(np.mean(u.astype(np.float64) ** 2))
+    param -= (alpha * u / max(1.0, u_rms / clip_threshold)).astype(param.dtype)
+
+
 def clip_values(grad, limit):
     """Keras' clipvalue: every gradient into [-limit, limit]."""
     np.clip(grad, -limit, limit, out=grad)
