@@ -184,9 +184,13 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
+    """With ``amsgrad``, the denominator takes the largest v so far (a ``velocity_hat`` slot), as Keras."""
+
     PARAMS = {"learning_rate": _rate(0.001), "beta_1": _beta(0.9), "beta_2": _beta(0.999), "epsilon": EPSILON,
-              "weight_decay": WEIGHT_DECAY, **CLIPPING}
-    SLOTS = ("m", "v")
+              "amsgrad": Param("bool", False), "weight_decay": WEIGHT_DECAY, **CLIPPING}
+
+    def _slot_names(self):
+        return ("m", "v") + (("velocity_hat",) if self.config.get("amsgrad") else ())
 
     def apply(self, params, grads):
         c, f, t = self.config, self.scalar, self.iterations
@@ -194,7 +198,11 @@ class Adam(Optimizer):
         alpha = c["learning_rate"] * math.sqrt(1 - c["beta_2"] ** t) / (1 - c["beta_1"] ** t)
         m, v = self.slots["m"], self.slots["v"]
         scalars = f(alpha), f(1 - c["beta_1"]), f(1 - c["beta_2"]), f(c["epsilon"])
-        self.ops.adam_step(params, grads, m, v, *scalars)
+        if c.get("amsgrad"):
+            self.ops.optimizer_step("adam_amsgrad_update", (params, grads, m, v, self.slots["velocity_hat"]),
+                                    scalars)
+        else:
+            self.ops.adam_step(params, grads, m, v, *scalars)
 
 
 class AdamW(Adam):

@@ -26,7 +26,7 @@ def test_resolves_every_default():
     spec = resolve_text(SMALL_MLP)
     d = spec.to_dict()
     assert d["compile"]["optimizer"] == {"type": "adam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
-                                         "epsilon": 1e-7, "weight_decay": None, "clipnorm": None,
+                                         "epsilon": 1e-7, "amsgrad": False, "weight_decay": None, "clipnorm": None,
                                          "clipvalue": None, "global_clipnorm": None,
                                          "gradient_accumulation_steps": None, "use_ema": False, "ema_momentum": 0.99,
                                          "ema_overwrite_frequency": None}

@@ -426,6 +426,7 @@ UPDATES = {
     "adadelta_update": (2, [(1.0, 0.95, 1e-7), (0.5, 0.5, 1e-3)], 0.0),
     "ftrl_update": (2, [(0.1, -0.5, 0.0, 0.0, 0.0), (0.1, -0.3, 0.05, 0.2, 0.02), (0.2, 0.0, 0.3, 0.0, 0.0)], 0.1),
     "moving_average_weights": (0, [(0.99,), (0.0,)], 0.0),
+    "adam_amsgrad_update": (3, [(0.01, 0.1, 0.001, 1e-7)], 0.0),
 }
 
 
@@ -434,7 +435,8 @@ UPDATES = {
 @parity(*UPDATES)
 def test_optimizer_updates(rng, dtype, kernel, slots, scalars, other):
     assert kernel in ("decay_weights", "rmsprop_update", "adagrad_update", "adamax_update", "nadam_update",
-                      "lion_update", "adadelta_update", "ftrl_update", "moving_average_weights")
+                      "lion_update", "adadelta_update", "ftrl_update", "moving_average_weights",
+                      "adam_amsgrad_update")
     f = np.dtype(dtype).type
     p, g = (rng.normal(size=43).astype(dtype) for _ in range(2))
     g[::7] = 0  # a zero gradient (Lion's sign, Adamax's max)

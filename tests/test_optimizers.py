@@ -23,10 +23,12 @@ KERAS_ROWS = {  # optimizer -> configs checked against Keras 3 itself
             {"learning_rate": 0.05, "use_ema": True, "ema_momentum": 0.8, "ema_overwrite_frequency": 4},
             {"learning_rate": 0.05, "clipnorm": 0.5}, {"learning_rate": 0.05, "clipvalue": 0.3}],
     "adam": [{"learning_rate": 0.01, "weight_decay": 0.05}, {"learning_rate": 0.01, "global_clipnorm": 0.7},
+             {"learning_rate": 0.05, "amsgrad": True},
              {"learning_rate": 0.01, "gradient_accumulation_steps": 3, "weight_decay": 0.05, "clipnorm": 0.5},
              {"learning_rate": {"type": "ExponentialDecay", "initial_learning_rate": 0.01, "decay_steps": 1,
                                 "decay_rate": 0.5, "staircase": False}, "gradient_accumulation_steps": 2}],
-    "adamw": [{"learning_rate": 0.01}, {"learning_rate": 0.01, "weight_decay": 0.1, "beta_1": 0.8}],
+    "adamw": [{"learning_rate": 0.01}, {"learning_rate": 0.01, "weight_decay": 0.1, "beta_1": 0.8},
+              {"learning_rate": 0.05, "amsgrad": True}],
     "rmsprop": [{"learning_rate": 0.01}, {"learning_rate": 0.01, "momentum": 0.9},
                 {"learning_rate": 0.01, "centered": True, "rho": 0.8},
                 {"learning_rate": 0.01, "momentum": 0.5, "centered": True, "weight_decay": 0.01}],
@@ -188,7 +190,7 @@ train: {{epochs: {epochs}, batch_size: 16}}
     "{type: rmsprop, momentum: 0.9, centered: true}", "{type: adagrad}", "{type: adamax}", "{type: nadam}",
     "{type: lion, weight_decay: 0.01}", "{type: adamw}", "{type: adadelta, learning_rate: 1.0}", "{type: ftrl}",
     "{type: adam, gradient_accumulation_steps: 3}",  # 4 steps an epoch: a partial sum crosses the resume
-    "{type: adafactor, learning_rate: 0.1}",
+    "{type: adafactor, learning_rate: 0.1}", "{type: adam, amsgrad: true}",
 ])
 def test_training_resumes_every_optimizer_exactly(tmp_path, write_config, optimizer):
     """Slots (and Nadam's momentum product, which follows from the step) survive a checkpoint: one epoch

@@ -46,6 +46,21 @@ def adam_update(param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2, ep
 
 
 @njit(**opts)
+def adam_amsgrad_update(param, grad, m, v, v_hat, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
+    for i in range(param.size):
+        g = grad[i]
+        mi = m[i] + (g - m[i]) * one_minus_beta_1
+        vi = v[i] + (g * g - v[i]) * one_minus_beta_2
+        mi *= np.float32(abs(mi) >= TINY)
+        vi *= np.float32(vi >= TINY)
+        m[i] = mi
+        v[i] = vi
+        vh = max(v_hat[i], vi)
+        v_hat[i] = vh
+        param[i] -= alpha * mi / (np.sqrt(vh) + epsilon)
+
+
+@njit(**opts)
 def decay_weights(param, rate):
     for i in range(param.size):
         param[i] -= param[i] * rate

@@ -55,6 +55,30 @@ def adam_update(param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2, ep
         _adam[blocks(param.size)](param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon)
 
 
+@cuda.jit(**CACHE)
+def _adam_amsgrad(param, grad, m, v, v_hat, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
+    i = cuda.grid(1)
+    if i < param.size:
+        g = grad[i]
+        mi = m[i] + (g - m[i]) * one_minus_beta_1
+        vi = v[i] + (g * g - v[i]) * one_minus_beta_2
+        if abs(mi) < TINY:
+            mi = mi - mi
+        if vi < TINY:
+            vi = vi - vi
+        m[i] = mi
+        v[i] = vi
+        vh = max(v_hat[i], vi)
+        v_hat[i] = vh
+        param[i] -= alpha * mi / (math.sqrt(vh) + epsilon)
+
+
+def adam_amsgrad_update(param, grad, m, v, v_hat, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
+    if param.size:
+        _adam_amsgrad[blocks(param.size)](param, grad, m, v, v_hat, alpha, one_minus_beta_1, one_minus_beta_2,
+                                          epsilon)
+
+
 def _launch(kernel, param, *args):
     if param.size:
         kernel[blocks(param.size)](param, *args)

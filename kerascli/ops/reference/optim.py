@@ -39,6 +39,16 @@ def adam_update(param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2, ep
     param -= alpha * m / (np.sqrt(v) + epsilon)
 
 
+def adam_amsgrad_update(param, grad, m, v, v_hat, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
+    """Adam with amsgrad: v_hat = max(v_hat, v) takes v's place in the denominator."""
+    m += (grad - m) * one_minus_beta_1
+    v += (grad * grad - v) * one_minus_beta_2
+    _flush(m)
+    _flush(v)
+    np.maximum(v_hat, v, out=v_hat)
+    param -= alpha * m / (np.sqrt(v_hat) + epsilon)
+
+
 def decay_weights(param, rate):
     """Decoupled weight decay (Keras' weight_decay): param -= param * rate, rate = weight_decay * lr."""
     param -= param * rate
