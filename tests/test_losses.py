@@ -224,7 +224,7 @@ def loss_inputs(name, from_logits, rng):
 def test_loss_arguments_match_keras(name, config, from_logits, rng):
     """Per-sample values against Keras 3's loss built with the same arguments; the float64 gradient by
     central differences (the fused path where the loss takes logits)."""
-    import torch
+    torch = pytest.importorskip("torch")
 
     loss = LOSSES.get(name)(config)
     assert loss.from_logits == from_logits
