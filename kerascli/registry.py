@@ -153,6 +153,14 @@ ACTIVATIONS = Registry("activation", (  # values are the activation table's code
     ("sigmoid", "kerascli.ops.contract:SIGMOID"),
     ("tanh", "kerascli.ops.contract:TANH"),
     ("softmax", "kerascli.ops.contract:SOFTMAX"),
+    ("relu6", "kerascli.ops.contract:RELU6"),
+    ("leaky_relu", "kerascli.ops.contract:LEAKY_RELU"),
+    ("elu", "kerascli.ops.contract:ELU"),
+    ("selu", "kerascli.ops.contract:SELU"),
+    ("softplus", "kerascli.ops.contract:SOFTPLUS"),
+    ("softsign", "kerascli.ops.contract:SOFTSIGN"),
+    ("hard_sigmoid", "kerascli.ops.contract:HARD_SIGMOID"),
+    ("exponential", "kerascli.ops.contract:EXPONENTIAL"),
 ))
 LOSSES = Registry("loss", (
     ("categorical_crossentropy", "kerascli.losses:CategoricalCrossentropy", "CategoricalCrossentropy", "cce"),

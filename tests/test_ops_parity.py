@@ -12,6 +12,7 @@ from kerascli.ops.backend import kernel_modules, public_functions
 from kerascli.ops.contract import (
     ACTIVATION_TABLE,
     ELEMENT_LOSSES,
+    EXPONENTIAL,
     KERNEL_FAMILIES,
     LINEAR,
     MSLE,
@@ -200,6 +201,8 @@ def test_direct_convolution(rng, dtype, case, act, other):
     ow, pl = conv_geometry(w, kw, sw, padding)
     x = rng.normal(size=(n, h, w, c)).astype(dtype)
     kernel = rng.normal(size=(kh, kw, c, 5)).astype(dtype)
+    if act == EXPONENTIAL:  # exp of sums of many N(0, 1) products reaches 1e4 and beyond: float32 sums of such
+        kernel *= dtype(0.2)  # terms differ with the order of addition by more than the tolerance
     for bias in (rng.normal(size=5).astype(dtype), np.zeros(0, dtype)):
         close(*run_out(other, "conv2d_direct", x, kernel, bias, act, sh, sw, pt, pl, oh, ow,
                        outs=[((n, oh, ow, 5), dtype)]), dtype)

@@ -17,9 +17,10 @@ Every gradient here is computed from the activation's output ``y``, which is
 what layers keep from the forward pass.
 
 Adding an activation: a row here (numpy forward and gradient, properties),
-and for the cpu backend one branch in each of ``_activation_value`` and
-``_activation_gradient`` (kerascli/ops/cpu/activations.py), which every cpu
-kernel inlines. Parity tests run every kernel for every row of the table.
+one branch in each of ``activation_value`` and ``activation_gradient``
+(kerascli/ops/scalar.py, which the cpu and cuda kernels compile), and a
+registry entry. Parity tests run every kernel for every row of the table;
+tests/test_activations.py holds each row to Keras.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class Activation:
     aliases: tuple = ()
 
 
+LEAKY_SLOPE = 0.2  # Keras' leaky_relu default negative_slope
+SELU_ALPHA, SELU_SCALE = 1.67326324235437728481, 1.05070098735548049342  # Keras' (Klambauer et al.)
+
+
 def _softmax(z):
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
@@ -58,11 +63,33 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
     Activation("sigmoid", 2, lambda z: 1 / (1 + np.exp(-z)), lambda dy, y: dy * y * (1 - y), increasing=True),
     Activation("tanh", 3, np.tanh, lambda dy, y: dy * (1 - y * y), increasing=True),
     Activation("softmax", 4, _softmax, _softmax_backward, increasing=False, elementwise=False),
+    # Keras 3's, with its default arguments; gradients from the output as the others'
+    Activation("relu6", 5, lambda z: np.clip(z, 0, 6), lambda dy, y: np.where((y > 0) & (y < 6), dy, 0).astype(dy.dtype),
+               increasing=True, sparse_gradient=True),
+    Activation("leaky_relu", 6, lambda z: np.where(z > 0, z, LEAKY_SLOPE * z).astype(z.dtype),
+               lambda dy, y: np.where(y > 0, dy, LEAKY_SLOPE * dy).astype(dy.dtype), increasing=True),
+    Activation("elu", 7, lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))).astype(z.dtype),
+               lambda dy, y: np.where(y > 0, dy, dy * (y + 1)).astype(dy.dtype), increasing=True),
+    Activation("selu", 8, lambda z: (SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0))))
+               .astype(z.dtype),
+               lambda dy, y: np.where(y > 0, SELU_SCALE * dy, dy * (y + SELU_SCALE * SELU_ALPHA)).astype(dy.dtype),
+               increasing=True),
+    Activation("softplus", 9, lambda z: (np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))).astype(z.dtype),
+               lambda dy, y: (dy * -np.expm1(-y)).astype(dy.dtype), increasing=True),
+    Activation("softsign", 10, lambda z: z / (1 + np.abs(z)), lambda dy, y: dy * (1 - np.abs(y)) ** 2,
+               increasing=True),
+    Activation("hard_sigmoid", 11, lambda z: np.clip(z + 3, 0, 6) / 6,
+               lambda dy, y: np.where((y > 0) & (y < 1), dy / 6, 0).astype(dy.dtype), increasing=True,
+               sparse_gradient=True),
+    Activation("exponential", 12, np.exp, lambda dy, y: dy * y, increasing=True),
 )
 assert [a.code for a in ACTIVATION_TABLE] == list(range(len(ACTIVATION_TABLE)))
 
 BY_NAME = {a.name: a for a in ACTIVATION_TABLE}
 LINEAR, RELU, SIGMOID, TANH, SOFTMAX = (BY_NAME[n].code for n in ("linear", "relu", "sigmoid", "tanh", "softmax"))
+RELU6, LEAKY_RELU, ELU, SELU, SOFTPLUS, SOFTSIGN, HARD_SIGMOID, EXPONENTIAL = (
+    BY_NAME[n].code for n in ("relu6", "leaky_relu", "elu", "selu", "softplus", "softsign", "hard_sigmoid",
+                              "exponential"))
 
 
 def activation(code: int) -> Activation:

@@ -7,16 +7,27 @@ from __future__ import annotations
 import math
 
 from kerascli.ops.contract import (
+    ELU,
+    EXPONENTIAL,
+    HARD_SIGMOID,
     HINGE,
     HUBER,
     KL_DIVERGENCE,
+    LEAKY_RELU,
+    LEAKY_SLOPE,
     LOG_COSH,
     MAE,
     MAPE,
     MSLE,
     POISSON,
     RELU,
+    RELU6,
+    SELU,
+    SELU_ALPHA,
+    SELU_SCALE,
     SIGMOID,
+    SOFTPLUS,
+    SOFTSIGN,
     TANH,
 )
 
@@ -32,6 +43,22 @@ def activation_value(v, act):
         return 1.0 / (1.0 + math.exp(-v))
     if act == TANH:
         return math.tanh(v)
+    if act == RELU6:
+        return min(v, 6.0) if not v < 0 else 0.0
+    if act == LEAKY_RELU:
+        return v if v > 0 else LEAKY_SLOPE * v
+    if act == ELU:
+        return v if v > 0 else math.expm1(min(v, 0.0))
+    if act == SELU:
+        return SELU_SCALE * (v if v > 0 else SELU_ALPHA * math.expm1(min(v, 0.0)))
+    if act == SOFTPLUS:
+        return max(v, 0.0) + math.log1p(math.exp(-abs(v)))
+    if act == SOFTSIGN:
+        return v / (1.0 + abs(v))
+    if act == HARD_SIGMOID:
+        return min(max(v + 3.0, 0.0), 6.0) / 6.0
+    if act == EXPONENTIAL:
+        return math.exp(v)
     return v  # linear (softmax is applied per row by the callers)
 
 
@@ -42,6 +69,22 @@ def activation_gradient(dy, y, act):
         return dy * y * (1.0 - y)
     if act == TANH:
         return dy * (1.0 - y * y)
+    if act == RELU6:
+        return dy if 0 < y < 6 else 0.0
+    if act == LEAKY_RELU:
+        return dy if y > 0 else LEAKY_SLOPE * dy
+    if act == ELU:
+        return dy if y > 0 else dy * (y + 1.0)
+    if act == SELU:
+        return SELU_SCALE * dy if y > 0 else dy * (y + SELU_SCALE * SELU_ALPHA)
+    if act == SOFTPLUS:
+        return dy * -math.expm1(-y)
+    if act == SOFTSIGN:
+        return dy * (1.0 - abs(y)) ** 2
+    if act == HARD_SIGMOID:
+        return dy / 6.0 if 0 < y < 1 else 0.0
+    if act == EXPONENTIAL:
+        return dy * y
     return dy
 
 
