@@ -145,7 +145,14 @@ LAYERS = Registry("layer type", (
     ("AveragePooling2D", "kerascli.layers.pooling:AveragePooling2D", "AvgPool2D"),
     ("BatchNormalization", "kerascli.layers.normalization:BatchNormalization"),
     ("Add", "kerascli.layers.merge:Add"),
+    ("Subtract", "kerascli.layers.merge:Subtract"),
+    ("Multiply", "kerascli.layers.merge:Multiply"),
+    ("Average", "kerascli.layers.merge:Average"),
+    ("Maximum", "kerascli.layers.merge:Maximum"),
+    ("Minimum", "kerascli.layers.merge:Minimum"),
     ("Concatenate", "kerascli.layers.merge:Concatenate"),
+    ("GlobalAveragePooling2D", "kerascli.layers.pooling:GlobalAveragePooling2D", "GlobalAvgPool2D"),
+    ("GlobalMaxPooling2D", "kerascli.layers.pooling:GlobalMaxPooling2D", "GlobalMaxPool2D"),
 ))
 ACTIVATIONS = Registry("activation", (  # values are the activation table's codes (kerascli.ops.contract)
     ("linear", "kerascli.ops.contract:LINEAR", "none"),

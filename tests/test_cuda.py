@@ -19,6 +19,7 @@ from compare_runs import assert_same_last_checkpoint
 from test_layers import BATCH, ROWS, inputs_for, make_layer
 
 from kerascli.cli import cli
+from kerascli.ops.backend import NumbaCUDAOps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 needs_cuda = pytest.mark.skipif(not cuda_usable(), reason="no usable GPU (or NUMBA_ENABLE_CUDASIM=1)")
@@ -51,7 +52,7 @@ def host(value):
 @needs_cuda
 @pytest.mark.parametrize("type_name,params,shape", [
     pytest.param(t, p, s, id=f"{t}-{i}") for t, rows in ROWS.items() for i, (p, s) in enumerate(rows)
-    if t != "Dropout"])
+    if t != "Dropout" and t in NumbaCUDAOps.LAYERS])
 def test_layer_matches_cpu(type_name, params, shape, rng):
     """Forward (training and inference), input gradient and weight gradients, float64."""
     from kerascli.ops import get_ops
@@ -279,6 +280,24 @@ def test_class_weights_on_the_device_match_cpu(tmp_path, write_config, loss, uni
     for a, b in zip(metrics(runs / "cpu"), metrics(runs / "cuda")):
         for key in ("loss", "accuracy", "val_loss"):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
+
+
+@needs_cuda
+@pytest.mark.parametrize("type_name", sorted(set(ROWS) - NumbaCUDAOps.LAYERS))
+def test_a_layer_without_cuda_kernels_is_refused_by_name(type_name, tmp_path, write_config):
+    """The layers the cuda Ops has no kernels for yet are refused before training, naming the layer."""
+    from kerascli.ops import get_ops
+
+    layer, _ = make_layer(type_name, *ROWS[type_name][0], "cpu")
+
+    class Model:
+        layers = [layer]
+
+    class Objective:
+        outputs = []
+
+    reason = get_ops("cuda").unsupported(Model, Objective)
+    assert reason and f"({type_name}) has no cuda kernels" in reason and "backend: cpu" in reason
 
 
 @needs_cuda

@@ -37,6 +37,13 @@ ROWS = {
     "AveragePooling2D": [({"pool_size": 3, "strides": 2, "padding": "same"}, (5, 4, 2)), ({}, (4, 4, 3))],
     "BatchNormalization": [({}, (4,)), ({"center": False, "momentum": 0.5}, (3, 3, 2))],
     "Add": [({}, [(3,), (3,), (3,)])],
+    "Subtract": [({}, [(2, 3), (2, 3)])],
+    "Multiply": [({}, [(4,), (4,), (4,)])],
+    "Average": [({}, [(3,), (3,)])],
+    "Maximum": [({}, [(5,), (5,), (5,)])],
+    "Minimum": [({}, [(2, 2), (2, 2)])],
+    "GlobalAveragePooling2D": [({}, (3, 4, 2)), ({"keepdims": True}, (2, 2, 3))],
+    "GlobalMaxPooling2D": [({}, (3, 4, 2)), ({"keepdims": True}, (2, 3, 1))],
     "Concatenate": [({}, [(2, 3), (2, 2)]), ({"axis": 1}, [(1, 3), (2, 3)])],
 }
 BATCH = 3
@@ -220,3 +227,21 @@ def test_conv2d_backward_paths(params, shape, sparse, input_grad, backend, rng, 
         assert dx is None
     for name, g in analytic.items():
         assert_grad_close(g, numeric_grad(loss, layer.params[name]), f"Conv2D weight {name}")
+
+
+WEIGHTLESS_KERAS = ["Subtract", "Multiply", "Average", "Maximum", "Minimum", "GlobalAveragePooling2D",
+                    "GlobalMaxPooling2D", "Add", "Concatenate"]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("type_name,params,shape", [c for c in cases() if c.values[0] in WEIGHTLESS_KERAS])
+def test_weightless_layers_match_keras(type_name, params, shape, rng):
+    """Outputs of the merge and global pooling layers against Keras 3's layers with the same arguments."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    layer, _ = make_layer(type_name, params, shape, "cpu")
+    x = inputs_for(shape, rng)
+    theirs = getattr(keras.layers, type_name)(**params)(x if isinstance(x, list) else x)
+    np.testing.assert_allclose(layer.forward(x, False), keras.ops.convert_to_numpy(theirs), rtol=1e-6, atol=1e-7)

@@ -1,4 +1,5 @@
-"""Add and Concatenate: layers with two or more inputs."""
+"""Keras' merge layers (Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate): layers with two or
+more inputs."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ from kerascli.graph.layer import Layer, ShapeError
 class Add(Layer):
     PARAMS: dict = {}
     n_inputs = 0
+    exactly = 0  # a layer that takes a fixed number of inputs (Subtract: 2)
 
     def build(self, input_shape):
         first = tuple(input_shape[0])
+        if self.exactly and len(input_shape) != self.exactly:
+            raise ShapeError(f"{self.type_name} takes exactly {self.exactly} inputs, got {len(input_shape)}")
         for shape in input_shape[1:]:
             if tuple(shape) != first:
                 shapes = ", ".join(str(tuple(s)) for s in input_shape)
-                raise ShapeError(f"Add needs inputs of one shape, got {shapes}")
+                raise ShapeError(f"{self.type_name} needs inputs of one shape, got {shapes}")
         self._count = len(input_shape)
         return first
 
@@ -24,6 +28,56 @@ class Add(Layer):
 
     def backward(self, dy):
         return [dy] * self._count
+
+
+class Subtract(Add):
+    """x[0] - x[1]."""
+
+    exactly = 2
+
+    def forward(self, xs, training):
+        return xs[0] - xs[1]
+
+    def backward(self, dy):
+        return [dy, -dy]
+
+
+class Average(Add):
+    def forward(self, xs, training):
+        out = self.ops.add_n(xs)
+        out *= out.dtype.type(1.0 / self._count)
+        return out
+
+    def backward(self, dy):
+        share = dy * dy.dtype.type(1.0 / self._count)
+        return [share] * self._count
+
+
+class Multiply(Add):
+    def forward(self, xs, training):
+        self._xs = xs
+        return self.ops.multiply_n(xs)
+
+    def backward(self, dy):
+        # each input's gradient: dy times the product of the others
+        return [self.ops.multiply_n([dy] + [x for j, x in enumerate(self._xs) if j != i]) for i in range(self._count)]
+
+
+class Maximum(Add):
+    """The elementwise maximum; its gradient goes to the input that gave it (the first of ties)."""
+
+    largest = True
+
+    def forward(self, xs, training):
+        out, self._which = self.ops.elementwise_extreme(xs, self.largest)
+        return out
+
+    def backward(self, dy):
+        return self.ops.route_by_index(dy, self._which, self._count)
+
+
+class Minimum(Maximum):
+    largest = False
 
 
 class Concatenate(Layer):

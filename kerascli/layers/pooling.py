@@ -1,9 +1,9 @@
-"""MaxPooling2D and AveragePooling2D, channels-last."""
+"""MaxPooling2D, AveragePooling2D and their global forms, channels-last."""
 
 from __future__ import annotations
 
 from kerascli.config.params import Param
-from kerascli.graph.layer import Layer
+from kerascli.graph.layer import Layer, ShapeError
 from kerascli.layers.conv import spatial_geometry
 
 
@@ -54,3 +54,29 @@ class AveragePooling2D(_Pooling2D):
 
     def backward(self, dy):
         return self.ops.avg_pool2d_backward(dy, self._window(), self.workspace("dx", (dy.shape[0],) + self.in_shape))
+
+
+class GlobalAveragePooling2D(Layer):
+    """The mean over every pixel of each channel: (H, W, C) -> (C,), or (1, 1, C) with ``keepdims``."""
+
+    PARAMS = {"keepdims": Param("bool", False)}
+    largest = False
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ShapeError(f"expects input of shape (height, width, channels), got {tuple(input_shape)}")
+        self.in_shape = tuple(input_shape)
+        return (1, 1, input_shape[2]) if self.config["keepdims"] else (input_shape[2],)
+
+    def forward(self, x, training):
+        out, self._where = self.ops.global_pool2d_forward(x, self.largest)
+        return out.reshape((len(x),) + self.output_shape)
+
+    def backward(self, dy):
+        return self.ops.global_pool2d_backward(dy.reshape(len(dy), -1), self._where, (len(dy),) + self.in_shape)
+
+
+class GlobalMaxPooling2D(GlobalAveragePooling2D):
+    """The maximum over every pixel of each channel; its gradient goes to that pixel (the first of ties)."""
+
+    largest = True

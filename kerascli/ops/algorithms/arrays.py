@@ -73,3 +73,44 @@ def class_weights(ops, t, table):
 def scale_rows(ops, x, weights):
     """``x`` (per-sample values, or rows of them) times each sample's weight, in a new array."""
     return x * weights.reshape((len(x),) + (1,) * (x.ndim - 1)).astype(x.dtype, copy=False)
+
+
+def multiply_n(ops, xs):
+    """The elementwise product of two or more arrays of one shape, in a new array."""
+    out = xs[0] * xs[1]
+    for x in xs[2:]:
+        out *= x
+    return out
+
+
+def elementwise_extreme(ops, xs, largest: bool):
+    """(the elementwise maximum or minimum of arrays of one shape, the index of the input each value came
+    from: the first of ties)."""
+    stacked = np.stack(xs)
+    which = stacked.argmax(axis=0) if largest else stacked.argmin(axis=0)
+    return np.take_along_axis(stacked, which[None], axis=0)[0], which
+
+
+def route_by_index(ops, dy, which, count: int):
+    """The gradient of each input of elementwise_extreme: ``dy`` where it was chosen, 0 elsewhere."""
+    return [np.where(which == i, dy, 0).astype(dy.dtype) for i in range(count)]
+
+
+def global_pool2d_forward(ops, x, largest: bool):
+    """(N, H, W, C) -> (N, C): the maximum (with each winner's place, the first of ties) or the mean over
+    every pixel."""
+    flat = x.reshape(len(x), -1, x.shape[-1])
+    if largest:
+        where = flat.argmax(axis=1)
+        return np.take_along_axis(flat, where[:, None], axis=1)[:, 0], where
+    return flat.mean(axis=1), None
+
+
+def global_pool2d_backward(ops, dy, where, shape):
+    """The input gradient of global_pool2d_forward for inputs of ``shape`` (N, H, W, C)."""
+    n, h, w, c = shape
+    if where is None:
+        return np.broadcast_to((dy / (h * w))[:, None, :], (n, h * w, c)).reshape(shape).astype(dy.dtype)
+    dx = np.zeros((n, h * w, c), dy.dtype)
+    np.put_along_axis(dx, where[:, None], dy[:, None], axis=1)
+    return dx.reshape(shape)
