@@ -153,6 +153,12 @@ LAYERS = Registry("layer type", (
     ("Concatenate", "kerascli.layers.merge:Concatenate"),
     ("GlobalAveragePooling2D", "kerascli.layers.pooling:GlobalAveragePooling2D", "GlobalAvgPool2D"),
     ("GlobalMaxPooling2D", "kerascli.layers.pooling:GlobalMaxPooling2D", "GlobalMaxPool2D"),
+    ("Identity", "kerascli.layers.core:Identity"),
+    ("Permute", "kerascli.layers.core:Permute"),
+    ("RepeatVector", "kerascli.layers.core:RepeatVector"),
+    ("ZeroPadding2D", "kerascli.layers.pooling:ZeroPadding2D"),
+    ("Cropping2D", "kerascli.layers.pooling:Cropping2D"),
+    ("UpSampling2D", "kerascli.layers.pooling:UpSampling2D"),
 ))
 ACTIVATIONS = Registry("activation", (  # values are the activation table's codes (kerascli.ops.contract)
     ("linear", "kerascli.ops.contract:LINEAR", "none"),

@@ -44,6 +44,12 @@ ROWS = {
     "Minimum": [({}, [(2, 2), (2, 2)])],
     "GlobalAveragePooling2D": [({}, (3, 4, 2)), ({"keepdims": True}, (2, 2, 3))],
     "GlobalMaxPooling2D": [({}, (3, 4, 2)), ({"keepdims": True}, (2, 3, 1))],
+    "Identity": [({}, (3, 2))],
+    "Permute": [({"dims": [2, 1]}, (3, 4)), ({"dims": [3, 1, 2]}, (2, 3, 4))],
+    "RepeatVector": [({"n": 3}, (4,))],
+    "ZeroPadding2D": [({}, (2, 3, 2)), ({"padding": [[0, 2], [1, 0]]}, (3, 2, 1))],
+    "Cropping2D": [({"cropping": 1}, (4, 5, 2)), ({"cropping": [[0, 1], [2, 0]]}, (3, 4, 1))],
+    "UpSampling2D": [({}, (2, 3, 2)), ({"size": [1, 3]}, (2, 2, 1))],
     "Concatenate": [({}, [(2, 3), (2, 2)]), ({"axis": 1}, [(1, 3), (2, 3)])],
 }
 BATCH = 3
@@ -230,7 +236,8 @@ def test_conv2d_backward_paths(params, shape, sparse, input_grad, backend, rng, 
 
 
 WEIGHTLESS_KERAS = ["Subtract", "Multiply", "Average", "Maximum", "Minimum", "GlobalAveragePooling2D",
-                    "GlobalMaxPooling2D", "Add", "Concatenate"]
+                    "GlobalMaxPooling2D", "Add", "Concatenate", "Identity", "Permute", "RepeatVector", "ZeroPadding2D",
+                    "Cropping2D", "UpSampling2D"]
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -138,6 +138,19 @@ class Checker:
                     raise self.error(path, f"expected integers, got {_describe(item)}")
                 self._range(item, param, path)
             return list(items)
+        if kind == "margins2d":  # Keras' 2-D padding/cropping: n, [rows, cols], or [[top, bottom], [left, right]]
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = [value, value]
+            if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                   for v in value):
+                value = [[value[0], value[0]], [value[1], value[1]]]
+            ok = isinstance(value, list) and len(value) == 2 and all(
+                isinstance(p, list) and len(p) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                            for v in p) for p in value)
+            if not ok:
+                raise self.error(path, "expected n, [rows, columns] or [[top, bottom], [left, right]] (integers from 0), "
+                                       f"got {_describe(value)}")
+            return [list(p) for p in value]
         if kind == "shape":
             if not isinstance(value, list) or not value:
                 raise self.error(path, f"expected a list of positive integers, got {_describe(value)}")

@@ -141,3 +141,56 @@ class Rescaling(Layer):
 
     def backward(self, dy):
         return self.ops.scale_shift(dy, self.config["scale"], 0.0)
+
+
+class Identity(Layer):
+    """Its input, as it is."""
+
+    PARAMS: dict = {}
+
+    def build(self, input_shape):
+        return tuple(input_shape)
+
+    def forward(self, x, training):
+        return x
+
+    def backward(self, dy):
+        return dy
+
+
+class Permute(Layer):
+    """The per-sample axes reordered: ``dims`` counts them from 1, as Keras does (the batch axis stays)."""
+
+    PARAMS = {"dims": Param("shape", doc="a permutation of 1..rank")}
+
+    def build(self, input_shape):
+        dims = list(self.config["dims"])
+        if sorted(dims) != list(range(1, len(input_shape) + 1)):
+            raise ShapeError(f"dims {dims} is not a permutation of 1..{len(input_shape)} for input "
+                             f"{tuple(input_shape)}")
+        self._axes = [d - 1 for d in dims]
+        self._back = [self._axes.index(i) for i in range(len(dims))]
+        return tuple(input_shape[a] for a in self._axes)
+
+    def forward(self, x, training):
+        return self.ops.transpose_samples(x, self._axes)
+
+    def backward(self, dy):
+        return self.ops.transpose_samples(dy, self._back)
+
+
+class RepeatVector(Layer):
+    """(features,) -> (n, features)."""
+
+    PARAMS = {"n": Param("int", min=1)}
+
+    def build(self, input_shape):
+        if len(input_shape) != 1:
+            raise ShapeError(f"expects one vector per sample, got input of shape {tuple(input_shape)}")
+        return (self.config["n"], input_shape[0])
+
+    def forward(self, x, training):
+        return self.ops.repeat_vector(x, self.config["n"])
+
+    def backward(self, dy):
+        return dy.sum(axis=1)

@@ -80,3 +80,63 @@ class GlobalMaxPooling2D(GlobalAveragePooling2D):
     """The maximum over every pixel of each channel; its gradient goes to that pixel (the first of ties)."""
 
     largest = True
+
+
+def _image(input_shape):
+    if len(input_shape) != 3:
+        raise ShapeError(f"expects input of shape (height, width, channels), got {tuple(input_shape)}")
+
+
+class ZeroPadding2D(Layer):
+    """Zeros around each image: ``padding`` n, [rows, columns] or [[top, bottom], [left, right]]."""
+
+    PARAMS = {"padding": Param("margins2d", [[1, 1], [1, 1]])}
+
+    def build(self, input_shape):
+        _image(input_shape)
+        (top, bottom), (left, right) = self.config["padding"]
+        return (input_shape[0] + top + bottom, input_shape[1] + left + right, input_shape[2])
+
+    def forward(self, x, training):
+        return self.ops.pad2d(x, self.config["padding"])
+
+    def backward(self, dy):
+        return self.ops.crop2d(dy, self.config["padding"])
+
+
+class Cropping2D(Layer):
+    """Each image without its margins: ``cropping`` n, [rows, columns] or [[top, bottom], [left, right]]."""
+
+    PARAMS = {"cropping": Param("margins2d", [[0, 0], [0, 0]])}
+
+    def build(self, input_shape):
+        _image(input_shape)
+        (top, bottom), (left, right) = self.config["cropping"]
+        h, w = input_shape[0] - top - bottom, input_shape[1] - left - right
+        if h < 1 or w < 1:
+            raise ShapeError(f"cropping {self.config['cropping']} leaves nothing of {tuple(input_shape)}")
+        return (h, w, input_shape[2])
+
+    def forward(self, x, training):
+        return self.ops.crop2d(x, self.config["cropping"])
+
+    def backward(self, dy):
+        return self.ops.pad2d(dy, self.config["cropping"])
+
+
+class UpSampling2D(Layer):
+    """Each pixel repeated ``size`` times down and across (Keras' nearest interpolation)."""
+
+    PARAMS = {"size": Param("pair", [2, 2], min=1),
+              "interpolation": Param("str", "nearest", choices=("nearest",), doc="nearest (bilinear: not yet)")}
+
+    def build(self, input_shape):
+        _image(input_shape)
+        rows, cols = self.config["size"]
+        return (input_shape[0] * rows, input_shape[1] * cols, input_shape[2])
+
+    def forward(self, x, training):
+        return self.ops.upsample2d(x, *self.config["size"])
+
+    def backward(self, dy):
+        return self.ops.upsample2d_backward(dy, *self.config["size"])

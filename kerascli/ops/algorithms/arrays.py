@@ -114,3 +114,36 @@ def global_pool2d_backward(ops, dy, where, shape):
     dx = np.zeros((n, h * w, c), dy.dtype)
     np.put_along_axis(dx, where[:, None], dy[:, None], axis=1)
     return dx.reshape(shape)
+
+
+def transpose_samples(ops, x, axes):
+    """``x`` with its per-sample axes in the order ``axes`` (0-based, the batch axis left first), copied."""
+    return np.ascontiguousarray(np.transpose(x, (0,) + tuple(a + 1 for a in axes)))
+
+
+def pad2d(ops, x, margins):
+    """(N, H, W, C) with zeros around: margins [[top, bottom], [left, right]]."""
+    (top, bottom), (left, right) = margins
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+
+
+def crop2d(ops, x, margins):
+    """(N, H, W, C) without its margins [[top, bottom], [left, right]], copied."""
+    (top, bottom), (left, right) = margins
+    return np.ascontiguousarray(x[:, top:x.shape[1] - bottom, left:x.shape[2] - right, :])
+
+
+def upsample2d(ops, x, rows: int, cols: int):
+    """Each pixel repeated rows x cols times (nearest neighbour)."""
+    return np.repeat(np.repeat(x, rows, axis=1), cols, axis=2)
+
+
+def upsample2d_backward(ops, dy, rows: int, cols: int):
+    """The gradient of upsample2d: each block of rows x cols summed back into its pixel."""
+    n, h, w, c = dy.shape
+    return dy.reshape(n, h // rows, rows, w // cols, cols, c).sum(axis=(2, 4))
+
+
+def repeat_vector(ops, x, times: int):
+    """(N, F) -> (N, times, F)."""
+    return np.repeat(x[:, None, :], times, axis=1)
