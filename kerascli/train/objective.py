@@ -7,7 +7,7 @@ output's own, and metrics are ``<output>_<metric>``.
 
 from __future__ import annotations
 
-from kerascli.config.schema import loss_type
+from kerascli.config.compile import loss_type
 from kerascli.errors import ConfigError
 from kerascli.metrics import make_metric, metric_name
 from kerascli.ops.contract import ACTIVATION_TABLE, LINEAR
