@@ -169,8 +169,8 @@ class SparseCategoricalCrossentropy(Loss):
 
     def forward(self, ops, out, t, fused):
         ignore = self.config.get("ignore_class") is not None
-        if ignore:
-            t, weight = self._masked(ops, t)
+        if ignore:  # (kept for backward, which follows on the same batch)
+            t, weight = self._mask = self._masked(ops, t)
         if fused:
             rows, pred = ops.sparse_softmax_cross_entropy(out, t)
         else:
@@ -180,7 +180,7 @@ class SparseCategoricalCrossentropy(Loss):
     def backward(self, ops, out, pred, t, scale, fused):
         ignore = self.config.get("ignore_class") is not None
         if ignore:
-            t, weight = self._masked(ops, t)
+            t, weight = self._mask
         if fused:
             grad = ops.sparse_softmax_cross_entropy_grad(pred, t, scale)
         else:
@@ -296,13 +296,13 @@ class ElementwiseLoss(Loss):
         return self.param
 
     def forward(self, ops, out, t, fused):
-        rows = ops.element_loss(out, t, self.code, out.dtype.type(self.batch_param(ops, t)))
+        self._param = out.dtype.type(self.batch_param(ops, t))  # (backward follows on the same batch)
+        rows = ops.element_loss(out, t, self.code, self._param)
         return (ops.scale_shift(rows, out.shape[1], 0.0) if self.summed else rows), out
 
     def backward(self, ops, out, pred, t, scale, fused):
         scale = scale * out.shape[1] if self.summed else scale
-        return ops.element_loss_grad(out, t, self.code, out.dtype.type(self.batch_param(ops, t)),
-                                     out.dtype.type(scale))
+        return ops.element_loss_grad(out, t, self.code, self._param, out.dtype.type(scale))
 
 
 class MeanAbsoluteError(ElementwiseLoss):

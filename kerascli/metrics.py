@@ -16,6 +16,12 @@ from kerascli.errors import ConfigError, DataError
 from kerascli.registry import METRICS
 
 
+def divide_no_nan(a, b):
+    """a / b, 0 where b is 0 (Keras' divide_no_nan), for the rates of counts."""
+    a = np.asarray(a, np.float64)
+    return np.divide(a, b, out=np.zeros_like(a), where=np.asarray(b) != 0)
+
+
 class Metric:
     host_only = False  # computed on host arrays (a plugin's function): a device backend cannot run it
     PARAMS: dict[str, Param] = {}  # Keras' constructor arguments (``metrics: [{type: ..., ...}]``)
@@ -188,20 +194,18 @@ class AUC(Metric):
         fp = np.cumsum(negative_hist[::-1])[::-1]
         fn, tn = tp[0] - tp, fp[0] - fp
 
-        def ratio(a, b):
-            return np.divide(a, b, out=np.zeros_like(a), where=b != 0)
-
         c = self.config
         if c["curve"] == "PR" and c["summation_method"] == "interpolation":
             dtp, p = tp[:-1] - tp[1:], tp + fp
             dp = p[:-1] - p[1:]
-            slope = ratio(dtp, np.maximum(dp, 0))
+            slope = divide_no_nan(dtp, np.maximum(dp, 0))
             intercept = tp[1:] - slope * p[1:]
             both = (p[:-1] > 0) & (p[1:] > 0)
-            p_ratio = np.where(both, ratio(p[:-1], np.maximum(p[1:], 0)), 1.0)
-            return float(ratio(slope * (dtp + intercept * np.log(p_ratio)), np.maximum(tp[1:] + fn[1:], 0)).sum())
-        recall = ratio(tp, tp + fn)
-        x, y = (ratio(fp, fp + tn), recall) if c["curve"] == "ROC" else (recall, ratio(tp, tp + fp))
+            p_ratio = np.where(both, divide_no_nan(p[:-1], np.maximum(p[1:], 0)), 1.0)
+            increments = divide_no_nan(slope * (dtp + intercept * np.log(p_ratio)), np.maximum(tp[1:] + fn[1:], 0))
+            return float(increments.sum())
+        recall = divide_no_nan(tp, tp + fn)
+        x, y = (divide_no_nan(fp, fp + tn), recall) if c["curve"] == "ROC" else (recall, divide_no_nan(tp, tp + fp))
         if c["summation_method"] == "interpolation":
             heights = (y[:-1] + y[1:]) / 2
         elif c["summation_method"] == "minoring":
@@ -243,11 +247,8 @@ class _AtConstraint(Metric):
         tp, fp = np.cumsum(sums[:n][::-1])[::-1], np.cumsum(sums[n:2 * n][::-1])[::-1]
         fn, tn = sums[-2] - tp, sums[-1] - fp
 
-        def ratio(a, b):
-            return np.divide(a, b, out=np.zeros_like(a), where=b != 0)
-
-        return {"sensitivity": ratio(tp, tp + fn), "specificity": ratio(tn, tn + fp),
-                "precision": ratio(tp, tp + fp)}
+        return {"sensitivity": divide_no_nan(tp, tp + fn), "specificity": divide_no_nan(tn, tn + fp),
+                "precision": divide_no_nan(tp, tp + fp)}
 
     def result(self, sums):
         rates = self.rates(sums)
@@ -362,11 +363,14 @@ class ElementMetric(Metric):
 
     loss = ""  # the registered loss whose values these are
 
-    def update(self, ops, pred, t):
+    def __init__(self, name: str, config: dict | None = None):
         from kerascli.registry import LOSSES
 
-        loss = LOSSES.get(self.loss)()
-        rows, _ = loss.forward(ops, pred, t, False)
+        super().__init__(name, config)
+        self._loss = LOSSES.get(self.loss)()
+
+    def update(self, ops, pred, t):
+        rows, _ = self._loss.forward(ops, pred, t, False)
         return ops.total(rows), len(pred)
 
 

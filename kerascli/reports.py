@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from kerascli.metrics import divide_no_nan
 from kerascli.runs.atomic import atomic_write_text
 
 REPORT = "classification_report"
@@ -49,17 +50,14 @@ def report_rows(matrix: np.ndarray) -> list[dict]:
     tp = np.diag(matrix).astype(np.float64)
     predicted, support = matrix.sum(axis=0).astype(np.float64), matrix.sum(axis=1).astype(np.float64)
 
-    def ratio(a, b):
-        return np.divide(a, b, out=np.zeros_like(a), where=b > 0)
-
-    precision, recall = ratio(tp, predicted), ratio(tp, support)
-    f1 = ratio(2 * precision * recall, precision + recall)
+    precision, recall = divide_no_nan(tp, predicted), divide_no_nan(tp, support)
+    f1 = divide_no_nan(2 * precision * recall, precision + recall)
     rows = [{"class": str(c), "precision": precision[c], "recall": recall[c], "f1": f1[c], "support": int(support[c])}
             for c in range(len(tp))]
     total = support.sum()
     rows.append({"class": "macro avg", "precision": precision.mean(), "recall": recall.mean(), "f1": f1.mean(),
                  "support": int(total)})
-    weights = ratio(support, np.full_like(support, total))
+    weights = divide_no_nan(support, np.full_like(support, total))
     rows.append({"class": "weighted avg", "precision": (precision * weights).sum(),
                  "recall": (recall * weights).sum(), "f1": (f1 * weights).sum(), "support": int(total)})
     rows.append({"class": "accuracy", "precision": "", "recall": "", "f1": tp.sum() / total if total else 0.0,
