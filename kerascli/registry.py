@@ -159,6 +159,11 @@ LAYERS = Registry("layer type", (
     ("ZeroPadding2D", "kerascli.layers.pooling:ZeroPadding2D"),
     ("Cropping2D", "kerascli.layers.pooling:Cropping2D"),
     ("UpSampling2D", "kerascli.layers.pooling:UpSampling2D"),
+    ("ReLU", "kerascli.layers.activations:ReLU"),
+    ("LeakyReLU", "kerascli.layers.activations:LeakyReLU"),
+    ("PReLU", "kerascli.layers.activations:PReLU"),
+    ("ELU", "kerascli.layers.activations:ELU"),
+    ("Softmax", "kerascli.layers.activations:Softmax"),
 ))
 ACTIVATIONS = Registry("activation", (  # values are the activation table's codes (kerascli.ops.contract)
     ("linear", "kerascli.ops.contract:LINEAR", "none"),
@@ -174,6 +179,12 @@ ACTIVATIONS = Registry("activation", (  # values are the activation table's code
     ("softsign", "kerascli.ops.contract:SOFTSIGN"),
     ("hard_sigmoid", "kerascli.ops.contract:HARD_SIGMOID"),
     ("exponential", "kerascli.ops.contract:EXPONENTIAL"),
+    ("gelu", "kerascli.ops.contract:GELU"),
+    ("gelu_approximate", "kerascli.ops.contract:GELU_APPROXIMATE"),
+    ("silu", "kerascli.ops.contract:SILU", "swish"),
+    ("mish", "kerascli.ops.contract:MISH"),
+    ("hard_silu", "kerascli.ops.contract:HARD_SILU", "hard_swish"),
+    ("log_softmax", "kerascli.ops.contract:LOG_SOFTMAX"),
 ))
 LOSSES = Registry("loss", (
     ("categorical_crossentropy", "kerascli.losses:CategoricalCrossentropy", "CategoricalCrossentropy", "cce"),

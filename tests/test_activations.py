@@ -1,6 +1,6 @@
-"""The activation table against Keras 3: every elementwise activation's values (keras.activations, torch
-backend) and its gradient from the output against torch's autograd, in float64; kernels are held to the
-table by the parity tests."""
+"""The activation table against Keras 3: every activation's values (keras.activations, torch backend) and
+its gradient (from the output, or from the input where the row says needs_input) against torch's autograd,
+in float64; kernels are held to the table by the parity tests."""
 
 import os
 
@@ -11,10 +11,12 @@ from kerascli.ops.contract import ACTIVATION_TABLE
 from kerascli.registry import ACTIVATIONS
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-ELEMENTWISE = [a for a in ACTIVATION_TABLE if a.elementwise and a.name != "linear"]
+ROWS = [a for a in ACTIVATION_TABLE if a.name != "linear"]
+# rows that are a Keras function called with an argument
+KERAS_CALLS = {"gelu_approximate": lambda keras, x: keras.activations.gelu(x, approximate=True)}
 
 
-@pytest.mark.parametrize("act", ELEMENTWISE, ids=[a.name for a in ELEMENTWISE])
+@pytest.mark.parametrize("act", ROWS, ids=[a.name for a in ROWS])
 def test_values_and_gradients_match_keras(act, rng):
     os.environ.setdefault("KERAS_BACKEND", "torch")
     keras = pytest.importorskip("keras")
@@ -22,13 +24,26 @@ def test_values_and_gradients_match_keras(act, rng):
     z = rng.normal(size=(6, 9)) * 4
     z[0, :3] = [0.5, -0.5, 7.0]  # inside, and beyond relu6's and hard_sigmoid's flat ends
     x = torch.tensor(z, requires_grad=True)
-    theirs = getattr(keras.activations, act.name)(x)
+    call = KERAS_CALLS.get(act.name, lambda keras, x: getattr(keras.activations, act.name)(x))
+    theirs = call(keras, x)
     dy = rng.normal(size=z.shape)
     theirs.backward(torch.tensor(dy))
     y = act.forward(z)
     np.testing.assert_allclose(y, theirs.detach().numpy(), rtol=1e-12, atol=1e-12)
     # (rtol 1e-7: Keras multiplies hard_sigmoid by 1/6 rounded to float32)
-    np.testing.assert_allclose(act.backward(dy, y), x.grad.numpy(), rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(act.backward(dy, z if act.needs_input else y), x.grad.numpy(), rtol=1e-7, atol=1e-12)
+
+
+def test_activations_after_max_pooling_are_fused_only_when_increasing():
+    """The table's monotonic flags, checked on values: the rows marked increasing commute with a max,
+    and each row not so marked has inputs where they do not (a wrong flag would let a convolution fuse
+    with the max pooling after it and give wrong outputs)."""
+    z = np.linspace(-6, 6, 241)
+    for act in ACTIVATION_TABLE:
+        if not act.elementwise:
+            continue
+        y = act.forward(z[None])[0]
+        assert (np.diff(y) >= 0).all() == act.increasing, act.name
 
 
 def test_every_activation_is_registered_under_its_keras_name():

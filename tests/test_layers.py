@@ -21,8 +21,10 @@ load_builtins()
 # type -> list of (params, input shape or list of input shapes for merge layers)
 ROWS = {
     "Dense": [({"units": 3, "activation": a}, (4,)) for a in ("linear", "relu", "sigmoid", "tanh", "softmax")]
-    + [({"units": 2, "use_bias": False}, (3, 4))],
-    "Activation": [({"activation": a}, (2, 3)) for a in ("relu", "softmax", "sigmoid")],
+    + [({"units": 2, "use_bias": False}, (3, 4)), ({"units": 3, "activation": "gelu"}, (2, 4)),
+       ({"units": 4, "activation": "log_softmax"}, (3,))],
+    "Activation": [({"activation": a}, (2, 3)) for a in ("relu", "softmax", "sigmoid", "silu", "mish", "hard_silu",
+                                                         "gelu_approximate", "log_softmax", "linear")],
     "Dropout": [({"rate": 0.4}, (6,)), ({"rate": 0.0}, (3,))],
     "Flatten": [({}, (2, 3, 2))],
     "Reshape": [({"target_shape": [3, -1]}, (6, 2))],
@@ -32,6 +34,7 @@ ROWS = {
         ({"filters": 3, "kernel_size": [2, 3], "padding": "valid", "activation": "tanh"}, (4, 5, 1)),
         # a patch of 3*3*4 = 36 values: the GEMM (or sparse) path instead of the direct kernels
         ({"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "relu"}, (5, 6, 4)),
+        ({"filters": 2, "kernel_size": 2, "activation": "swish"}, (3, 4, 1)),  # an own-step activation
     ],
     "MaxPooling2D": [({"pool_size": 2, "padding": "same"}, (5, 5, 2)), ({"pool_size": [2, 3]}, (4, 6, 1))],
     "AveragePooling2D": [({"pool_size": 3, "strides": 2, "padding": "same"}, (5, 4, 2)), ({}, (4, 4, 3))],
@@ -51,6 +54,11 @@ ROWS = {
     "Cropping2D": [({"cropping": 1}, (4, 5, 2)), ({"cropping": [[0, 1], [2, 0]]}, (3, 4, 1))],
     "UpSampling2D": [({}, (2, 3, 2)), ({"size": [1, 3]}, (2, 2, 1))],
     "Concatenate": [({}, [(2, 3), (2, 2)]), ({"axis": 1}, [(1, 3), (2, 3)])],
+    "ReLU": [({}, (4,)), ({"max_value": 1.0, "negative_slope": 0.1, "threshold": 0.5}, (2, 3))],
+    "LeakyReLU": [({}, (5,)), ({"negative_slope": 0.05}, (2, 2))],
+    "PReLU": [({}, (4,)), ({"shared_axes": [1, 2]}, (3, 2, 2))],
+    "ELU": [({}, (4,)), ({"alpha": 0.5}, (2, 3))],
+    "Softmax": [({}, (4,)), ({"axis": 1}, (3, 2)), ({"axis": -2}, (2, 3, 2))],
 }
 BATCH = 3
 
@@ -237,7 +245,7 @@ def test_conv2d_backward_paths(params, shape, sparse, input_grad, backend, rng, 
 
 WEIGHTLESS_KERAS = ["Subtract", "Multiply", "Average", "Maximum", "Minimum", "GlobalAveragePooling2D",
                     "GlobalMaxPooling2D", "Add", "Concatenate", "Identity", "Permute", "RepeatVector", "ZeroPadding2D",
-                    "Cropping2D", "UpSampling2D"]
+                    "Cropping2D", "UpSampling2D", "ReLU", "LeakyReLU", "ELU", "Softmax"]
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -252,3 +260,18 @@ def test_weightless_layers_match_keras(type_name, params, shape, rng):
     x = inputs_for(shape, rng)
     theirs = getattr(keras.layers, type_name)(**params)(x if isinstance(x, list) else x)
     np.testing.assert_allclose(layer.forward(x, False), keras.ops.convert_to_numpy(theirs), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_prelu_matches_keras_with_the_same_alpha(rng):
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    layer, _ = make_layer("PReLU", {"shared_axes": [2]}, (3, 4, 2), "cpu")
+    assert layer.params["alpha"].shape == (3, 1, 2)  # Keras' layout
+    x = rng.normal(size=(BATCH, 3, 4, 2))
+    theirs = keras.layers.PReLU(shared_axes=[2])
+    theirs.build((None, 3, 4, 2))
+    theirs.set_weights([layer.params["alpha"]])
+    np.testing.assert_allclose(layer.forward(x, False), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-6, atol=1e-7)

@@ -33,7 +33,7 @@ def _pool_commutes(conv, pool) -> bool:
     activation is increasing, so that it commutes with the max (gelu or swish would not)."""
     pc = pool.config
     tiles = pc["padding"] == "valid" and list(pc["strides"]) == list(pc["pool_size"])
-    return tiles and activation(conv.act).increasing
+    return tiles and activation(conv.activation).increasing
 
 
 def _conv_maxpool_applies(ops, conv, pool) -> bool:

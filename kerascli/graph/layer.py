@@ -133,22 +133,56 @@ class ActivatedLayer(Layer):
 
     After ``fuse_output()``, forward returns pre-activation values and backward
     receives their gradient directly from the loss.
+
+    ``act`` is the activation the layer's kernels apply inside their own loops.
+    An activation whose table row says ``own_step`` (gelu, silu, mish,
+    log_softmax, ...) is not one of them: the kernels apply linear, and the
+    layer applies it afterwards with ``activate`` and ``deactivate``, keeping
+    what its gradient needs (the input when the row says ``needs_input``).
     """
 
     def __init__(self, name: str, config: dict):
         super().__init__(name, config)
+        from kerascli.ops.contract import activation
         from kerascli.registry import ACTIVATIONS
 
         self.activation = ACTIVATIONS.get(config["activation"])
-        self.act = self.activation  # the code the kernels apply
+        row = activation(self.activation)
+        self.act = 0 if row.own_step else self.activation  # the code the kernels apply
+        self.own_act = self.activation if row.own_step else None  # applied by activate()
+        self._keep_input = row.needs_input
         self.fused_output = False
+
+    def buffer_bytes(self, batch, threads, itemsize):
+        sizes = super().buffer_bytes(batch, threads, itemsize)
+        if self.own_act is not None:  # activate()'s output and deactivate()'s gradient
+            sizes["activation"] = 2 * batch * math.prod(self.output_shape) * itemsize
+        return sizes
 
     def fuse_output(self) -> None:
         self.fused_output = True
         self.act = 0
+        self.own_act = None
+
+    def activate(self, z2: np.ndarray) -> np.ndarray:
+        """The own-step activation of the 2-D ``z2`` (the layer's output before it), or ``z2`` as it is."""
+        if self.own_act is None:
+            return z2
+        y = self.ops.bias_activation_forward(z2, self.ops.no_bias(z2.dtype), self.own_act,
+                                             self.workspace("activated", z2.shape))
+        self._activation_saved = z2 if self._keep_input else y
+        return y
+
+    def deactivate(self, dy2: np.ndarray) -> np.ndarray:
+        """The gradient through ``activate``: ``dy2`` for the output after it, returned for the output before."""
+        if self.own_act is None:
+            return dy2
+        return self.ops.activation_backward(dy2, self._activation_saved, self.own_act,
+                                            self.workspace("dactivated", dy2.shape))[0]
 
     def activation_backward(self, dy2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gradient through the activation and its column sums (the bias gradient, stored in the layer's
         ``bias`` gradient when it has one)."""
+        dy2 = self.deactivate(dy2)
         return self.ops.activation_backward(dy2, self._y, self.act, self.workspace("dz", self._y.shape),
                                             self.grads.get("bias"))

@@ -72,7 +72,7 @@ class Conv2D(ActivatedLayer):
         y4 = self.ops.conv2d_forward(x, self.params["kernel"], self._bias(x.dtype), self.act, self.geometry,
                                      self.workspace)
         self._x, self._y = x, y4
-        return y4
+        return self.activate(y4.reshape(-1, y4.shape[-1])).reshape(y4.shape)
 
     def backward(self, dy):
         grad_bias = self.grads.get("bias")
@@ -81,5 +81,6 @@ class Conv2D(ActivatedLayer):
             self.ops.conv2d_maxpool_backward(self._x, dy, self._pooled, self._arg, self.act, self.geometry, ph, pw,
                                              self.grads["kernel"], grad_bias)
             return None
+        dy = self.deactivate(dy.reshape(-1, dy.shape[-1])).reshape(dy.shape)
         return self.ops.conv2d_backward(self._x, self._y, dy, self.params["kernel"], self.act, self.geometry,
                                         self.grads["kernel"], grad_bias, self.need_input_grad, self.workspace)

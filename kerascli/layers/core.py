@@ -34,7 +34,7 @@ class Dense(ActivatedLayer):
         units = self.config["units"]
         y = self.ops.dense_forward(x2, self.params["kernel"], bias, self.act, self.workspace("y", (len(x2), units)))
         self._x2, self._y, self._xshape = x2, y, x.shape
-        return y.reshape(x.shape[:-1] + (units,))
+        return self.activate(y).reshape(x.shape[:-1] + (units,))
 
     def backward(self, dy):
         dz, _ = self.activation_backward(dy.reshape(self._y.shape))  # fills the bias gradient
@@ -51,6 +51,9 @@ class Activation(ActivatedLayer):
 
     def forward(self, x, training):
         x2 = x.reshape(-1, self.output_shape[-1])
+        if self.act == 0:  # linear, or an own-step activation: no copy before it
+            self._y = x2
+            return self.activate(x2).reshape(x.shape)
         y = self.ops.bias_activation_forward(x2, self.ops.no_bias(x.dtype), self.act, self.workspace("y", x2.shape))
         self._y = y
         return y.reshape(x.shape)

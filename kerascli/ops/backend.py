@@ -19,11 +19,11 @@ from types import ModuleType
 
 import numpy as np
 
-from kerascli.ops.algorithms import arrays, conv, dense, optim, pooling
+from kerascli.ops.algorithms import activations, arrays, conv, dense, optim, pooling
 from kerascli.ops.contract import KERNEL_FAMILIES
 from kerascli.ops.memory import aligned_empty
 
-ALGORITHM_MODULES = (dense, conv, pooling, optim, arrays)
+ALGORITHM_MODULES = (dense, conv, pooling, optim, arrays, activations)
 
 
 def public_functions(module: ModuleType) -> dict:

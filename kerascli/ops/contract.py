@@ -11,9 +11,16 @@ properties that decide what may be done with it:
 * ``elementwise``: each output depends on its own input only (softmax
   normalises a whole row);
 * ``sparse_gradient``: its gradient is exactly zero wherever its output is
-  zero (relu): gradients behind it are mostly zeros.
+  zero (relu): gradients behind it are mostly zeros;
+* ``needs_input``: its gradient cannot be had from its output (gelu, silu,
+  mish, hard_silu are not one-to-one), so ``backward`` takes the input ``z``
+  in place of ``y`` and layers keep ``z`` for it. The kernels that fuse an
+  activation into a GEMM or a convolution never see these;
+* ``own_step``: layers run it as a step of its own after their linear part
+  (bias_activation_forward and bias_activation_backward are the only kernels
+  that see it; kerascli.graph.layer): every needs_input row, and log_softmax.
 
-Every gradient here is computed from the activation's output ``y``, which is
+Every other gradient is computed from the activation's output ``y``, which is
 what layers keep from the forward pass.
 
 Adding an activation: a row here (numpy forward and gradient, properties),
@@ -25,6 +32,7 @@ tests/test_activations.py holds each row to Keras.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -40,6 +48,8 @@ class Activation:
     increasing: bool
     elementwise: bool = True
     sparse_gradient: bool = False
+    needs_input: bool = False
+    own_step: bool = False
     aliases: tuple = ()
 
 
@@ -54,6 +64,47 @@ def _softmax(z):
 
 def _softmax_backward(dy, y):
     return y * (dy - (dy * y).sum(axis=1, keepdims=True))
+
+
+def _log_softmax(z):
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def _log_softmax_backward(dy, y):
+    return dy - np.exp(y) * dy.sum(axis=1, keepdims=True)
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+GELU_TANH_C = math.sqrt(2.0 / math.pi)  # the tanh approximation's constants (Hendrycks and Gimpel)
+GELU_TANH_K = 0.044715
+
+
+def _gelu_backward(dy, z):
+    cdf = 0.5 * (1 + _erf(z / math.sqrt(2.0)))
+    return (dy * (cdf + z * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi))).astype(dy.dtype)
+
+
+def _gelu_tanh(z):
+    return (0.5 * z * (1 + np.tanh(GELU_TANH_C * (z + GELU_TANH_K * z ** 3)))).astype(z.dtype)
+
+
+def _gelu_tanh_backward(dy, z):
+    t = np.tanh(GELU_TANH_C * (z + GELU_TANH_K * z ** 3))
+    return (dy * (0.5 * (1 + t) + 0.5 * z * (1 - t * t) * GELU_TANH_C * (1 + 3 * GELU_TANH_K * z * z))).astype(dy.dtype)
+
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def _softplus(z):
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def _mish_backward(dy, z):
+    t = np.tanh(_softplus(z))
+    return (dy * (t + z * _sigmoid(z) * (1 - t * t))).astype(dy.dtype)
 
 
 ACTIVATION_TABLE: tuple[Activation, ...] = (
@@ -82,14 +133,33 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
                lambda dy, y: np.where((y > 0) & (y < 1), dy / 6, 0).astype(dy.dtype), increasing=True,
                sparse_gradient=True),
     Activation("exponential", 12, np.exp, lambda dy, y: dy * y, increasing=True),
+    # gradients from the input (needs_input): backward's second argument is z
+    Activation("gelu", 13, lambda z: (0.5 * z * (1 + _erf(z / math.sqrt(2.0)))).astype(z.dtype), _gelu_backward,
+               increasing=False, needs_input=True, own_step=True),
+    # Keras' gelu(x, approximate=True)
+    Activation("gelu_approximate", 14, _gelu_tanh, _gelu_tanh_backward, increasing=False, needs_input=True,
+               own_step=True),
+    Activation("silu", 15, lambda z: z * _sigmoid(z),
+               lambda dy, z: dy * _sigmoid(z) * (1 + z * (1 - _sigmoid(z))), increasing=False, needs_input=True,
+               own_step=True, aliases=("swish",)),
+    Activation("mish", 16, lambda z: (z * np.tanh(_softplus(z))).astype(z.dtype), _mish_backward, increasing=False,
+               needs_input=True, own_step=True),
+    Activation("hard_silu", 17, lambda z: z * np.clip(z + 3, 0, 6) / 6,
+               lambda dy, z: np.where(z < -3, 0, np.where(z > 3, dy, dy * (2 * z + 3) / 6)).astype(dy.dtype),
+               increasing=False, needs_input=True, own_step=True, aliases=("hard_swish",)),
+    Activation("log_softmax", 18, _log_softmax, _log_softmax_backward, increasing=False, elementwise=False,
+               own_step=True),
 )
 assert [a.code for a in ACTIVATION_TABLE] == list(range(len(ACTIVATION_TABLE)))
+assert all(a.own_step for a in ACTIVATION_TABLE if a.needs_input)
 
 BY_NAME = {a.name: a for a in ACTIVATION_TABLE}
 LINEAR, RELU, SIGMOID, TANH, SOFTMAX = (BY_NAME[n].code for n in ("linear", "relu", "sigmoid", "tanh", "softmax"))
 RELU6, LEAKY_RELU, ELU, SELU, SOFTPLUS, SOFTSIGN, HARD_SIGMOID, EXPONENTIAL = (
     BY_NAME[n].code for n in ("relu6", "leaky_relu", "elu", "selu", "softplus", "softsign", "hard_sigmoid",
                               "exponential"))
+GELU, GELU_APPROXIMATE, SILU, MISH, HARD_SILU, LOG_SOFTMAX = (
+    BY_NAME[n].code for n in ("gelu", "gelu_approximate", "silu", "mish", "hard_silu", "log_softmax"))
 
 
 def activation(code: int) -> Activation:

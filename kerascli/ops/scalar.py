@@ -9,7 +9,12 @@ import math
 from kerascli.ops.contract import (
     ELU,
     EXPONENTIAL,
+    GELU,
+    GELU_APPROXIMATE,
+    GELU_TANH_C,
+    GELU_TANH_K,
     HARD_SIGMOID,
+    HARD_SILU,
     HINGE,
     HUBER,
     KL_DIVERGENCE,
@@ -18,6 +23,7 @@ from kerascli.ops.contract import (
     LOG_COSH,
     MAE,
     MAPE,
+    MISH,
     MSLE,
     POISSON,
     RELU,
@@ -26,16 +32,20 @@ from kerascli.ops.contract import (
     SELU_ALPHA,
     SELU_SCALE,
     SIGMOID,
+    SILU,
     SOFTPLUS,
     SOFTSIGN,
     TANH,
 )
 
 EPS = 1e-7  # Keras' backend epsilon
+SQRT_HALF = math.sqrt(0.5)
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-# The elementwise activations of the table: value from the input, gradient from the output. A new elementwise
-# activation is a row in the table and a branch in each.
+# The elementwise activations of the table: value from the input, gradient from the output, or from the input
+# for those whose row says needs_input (then ``y`` is the input). A new elementwise activation is a row in the
+# table and a branch in each.
 def activation_value(v, act):
     if act == RELU:
         return v if not v < 0 else 0.0  # NaN passes through, as in numpy
@@ -59,6 +69,16 @@ def activation_value(v, act):
         return min(max(v + 3.0, 0.0), 6.0) / 6.0
     if act == EXPONENTIAL:
         return math.exp(v)
+    if act == GELU:
+        return 0.5 * v * (1.0 + math.erf(v * SQRT_HALF))
+    if act == GELU_APPROXIMATE:
+        return 0.5 * v * (1.0 + math.tanh(GELU_TANH_C * (v + GELU_TANH_K * v * v * v)))
+    if act == SILU:
+        return v / (1.0 + math.exp(-v))
+    if act == MISH:
+        return v * math.tanh(max(v, 0.0) + math.log1p(math.exp(-abs(v))))
+    if act == HARD_SILU:
+        return v * min(max(v + 3.0, 0.0), 6.0) / 6.0
     return v  # linear (softmax is applied per row by the callers)
 
 
@@ -85,6 +105,21 @@ def activation_gradient(dy, y, act):
         return dy / 6.0 if 0 < y < 1 else 0.0
     if act == EXPONENTIAL:
         return dy * y
+    if act == GELU:  # y is the input from here on
+        return dy * (0.5 * (1.0 + math.erf(y * SQRT_HALF)) + y * math.exp(-0.5 * y * y) * INV_SQRT_2PI)
+    if act == GELU_APPROXIMATE:
+        t = math.tanh(GELU_TANH_C * (y + GELU_TANH_K * y * y * y))
+        return dy * (0.5 * (1.0 + t) + 0.5 * y * (1.0 - t * t) * GELU_TANH_C * (1.0 + 3.0 * GELU_TANH_K * y * y))
+    if act == SILU:
+        s = 1.0 / (1.0 + math.exp(-y))
+        return dy * s * (1.0 + y * (1.0 - s))
+    if act == MISH:
+        t = math.tanh(max(y, 0.0) + math.log1p(math.exp(-abs(y))))
+        return dy * (t + y * (1.0 - t * t) / (1.0 + math.exp(-y)))
+    if act == HARD_SILU:
+        if y < -3.0:
+            return 0.0
+        return dy if y > 3.0 else dy * (2.0 * y + 3.0) / 6.0
     return dy
 
 

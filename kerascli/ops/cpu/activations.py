@@ -8,8 +8,17 @@ import numpy as np
 from numba import njit
 
 from kerascli.ops import scalar
-from kerascli.ops.contract import SOFTMAX
+from kerascli.ops.contract import LOG_SOFTMAX, SOFTMAX
 from kerascli.ops.cpu.jit import opts
+
+
+@njit(inline="always", **opts)
+def _row_max(z, r):
+    m = z[r, 0]
+    for c in range(1, z.shape[1]):
+        if z[r, c] > m:
+            m = z[r, c]
+    return m
 
 
 @njit(inline="always", **opts)
@@ -17,10 +26,7 @@ def _softmax_row(z, r, out):
     """softmax of row r of ``z`` into row r of ``out`` (which may be ``z``); returns (row max, log of the
     sum of exp(z - max)), what a cross-entropy needs besides."""
     cols = z.shape[1]
-    m = z[r, 0]
-    for c in range(1, cols):
-        if z[r, c] > m:
-            m = z[r, c]
+    m = _row_max(z, r)
     s = 0.0
     for c in range(cols):
         e = math.exp(z[r, c] - m)
@@ -38,6 +44,28 @@ def _softmax_rows(z, out):
         _softmax_row(z, r, out)
 
 
+@njit(**opts)
+def _log_softmax_rows(z, out):
+    rows, cols = z.shape
+    for r in range(rows):
+        m = _row_max(z, r)
+        s = 0.0
+        for c in range(cols):
+            s += math.exp(z[r, c] - m)
+        shift = m + math.log(s)
+        for c in range(cols):
+            out[r, c] = z[r, c] - shift
+
+
+@njit(inline="always", **opts)
+def _rowwise(z, act, out):
+    """The activations that normalise whole rows, over rows of ``z`` into ``out`` (which may be ``z``)."""
+    if act == SOFTMAX:
+        _softmax_rows(z, out)
+    elif act == LOG_SOFTMAX:
+        _log_softmax_rows(z, out)
+
+
 # The elementwise activations (kerascli.ops.scalar), inlined into each kernel's loop, where LLVM hoists the
 # branch on ``act`` out of the loop and vectorises each case (as fast as one hand-written loop per
 # activation, measured).
@@ -52,8 +80,7 @@ def bias_activation_forward(z, bias, act, out):
     for r in range(rows):
         for c in range(cols):
             out[r, c] = _activation_value(z[r, c] + b[c], act)
-    if act == SOFTMAX:
-        _softmax_rows(out, out)
+    _rowwise(out, act, out)
     return out
 
 
@@ -67,8 +94,7 @@ def bias_activation_inplace(z, bias, act):
         row = z[r]
         for c in range(cols):
             row[c] = _activation_value(row[c] + b[c], act)
-    if act == SOFTMAX:
-        _softmax_rows(z, z)
+    _rowwise(z, act, z)
     return z
 
 
@@ -82,6 +108,13 @@ def bias_activation_backward(dy, y, act, dz):
                 s += dy[r, c] * y[r, c]
             for c in range(cols):
                 dz[r, c] = y[r, c] * (dy[r, c] - s)
+    elif act == LOG_SOFTMAX:
+        for r in range(rows):
+            s = 0.0
+            for c in range(cols):
+                s += dy[r, c]
+            for c in range(cols):
+                dz[r, c] = dy[r, c] - math.exp(y[r, c]) * s
     else:
         for r in range(rows):
             for c in range(cols):

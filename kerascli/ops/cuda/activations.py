@@ -7,7 +7,7 @@ import math
 from numba import cuda
 
 from kerascli.ops import scalar
-from kerascli.ops.contract import SOFTMAX
+from kerascli.ops.contract import LOG_SOFTMAX, SOFTMAX
 from kerascli.ops.cuda.launch import CACHE, blocks, column_sums, output_for
 
 # The elementwise activations, from their one definition (kerascli.ops.scalar)
@@ -29,7 +29,8 @@ def _bias_activation(z, bias, use_bias, act, out):
 
 
 @cuda.jit(**CACHE)
-def _softmax_rows(z, bias, use_bias, out):
+def _softmax_rows(z, bias, use_bias, log, out):
+    """softmax of each row of z + bias, or its logarithm (``log``), one thread per row."""
     r = cuda.grid(1)
     rows, cols = z.shape
     if r < rows:
@@ -40,20 +41,19 @@ def _softmax_rows(z, bias, use_bias, out):
                 m = v
         s = 0.0
         for c in range(cols):
-            e = math.exp(z[r, c] + (bias[c] if use_bias else 0.0) - m)
-            out[r, c] = e
-            s += e
-        inv = 1.0 / s
+            s += math.exp(z[r, c] + (bias[c] if use_bias else 0.0) - m)
+        shift = m + math.log(s)
         for c in range(cols):
-            out[r, c] *= inv
+            v = z[r, c] + (bias[c] if use_bias else 0.0) - shift
+            out[r, c] = v if log else math.exp(v)
 
 
 def _launch_bias_activation(z, bias, act, out):
     """act(z + bias) into ``out`` (2-D; ``out`` may be ``z``); an empty ``bias`` means none."""
     use_bias = bias.size > 0
     b = bias if use_bias else out[0]  # any device array of the dtype: never read
-    if act == SOFTMAX:
-        _softmax_rows[blocks(z.shape[0])](z, b, use_bias, out)
+    if act == SOFTMAX or act == LOG_SOFTMAX:
+        _softmax_rows[blocks(z.shape[0])](z, b, use_bias, act == LOG_SOFTMAX, out)
     elif z.size:
         _bias_activation[blocks(z.size)](z, b, use_bias, act, out)
     return out
@@ -78,20 +78,21 @@ def _activation_gradient_kernel(dy, y, act, dz):
 
 
 @cuda.jit(**CACHE)
-def _softmax_gradient(dy, y, dz):
+def _softmax_gradient(dy, y, log, dz):
+    """Through softmax (or log_softmax: ``log``) from its output, one thread per row."""
     r = cuda.grid(1)
     rows, cols = dy.shape
     if r < rows:
         s = 0.0
         for c in range(cols):
-            s += dy[r, c] * y[r, c]
+            s += dy[r, c] if log else dy[r, c] * y[r, c]
         for c in range(cols):
-            dz[r, c] = y[r, c] * (dy[r, c] - s)
+            dz[r, c] = dy[r, c] - math.exp(y[r, c]) * s if log else y[r, c] * (dy[r, c] - s)
 
 
 def _launch_activation_gradient(dy, y, act, dz):
-    if act == SOFTMAX:
-        _softmax_gradient[blocks(dy.shape[0])](dy, y, dz)
+    if act == SOFTMAX or act == LOG_SOFTMAX:
+        _softmax_gradient[blocks(dy.shape[0])](dy, y, act == LOG_SOFTMAX, dz)
     elif dy.size:
         _activation_gradient_kernel[blocks(dy.size)](dy, y, act, dz)
     return dz

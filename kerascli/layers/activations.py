@@ -1,0 +1,116 @@
+"""The activation layers with arguments: ReLU, LeakyReLU, PReLU, ELU, Softmax (Keras 3's names, arguments
+and defaults). The ``activation:`` values and the Activation layer come from the activation table."""
+
+from __future__ import annotations
+
+from kerascli.config.params import Param
+from kerascli.graph.layer import Layer, ShapeError
+from kerascli.ops.contract import SOFTMAX
+from kerascli.registry import INITIALIZERS
+
+
+class _Elementwise(Layer):
+    def build(self, input_shape):
+        return tuple(input_shape)
+
+
+class ReLU(_Elementwise):
+    """x above ``threshold`` (capped at ``max_value``), 0 down to the threshold, negative_slope * (x -
+    threshold) below it."""
+
+    PARAMS = {
+        "max_value": Param("float", None, min=0.0, nullable=True),
+        "negative_slope": Param("float", 0.0, min=0.0),
+        "threshold": Param("float", 0.0, min=0.0),
+    }
+
+    def _arguments(self):
+        c = self.config
+        return c["max_value"], c["negative_slope"], c["threshold"]
+
+    def forward(self, x, training):
+        self._x = x
+        return self.ops.thresholded_relu_forward(x, *self._arguments())
+
+    def backward(self, dy):
+        return self.ops.thresholded_relu_backward(dy, self._x, *self._arguments())
+
+
+class LeakyReLU(ReLU):
+    PARAMS = {"negative_slope": Param("float", 0.3, min=0.0)}
+
+    def _arguments(self):
+        return None, self.config["negative_slope"], 0.0
+
+
+class ELU(_Elementwise):
+    PARAMS = {"alpha": Param("float", 1.0)}
+
+    def forward(self, x, training):
+        self._x = x
+        return self.ops.elu_forward(x, self.config["alpha"])
+
+    def backward(self, dy):
+        return self.ops.elu_backward(dy, self._x, self.config["alpha"])
+
+
+class PReLU(Layer):
+    """x where positive, alpha * x elsewhere, with a learned ``alpha`` per value (shared along
+    ``shared_axes``, counted from 1 as in Keras)."""
+
+    PARAMS = {
+        "alpha_initializer": Param("str", "zeros", choices=INITIALIZERS),
+        "shared_axes": Param("shape", None, nullable=True, doc="axes (from 1) that share one alpha"),
+    }
+
+    def build(self, input_shape):
+        shape = list(input_shape)
+        for axis in self.config["shared_axes"] or []:
+            if not 1 <= axis <= len(shape):
+                raise ShapeError(f"shared axis {axis} is not an axis of input {tuple(input_shape)} (1..{len(shape)})")
+            shape[axis - 1] = 1
+        self.add_weight("alpha", tuple(shape), self.config["alpha_initializer"])
+        return tuple(input_shape)
+
+    def forward(self, x, training):
+        self._x = x
+        return self.ops.prelu_forward(x, self.params["alpha"])
+
+    def backward(self, dy):
+        return self.ops.prelu_backward(dy, self._x, self.params["alpha"], self.grads["alpha"])
+
+
+class Softmax(Layer):
+    """softmax along ``axis`` (-1: the last; counted with the batch axis as 0, as in Keras)."""
+
+    PARAMS = {"axis": Param("int", -1, min=-64, max=64)}
+    code = SOFTMAX
+
+    def build(self, input_shape):
+        rank = len(input_shape) + 1
+        axis = self.config["axis"]
+        if not (-rank <= axis < rank) or axis % rank == 0:
+            raise ShapeError(f"axis {axis} is not a feature axis of input {tuple(input_shape)} "
+                             f"(1..{rank - 1}, or -1..-{rank - 1})")
+        sample_axis = axis % rank - 1
+        last = len(input_shape) - 1
+        self._to_last = [a for a in range(len(input_shape)) if a != sample_axis] + [sample_axis]
+        self._from_last = [self._to_last.index(a) for a in range(len(input_shape))]
+        self._moves = sample_axis != last
+        return tuple(input_shape)
+
+    def forward(self, x, training):
+        z = self.ops.transpose_samples(x, self._to_last) if self._moves else x
+        z2 = z.reshape(-1, z.shape[-1])
+        y = self.ops.bias_activation_forward(z2, self.ops.no_bias(x.dtype), self.code, self.workspace("y", z2.shape))
+        self._y = y
+        y = y.reshape(z.shape)
+        return self.ops.transpose_samples(y, self._from_last) if self._moves else y
+
+    def backward(self, dy):
+        d = self.ops.transpose_samples(dy, self._to_last) if self._moves else dy
+        dz, _ = self.ops.activation_backward(d.reshape(self._y.shape), self._y, self.code,
+                                             self.workspace("dz", self._y.shape))
+        dz = dz.reshape(d.shape)
+        return self.ops.transpose_samples(dz, self._from_last) if self._moves else dz
+
