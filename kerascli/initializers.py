@@ -1,8 +1,15 @@
-"""Weight initializers with Keras' definitions and defaults.
+"""Weight initializers with Keras 3's names, arguments, defaults and definitions.
 
-Each takes (rng, shape, dtype) and returns a new array. Fans follow Keras: a
-Dense kernel (in, out) has fan_in=in, fan_out=out; a Conv2D kernel
-(kh, kw, in, out) multiplies both by the receptive field kh*kw.
+A config names one (``kernel_initializer: he_normal``) or gives it arguments
+(``kernel_initializer: {type: VarianceScaling, scale: 2.0, mode: fan_out}``).
+Fans follow Keras: a Dense kernel (in, out) has fan_in=in, fan_out=out; a
+Conv2D kernel (kh, kw, in, out) multiplies both by the receptive field kh*kw.
+
+Seeds: without ``seed`` an initializer draws from the model's generator (the
+run's ``seed``), so each weight gets its own values. With ``seed`` it draws
+from a generator of that seed alone, as Keras' seeded initializers do: the
+values depend on the seed and the shape only, and two weights initialized
+with the same seeded initializer are equal.
 """
 
 from __future__ import annotations
@@ -10,6 +17,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from kerascli.config.params import Param
+
+SEED = Param("int", None, min=0, nullable=True, doc="a fixed seed: the same values on every call")
+# the standard deviation of a unit normal truncated to [-2, 2]: Keras divides by it so that the truncated
+# draws keep the intended variance
+_TRUNC = 0.87962566103423978
 
 
 def fans(shape: tuple) -> tuple[float, float]:
@@ -21,53 +35,162 @@ def fans(shape: tuple) -> tuple[float, float]:
     return shape[-2] * receptive, shape[-1] * receptive
 
 
-def _truncated_normal(rng, shape, stddev):
-    """Normal draws re-drawn until within two standard deviations (Keras' TruncatedNormal)."""
+def truncated_normal(rng, shape, mean, stddev):
+    """Normal draws, those more than two standard deviations from the mean drawn again (Keras')."""
     out = rng.normal(0.0, stddev, size=shape)
     bad = np.abs(out) > 2 * stddev
     while bad.any():
         out[bad] = rng.normal(0.0, stddev, size=int(bad.sum()))
         bad = np.abs(out) > 2 * stddev
-    return out
+    return out + mean
 
 
-# 0.87962566103423978 is the stddev of a unit normal truncated to [-2, 2]
-_TRUNC = 0.87962566103423978
+class Initializer:
+    PARAMS: dict[str, Param] = {}
+
+    def __init__(self, **config):
+        self.config = {name: config.get(name, param.default) for name, param in self.PARAMS.items()}
+
+    @classmethod
+    def check_shape(cls, shape: tuple) -> str | None:
+        """Why this initializer cannot fill ``shape``, or None."""
+        return None
+
+    def __call__(self, rng: np.random.Generator, shape: tuple, dtype) -> np.ndarray:
+        seed = self.config.get("seed")
+        if seed is not None:
+            rng = np.random.default_rng(seed)
+        return np.asarray(self.draw(rng, tuple(shape))).astype(dtype)
+
+    def draw(self, rng: np.random.Generator, shape: tuple) -> np.ndarray:
+        raise NotImplementedError
 
 
-def glorot_uniform(rng, shape, dtype):
-    fan_in, fan_out = fans(shape)
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-limit, limit, size=shape).astype(dtype)
+class Zeros(Initializer):
+    def draw(self, rng, shape):
+        return np.zeros(shape)
 
 
-def glorot_normal(rng, shape, dtype):
-    fan_in, fan_out = fans(shape)
-    return _truncated_normal(rng, shape, np.sqrt(2.0 / (fan_in + fan_out)) / _TRUNC).astype(dtype)
+class Ones(Initializer):
+    def draw(self, rng, shape):
+        return np.ones(shape)
 
 
-def he_uniform(rng, shape, dtype):
-    fan_in, _ = fans(shape)
-    limit = np.sqrt(6.0 / fan_in)
-    return rng.uniform(-limit, limit, size=shape).astype(dtype)
+class Constant(Initializer):
+    PARAMS = {"value": Param("float", 0.0)}
+
+    def draw(self, rng, shape):
+        return np.full(shape, self.config["value"])
 
 
-def he_normal(rng, shape, dtype):
-    fan_in, _ = fans(shape)
-    return _truncated_normal(rng, shape, np.sqrt(2.0 / fan_in) / _TRUNC).astype(dtype)
+class RandomNormal(Initializer):
+    PARAMS = {"mean": Param("float", 0.0), "stddev": Param("float", 0.05, min=0.0), "seed": SEED}
+
+    def draw(self, rng, shape):
+        return rng.normal(self.config["mean"], self.config["stddev"], size=shape)
 
 
-def random_normal(rng, shape, dtype):
-    return rng.normal(0.0, 0.05, size=shape).astype(dtype)
+class TruncatedNormal(RandomNormal):
+    def draw(self, rng, shape):
+        return truncated_normal(rng, shape, self.config["mean"], self.config["stddev"])
 
 
-def random_uniform(rng, shape, dtype):
-    return rng.uniform(-0.05, 0.05, size=shape).astype(dtype)
+class RandomUniform(Initializer):
+    PARAMS = {"minval": Param("float", -0.05), "maxval": Param("float", 0.05), "seed": SEED}
+
+    @classmethod
+    def check(cls, config):
+        if config["minval"] > config["maxval"]:
+            return f"minval ({config['minval']}) must not be above maxval ({config['maxval']})"
+        return None
+
+    def draw(self, rng, shape):
+        return rng.uniform(self.config["minval"], self.config["maxval"], size=shape)
 
 
-def zeros(rng, shape, dtype):
-    return np.zeros(shape, dtype=dtype)
+class VarianceScaling(Initializer):
+    """Draws with variance ``scale / n``, n the fan in, the fan out or their mean (``mode``): uniform on
+    [-limit, limit], a normal truncated at two standard deviations (rescaled to keep the variance), or a
+    plain normal."""
+
+    PARAMS = {
+        "scale": Param("float", 1.0, min=0.0, exclusive_min=True),
+        "mode": Param("str", "fan_in", choices=("fan_in", "fan_out", "fan_avg")),
+        "distribution": Param("str", "truncated_normal", choices=("truncated_normal", "untruncated_normal",
+                                                                  "uniform")),
+        "seed": SEED,
+    }
+    FIXED: dict = {}  # the arguments of a named special case (he_normal...), which takes only a seed
+
+    def draw(self, rng, shape):
+        c = {**self.config, **self.FIXED}
+        fan_in, fan_out = fans(shape)
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[c["mode"]]
+        variance = c["scale"] / max(1.0, n)
+        if c["distribution"] == "uniform":
+            limit = math.sqrt(3.0 * variance)
+            return rng.uniform(-limit, limit, size=shape)
+        if c["distribution"] == "untruncated_normal":
+            return rng.normal(0.0, math.sqrt(variance), size=shape)
+        return truncated_normal(rng, shape, 0.0, math.sqrt(variance) / _TRUNC)
 
 
-def ones(rng, shape, dtype):
-    return np.ones(shape, dtype=dtype)
+def _variance_scaling(name, scale, mode, distribution):
+    """A VarianceScaling with fixed arguments (only ``seed`` is left to choose), under Keras' name."""
+    fixed = {"scale": scale, "mode": mode, "distribution": distribution}
+    return type(name, (VarianceScaling,), {"PARAMS": {"seed": SEED}, "FIXED": fixed,
+                                          "__doc__": f"VarianceScaling({scale}, {mode}, {distribution})"})
+
+
+GlorotUniform = _variance_scaling("GlorotUniform", 1.0, "fan_avg", "uniform")
+GlorotNormal = _variance_scaling("GlorotNormal", 1.0, "fan_avg", "truncated_normal")
+HeUniform = _variance_scaling("HeUniform", 2.0, "fan_in", "uniform")
+HeNormal = _variance_scaling("HeNormal", 2.0, "fan_in", "truncated_normal")
+LecunUniform = _variance_scaling("LecunUniform", 1.0, "fan_in", "uniform")
+LecunNormal = _variance_scaling("LecunNormal", 1.0, "fan_in", "truncated_normal")
+
+
+class Orthogonal(Initializer):
+    """``gain`` times an orthogonal matrix (the Q of a normal matrix's QR, signs fixed by R's diagonal),
+    over the shape flattened to (everything but the last axis, the last axis)."""
+
+    PARAMS = {"gain": Param("float", 1.0), "seed": SEED}
+
+    @classmethod
+    def check_shape(cls, shape):
+        return None if len(shape) >= 2 else f"orthogonal needs a weight of 2 or more axes, got shape {shape}"
+
+    def draw(self, rng, shape):
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        a = rng.normal(size=(max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q *= np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return self.config["gain"] * q.reshape(shape)
+
+
+class Identity(Initializer):
+    """``gain`` times the identity matrix (a 2-D weight; rectangular ones get ones on the diagonal)."""
+
+    PARAMS = {"gain": Param("float", 1.0)}
+
+    @classmethod
+    def check_shape(cls, shape):
+        return None if len(shape) == 2 else f"identity needs a 2-D weight, got shape {shape}"
+
+    def draw(self, rng, shape):
+        return self.config["gain"] * np.eye(*shape)
+
+
+def make(value) -> Initializer:
+    """An initializer from a resolved config value: a registered name, or ``{type: name, ...}``."""
+    from kerascli.registry import INITIALIZERS
+
+    if isinstance(value, dict):
+        return INITIALIZERS.get(value["type"])(**{k: v for k, v in value.items() if k != "type"})
+    return INITIALIZERS.get(value)()
+
+
+def initializer_type(value) -> str:
+    return value["type"] if isinstance(value, dict) else value

@@ -187,10 +187,10 @@ def test_dropout_is_identity_at_inference_and_scales_in_training(rng):
 
 def test_initializers_follow_keras_definitions():
     rng = np.random.default_rng(0)
-    w = INITIALIZERS.get("glorot_uniform")(rng, (300, 200), np.float64)
+    w = INITIALIZERS.get("glorot_uniform")()(rng, (300, 200), np.float64)
     limit = np.sqrt(6 / 500)
     assert np.abs(w).max() <= limit and np.abs(w).max() > 0.95 * limit
-    w = INITIALIZERS.get("he_normal")(rng, (3, 3, 40, 64), np.float64)
+    w = INITIALIZERS.get("he_normal")()(rng, (3, 3, 40, 64), np.float64)
     assert np.abs(w).max() <= 2 * np.sqrt(2 / 360) / 0.87962566103423978
     np.testing.assert_allclose(w.std(), np.sqrt(2 / 360), rtol=0.05)
 

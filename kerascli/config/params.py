@@ -25,7 +25,9 @@ MAX_DIM = 1 << 24
 @dataclass(frozen=True)
 class Param:
     """One argument. kind: int, float, bool, str, pair, shape, str_list, float_list, names (one or a list),
-    path, schedule (a learning-rate schedule mapping: the config schema resolves it)."""
+    path, schedule (a learning-rate schedule mapping: the config schema resolves it), typed (a name from
+    the ``choices`` registry, or ``{type: name, argument: value, ...}`` checked against that entry's
+    PARAMS: initializers, regularizers, constraints)."""
 
     kind: str
     default: Any = REQUIRED
@@ -108,6 +110,8 @@ class Checker:
             if not value and param.default != "":  # an empty default is a value the resolved config holds
                 raise self.error(path, "expected a non-empty string, got ''")
             return self._choice(value, param, path)
+        if kind == "typed":
+            return self._typed(value, param, path)
         if kind == "names":  # one name, or a list of names (the arrays of a multi-input model)
             if isinstance(value, str) and value:
                 return value
@@ -172,6 +176,27 @@ class Checker:
             raise self.error(path, f"must be {op} {lo}, got {value}")
         if hi is not None and value > hi:
             raise self.error(path, f"must be <= {hi}, got {value}")
+
+    def _typed(self, value: Any, param: Param, path: tuple) -> Any:
+        """A registered name as it is (its arguments' defaults implied), or a mapping resolved to the
+        canonical name and every argument."""
+        what = param.choices.kind
+        what = ("an " if what[0] in "aeiou" else "a ") + what
+        if isinstance(value, str) and value:
+            return self._choice(value, param, path)
+        if not isinstance(value, dict):
+            raise self.error(path, f"expected the name of {what} or a mapping with 'type', got {_describe(value)}")
+        if "type" not in value:
+            raise self.error(path, f"missing required key 'type' ({what}: {', '.join(param.choices.names())})")
+        if not isinstance(value["type"], str) or not value["type"]:
+            raise self.error(path + ("type",), f"expected the name of {what}, got {_describe(value['type'])}")
+        name = self._choice(value["type"], param, path + ("type",))
+        entry = param.choices.get(name)
+        resolved = {"type": name, **self.params(value, getattr(entry, "PARAMS", {}), path, fixed=("type",))}
+        problem = entry.check(resolved) if hasattr(entry, "check") else None
+        if problem:
+            raise self.error(path, problem)
+        return resolved
 
     def _choice(self, value: str, param: Param, path: tuple) -> str:
         choices = param.choices

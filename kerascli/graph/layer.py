@@ -25,7 +25,7 @@ class ShapeError(ValueError):
 class WeightSpec:
     name: str
     shape: tuple
-    initializer: str
+    initializer: Any  # a registered name, or {type: name, argument: value, ...}
     trainable: bool = True
 
     @property
@@ -67,8 +67,16 @@ class Layer:
         return params
 
     # ------------------------------------------------------------- building
-    def add_weight(self, name: str, shape: tuple, initializer: str, trainable: bool = True) -> None:
-        self.weight_specs.append(WeightSpec(name, tuple(int(s) for s in shape), initializer, trainable))
+    def add_weight(self, name: str, shape: tuple, initializer: Any, trainable: bool = True) -> None:
+        """Declare a weight; ``initializer`` is a registered name or ``{type: name, argument: value}``."""
+        from kerascli.initializers import initializer_type
+        from kerascli.registry import INITIALIZERS
+
+        shape = tuple(int(s) for s in shape)
+        problem = INITIALIZERS.get(initializer_type(initializer)).check_shape(shape)
+        if problem:
+            raise ShapeError(f"weight {name!r}: {problem}")
+        self.weight_specs.append(WeightSpec(name, shape, initializer, trainable))
 
     def setup(self, input_shape: Any) -> tuple:
         """What the model calls: declare weights for ``input_shape`` and return the output shape."""

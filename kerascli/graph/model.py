@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kerascli import initializers
 from kerascli.graph import fusion
 from kerascli.graph.layer import ActivatedLayer, Layer
 from kerascli.ops.memory import align_up
 from kerascli.ops.tuning import INFERENCE_ACTIVATION_BYTES
-from kerascli.registry import INITIALIZERS
 
 # Refuse models whose weights alone would not fit in memory, before allocating.
 MAX_PARAMS = 1_000_000_000
@@ -100,7 +100,7 @@ class Model:
         for layer, spec, start in places:
             buffer = self.param_buffer if spec.trainable else self.state_buffer
             view = buffer[start : start + spec.size].reshape(spec.shape)
-            self.ops.assign(view, INITIALIZERS.get(spec.initializer)(rng, spec.shape, self.dtype))
+            self.ops.assign(view, initializers.make(spec.initializer)(rng, spec.shape, self.dtype))
             layer.params[spec.name] = view
             if spec.trainable:
                 layer.grads[spec.name] = self.grad_buffer[start : start + spec.size].reshape(spec.shape)

@@ -59,7 +59,7 @@ class PReLU(Layer):
     ``shared_axes``, counted from 1 as in Keras)."""
 
     PARAMS = {
-        "alpha_initializer": Param("str", "zeros", choices=INITIALIZERS),
+        "alpha_initializer": Param("typed", "zeros", choices=INITIALIZERS),
         "shared_axes": Param("shape", None, nullable=True, doc="axes (from 1) that share one alpha"),
     }
 

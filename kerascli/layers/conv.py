@@ -33,8 +33,8 @@ class Conv2D(ActivatedLayer):
         "padding": Param("str", "valid", choices=("valid", "same")),
         "activation": Param("str", "linear", choices=ACTIVATIONS),
         "use_bias": Param("bool", True),
-        "kernel_initializer": Param("str", "glorot_uniform", choices=INITIALIZERS),
-        "bias_initializer": Param("str", "zeros", choices=INITIALIZERS),
+        "kernel_initializer": Param("typed", "glorot_uniform", choices=INITIALIZERS),
+        "bias_initializer": Param("typed", "zeros", choices=INITIALIZERS),
     }
 
     pool = None  # the MaxPooling2D after this layer, when this layer does its work too (graph/fusion.py)

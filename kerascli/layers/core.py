@@ -16,8 +16,8 @@ class Dense(ActivatedLayer):
         "units": Param("int", min=1),
         "activation": Param("str", "linear", choices=ACTIVATIONS),
         "use_bias": Param("bool", True),
-        "kernel_initializer": Param("str", "glorot_uniform", choices=INITIALIZERS),
-        "bias_initializer": Param("str", "zeros", choices=INITIALIZERS),
+        "kernel_initializer": Param("typed", "glorot_uniform", choices=INITIALIZERS),
+        "bias_initializer": Param("typed", "zeros", choices=INITIALIZERS),
     }
 
     def build(self, input_shape):

@@ -15,10 +15,10 @@ class BatchNormalization(Layer):
         "epsilon": Param("float", 0.001, min=0.0, exclusive_min=True),
         "center": Param("bool", True),
         "scale": Param("bool", True),
-        "beta_initializer": Param("str", "zeros", choices=INITIALIZERS),
-        "gamma_initializer": Param("str", "ones", choices=INITIALIZERS),
-        "moving_mean_initializer": Param("str", "zeros", choices=INITIALIZERS),
-        "moving_variance_initializer": Param("str", "ones", choices=INITIALIZERS),
+        "beta_initializer": Param("typed", "zeros", choices=INITIALIZERS),
+        "gamma_initializer": Param("typed", "ones", choices=INITIALIZERS),
+        "moving_mean_initializer": Param("typed", "zeros", choices=INITIALIZERS),
+        "moving_variance_initializer": Param("typed", "ones", choices=INITIALIZERS),
     }
 
     def build(self, input_shape):
