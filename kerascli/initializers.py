@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from kerascli.config.params import Param
+from kerascli.config.params import Configured, Param, make_configured
 
 SEED = Param("int", None, min=0, nullable=True, doc="a fixed seed: the same values on every call")
 # the standard deviation of a unit normal truncated to [-2, 2]: Keras divides by it so that the truncated
@@ -45,17 +45,7 @@ def truncated_normal(rng, shape, mean, stddev):
     return out + mean
 
 
-class Initializer:
-    PARAMS: dict[str, Param] = {}
-
-    def __init__(self, **config):
-        self.config = {name: config.get(name, param.default) for name, param in self.PARAMS.items()}
-
-    @classmethod
-    def check_shape(cls, shape: tuple) -> str | None:
-        """Why this initializer cannot fill ``shape``, or None."""
-        return None
-
+class Initializer(Configured):
     def __call__(self, rng: np.random.Generator, shape: tuple, dtype) -> np.ndarray:
         seed = self.config.get("seed")
         if seed is not None:
@@ -156,8 +146,7 @@ class Orthogonal(Initializer):
 
     PARAMS = {"gain": Param("float", 1.0), "seed": SEED}
 
-    @classmethod
-    def check_shape(cls, shape):
+    def check_shape(self, shape):
         return None if len(shape) >= 2 else f"orthogonal needs a weight of 2 or more axes, got shape {shape}"
 
     def draw(self, rng, shape):
@@ -175,8 +164,7 @@ class Identity(Initializer):
 
     PARAMS = {"gain": Param("float", 1.0)}
 
-    @classmethod
-    def check_shape(cls, shape):
+    def check_shape(self, shape):
         return None if len(shape) == 2 else f"identity needs a 2-D weight, got shape {shape}"
 
     def draw(self, rng, shape):
@@ -187,10 +175,4 @@ def make(value) -> Initializer:
     """An initializer from a resolved config value: a registered name, or ``{type: name, ...}``."""
     from kerascli.registry import INITIALIZERS
 
-    if isinstance(value, dict):
-        return INITIALIZERS.get(value["type"])(**{k: v for k, v in value.items() if k != "type"})
-    return INITIALIZERS.get(value)()
-
-
-def initializer_type(value) -> str:
-    return value["type"] if isinstance(value, dict) else value
+    return make_configured(INITIALIZERS, value)

@@ -280,6 +280,19 @@ INITIALIZERS = Registry("initializer", (
     ("zeros", "kerascli.initializers:Zeros", "Zeros"),
     ("ones", "kerascli.initializers:Ones", "Ones"),
 ))
+REGULARIZERS = Registry("regularizer", (
+    ("l1", "kerascli.regularizers:L1", "L1"),
+    ("l2", "kerascli.regularizers:L2", "L2"),
+    ("l1_l2", "kerascli.regularizers:L1L2", "L1L2", "l1l2"),
+    ("orthogonal_regularizer", "kerascli.regularizers:OrthogonalRegularizer", "OrthogonalRegularizer",
+     "orthogonal"),
+))
+CONSTRAINTS = Registry("constraint", (
+    ("max_norm", "kerascli.constraints:MaxNorm", "MaxNorm"),
+    ("min_max_norm", "kerascli.constraints:MinMaxNorm", "MinMaxNorm"),
+    ("non_neg", "kerascli.constraints:NonNeg", "NonNeg"),
+    ("unit_norm", "kerascli.constraints:UnitNorm", "UnitNorm"),
+))
 DATASETS = Registry("dataset", (
     ("digits", "kerascli.data.datasets:Digits"),
     ("synthetic_classification", "kerascli.data.datasets:SyntheticClassification"),
@@ -297,7 +310,8 @@ CALLBACKS = Registry("callback", (  # progress, metrics and checkpoints come fro
     ("TerminateOnNaN", "kerascli.keras_callbacks:TerminateOnNaN"),
 ))
 
-REGISTRIES = (LAYERS, ACTIVATIONS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, INITIALIZERS, DATASETS, CALLBACKS)
+REGISTRIES = (LAYERS, ACTIVATIONS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, INITIALIZERS, REGULARIZERS, CONSTRAINTS,
+              DATASETS, CALLBACKS)
 
 
 def load_builtins() -> None:

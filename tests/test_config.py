@@ -34,7 +34,9 @@ def test_resolves_every_default():
                                     "ignore_class": None}
     assert d["model"]["layers"][0] == {"type": "Dense", "name": "dense", "units": 8, "activation": "relu",
                                        "use_bias": True, "kernel_initializer": "glorot_uniform",
-                                       "bias_initializer": "zeros"}
+                                       "bias_initializer": "zeros", "kernel_regularizer": None,
+                                       "bias_regularizer": None, "kernel_constraint": None, "bias_constraint": None,
+                                       "trainable": True, "activity_regularizer": None}
     assert d["model"]["layers"][2]["name"] == "dense_1"
     assert d["train"] == {"epochs": 2, "batch_size": 16, "shuffle": True, "dtype": "float32", "backend": "cpu",
                           "threads": 0, "deterministic": False, "on_nan": "stop", "validation_freq": 1,

@@ -347,3 +347,24 @@ def test_nothing_of_cuda_is_imported_unless_asked(tmp_path, write_config):
                              capture_output=True, text=True, env=env, cwd=ROOT)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip().endswith("CLEAN"), (extra, out.stdout, out.stderr)
+
+
+@needs_cuda
+@pytest.mark.parametrize("extra,needle", [
+    ("kernel_regularizer: l2", "kernel's regularizer"),
+    ("bias_constraint: non_neg", "bias's constraint"),
+    ("activity_regularizer: l1", "activity_regularizer"),
+])
+def test_regularizers_and_constraints_are_refused_on_the_device(extra, needle, tmp_path, write_config):
+    config = write_config(f"""
+        data: {{dataset: synthetic_classification, samples: 32, features: 4, classes: 2}}
+        model:
+          input_shape: [4]
+          layers:
+            - {{type: Dense, units: 2, activation: softmax, {extra}}}
+        compile: {{optimizer: adam, loss: sparse_categorical_crossentropy}}
+        train: {{epochs: 1, backend: cuda}}
+    """)
+    result = invoke("train", config, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2
+    assert needle in result.output and "'dense'" in result.output and "backend: cpu" in result.output

@@ -1,5 +1,6 @@
 """Keras 3 is the specification: every argument of a built-in optimizer, schedule, loss, metric and callback
-has Keras' name and default (read from Keras' own signatures where Keras is installed, as in CI)."""
+has Keras' name and default (read from Keras' own signatures where Keras is installed, as in CI); so has
+every initializer, regularizer and constraint."""
 
 import inspect
 import os
@@ -9,9 +10,12 @@ import pytest
 from kerascli.config.params import REQUIRED
 from kerascli.registry import (
     CALLBACKS,
+    CONSTRAINTS,
+    INITIALIZERS,
     LOSSES,
     METRICS,
     OPTIMIZERS,
+    REGULARIZERS,
     SCHEDULES,
     load_builtins,
 )
@@ -33,7 +37,10 @@ ROWS = ([("optimizers", name, OPTIMIZERS.get(name)) for name in OPTIMIZERS.built
         + [("optimizers.schedules", name, SCHEDULES.get(name)) for name in SCHEDULES.builtin_names()]
         + [("losses", name, LOSSES.get(name)) for name in LOSSES.builtin_names()]
         + [("metrics", name, METRICS.get(name)) for name in METRICS.builtin_names() if METRICS.get(name).PARAMS]
-        + [("callbacks", name, CALLBACKS.get(name)) for name in CALLBACKS.builtin_names()])
+        + [("callbacks", name, CALLBACKS.get(name)) for name in CALLBACKS.builtin_names()]
+        + [("initializers", name, INITIALIZERS.get(name)) for name in INITIALIZERS.builtin_names()]
+        + [("regularizers", name, REGULARIZERS.get(name)) for name in REGULARIZERS.builtin_names()]
+        + [("constraints", name, CONSTRAINTS.get(name)) for name in CONSTRAINTS.builtin_names()])
 
 
 @pytest.mark.parametrize("module,name,cls", ROWS, ids=[f"{m}.{n}" for m, n, _ in ROWS])

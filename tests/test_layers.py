@@ -11,7 +11,7 @@ from backends import HOST_BACKENDS
 from gradcheck import assert_grad_close, numeric_grad
 
 from kerascli.config.loader import LoadedConfig
-from kerascli.config.params import Checker
+from kerascli.config.params import Checker, common_params
 from kerascli.ops import get_ops
 from kerascli.ops.algorithms import conv as conv_algorithms
 from kerascli.registry import INITIALIZERS, LAYERS, load_builtins
@@ -22,7 +22,7 @@ load_builtins()
 ROWS = {
     "Dense": [({"units": 3, "activation": a}, (4,)) for a in ("linear", "relu", "sigmoid", "tanh", "softmax")]
     + [({"units": 2, "use_bias": False}, (3, 4)), ({"units": 3, "activation": "gelu"}, (2, 4)),
-       ({"units": 4, "activation": "log_softmax"}, (3,))],
+       ({"units": 4, "activation": "log_softmax"}, (3,)), ({"units": 3, "trainable": False}, (4,))],
     "Activation": [({"activation": a}, (2, 3)) for a in ("relu", "softmax", "sigmoid", "silu", "mish", "hard_silu",
                                                          "gelu_approximate", "log_softmax", "linear")],
     "Dropout": [({"rate": 0.4}, (6,)), ({"rate": 0.0}, (3,))],
@@ -38,7 +38,8 @@ ROWS = {
     ],
     "MaxPooling2D": [({"pool_size": 2, "padding": "same"}, (5, 5, 2)), ({"pool_size": [2, 3]}, (4, 6, 1))],
     "AveragePooling2D": [({"pool_size": 3, "strides": 2, "padding": "same"}, (5, 4, 2)), ({}, (4, 4, 3))],
-    "BatchNormalization": [({}, (4,)), ({"center": False, "momentum": 0.5}, (3, 3, 2))],
+    "BatchNormalization": [({}, (4,)), ({"center": False, "momentum": 0.5}, (3, 3, 2)),
+                           ({"trainable": False}, (2, 3))],  # frozen: inference mode in training too
     "Add": [({}, [(3,), (3,), (3,)])],
     "Subtract": [({}, [(2, 3), (2, 3)])],
     "Multiply": [({}, [(4,), (4,), (4,)])],
@@ -70,7 +71,8 @@ def test_every_registered_layer_has_a_row():
 def make_layer(type_name, params, input_shape, backend, seed=0):
     cls = LAYERS.get(type_name)
     checker = Checker(LoadedConfig(data={}, source="test"))
-    config = cls.resolve_params(checker.params(params, cls.PARAMS, ()), lambda k, m: AssertionError(m))
+    config = cls.resolve_params(checker.params(params, {**cls.PARAMS, **common_params()}, ()),
+                                lambda k, m: AssertionError(m))
     layer = cls("layer", config)
     layer.input_shape = input_shape
     layer.output_shape = tuple(layer.build(input_shape))

@@ -10,12 +10,14 @@ from kerascli.config.loader import parse_yaml_text
 from kerascli.config.schema import resolve_config
 from kerascli.registry import (
     ACTIVATIONS,
+    CONSTRAINTS,
     DATASETS,
     INITIALIZERS,
     LAYERS,
     LOSSES,
     METRICS,
     OPTIMIZERS,
+    REGULARIZERS,
     load_builtins,
 )
 
@@ -23,8 +25,8 @@ load_builtins()
 README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
 
 
-@pytest.mark.parametrize("registry", [LAYERS, ACTIVATIONS, DATASETS, INITIALIZERS, LOSSES, METRICS, OPTIMIZERS],
-                         ids=lambda r: r.kind)
+@pytest.mark.parametrize("registry", [LAYERS, ACTIVATIONS, DATASETS, INITIALIZERS, REGULARIZERS, CONSTRAINTS, LOSSES,
+                                      METRICS, OPTIMIZERS], ids=lambda r: r.kind)
 def test_every_registered_name_is_documented(registry):
     missing = [name for name in registry.builtin_names() if f"`{name}`" not in README]
     assert not missing, f"README does not mention {registry.kind}s {missing}"

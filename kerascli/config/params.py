@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kerascli.config.loader import LoadedConfig, format_key
@@ -24,7 +24,7 @@ MAX_DIM = 1 << 24
 
 @dataclass(frozen=True)
 class Param:
-    """One argument. kind: int, float, bool, str, pair, shape, str_list, float_list, names (one or a list),
+    """One argument. kind: int, float, bool, str, pair, shape, str_list, int_list, float_list, names (one or a list),
     path, schedule (a learning-rate schedule mapping: the config schema resolves it), typed (a name from
     the ``choices`` registry, or ``{type: name, argument: value, ...}`` checked against that entry's
     PARAMS: initializers, regularizers, constraints)."""
@@ -41,6 +41,51 @@ class Param:
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
+
+
+class Configured:
+    """Something a config names, alone or with arguments (``{type: name, argument: value}``): PARAMS declares
+    the arguments, ``config`` holds every one (defaults filled). Initializers, regularizers, constraints."""
+
+    PARAMS: dict[str, Param] = {}
+
+    def __init__(self, **config):
+        self.config = {name: config.get(name, param.default) for name, param in self.PARAMS.items()}
+
+    def check_shape(self, shape: tuple) -> str | None:
+        """Why this cannot apply to a weight of ``shape``, or None."""
+        return None
+
+
+def make_configured(registry: Registry, value: Any):
+    """The object a resolved 'typed' value names (a name, or a mapping with 'type' and arguments); None
+    for None."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return registry.get(value["type"])(**{k: v for k, v in value.items() if k != "type"})
+    return registry.get(value)()
+
+
+def regularizer_param() -> Param:
+    from kerascli.registry import REGULARIZERS
+
+    return Param("typed", None, nullable=True, choices=REGULARIZERS)
+
+
+def constraint_param() -> Param:
+    from kerascli.registry import CONSTRAINTS
+
+    return Param("typed", None, nullable=True, choices=CONSTRAINTS)
+
+
+def common_params() -> dict[str, Param]:
+    """Arguments every layer takes, as Keras' base Layer does."""
+    return {
+        "trainable": Param("bool", True, doc="false: weights frozen (not updated, no gradient work for them)"),
+        "activity_regularizer": replace(regularizer_param(),
+                                        doc="a penalty on the layer's output, divided by the batch size"),
+    }
 
 
 class Checker:
@@ -118,6 +163,12 @@ class Checker:
             if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
                 return list(value)
             raise self.error(path, f"expected a name or a list of names, got {_describe(value)}")
+        if kind == "int_list":  # an integer, or a list of them (Keras' axis arguments), kept as given
+            items = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+            if not isinstance(items, list) or not items or any(isinstance(v, bool) or not isinstance(v, int)
+                                                               for v in items):
+                raise self.error(path, f"expected an integer or a list of integers, got {_describe(value)}")
+            return value
         if kind == "float_list":
             if not isinstance(value, list) or not value:
                 raise self.error(path, f"expected a list of numbers, got {_describe(value)}")

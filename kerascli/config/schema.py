@@ -18,7 +18,7 @@ from kerascli.config.compile import (
     monitor_names,
 )
 from kerascli.config.loader import LoadedConfig
-from kerascli.config.params import Checker, Param
+from kerascli.config.params import Checker, Param, common_params
 from kerascli.registry import (
     BUILT_IN,
     CALLBACKS,
@@ -78,6 +78,7 @@ class ModelSpec:
     sequential: bool
     weights: str | None = None
     layer_paths: list[tuple] = field(default_factory=list)  # key path of each layer in the YAML
+    freeze: list[str] = field(default_factory=list)  # layers whose weights are not trained (fine-tuning)
 
     def to_dict(self) -> dict:
         if self.sequential:
@@ -87,6 +88,7 @@ class ModelSpec:
             out = {"inputs": [dict(i) for i in self.inputs], "layers": [dict(x) for x in self.layers],
                    "outputs": list(self.outputs)}
         out["weights"] = self.weights
+        out["freeze"] = list(self.freeze)
         return out
 
 
@@ -292,7 +294,8 @@ def _resolve_data(check: Checker, raw: Any) -> dict:
 def _resolve_model(check: Checker, raw: Any) -> ModelSpec:
     raw = check.mapping(raw, ("model",))
     sequential = "inputs" not in raw
-    allowed = ["input_shape", "layers", "weights"] if sequential else ["inputs", "layers", "outputs", "weights"]
+    allowed = (["input_shape", "layers", "weights", "freeze"] if sequential
+               else ["inputs", "layers", "outputs", "weights", "freeze"])
     if "input_shape" in raw and "inputs" in raw:
         raise check.error(("model",), "use either input_shape (Sequential) or inputs/outputs (functional), not both")
     check.unknown_keys(raw, allowed, ("model",))
@@ -340,7 +343,7 @@ def _resolve_model(check: Checker, raw: Any) -> ModelSpec:
         type_name = check.value(item["type"], Param("str", choices=LAYERS), p + ("type",))
         cls = LAYERS.get(type_name)
         fixed = ("type", "name") if sequential else ("type", "name", "inputs")
-        params = check.params(item, cls.PARAMS, p, fixed=fixed)
+        params = check.params(item, {**cls.PARAMS, **common_params()}, p, fixed=fixed)
         params = cls.resolve_params(params, lambda key, msg, p=p: check.error(p + (key,), msg))
         if "name" in item:
             name = check.value(item["name"], Param("str"), p + ("name",))
@@ -384,5 +387,9 @@ def _resolve_model(check: Checker, raw: Any) -> ModelSpec:
                 raise check.error(("model", "outputs", j), f"{out!r} is listed twice")
             if out not in taken:
                 raise check.error(("model", "outputs", j), f"{out!r} is not a layer of this model")
+    freeze = check.value(raw.get("freeze", []), Param("str_list"), ("model", "freeze"))
+    for j, name in enumerate(freeze):
+        if name not in taken or name in {i["name"] for i in inputs}:
+            raise check.error(("model", "freeze", j), f"{name!r} is not a layer of this model")
     return ModelSpec(inputs=inputs, layers=layers, outputs=outputs, sequential=sequential, weights=weights,
-                     layer_paths=paths)
+                     layer_paths=paths, freeze=freeze)

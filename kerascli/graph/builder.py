@@ -21,6 +21,8 @@ def build_model(spec: ModelSpec, source: LoadedConfig | None = None) -> Model:
         cls = LAYERS.get(layer_spec["type"])
         params = {k: v for k, v in layer_spec.items() if k not in ("type", "name", "inputs")}
         layer = cls(layer_spec["name"], params)
+        if layer.name in spec.freeze:  # model.freeze: as trainable: false on the layer
+            layer.trainable = False
         nodes.append(Node(layer, list(layer_spec["inputs"])))
     for node, path in zip(nodes, spec.layer_paths or [()] * len(nodes)):
         layer = node.layer

@@ -26,7 +26,10 @@ class WeightSpec:
     name: str
     shape: tuple
     initializer: Any  # a registered name, or {type: name, argument: value, ...}
-    trainable: bool = True
+    trainable: bool = True  # updated by the optimizer (False for statistics, and for a frozen layer's weights)
+    regularizer: Any = None  # a resolved regularizer config (kerascli/regularizers.py), or None
+    constraint: Any = None  # a resolved constraint config (kerascli/constraints.py), or None
+    frozen: bool = False  # trainable by nature, but its layer has trainable: false
 
     @property
     def size(self) -> int:
@@ -47,8 +50,12 @@ class Layer:
     batch_parallel = False
 
     def __init__(self, name: str, config: dict):
+        from kerascli import regularizers
+
         self.name = name
         self.config = config
+        self.trainable = config.get("trainable", True)  # model.freeze may set it False before build
+        self.activity_regularizer = regularizers.make(config.get("activity_regularizer"))
         self.weight_specs: list[WeightSpec] = []
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
@@ -67,16 +74,22 @@ class Layer:
         return params
 
     # ------------------------------------------------------------- building
-    def add_weight(self, name: str, shape: tuple, initializer: Any, trainable: bool = True) -> None:
-        """Declare a weight; ``initializer`` is a registered name or ``{type: name, argument: value}``."""
-        from kerascli.initializers import initializer_type
-        from kerascli.registry import INITIALIZERS
+    def add_weight(self, name: str, shape: tuple, initializer: Any, trainable: bool = True,
+                   regularizer: Any = None, constraint: Any = None) -> None:
+        """Declare a weight. ``initializer`` is a registered name or ``{type: name, argument: value}``;
+        ``regularizer`` and ``constraint`` the same for those registries, or None. A weight declared
+        trainable in a layer with ``trainable: false`` is frozen: kept with the statistics, never updated."""
+        from kerascli import constraints, initializers, regularizers
 
         shape = tuple(int(s) for s in shape)
-        problem = INITIALIZERS.get(initializer_type(initializer)).check_shape(shape)
-        if problem:
-            raise ShapeError(f"weight {name!r}: {problem}")
-        self.weight_specs.append(WeightSpec(name, shape, initializer, trainable))
+        for value, module in ((initializer, initializers), (regularizer, regularizers), (constraint, constraints)):
+            made = module.make(value)
+            problem = made.check_shape(shape) if made is not None else None
+            if problem:
+                raise ShapeError(f"weight {name!r}: {problem}")
+        frozen = trainable and not self.trainable
+        self.weight_specs.append(WeightSpec(name, shape, initializer, trainable and not frozen,
+                                            regularizer if trainable else None, constraint, frozen))
 
     def setup(self, input_shape: Any) -> tuple:
         """What the model calls: declare weights for ``input_shape`` and return the output shape."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerascli import initializers
+from kerascli import constraints, initializers, regularizers
 from kerascli.graph import fusion
 from kerascli.graph.layer import ActivatedLayer, Layer
 from kerascli.ops.memory import align_up
@@ -46,6 +46,10 @@ class Model:
         self.param_buffer = np.zeros(0, np.float32)
         self.grad_buffer = np.zeros(0, np.float32)
         self.state_buffer = np.zeros(0, np.float32)
+        self.regularized: list = []
+        self.constrained: list = []
+        self.activity_penalty = 0.0
+        self._activity_outputs: dict = {}
 
     # ------------------------------------------------------------- shapes and weights
     def infer_shapes_of(self, node: Node, shapes: dict[str, tuple]) -> None:
@@ -97,6 +101,7 @@ class Model:
         for layer in self.layers:
             layer.dtype = self.dtype
             layer.params, layer.grads = {}, {}
+        self.regularized, self.constrained = [], []  # (penalty, weight, its gradient), (constraint, weight)
         for layer, spec, start in places:
             buffer = self.param_buffer if spec.trainable else self.state_buffer
             view = buffer[start : start + spec.size].reshape(spec.shape)
@@ -104,6 +109,12 @@ class Model:
             layer.params[spec.name] = view
             if spec.trainable:
                 layer.grads[spec.name] = self.grad_buffer[start : start + spec.size].reshape(spec.shape)
+                if spec.regularizer is not None:
+                    self.regularized.append((regularizers.make(spec.regularizer), view, layer.grads[spec.name]))
+                if spec.constraint is not None:
+                    self.constrained.append((constraints.make(spec.constraint), view))
+            elif spec.frozen:  # somewhere for the layer's backward to write what nothing reads
+                layer.grads[spec.name] = self.ops.zeros(spec.shape, self.dtype)
 
     def set_backend(self, ops, seed: int) -> None:
         self.ops = ops
@@ -164,10 +175,34 @@ class Model:
         return {"param": self.ops.to_host(self.param_buffer), "state": self.ops.to_host(self.state_buffer)}
 
     # ------------------------------------------------------------- running
+    # ------------------------------------------------------------- regularization and constraints
+    @property
+    def has_regularization(self) -> bool:
+        return bool(self.regularized) or any(layer.activity_regularizer is not None for layer in self.layers)
+
+    def weight_penalty(self) -> float:
+        """The weight regularizers' penalties summed (host arrays: the cuda backend refuses regularizers)."""
+        return sum(reg.penalty(w) for reg, w, _ in self.regularized)
+
+    def add_penalty_gradients(self) -> None:
+        """Add each weight regularizer's gradient to its weight's (after backward)."""
+        for reg, w, grad in self.regularized:
+            grad += reg.gradient(w)
+
+    def apply_constraints(self) -> None:
+        """Project each constrained weight back (after an optimizer step)."""
+        for constraint, w in self.constrained:
+            w[...] = constraint(w)
+
+    # ------------------------------------------------------------- running
     def forward(self, x, training: bool):
         """Outputs for a batch (an array, or a dict by input name); pre-activation where a loss fused the
-        output activation. One output: an array; several: a dict by output name."""
+        output activation. One output: an array; several: a dict by output name. The penalty of the
+        activity regularizers (each over its layer's output, divided by the batch size, as Keras') is left
+        in ``activity_penalty``."""
         values: dict[str, np.ndarray] = dict(x) if isinstance(x, dict) else {next(iter(self.input_shapes)): x}
+        self.activity_penalty = 0.0
+        self._activity_outputs = {}
         for node in self.nodes:
             layer = node.layer
             if layer.absorbed_by is not None or (not training and layer.inference_absorbed_by is not None):
@@ -178,6 +213,10 @@ class Model:
                 values[layer.name] = layer.forward([values[s] for s in node.inputs], training)
             else:
                 values[layer.name] = layer.forward(values[node.inputs[0]], training)
+            if layer.activity_regularizer is not None:
+                y = values[layer.name]
+                self.activity_penalty += layer.activity_regularizer.penalty(y) / len(y)
+                self._activity_outputs[layer.name] = y
         if len(self.outputs) == 1:
             return values[self.outputs[0]]
         return {name: values[name] for name in self.outputs}
@@ -189,8 +228,11 @@ class Model:
         for node in reversed(self.nodes):
             layer = node.layer
             dy = grads.pop(layer.name, None)
-            if dy is None:
-                continue
+            if dy is None or not (layer.need_input_grad or any(w.trainable for w in layer.weight_specs)):
+                continue  # nothing before it learns, and it learns nothing (a frozen base): no work at all
+            if layer.name in self._activity_outputs:
+                y = self._activity_outputs[layer.name]
+                dy = dy + layer.activity_regularizer.gradient(y) / len(y)
             dx = dy if layer.absorbed_by is not None else layer.backward(dy)
             if dx is None:
                 continue

@@ -3,7 +3,7 @@ and defaults). The ``activation:`` values and the Activation layer come from the
 
 from __future__ import annotations
 
-from kerascli.config.params import Param
+from kerascli.config.params import Param, constraint_param, regularizer_param
 from kerascli.graph.layer import Layer, ShapeError
 from kerascli.ops.contract import SOFTMAX
 from kerascli.registry import INITIALIZERS
@@ -60,6 +60,8 @@ class PReLU(Layer):
 
     PARAMS = {
         "alpha_initializer": Param("typed", "zeros", choices=INITIALIZERS),
+        "alpha_regularizer": regularizer_param(),
+        "alpha_constraint": constraint_param(),
         "shared_axes": Param("shape", None, nullable=True, doc="axes (from 1) that share one alpha"),
     }
 
@@ -69,7 +71,9 @@ class PReLU(Layer):
             if not 1 <= axis <= len(shape):
                 raise ShapeError(f"shared axis {axis} is not an axis of input {tuple(input_shape)} (1..{len(shape)})")
             shape[axis - 1] = 1
-        self.add_weight("alpha", tuple(shape), self.config["alpha_initializer"])
+        c = self.config
+        self.add_weight("alpha", tuple(shape), c["alpha_initializer"], regularizer=c["alpha_regularizer"],
+                        constraint=c["alpha_constraint"])
         return tuple(input_shape)
 
     def forward(self, x, training):

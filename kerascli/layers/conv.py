@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kerascli.config.params import Param
+from kerascli.config.params import Param, constraint_param, regularizer_param
 from kerascli.graph.layer import ActivatedLayer, ShapeError
 from kerascli.ops import conv_geometry
 from kerascli.ops.contract import Conv2DGeometry
@@ -35,6 +35,10 @@ class Conv2D(ActivatedLayer):
         "use_bias": Param("bool", True),
         "kernel_initializer": Param("typed", "glorot_uniform", choices=INITIALIZERS),
         "bias_initializer": Param("typed", "zeros", choices=INITIALIZERS),
+        "kernel_regularizer": regularizer_param(),
+        "bias_regularizer": regularizer_param(),
+        "kernel_constraint": constraint_param(),
+        "bias_constraint": constraint_param(),
     }
 
     pool = None  # the MaxPooling2D after this layer, when this layer does its work too (graph/fusion.py)
@@ -46,9 +50,11 @@ class Conv2D(ActivatedLayer):
         sh, sw = c["strides"]
         out_h, out_w, pad_top, pad_left = spatial_geometry(self.name, input_shape, (kh, kw), (sh, sw), c["padding"])
         self.geometry = Conv2DGeometry(kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, input_shape[2])
-        self.add_weight("kernel", (kh, kw, input_shape[2], c["filters"]), c["kernel_initializer"])
+        self.add_weight("kernel", (kh, kw, input_shape[2], c["filters"]), c["kernel_initializer"],
+                        regularizer=c["kernel_regularizer"], constraint=c["kernel_constraint"])
         if c["use_bias"]:
-            self.add_weight("bias", (c["filters"],), c["bias_initializer"])
+            self.add_weight("bias", (c["filters"],), c["bias_initializer"], regularizer=c["bias_regularizer"],
+                            constraint=c["bias_constraint"])
         return (out_h, out_w, c["filters"])
 
     def buffer_bytes(self, batch, threads, itemsize):
@@ -72,7 +78,7 @@ class Conv2D(ActivatedLayer):
         y4 = self.ops.conv2d_forward(x, self.params["kernel"], self._bias(x.dtype), self.act, self.geometry,
                                      self.workspace)
         self._x, self._y = x, y4
-        return self.activate(y4.reshape(-1, y4.shape[-1])).reshape(y4.shape)
+        return self.activate(y4.reshape(-1, self.config["filters"])).reshape(y4.shape)
 
     def backward(self, dy):
         grad_bias = self.grads.get("bias")
@@ -81,6 +87,6 @@ class Conv2D(ActivatedLayer):
             self.ops.conv2d_maxpool_backward(self._x, dy, self._pooled, self._arg, self.act, self.geometry, ph, pw,
                                              self.grads["kernel"], grad_bias)
             return None
-        dy = self.deactivate(dy.reshape(-1, dy.shape[-1])).reshape(dy.shape)
+        dy = self.deactivate(dy.reshape(-1, self.config["filters"])).reshape(dy.shape)
         return self.ops.conv2d_backward(self._x, self._y, dy, self.params["kernel"], self.act, self.geometry,
                                         self.grads["kernel"], grad_bias, self.need_input_grad, self.workspace)

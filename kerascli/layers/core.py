@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from kerascli.config.params import Param
+from kerascli.config.params import Param, constraint_param, regularizer_param
 from kerascli.graph.layer import ActivatedLayer, Layer, ShapeError
 from kerascli.registry import ACTIVATIONS, INITIALIZERS
 
@@ -18,14 +18,21 @@ class Dense(ActivatedLayer):
         "use_bias": Param("bool", True),
         "kernel_initializer": Param("typed", "glorot_uniform", choices=INITIALIZERS),
         "bias_initializer": Param("typed", "zeros", choices=INITIALIZERS),
+        "kernel_regularizer": regularizer_param(),
+        "bias_regularizer": regularizer_param(),
+        "kernel_constraint": constraint_param(),
+        "bias_constraint": constraint_param(),
     }
 
     def build(self, input_shape):
+        c = self.config
         self.in_features = input_shape[-1]
-        units = self.config["units"]
-        self.add_weight("kernel", (self.in_features, units), self.config["kernel_initializer"])
-        if self.config["use_bias"]:
-            self.add_weight("bias", (units,), self.config["bias_initializer"])
+        units = c["units"]
+        self.add_weight("kernel", (self.in_features, units), c["kernel_initializer"],
+                        regularizer=c["kernel_regularizer"], constraint=c["kernel_constraint"])
+        if c["use_bias"]:
+            self.add_weight("bias", (units,), c["bias_initializer"], regularizer=c["bias_regularizer"],
+                            constraint=c["bias_constraint"])
         return tuple(input_shape[:-1]) + (units,)
 
     def forward(self, x, training):
@@ -39,7 +46,8 @@ class Dense(ActivatedLayer):
     def backward(self, dy):
         dz, _ = self.activation_backward(dy.reshape(self._y.shape))  # fills the bias gradient
         dx = self.workspace("dx", self._x2.shape) if self.need_input_grad else None
-        self.ops.dense_backward(self._x2, self.params["kernel"], dz, self.grads["kernel"], dx)
+        grad_kernel = self.grads["kernel"] if self.trainable else None  # frozen: no weight gradient to form
+        self.ops.dense_backward(self._x2, self.params["kernel"], dz, grad_kernel, dx)
         return None if dx is None else dx.reshape(self._xshape)
 
 

@@ -1,8 +1,9 @@
-"""BatchNormalization over the last axis, with Keras' defaults and moving statistics."""
+"""BatchNormalization over the last axis, with Keras' defaults and moving statistics; frozen
+(``trainable: false``), it runs in inference mode in training too, as Keras' does."""
 
 from __future__ import annotations
 
-from kerascli.config.params import Param
+from kerascli.config.params import Param, constraint_param, regularizer_param
 from kerascli.graph.layer import Layer
 from kerascli.registry import INITIALIZERS
 
@@ -19,15 +20,21 @@ class BatchNormalization(Layer):
         "gamma_initializer": Param("typed", "ones", choices=INITIALIZERS),
         "moving_mean_initializer": Param("typed", "zeros", choices=INITIALIZERS),
         "moving_variance_initializer": Param("typed", "ones", choices=INITIALIZERS),
+        "beta_regularizer": regularizer_param(),
+        "gamma_regularizer": regularizer_param(),
+        "beta_constraint": constraint_param(),
+        "gamma_constraint": constraint_param(),
     }
 
     def build(self, input_shape):
         c = self.config
         self.channels = input_shape[-1]
         if c["scale"]:
-            self.add_weight("gamma", (self.channels,), c["gamma_initializer"])
+            self.add_weight("gamma", (self.channels,), c["gamma_initializer"], regularizer=c["gamma_regularizer"],
+                            constraint=c["gamma_constraint"])
         if c["center"]:
-            self.add_weight("beta", (self.channels,), c["beta_initializer"])
+            self.add_weight("beta", (self.channels,), c["beta_initializer"], regularizer=c["beta_regularizer"],
+                            constraint=c["beta_constraint"])
         self.add_weight("moving_mean", (self.channels,), c["moving_mean_initializer"], trainable=False)
         self.add_weight("moving_variance", (self.channels,), c["moving_variance_initializer"], trainable=False)
         return tuple(input_shape)
@@ -52,7 +59,9 @@ class BatchNormalization(Layer):
         x2 = x.reshape(-1, self.channels)
         gamma, beta = self._gamma_beta(x.dtype)
         eps = self.config["epsilon"]
-        if not training:
+        self._frozen = training and not self.trainable
+        if not training or not self.trainable:  # a frozen layer runs in inference mode, as in Keras
+            self._gamma = gamma
             y = self.ops.batch_norm_inference(
                 x2, self.params["moving_mean"], self.params["moving_variance"], gamma, beta, eps
             )
@@ -65,6 +74,12 @@ class BatchNormalization(Layer):
         return y.reshape(x.shape)
 
     def backward(self, dy):
+        if self._frozen:  # y = (x - mean) * gamma / sqrt(var + eps) + beta with fixed statistics
+            zeros = self._constant("zeros", 0, dy.dtype)
+            dx = self.ops.batch_norm_inference(dy.reshape(-1, self.channels), zeros,
+                                               self.params["moving_variance"], self._gamma, zeros,
+                                               self.config["epsilon"])
+            return dx.reshape(dy.shape)
         dx, dgamma, dbeta = self.ops.batch_norm_backward(
             dy.reshape(-1, self.channels), self._xhat, self._gamma, self._inv_std
         )

@@ -312,6 +312,13 @@ class NumbaCUDAOps(ReferenceOps):
             if layer.type_name not in self.LAYERS or type(layer).__module__.split(".")[0] != "kerascli":
                 return (f"layer {layer.name!r} ({layer.type_name}) has no cuda kernels; train it with "
                         "backend: cpu")
+            weighed = [f"{w.name}'s {what}" for w in layer.weight_specs for what in ("regularizer", "constraint")
+                       if getattr(w, what) is not None]
+            if layer.activity_regularizer is not None:
+                weighed.append("activity_regularizer")
+            if weighed:
+                return (f"layer {layer.name!r} has {weighed[0]}: regularizers and constraints run on host arrays; "
+                        "train it with backend: cpu")
         for output in objective.outputs:
             for item in [objective.losses[output]] + objective.metrics[output]:
                 if item.host_only:

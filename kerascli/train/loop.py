@@ -37,6 +37,11 @@ class Callback:
     def on_train_end(self, logs: dict) -> None: ...
 
 
+def batch_length(x) -> int:
+    """The number of samples in a batch: an array, or a dict of arrays by input name."""
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
 class Totals:
     """Sample-weighted sums of loss and metrics over an epoch or an evaluation.
 
@@ -123,6 +128,7 @@ class Trainer:
         first = objective.outputs[0]
         self.loss, self.fused = objective.losses[first], objective.fused[first]  # the (first) output's
         self.optimizer = optimizer
+        self.regularized = model.has_regularization  # regularizers add to the loss (kerascli/regularizers.py)
         self.stop_training = False
         # position: a checkpoint taken anywhere restores exactly this
         self.epoch = 0  # epochs completed
@@ -168,25 +174,40 @@ class Trainer:
         """One optimizer step on a batch (arrays, or dicts by input and output name; ``w`` its sample
         weights, or None); returns its mean loss, or None where the loss stays on a GPU until ``totals`` are
         read."""
-        n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+        n = batch_length(x)
         out = self.model.forward(x, training=True)
         total, pred = self.objective.forward(self.ops, out, t, totals, training=True, weights=w)
         self.model.backward(self.objective.backward(self.ops, out, pred, t, 1.0 / n))
+        penalty = 0.0
+        if self.regularized:  # the weights' penalties (on the weights this batch ran with) and the outputs'
+            penalty = self.model.weight_penalty() + self.model.activity_penalty
+            self.model.add_penalty_gradients()
+            self._add_penalty(totals, penalty, n)
         for hook in self.gradient_hooks:
             hook(self.model.grad_buffer, self.model.state_buffer)
         self.optimizer.step(self.model.param_buffer, self.model.grad_buffer)
-        return total / n if isinstance(total, float) else None
+        self.model.apply_constraints()
+        return total / n + penalty if isinstance(total, float) else None
+
+    @staticmethod
+    def _add_penalty(totals: Totals, penalty: float, n: int) -> None:
+        """Regularization is part of the loss, as in Keras (``loss`` includes it), and has its own column."""
+        totals.add("regularization_loss", penalty * n, 0)
+        totals.add("loss", penalty * n, 0)
 
     def evaluate(self, split: Split, batch_size: int, prefix: str = "") -> dict[str, float]:
         totals = Totals(self.objective.names, self.objective.results)
+        weight_penalty = self.model.weight_penalty() if self.regularized else 0.0
         for x, t, w in self.ops.batches(split, self.model.inference_batch(batch_size)):
             self.objective.forward(self.ops, self.model.forward(x, training=False), t, totals, weights=w)
+            if self.regularized:
+                self._add_penalty(totals, weight_penalty + self.model.activity_penalty, batch_length(x))
         return totals.means(prefix)
 
     def predict(self, x, batch_size: int):
         """Predictions for ``x`` (an array, or a dict by input name): an array, or a dict by output name."""
         step = self.model.inference_batch(batch_size)
-        n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+        n = batch_length(x)
         parts = []
         for i in range(0, n, step):
             up = self.ops.to_device

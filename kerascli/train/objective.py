@@ -59,6 +59,8 @@ class Objective:
         self._weights = None  # the weights of the batch being trained on
         self.names = ["loss"] + ([f"{o}_loss" for o in self.outputs] if self.multi else []) + [
             m.name for o in self.outputs for m in self.metrics[o]]
+        if model.has_regularization:  # its part of ``loss``, logged on its own (kerascli/train/loop.py)
+            self.names.append("regularization_loss")
 
     def targets(self, y, units: dict[str, int], dtype):
         """Dataset labels as each output's loss takes them (a dict by output name when there are several)."""

@@ -30,12 +30,14 @@ def activation_backward(ops, dy, y, act, dz, grad_bias=None):
 
 
 def dense_backward(ops, x2, kernel, dz, grad_kernel, dx):
-    """grad_kernel = x2.T @ dz (split by kernel rows) and, unless ``dx`` is None, dx = dz @ kernel.T
-    (split by samples)."""
+    """grad_kernel = x2.T @ dz (split by kernel rows; not when it is None: a frozen kernel) and, unless
+    ``dx`` is None, dx = dz @ kernel.T (split by samples)."""
     rows, units = dz.shape
     inputs = x2.shape[1]
     work = rows * inputs * units
-    ops.parallel(lambda i, lo, hi: ops.gemm(x2[:, lo:hi], dz, out=grad_kernel[lo:hi], trans_a=True), inputs, work)
+    if grad_kernel is not None:
+        ops.parallel(lambda i, lo, hi: ops.gemm(x2[:, lo:hi], dz, out=grad_kernel[lo:hi], trans_a=True), inputs,
+                     work)
     if dx is not None:
         ops.parallel(lambda i, lo, hi: ops.gemm(dz[lo:hi], kernel, out=dx[lo:hi], trans_b=True), rows, work)
     return dx

@@ -44,7 +44,8 @@ def activation_backward(ops, dy, y, act, dz, grad_bias=None):
 
 
 def dense_backward(ops, x2, kernel, dz, grad_kernel, dx):
-    ops.gemm(x2, dz, out=grad_kernel, trans_a=True)
+    if grad_kernel is not None:
+        ops.gemm(x2, dz, out=grad_kernel, trans_a=True)
     if dx is not None:
         ops.gemm(dz, kernel, out=dx, trans_b=True)
     return dx
