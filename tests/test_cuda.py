@@ -52,7 +52,7 @@ def host(value):
 @needs_cuda
 @pytest.mark.parametrize("type_name,params,shape", [
     pytest.param(t, p, s, id=f"{t}-{i}") for t, rows in ROWS.items() for i, (p, s) in enumerate(rows)
-    if t != "Dropout" and t in NumbaCUDAOps.LAYERS])
+    if t != "Dropout" and t in NumbaCUDAOps.LAYERS and not make_layer(t, p, s, "reference")[0].host_only])
 def test_layer_matches_cpu(type_name, params, shape, rng):
     """Forward (training and inference), input gradient and weight gradients, float64."""
     from kerascli.ops import get_ops
@@ -368,3 +368,19 @@ def test_regularizers_and_constraints_are_refused_on_the_device(extra, needle, t
     result = invoke("train", config, "--runs-dir", tmp_path / "runs")
     assert result.exit_code == 2
     assert needle in result.output and "'dense'" in result.output and "backend: cpu" in result.output
+
+
+@needs_cuda
+def test_a_layer_moving_an_axis_is_refused_on_the_device():
+    from kerascli.ops import get_ops
+
+    layer, _ = make_layer("LayerNormalization", {"axis": -2}, (3, 4), "cpu")
+
+    class Model:
+        layers = [layer]
+
+    class Objective:
+        outputs = []
+
+    reason = get_ops("cuda").unsupported(Model, Objective)
+    assert reason and "an axis other than the last" in reason and "'layer'" in reason

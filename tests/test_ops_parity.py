@@ -370,6 +370,18 @@ def test_batch_norm(rng, dtype, shape, other):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@parity("layer_norm_forward", "layer_norm_backward")
+def test_layer_norm(rng, dtype, shape, other):
+    x = (mats(rng, *shape, dtype) * 3 + 1).astype(dtype)
+    gamma = rng.normal(size=shape[1]).astype(dtype)
+    beta = rng.normal(size=shape[1]).astype(dtype)
+    close(*run(other, "layer_norm_forward", x, gamma, beta, 1e-3), dtype)
+    _, xhat, inv_std = reference.layer_norm_forward(x, gamma, beta, 1e-3)
+    close(*run(other, "layer_norm_backward", mats(rng, *shape, dtype), xhat, gamma, inv_std), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @parity("dropout")
 def test_dropout(rng, dtype, other):
     x = rng.normal(size=(4, 3, 5)).astype(dtype)

@@ -21,6 +21,41 @@ class ShapeError(ValueError):
     """A layer cannot take the shape it is given; the builder adds the layer's location."""
 
 
+class AxesToEnd:
+    """Keras ``axis`` arguments (an int or a list, counted with the batch axis as 0, negative from the end)
+    on inputs of ``input_shape`` (no batch axis): the per-sample axes, sorted, and the permutations that
+    move them to the end of each sample and back, so that a kernel over the rows of a 2-D array does the
+    work. ``moves`` is False when they are at the end already (no copy needed)."""
+
+    def __init__(self, axis, input_shape):
+        rank = len(input_shape) + 1
+        given = axis if isinstance(axis, list) else [axis]
+        axes = []
+        for a in given:
+            if not -rank <= a < rank or a % rank == 0:
+                raise ShapeError(f"axis {a} is not a feature axis of input {tuple(input_shape)} "
+                                 f"(1..{rank - 1}, or -1..-{rank - 1})")
+            axes.append(a % rank - 1)
+        if len(set(axes)) != len(axes):
+            raise ShapeError(f"axis {axis} names an axis twice")
+        self.axes = sorted(axes)
+        self.to_end = [a for a in range(len(input_shape)) if a not in self.axes] + self.axes
+        self.back = [self.to_end.index(a) for a in range(len(input_shape))]
+        self.moves = self.to_end != list(range(len(input_shape)))
+        self.size = math.prod(input_shape[a] for a in self.axes)  # the row length once moved and flattened
+        self.shape = tuple(input_shape[a] for a in self.axes)
+
+    def rows(self, ops, x):
+        """``x`` (batch first) as 2-D rows over the axes."""
+        moved = ops.transpose_samples(x, self.to_end) if self.moves else x
+        return moved.reshape(-1, self.size), moved.shape
+
+    def restore(self, ops, rows, moved_shape):
+        """The inverse of ``rows``."""
+        moved = rows.reshape(moved_shape)
+        return ops.transpose_samples(moved, self.back) if self.moves else moved
+
+
 @dataclass
 class WeightSpec:
     name: str
@@ -48,6 +83,9 @@ class Layer:
     # True for layers whose own kernels (not BLAS) do most of the work: a model with
     # one runs batch-parallel (see kerascli.ops.backend.NumbaCPUOps.set_threads)
     batch_parallel = False
+    # True where this configuration computes on host arrays (an axis moved by a host copy): a device
+    # backend refuses it
+    host_only = False
 
     def __init__(self, name: str, config: dict):
         from kerascli import regularizers

@@ -4,7 +4,7 @@ and defaults). The ``activation:`` values and the Activation layer come from the
 from __future__ import annotations
 
 from kerascli.config.params import Param, constraint_param, regularizer_param
-from kerascli.graph.layer import Layer, ShapeError
+from kerascli.graph.layer import AxesToEnd, Layer, ShapeError
 from kerascli.ops.contract import SOFTMAX
 from kerascli.registry import INITIALIZERS
 
@@ -91,30 +91,17 @@ class Softmax(Layer):
     code = SOFTMAX
 
     def build(self, input_shape):
-        rank = len(input_shape) + 1
-        axis = self.config["axis"]
-        if not (-rank <= axis < rank) or axis % rank == 0:
-            raise ShapeError(f"axis {axis} is not a feature axis of input {tuple(input_shape)} "
-                             f"(1..{rank - 1}, or -1..-{rank - 1})")
-        sample_axis = axis % rank - 1
-        last = len(input_shape) - 1
-        self._to_last = [a for a in range(len(input_shape)) if a != sample_axis] + [sample_axis]
-        self._from_last = [self._to_last.index(a) for a in range(len(input_shape))]
-        self._moves = sample_axis != last
+        self._axes = AxesToEnd(self.config["axis"], input_shape)
+        self.host_only = self._axes.moves  # moving an axis is a host copy
         return tuple(input_shape)
 
     def forward(self, x, training):
-        z = self.ops.transpose_samples(x, self._to_last) if self._moves else x
-        z2 = z.reshape(-1, z.shape[-1])
+        z2, self._moved = self._axes.rows(self.ops, x)
         y = self.ops.bias_activation_forward(z2, self.ops.no_bias(x.dtype), self.code, self.workspace("y", z2.shape))
         self._y = y
-        y = y.reshape(z.shape)
-        return self.ops.transpose_samples(y, self._from_last) if self._moves else y
+        return self._axes.restore(self.ops, y, self._moved)
 
     def backward(self, dy):
-        d = self.ops.transpose_samples(dy, self._to_last) if self._moves else dy
-        dz, _ = self.ops.activation_backward(d.reshape(self._y.shape), self._y, self.code,
-                                             self.workspace("dz", self._y.shape))
-        dz = dz.reshape(d.shape)
-        return self.ops.transpose_samples(dz, self._from_last) if self._moves else dz
-
+        d2, _ = self._axes.rows(self.ops, dy)
+        dz, _ = self.ops.activation_backward(d2, self._y, self.code, self.workspace("dz", self._y.shape))
+        return self._axes.restore(self.ops, dz, self._moved)

@@ -4,31 +4,40 @@
 from __future__ import annotations
 
 from kerascli.config.params import Param, constraint_param, regularizer_param
-from kerascli.graph.layer import Layer
+from kerascli.graph.layer import AxesToEnd, Layer, ShapeError
 from kerascli.registry import INITIALIZERS
 
 
-class BatchNormalization(Layer):
-    """Training: normalise by batch statistics and update moving ones; inference: use the moving ones."""
-
-    PARAMS = {
-        "momentum": Param("float", 0.99, min=0.0, max=1.0),
-        "epsilon": Param("float", 0.001, min=0.0, exclusive_min=True),
+def _scale_and_shift_params() -> dict:
+    return {
         "center": Param("bool", True),
         "scale": Param("bool", True),
         "beta_initializer": Param("typed", "zeros", choices=INITIALIZERS),
         "gamma_initializer": Param("typed", "ones", choices=INITIALIZERS),
-        "moving_mean_initializer": Param("typed", "zeros", choices=INITIALIZERS),
-        "moving_variance_initializer": Param("typed", "ones", choices=INITIALIZERS),
         "beta_regularizer": regularizer_param(),
         "gamma_regularizer": regularizer_param(),
         "beta_constraint": constraint_param(),
         "gamma_constraint": constraint_param(),
     }
 
+
+class BatchNormalization(Layer):
+    """Training: normalise by batch statistics and update moving ones; inference: use the moving ones."""
+
+    PARAMS = {
+        "axis": Param("int", -1, min=-64, max=64, doc="the feature axis (-1: the last)"),
+        "momentum": Param("float", 0.99, min=0.0, max=1.0),
+        "epsilon": Param("float", 0.001, min=0.0, exclusive_min=True),
+        **_scale_and_shift_params(),
+        "moving_mean_initializer": Param("typed", "zeros", choices=INITIALIZERS),
+        "moving_variance_initializer": Param("typed", "ones", choices=INITIALIZERS),
+    }
+
     def build(self, input_shape):
         c = self.config
-        self.channels = input_shape[-1]
+        self._axes = AxesToEnd(c["axis"], input_shape)
+        self.host_only = self._axes.moves  # moving the feature axis last is a host copy
+        self.channels = self._axes.size
         if c["scale"]:
             self.add_weight("gamma", (self.channels,), c["gamma_initializer"], regularizer=c["gamma_regularizer"],
                             constraint=c["gamma_constraint"])
@@ -40,51 +49,157 @@ class BatchNormalization(Layer):
         return tuple(input_shape)
 
     def _gamma_beta(self, dtype):
-        gamma = self.params.get("gamma")
-        beta = self.params.get("beta")
-        if gamma is None:
-            gamma = self._constant("ones", 1, dtype)
-        if beta is None:
-            beta = self._constant("zeros", 0, dtype)
-        return gamma, beta
-
-    def _constant(self, name, value, dtype):
-        """A per-channel constant standing in for a weight the layer does not have (made once)."""
-        have = self._workspace.get(name)
-        if have is None or have.dtype != dtype:
-            have = self._workspace[name] = self.ops.full((self.channels,), value, dtype)
-        return have
+        return _gamma_beta(self, self.channels, dtype)
 
     def forward(self, x, training):
-        x2 = x.reshape(-1, self.channels)
+        x2, self._moved = self._axes.rows(self.ops, x)
         gamma, beta = self._gamma_beta(x.dtype)
         eps = self.config["epsilon"]
         self._frozen = training and not self.trainable
+        self._gamma = gamma
         if not training or not self.trainable:  # a frozen layer runs in inference mode, as in Keras
-            self._gamma = gamma
             y = self.ops.batch_norm_inference(
                 x2, self.params["moving_mean"], self.params["moving_variance"], gamma, beta, eps
             )
-            return y.reshape(x.shape)
+            return self._axes.restore(self.ops, y, self._moved)
         y, mean, var, self._xhat, self._inv_std = self.ops.batch_norm_forward_train(x2, gamma, beta, eps)
         momentum = self.config["momentum"]
         self.ops.moving_average_update(self.params["moving_mean"], mean, momentum)
         self.ops.moving_average_update(self.params["moving_variance"], var, momentum)
-        self._gamma = gamma
-        return y.reshape(x.shape)
+        return self._axes.restore(self.ops, y, self._moved)
 
     def backward(self, dy):
+        dy2, _ = self._axes.rows(self.ops, dy)
         if self._frozen:  # y = (x - mean) * gamma / sqrt(var + eps) + beta with fixed statistics
-            zeros = self._constant("zeros", 0, dy.dtype)
-            dx = self.ops.batch_norm_inference(dy.reshape(-1, self.channels), zeros,
-                                               self.params["moving_variance"], self._gamma, zeros,
+            zeros = _constant(self, "zeros", 0, self.channels, dy.dtype)
+            dx = self.ops.batch_norm_inference(dy2, zeros, self.params["moving_variance"], self._gamma, zeros,
                                                self.config["epsilon"])
-            return dx.reshape(dy.shape)
-        dx, dgamma, dbeta = self.ops.batch_norm_backward(
-            dy.reshape(-1, self.channels), self._xhat, self._gamma, self._inv_std
-        )
-        if "gamma" in self.grads:
-            self.ops.assign(self.grads["gamma"], dgamma)
-        if "beta" in self.grads:
-            self.ops.assign(self.grads["beta"], dbeta)
-        return dx.reshape(dy.shape)
+            return self._axes.restore(self.ops, dx, self._moved)
+        dx, dgamma, dbeta = self.ops.batch_norm_backward(dy2, self._xhat, self._gamma, self._inv_std)
+        _store_scale_shift_grads(self, dgamma, dbeta)
+        return self._axes.restore(self.ops, dx, self._moved)
+
+
+def _constant(layer, name, value, size, dtype):
+    """A constant vector standing in for a weight the layer does not have (made once)."""
+    have = layer._workspace.get(name)
+    if have is None or have.dtype != dtype:
+        have = layer._workspace[name] = layer.ops.full((size,), value, dtype)
+    return have
+
+
+def _gamma_beta(layer, size, dtype):
+    """The layer's gamma and beta as flat vectors (ones and zeros for those it does not have)."""
+    gamma, beta = layer.params.get("gamma"), layer.params.get("beta")
+    gamma = _constant(layer, "ones", 1, size, dtype) if gamma is None else gamma.reshape(size)
+    beta = _constant(layer, "zeros", 0, size, dtype) if beta is None else beta.reshape(size)
+    return gamma, beta
+
+
+def _store_scale_shift_grads(layer, dgamma, dbeta):
+    if "gamma" in layer.grads:
+        layer.ops.assign(layer.grads["gamma"], dgamma.reshape(layer.grads["gamma"].shape))
+    if "beta" in layer.grads:
+        layer.ops.assign(layer.grads["beta"], dbeta.reshape(layer.grads["beta"].shape))
+
+
+class LayerNormalization(Layer):
+    """Each sample normalised by its own mean and variance over ``axis`` (one axis or several), then scaled
+    by ``gamma`` and shifted by ``beta``, which have the shape of those axes."""
+
+    PARAMS = {
+        "axis": Param("int_list", -1, doc="axis or axes normalised over (-1: the last)"),
+        "epsilon": Param("float", 0.001, min=0.0, exclusive_min=True),
+        **_scale_and_shift_params(),
+    }
+
+    def build(self, input_shape):
+        c = self.config
+        self._axes = AxesToEnd(c["axis"], input_shape)
+        self.host_only = self._axes.moves
+        shape = self._axes.shape
+        if c["scale"]:
+            self.add_weight("gamma", shape, c["gamma_initializer"], regularizer=c["gamma_regularizer"],
+                            constraint=c["gamma_constraint"])
+        if c["center"]:
+            self.add_weight("beta", shape, c["beta_initializer"], regularizer=c["beta_regularizer"],
+                            constraint=c["beta_constraint"])
+        return tuple(input_shape)
+
+    def forward(self, x, training):
+        x2, self._moved = self._axes.rows(self.ops, x)
+        self._gamma, beta = _gamma_beta(self, self._axes.size, x.dtype)
+        y, self._xhat, self._inv_std = self.ops.layer_norm_forward(x2, self._gamma, beta, self.config["epsilon"])
+        return self._axes.restore(self.ops, y, self._moved)
+
+    def backward(self, dy):
+        dy2, _ = self._axes.rows(self.ops, dy)
+        dx, dgamma, dbeta = self.ops.layer_norm_backward(dy2, self._xhat, self._gamma, self._inv_std)
+        _store_scale_shift_grads(self, dgamma, dbeta)
+        return self._axes.restore(self.ops, dx, self._moved)
+
+
+class GroupNormalization(Layer):
+    """The channels (``axis``) in ``groups`` groups; each sample's group normalised over every position and
+    its channels, then scaled and shifted per channel."""
+
+    PARAMS = {
+        "groups": Param("int", 32, min=1),
+        "axis": Param("int", -1, min=-64, max=64, doc="the channel axis (-1: the last)"),
+        "epsilon": Param("float", 0.001, min=0.0, exclusive_min=True),
+        **_scale_and_shift_params(),
+    }
+    host_only = True
+
+    def build(self, input_shape):
+        c = self.config
+        self._axes = AxesToEnd(c["axis"], input_shape)
+        channels = self._axes.size
+        if channels % c["groups"]:
+            raise ShapeError(f"{channels} channels cannot be split into {c['groups']} groups of equal size")
+        if c["scale"]:
+            self.add_weight("gamma", (channels,), c["gamma_initializer"], regularizer=c["gamma_regularizer"],
+                            constraint=c["gamma_constraint"])
+        if c["center"]:
+            self.add_weight("beta", (channels,), c["beta_initializer"], regularizer=c["beta_regularizer"],
+                            constraint=c["beta_constraint"])
+        return tuple(input_shape)
+
+    def _samples(self, x):
+        rows, moved = self._axes.rows(self.ops, x)
+        return rows.reshape(len(x), -1, self._axes.size), moved
+
+    def forward(self, x, training):
+        x3, self._moved = self._samples(x)
+        self._gamma, beta = _gamma_beta(self, self._axes.size, x.dtype)
+        y, self._xhat, self._inv_std = self.ops.group_norm_forward(x3, self.config["groups"], self._gamma, beta,
+                                                                   self.config["epsilon"])
+        return self._axes.restore(self.ops, y, self._moved)
+
+    def backward(self, dy):
+        dy3, _ = self._samples(dy)
+        dx, dgamma, dbeta = self.ops.group_norm_backward(dy3, self._xhat, self._inv_std, self._gamma)
+        _store_scale_shift_grads(self, dgamma, dbeta)
+        return self._axes.restore(self.ops, dx, self._moved)
+
+
+class UnitNormalization(Layer):
+    """Each sample divided by its L2 norm over ``axis`` (one or several)."""
+
+    PARAMS = {"axis": Param("int_list", -1, doc="axis or axes of the norm (-1: the last)")}
+    host_only = True
+    EPSILON = 1e-12  # Keras': the largest factor is 1 / epsilon
+
+    def build(self, input_shape):
+        self._axes = AxesToEnd(self.config["axis"], input_shape)
+        return tuple(input_shape)
+
+    def forward(self, x, training):
+        x2, self._moved = self._axes.rows(self.ops, x)
+        self._y, self._factor, self._capped = self.ops.unit_normalize(x2, self.EPSILON)
+        return self._axes.restore(self.ops, self._y, self._moved)
+
+    def backward(self, dy):
+        dy2, _ = self._axes.rows(self.ops, dy)
+        dx = self.ops.unit_normalize_backward(dy2, self._y, self._factor, self._capped)
+        return self._axes.restore(self.ops, dx, self._moved)

@@ -19,11 +19,19 @@ from types import ModuleType
 
 import numpy as np
 
-from kerascli.ops.algorithms import activations, arrays, conv, dense, optim, pooling
+from kerascli.ops.algorithms import (
+    activations,
+    arrays,
+    conv,
+    dense,
+    norm,
+    optim,
+    pooling,
+)
 from kerascli.ops.contract import KERNEL_FAMILIES
 from kerascli.ops.memory import aligned_empty
 
-ALGORITHM_MODULES = (dense, conv, pooling, optim, arrays, activations)
+ALGORITHM_MODULES = (dense, conv, pooling, optim, arrays, activations, norm)
 
 
 def public_functions(module: ModuleType) -> dict:
@@ -236,7 +244,8 @@ class NumbaCUDAOps(ReferenceOps):
     memory_name = "the GPU's"
     # built-in layers whose every computation this Ops has kernels for
     LAYERS = frozenset({"Dense", "Activation", "Dropout", "Flatten", "Reshape", "Rescaling", "Conv2D",
-                        "MaxPooling2D", "AveragePooling2D", "BatchNormalization", "Add", "Concatenate"})
+                        "MaxPooling2D", "AveragePooling2D", "BatchNormalization", "Add", "Concatenate",
+                        "LayerNormalization"})
 
     def __init__(self):
         super().__init__()
@@ -312,6 +321,9 @@ class NumbaCUDAOps(ReferenceOps):
             if layer.type_name not in self.LAYERS or type(layer).__module__.split(".")[0] != "kerascli":
                 return (f"layer {layer.name!r} ({layer.type_name}) has no cuda kernels; train it with "
                         "backend: cpu")
+            if layer.host_only:
+                return (f"layer {layer.name!r} ({layer.type_name}) computes on the host with these arguments "
+                        "(an axis other than the last); train it with backend: cpu")
             weighed = [f"{w.name}'s {what}" for w in layer.weight_specs for what in ("regularizer", "constraint")
                        if getattr(w, what) is not None]
             if layer.activity_regularizer is not None:

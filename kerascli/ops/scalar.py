@@ -1,6 +1,7 @@
-"""Scalar definitions compiled by more than one backend: plain Python on ``math`` alone, which Numba compiles
-both for the CPU (njit) and as numba.cuda device functions, so each is written once. The numpy definitions
-in kerascli.ops.contract are their reference."""
+"""Definitions compiled by more than one backend (scalar functions, and loops over one row of an array):
+plain Python on ``math`` alone, which Numba compiles both for the CPU (njit) and as numba.cuda device
+functions, so each is written once. The numpy definitions in kerascli.ops.contract and
+kerascli.ops.reference are their reference."""
 
 from __future__ import annotations
 
@@ -182,3 +183,37 @@ def ftrl_element(g, p, a, lin, lr, lr_power, l1, l2, l2_shrinkage):
     power_new, power_old = new_a ** -lr_power, a ** -lr_power
     lin = lin + g + 2 * l2_shrinkage * p - (power_new - power_old) / lr * p
     return (min(max(lin, -l1), l1) - lin) / (power_new / lr + 2 * l2), lin, new_a
+
+
+def layer_norm_row(x, r, gamma, beta, eps, y, xhat):
+    """Row r of layer_norm_forward (its mean and variance, then the normalised, scaled and shifted row into
+    ``y`` and ``xhat``); returns the row's inverse standard deviation."""
+    cols = x.shape[1]
+    s = 0.0  # float64 sums whatever the storage type, for a stable variance
+    for c in range(cols):
+        s += x[r, c]
+    mean = s / cols
+    s = 0.0
+    for c in range(cols):
+        d = x[r, c] - mean
+        s += d * d
+    inv = 1.0 / math.sqrt(s / cols + eps)
+    for c in range(cols):
+        v = (x[r, c] - mean) * inv
+        xhat[r, c] = v
+        y[r, c] = v * gamma[c] + beta[c]
+    return inv
+
+
+def layer_norm_row_grad(dy, r, xhat, gamma, inv_std, dx):
+    """Row r of layer_norm_backward's input gradient."""
+    cols = dy.shape[1]
+    s = 0.0
+    sx = 0.0
+    for c in range(cols):
+        g = dy[r, c] * gamma[c]
+        s += g
+        sx += g * xhat[r, c]
+    k = inv_std[r] / cols
+    for c in range(cols):
+        dx[r, c] = k * (cols * dy[r, c] * gamma[c] - s - xhat[r, c] * sx)

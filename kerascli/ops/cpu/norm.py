@@ -7,6 +7,7 @@ import math
 import numpy as np
 from numba import njit
 
+from kerascli.ops import scalar
 from kerascli.ops.cpu.jit import opts
 
 
@@ -76,3 +77,32 @@ def batch_norm_inference(x, mean, var, gamma, beta, eps):
 def moving_average_update(moving, value, momentum):
     for i in range(moving.size):
         moving[i] = moving[i] * momentum + value[i] * (1.0 - momentum)
+
+
+_layer_norm_row = njit(inline="always", **opts)(scalar.layer_norm_row)
+_layer_norm_row_grad = njit(inline="always", **opts)(scalar.layer_norm_row_grad)
+
+
+@njit(**opts)
+def layer_norm_forward(x, gamma, beta, eps):
+    rows = x.shape[0]
+    y = np.empty_like(x)
+    xhat = np.empty_like(x)
+    inv_std = np.empty(rows, dtype=x.dtype)
+    for r in range(rows):
+        inv_std[r] = _layer_norm_row(x, r, gamma, beta, eps, y, xhat)
+    return y, xhat, inv_std
+
+
+@njit(**opts)
+def layer_norm_backward(dy, xhat, gamma, inv_std):
+    rows, cols = dy.shape
+    dx = np.empty_like(dy)
+    dgamma = np.zeros(cols, dtype=dy.dtype)
+    dbeta = np.zeros(cols, dtype=dy.dtype)
+    for r in range(rows):
+        _layer_norm_row_grad(dy, r, xhat, gamma, inv_std, dx)
+        for c in range(cols):
+            dgamma[c] += dy[r, c] * xhat[r, c]
+            dbeta[c] += dy[r, c]
+    return dx, dgamma, dbeta

@@ -7,6 +7,7 @@ import math
 
 from numba import cuda
 
+from kerascli.ops import scalar
 from kerascli.ops.cuda.launch import CACHE, blocks, column_sums, output_for
 
 
@@ -122,3 +123,42 @@ def _moving_average(moving, value, momentum):
 def moving_average_update(moving, value, momentum):
     if moving.size:
         _moving_average[blocks(moving.size)](moving, value, momentum)
+
+
+_layer_norm_row = cuda.jit(device=True)(scalar.layer_norm_row)
+_layer_norm_row_grad = cuda.jit(device=True)(scalar.layer_norm_row_grad)
+
+
+@cuda.jit(**CACHE)
+def _layer_norm_rows(x, gamma, beta, eps, y, xhat, inv_std):
+    r = cuda.grid(1)
+    if r < x.shape[0]:
+        inv_std[r] = _layer_norm_row(x, r, gamma, beta, eps, y, xhat)
+
+
+def layer_norm_forward(x, gamma, beta, eps):
+    rows, cols = x.shape
+    y, xhat = output_for("ln_y", x, x.shape, x.dtype), output_for("ln_xhat", x, x.shape, x.dtype)
+    inv_std = output_for("ln_inv_std", x, (rows,), x.dtype)
+    if x.size:
+        _layer_norm_rows[blocks(rows)](x, gamma, beta, eps, y, xhat, inv_std)
+    return y, xhat, inv_std
+
+
+@cuda.jit(**CACHE)
+def _layer_norm_input_grad(dy, xhat, gamma, inv_std, dx):
+    r = cuda.grid(1)
+    if r < dy.shape[0]:
+        _layer_norm_row_grad(dy, r, xhat, gamma, inv_std, dx)
+
+
+def layer_norm_backward(dy, xhat, gamma, inv_std):
+    rows, cols = dy.shape
+    dx = output_for("ln_dx", dy, dy.shape, dy.dtype)
+    products = output_for("ln_products", dy, dy.shape, dy.dtype)
+    if dy.size:
+        _layer_norm_input_grad[blocks(rows)](dy, xhat, gamma, inv_std, dx)
+        _product[blocks(dy.size)](dy, xhat, products)
+    dgamma = column_sums(products, output_for("ln_dgamma", dy, (cols,), dy.dtype))
+    dbeta = column_sums(dy, output_for("ln_dbeta", dy, (cols,), dy.dtype))
+    return dx, dgamma, dbeta
