@@ -40,6 +40,8 @@ ROOT = os.path.dirname(HERE)
 
 MLP_LAYERS = [784, 256, 256, 10]
 CNN_INPUT = (28, 28, 1)
+SEQ_INPUT = (50, 32)  # steps, features: issue's LSTM/GRU case (128 units, batch 64)
+SEQ_UNITS = 128
 
 
 # ---------------------------------------------------------------- data
@@ -51,6 +53,14 @@ def mlp_data(n, seed=0):
 def cnn_data(n, seed=0):
     rng = np.random.default_rng(seed)
     return rng.random((n,) + CNN_INPUT, dtype=np.float32), rng.integers(0, 10, n)
+
+
+def seq_data(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n,) + SEQ_INPUT, dtype=np.float32), rng.integers(0, 10, n)
+
+
+DATA = {"mlp": mlp_data, "custom_mlp": mlp_data, "cnn": cnn_data, "lstm": seq_data, "gru": seq_data}
 
 
 # ---------------------------------------------------------------- kerascli
@@ -103,6 +113,14 @@ class Kerascli:
             {"type": "Dense", "units": 10, "activation": "softmax"},
         ])
 
+    def lstm(self):
+        return self._session(list(SEQ_INPUT), [{"type": "LSTM", "units": SEQ_UNITS},
+                                               {"type": "Dense", "units": 10, "activation": "softmax"}])
+
+    def gru(self):
+        return self._session(list(SEQ_INPUT), [{"type": "GRU", "units": SEQ_UNITS},
+                                               {"type": "Dense", "units": 10, "activation": "softmax"}])
+
     def train_epoch(self, trainer, x, y, batch):
         trainer.train_epoch(self._split(x, y), batch, self.rng.permutation(len(x)), epoch=1)
 
@@ -134,6 +152,29 @@ class Torch:
             nn.Flatten(), nn.Linear(64 * 5 * 5, 128), nn.ReLU(), nn.Linear(128, 10),
         )
         return model, self.torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def _recurrent(self, cell):
+        torch = self.torch
+
+        class LastStep(torch.nn.Module):
+            """The recurrent layer's last output into a Linear layer (Keras' return_sequences: false)."""
+
+            def __init__(self):
+                super().__init__()
+                self.rnn = cell(SEQ_INPUT[1], SEQ_UNITS, batch_first=True)
+                self.head = torch.nn.Linear(SEQ_UNITS, 10)
+
+            def forward(self, x):
+                return self.head(self.rnn(x)[0][:, -1])
+
+        model = LastStep()
+        return model, torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def lstm(self):
+        return self._recurrent(self.torch.nn.LSTM)
+
+    def gru(self):
+        return self._recurrent(self.torch.nn.GRU)
 
     def _tensor(self, x):
         t = self.torch.from_numpy(x)
@@ -375,13 +416,15 @@ PEERS = {"torch": Torch, "keras": Keras, "jax": Jax, "torch.compile": TorchCompi
 
 # ---------------------------------------------------------------- throughput
 def throughput_cases(quick):
-    n_mlp, n_cnn = (4096, 512) if quick else (16384, 2048)
+    n_mlp, n_cnn, n_seq = (4096, 512, 1024) if quick else (16384, 2048, 4096)
     return [
         # name, model, mode, batch, samples
         ("train MLP b32", "mlp", "train", 32, n_mlp // 2),
         ("train MLP b128", "mlp", "train", 128, n_mlp),
         ("train MLP b512", "mlp", "train", 512, n_mlp),
         ("train CNN b128", "cnn", "train", 128, n_cnn),
+        ("train LSTM b64", "lstm", "train", 64, n_seq),
+        ("train GRU b64", "gru", "train", 64, n_seq),
         ("predict MLP b1024", "mlp", "predict", 1024, n_mlp * 2),
         ("predict CNN b1024", "cnn", "predict", 1024, n_cnn * 2),
     ]
@@ -431,11 +474,12 @@ def serve(name, threads):
                     reply = {"error": failure}
                 else:
                     reply = {"version": _version(fw)}
-            elif message["op"] == "prepare" and message["case"]["mode"] == "train" and not getattr(fw, "trains", True):
-                reply = {"skip": True}
+            elif message["op"] == "prepare" and (message["case"]["mode"] == "train" and not getattr(fw, "trains", True)
+                                                 or not hasattr(fw, message["case"]["model"])):
+                reply = {"skip": True}  # a peer without this model
             elif message["op"] == "prepare":
                 case = message["case"]
-                x, y = (mlp_data if case["model"] == "mlp" else cnn_data)(case["samples"])
+                x, y = DATA[case["model"]](case["samples"])
                 state = getattr(fw, case["model"])()
                 case["x"], case["y"] = x, y
                 run_once(fw, state, case["mode"], x, y, case["batch"])  # warm-up

@@ -175,4 +175,6 @@ def make(value) -> Initializer:
     """An initializer from a resolved config value: a registered name, or ``{type: name, ...}``."""
     from kerascli.registry import INITIALIZERS
 
+    if isinstance(value, Initializer):  # made by a layer itself (an LSTM's bias with unit_forget_bias)
+        return value
     return make_configured(INITIALIZERS, value)

@@ -59,6 +59,16 @@ ROWS = {
     "Cropping2D": [({"cropping": 1}, (4, 5, 2)), ({"cropping": [[0, 1], [2, 0]]}, (3, 4, 1))],
     "UpSampling2D": [({}, (2, 3, 2)), ({"size": [1, 3]}, (2, 2, 1))],
     "Concatenate": [({}, [(2, 3), (2, 2)]), ({"axis": 1}, [(1, 3), (2, 3)])],
+    "Embedding": [({"input_dim": 6, "output_dim": 3}, (4,)), ({"input_dim": 5, "output_dim": 2}, (2, 3))],
+    "SimpleRNN": [({"units": 3}, (4, 2)),
+                  ({"units": 2, "return_sequences": True, "go_backwards": True, "activation": "relu"}, (3, 2))],
+    "LSTM": [({"units": 3}, (4, 2)), ({"units": 2, "return_sequences": True, "go_backwards": True}, (3, 3)),
+             ({"units": 2, "dropout": 0.3, "recurrent_dropout": 0.4, "return_sequences": True}, (3, 2)),
+             ({"units": 2, "activation": "softsign", "recurrent_activation": "hard_sigmoid",
+               "unit_forget_bias": False}, (3, 2))],
+    "GRU": [({"units": 3}, (4, 2)), ({"units": 2, "reset_after": False, "return_sequences": True}, (3, 2)),
+            ({"units": 2, "reset_after": False, "recurrent_dropout": 0.3, "dropout": 0.2}, (3, 2)),
+            ({"units": 2, "go_backwards": True, "use_bias": False, "recurrent_dropout": 0.3}, (3, 2))],
     "ReLU": [({}, (4,)), ({"max_value": 1.0, "negative_slope": 0.1, "threshold": 0.5}, (2, 3))],
     "LeakyReLU": [({}, (5,)), ({"negative_slope": 0.05}, (2, 2))],
     "PReLU": [({}, (4,)), ({"shared_axes": [1, 2]}, (3, 2, 2))],
@@ -98,7 +108,9 @@ def cases():
             yield pytest.param(type_name, params, shape, id=f"{type_name}-{i}")
 
 
-def inputs_for(shape, rng):
+def inputs_for(shape, rng, type_name=None):
+    if type_name == "Embedding":  # ids, as floats the way the data pipeline hands them over
+        return rng.integers(0, 5, size=(BATCH,) + shape).astype(np.float64)
     if isinstance(shape, list):
         return [rng.normal(size=(BATCH,) + s) for s in shape]
     return rng.normal(size=(BATCH,) + shape)
@@ -109,7 +121,7 @@ def test_forward_shape(type_name, params, shape, rng):
     layer, _ = make_layer(type_name, params, shape, "cpu")
     layer.rng = np.random.default_rng(0)
     for training in (True, False):
-        y = layer.forward(inputs_for(shape, rng), training)
+        y = layer.forward(inputs_for(shape, rng, type_name), training)
         assert y.shape == (BATCH,) + layer.output_shape
         assert y.dtype == np.float64
 
@@ -118,7 +130,7 @@ def test_forward_shape(type_name, params, shape, rng):
 @pytest.mark.parametrize("type_name,params,shape", list(cases()))
 def test_gradients(type_name, params, shape, backend, rng):
     layer, _ = make_layer(type_name, params, shape, backend)
-    x = inputs_for(shape, rng)
+    x = inputs_for(shape, rng, type_name)
     r = rng.normal(size=(BATCH,) + layer.output_shape)  # the loss is sum(y * r)
     moving = {k: v.copy() for k, v in layer.params.items() if k.startswith("moving")}
 
@@ -133,6 +145,9 @@ def test_gradients(type_name, params, shape, backend, rng):
     analytic = {k: g.copy() for k, g in layer.grads.items()}
     xs = x if isinstance(x, list) else [x]
     dxs = dx if isinstance(dx, list) else [dx]
+    if type_name == "Embedding":  # ids have no gradient
+        assert dx is None
+        xs = []
     for i, (xi, dxi) in enumerate(zip(xs, dxs)):
         assert_grad_close(dxi, numeric_grad(loss, xi), f"{type_name} input {i}")
     for name, g in analytic.items():
@@ -283,7 +298,8 @@ def test_prelu_matches_keras_with_the_same_alpha(rng):
     np.testing.assert_allclose(layer.forward(x, False), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-6, atol=1e-7)
 
 
-WEIGHTED_KERAS = ["Dense", "Conv2D", "BatchNormalization", "LayerNormalization", "GroupNormalization", "PReLU"]
+WEIGHTED_KERAS = ["Dense", "Conv2D", "BatchNormalization", "LayerNormalization", "GroupNormalization", "PReLU",
+                  "Embedding", "SimpleRNN", "LSTM", "GRU"]
 
 
 def keras_can_check(type_name, params):
@@ -309,8 +325,18 @@ def test_layers_with_weights_match_keras(type_name, params, shape, rng):
     theirs.build((None,) + shape)
     assert [tuple(w.shape) for w in theirs.weights] == [s.shape for s in layer.weight_specs]
     theirs.set_weights([layer.params[s.name] for s in layer.weight_specs])
-    x = inputs_for(shape, rng)
-    for training in (False, True):
+    x = inputs_for(shape, rng, type_name)
+    random = params.get("dropout", 0) or params.get("recurrent_dropout", 0)  # masks differ: inference only
+    for training in (False,) if random else (False, True):
         expected = keras.ops.convert_to_numpy(theirs(x, training=training))
         np.testing.assert_allclose(layer.forward(x, training), expected, rtol=1e-5, atol=1e-6,
                                    err_msg=f"training={training}")
+
+
+def test_embedding_refuses_ids_outside_its_table():
+    from kerascli.errors import DataError
+
+    layer, _ = make_layer("Embedding", {"input_dim": 4, "output_dim": 2}, (3,), "cpu")
+    for bad in (4.0, -1.0, 1.5):
+        with pytest.raises(DataError, match=r"layer 'layer' \(Embedding\) takes ids from 0 to 3, got"):
+            layer.forward(np.array([[0.0, 1.0, bad]]), False)

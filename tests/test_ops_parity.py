@@ -13,12 +13,15 @@ from kerascli.ops.contract import (
     ACTIVATION_TABLE,
     ELEMENT_LOSSES,
     EXPONENTIAL,
+    HARD_SIGMOID,
     KERNEL_FAMILIES,
     LINEAR,
     MSLE,
     POISSON,
+    RELU,
     SIGMOID,
     SOFTMAX,
+    TANH,
     Conv2DGeometry,
     activation,
 )
@@ -379,6 +382,70 @@ def test_layer_norm(rng, dtype, shape, other):
     close(*run(other, "layer_norm_forward", x, gamma, beta, 1e-3), dtype)
     _, xhat, inv_std = reference.layer_norm_forward(x, gamma, beta, 1e-3)
     close(*run(other, "layer_norm_backward", mats(rng, *shape, dtype), xhat, gamma, inv_std), dtype)
+
+
+RNN_ACTS = [(TANH, SIGMOID), (RELU, TANH), (SIGMOID, HARD_SIGMOID)]  # Keras' defaults first (a fast path)
+
+
+def both(other, name, inputs, outputs):
+    """Run the reference and ``other`` twin of the in-place kernel ``name`` on copies of ``inputs`` and of
+    ``outputs`` (filled with garbage unless given); returns each one's outputs."""
+    results = []
+    for module in (reference, other):
+        outs = [o.copy() for o in outputs]
+        getattr(module, name)(*[a.copy() if isinstance(a, np.ndarray) else a for a in inputs], *outs)
+        results.append(outs)
+    return results
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("acts", RNN_ACTS)
+@pytest.mark.parametrize("batch,units", [(1, 1), (3, 5), (4, 33)])
+@parity("lstm_step_forward", "lstm_step_backward", "simple_rnn_step_forward")
+def test_lstm_and_simple_rnn_steps(rng, dtype, acts, batch, units, other):
+    act, rec_act = acts
+    m = lambda *shape: rng.normal(size=shape).astype(dtype)  # noqa: E731
+    garbage = lambda *shape: np.full(shape, 123, dtype)  # noqa: E731
+    xw, rec, c_prev = m(batch, 4 * units), m(batch, 4 * units), m(batch, units)
+    ref, out = both(other, "lstm_step_forward", (xw, rec, c_prev, act, rec_act),
+                    [garbage(batch, 4 * units), garbage(batch, units), garbage(batch, units)])
+    close(tuple(out), tuple(ref), dtype)
+    gates, c = ref[0], ref[1]
+    ref, out = both(other, "lstm_step_backward", (m(batch, units), m(batch, units), gates, c_prev, c, act, rec_act),
+                    [garbage(batch, 4 * units), garbage(batch, units)])
+    close(tuple(out), tuple(ref), dtype)
+    ref, out = both(other, "simple_rnn_step_forward", (xw[:, :units], rec[:, :units], act),
+                    [garbage(batch, units)])
+    close(tuple(out), tuple(ref), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("acts", RNN_ACTS)
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("batch,units", [(1, 1), (3, 5), (4, 33)])
+@parity("gru_gates_forward", "gru_output_forward", "gru_output_backward", "gru_gates_backward")
+def test_gru_steps(rng, dtype, acts, reset_after, batch, units, other):
+    act, rec_act = acts
+    m = lambda *shape: rng.normal(size=shape).astype(dtype)  # noqa: E731
+    garbage = lambda *shape: np.full(shape, 123, dtype)  # noqa: E731
+    xw, rec, h_prev = m(batch, 3 * units), m(batch, 3 * units), m(batch, units)
+    gates = garbage(batch, 4 * units)
+    ref, out = both(other, "gru_gates_forward", (xw, rec, h_prev, rec_act, reset_after), [gates, garbage(batch, units)])
+    close(tuple(o[:, :2 * units] if i == 0 else o for i, o in enumerate(out)),
+          tuple(o[:, :2 * units] if i == 0 else o for i, o in enumerate(ref)), dtype)
+    gates = ref[0]
+    ref, out = both(other, "gru_output_forward", (xw, m(batch, units), h_prev, act), [gates, garbage(batch, units)])
+    close(tuple(out), tuple(ref), dtype)
+    gates = ref[0]
+    dxw = garbage(batch, 3 * units)
+    ref, out = both(other, "gru_output_backward", (m(batch, units), gates, h_prev, act, rec_act),
+                    [dxw, garbage(batch, units)])
+    close((out[0][:, :units], out[0][:, 2 * units:], out[1]), (ref[0][:, :units], ref[0][:, 2 * units:], ref[1]),
+          dtype)
+    dxw, dh_prev = ref
+    ref, out = both(other, "gru_gates_backward", (m(batch, units), gates, h_prev, rec_act, reset_after),
+                    [dxw, garbage(batch, 3 * units), dh_prev])
+    close(tuple(out), tuple(ref), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

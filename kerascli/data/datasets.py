@@ -122,6 +122,61 @@ class SyntheticClassification(Dataset):
         return x.astype(np.float32), y.astype(np.int64)
 
 
+class SyntheticSequences(Dataset):
+    """Sequences whose class is a pattern somewhere in time, for recurrent models.
+
+    Real-valued (``vocabulary: 0``): each class has a smooth prototype of ``steps`` x ``features``; a
+    sample is its class's prototype rolled by a random number of steps, plus noise. Token ids (a
+    ``vocabulary`` size): random ids from 1 upwards (0 is left for padding), with the class's two keywords
+    (ids at the top of the vocabulary) at a random step and ``gap`` steps later: a model reading the
+    sequence must carry what it saw to the last step.
+    """
+
+    PARAMS = {
+        "samples": Param("int", 1000, min=2),
+        "steps": Param("int", 20, min=2),
+        "features": Param("int", 8, min=1, doc="values per step (real-valued sequences)"),
+        "classes": Param("int", 3, min=2),
+        "vocabulary": Param("int", 0, min=0, doc="0: real values; else token ids below this"),
+        "noise": Param("float", 0.5, min=0.0),
+        "gap": Param("int", 3, min=1, doc="steps between the two keywords (token sequences)"),
+        "data_seed": Param("int", 0, min=0),
+    }
+
+    @staticmethod
+    def load(params):
+        p = params
+        n, steps, classes = p["samples"], p["steps"], p["classes"]
+        rng = np.random.default_rng(p["data_seed"])
+        y = rng.integers(0, classes, size=n)
+        if p["vocabulary"]:
+            return SyntheticSequences._tokens(rng, y, p), y.astype(np.int64)
+        _check_size(n, steps * p["features"])
+        t = np.linspace(0, 2 * np.pi, steps, endpoint=False)
+        freq = rng.uniform(0.5, 3.0, size=(classes, 1, p["features"]))
+        phase = rng.uniform(0, 2 * np.pi, size=(classes, 1, p["features"]))
+        prototypes = np.sin(freq * t[None, :, None] + phase)
+        shifts = rng.integers(0, steps, size=n)
+        x = np.stack([np.roll(prototypes[c], s, axis=0) for c, s in zip(y, shifts)])
+        x += rng.normal(0, p["noise"], size=x.shape)
+        return x.astype(np.float32), y.astype(np.int64)
+
+    @staticmethod
+    def _tokens(rng, y, p):
+        n, steps, classes, vocabulary, gap = p["samples"], p["steps"], p["classes"], p["vocabulary"], p["gap"]
+        keywords = 2 * classes  # the class's two keywords: ids vocabulary - 2 * classes ... vocabulary - 1
+        if vocabulary < keywords + 3 or gap >= steps:
+            raise ValueError(f"token sequences need vocabulary >= {keywords + 3} and gap < steps "
+                             f"(got vocabulary {vocabulary}, gap {gap}, steps {steps})")
+        _check_size(n, steps)
+        x = rng.integers(1, vocabulary - keywords, size=(n, steps))
+        first = rng.integers(0, steps - gap, size=n)
+        rows = np.arange(n)
+        x[rows, first] = vocabulary - keywords + 2 * y
+        x[rows, first + gap] = vocabulary - keywords + 2 * y + 1
+        return x.astype(np.float32)
+
+
 class SyntheticRegression(Dataset):
     """y = x @ W + noise for a random W."""
 

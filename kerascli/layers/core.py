@@ -205,3 +205,31 @@ class RepeatVector(Layer):
 
     def backward(self, dy):
         return dy.sum(axis=1)
+
+
+class Embedding(Layer):
+    """Integer ids (samples, ...) -> their rows of ``embeddings`` (input_dim, output_dim)."""
+
+    PARAMS = {
+        "input_dim": Param("int", min=1, doc="the number of ids (ids run from 0 to input_dim - 1)"),
+        "output_dim": Param("int", min=1),
+        "embeddings_initializer": Param("typed", "random_uniform", choices=INITIALIZERS),  # Keras: "uniform"
+        "embeddings_regularizer": regularizer_param(),
+        "embeddings_constraint": constraint_param(),
+        "mask_zero": Param("bool", False, doc="id 0 is padding: later layers that take masks skip it"),
+    }
+
+    def build(self, input_shape):
+        c = self.config
+        self.add_weight("embeddings", (c["input_dim"], c["output_dim"]), c["embeddings_initializer"],
+                        regularizer=c["embeddings_regularizer"], constraint=c["embeddings_constraint"])
+        return tuple(input_shape) + (c["output_dim"],)
+
+    def forward(self, x, training):
+        self._ids = self.ops.embedding_ids(x, self.config["input_dim"], self.name)
+        return self.ops.gather_rows(self.params["embeddings"], self._ids)
+
+    def backward(self, dy):
+        if "embeddings" in self.grads:
+            self.ops.scatter_add_rows(self.grads["embeddings"], self._ids, dy)
+        return None  # ids have no gradient

@@ -147,3 +147,51 @@ def upsample2d_backward(ops, dy, rows: int, cols: int):
 def repeat_vector(ops, x, times: int):
     """(N, F) -> (N, times, F)."""
     return np.repeat(x[:, None, :], times, axis=1)
+
+
+def time_major_rows(ops, x, ones: bool, out=None):
+    """(B, T, F) sequences as (T * B, F) rows, step after step, with a column of ones after the features when
+    ``ones`` (a product with [kernel; bias] then adds the bias, and its gradient comes with the kernel's)."""
+    b, t, f = x.shape
+    rows = np.empty((t, b, f + ones), x.dtype) if out is None else out.reshape(t, b, f + ones)
+    rows[:, :, :f] = np.swapaxes(x, 0, 1)
+    if ones:
+        rows[:, :, f] = 1
+    return rows.reshape(t * b, f + ones)
+
+
+def swap_batch_and_time(ops, x):
+    """(A, B, ...) -> (B, A, ...), copied: batch-major sequences to time-major and back."""
+    return np.ascontiguousarray(np.swapaxes(x, 0, 1))
+
+
+def reverse_time(ops, x):
+    """(B, T, ...) with its steps in reverse order, copied."""
+    return np.ascontiguousarray(x[:, ::-1])
+
+
+def scale_by(ops, x, factor):
+    """x * factor (broadcast), in a new array."""
+    return (x * factor).astype(x.dtype, copy=False)
+
+
+def embedding_ids(ops, x, input_dim: int, layer: str):
+    """Ids as integers, checked to lie in [0, input_dim) (a DataError naming the layer and the id)."""
+    from kerascli.errors import DataError
+
+    ids = x.astype(np.int64)
+    if ids.size and (ids.min() < 0 or ids.max() >= input_dim or not np.array_equal(ids, x)):
+        bad = x[(ids != x) | (ids < 0) | (ids >= input_dim)].ravel()[0]
+        raise DataError(f"layer {layer!r} (Embedding) takes ids from 0 to {input_dim - 1}, got {bad!r}")
+    return ids
+
+
+def gather_rows(ops, table, ids):
+    """table[ids]: one row of ``table`` per id."""
+    return table[ids]
+
+
+def scatter_add_rows(ops, grad, ids, dy):
+    """The gradient of gather_rows: ``grad`` zeroed, then each id's row of ``dy`` added into its row."""
+    grad[...] = 0
+    np.add.at(grad, ids.ravel(), dy.reshape(-1, grad.shape[1]))

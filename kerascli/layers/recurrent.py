@@ -1,0 +1,361 @@
+"""SimpleRNN, LSTM and GRU: Keras 3's arguments, defaults and weight layout (its cell level dropped:
+``lstm/kernel``, ``lstm/recurrent_kernel``, ``lstm/bias``; gates in Keras' order).
+
+Batch-major sequences (samples, steps, features) as Keras'. The input projection of every step is one
+product (steps x samples rows); then each step is one product with the recurrent kernel (BLAS) and one
+Numba kernel for the cell (kerascli/ops/cpu/recurrent.py); the weight gradients are again one product each
+after the backward loop. The loop over steps runs in Python around those two calls: without SciPy Numba
+cannot call BLAS from a kernel, and a product written in Numba is several times slower than OpenBLAS at
+these sizes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kerascli.config.params import Param, constraint_param, regularizer_param
+from kerascli.graph.layer import Layer, ShapeError
+from kerascli.initializers import Initializer
+from kerascli.initializers import make as make_initializer
+from kerascli.ops.contract import LINEAR, activation
+from kerascli.registry import ACTIVATIONS, INITIALIZERS
+
+
+def _rnn_params(**extra) -> dict:
+    return {
+        "units": Param("int", min=1),
+        "activation": Param("str", "tanh", choices=ACTIVATIONS),
+        **extra,
+        "use_bias": Param("bool", True),
+        "kernel_initializer": Param("typed", "glorot_uniform", choices=INITIALIZERS),
+        "recurrent_initializer": Param("typed", "orthogonal", choices=INITIALIZERS),
+        "bias_initializer": Param("typed", "zeros", choices=INITIALIZERS),
+        "kernel_regularizer": regularizer_param(),
+        "recurrent_regularizer": regularizer_param(),
+        "bias_regularizer": regularizer_param(),
+        "kernel_constraint": constraint_param(),
+        "recurrent_constraint": constraint_param(),
+        "bias_constraint": constraint_param(),
+        "dropout": Param("float", 0.0, min=0.0, max=1.0, doc="fraction of the inputs dropped (one mask per sequence)"),
+        "recurrent_dropout": Param("float", 0.0, min=0.0, max=1.0, doc="fraction of the state dropped"),
+        "return_sequences": Param("bool", False),
+        "go_backwards": Param("bool", False),
+    }
+
+
+class _ForgetBias(Initializer):
+    """Keras' unit_forget_bias: the bias initializer's values, with the forget gate's set to one."""
+
+    def __init__(self, inner, units):
+        super().__init__()
+        self.inner, self.units = make_initializer(inner), units
+
+    def draw(self, rng, shape):
+        u = self.units
+        values = self.inner(rng, (u,), np.float64)
+        return np.concatenate([values, np.ones(u), self.inner(rng, (2 * u,), np.float64)])
+
+
+class _Recurrent(Layer):
+    """The loop over steps, shared by the cells: ``GATES`` pre-activations per unit."""
+
+    GATES = 1
+
+    @classmethod
+    def resolve_params(cls, params, error):
+        for key in ("activation", "recurrent_activation"):
+            if key in params:
+                row = activation(ACTIVATIONS.get(params[key]))
+                if row.own_step or not row.elementwise:
+                    raise error(key, f"{row.name} cannot be a recurrent cell's activation (one computed "
+                                     "elementwise from its output is needed: tanh, sigmoid, relu, ...)")
+        for key in ("dropout", "recurrent_dropout"):
+            if params[key] >= 1.0:
+                raise error(key, f"must be < 1, got {params[key]}")
+        return params
+
+    def build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ShapeError(f"expects sequences of shape (steps, features), got {tuple(input_shape)}")
+        c = self.config
+        self.steps, self.features = input_shape
+        self.units = units = c["units"]
+        self.act = ACTIVATIONS.get(c["activation"])
+        self.rec_act = ACTIVATIONS.get(c.get("recurrent_activation", "sigmoid"))
+        width = self.GATES * units
+        self.add_weight("kernel", (self.features, width), c["kernel_initializer"],
+                        regularizer=c["kernel_regularizer"], constraint=c["kernel_constraint"])
+        self.add_weight("recurrent_kernel", (units, width), c["recurrent_initializer"],
+                        regularizer=c["recurrent_regularizer"], constraint=c["recurrent_constraint"])
+        if c["use_bias"]:
+            self.add_weight("bias", self.bias_shape(), self.bias_initializer(),
+                            regularizer=c["bias_regularizer"], constraint=c["bias_constraint"])
+        return (self.steps, units) if c["return_sequences"] else (units,)
+
+    def bias_shape(self):
+        return (self.GATES * self.units,)
+
+    def bias_initializer(self):
+        return self.config["bias_initializer"]
+
+    def buffer_bytes(self, batch, threads, itemsize):
+        per_step = batch * self.units * itemsize
+        return {**super().buffer_bytes(batch, threads, itemsize),
+                "sequence state": (self.steps + 1) * per_step * (3 + 3 * self.GATES)}
+
+    # ------------------------------------------------------------------ forward
+    def _masks(self, n, dtype, training):
+        """Keras' dropout masks: one per sequence for the inputs and one for the state, 0 or 1/(1 - rate)."""
+        c, ops = self.config, self.ops
+        masks = []
+        for rate, width, name in ((c["dropout"], self.features, "input_mask"),
+                                  (c["recurrent_dropout"], self.units, "state_mask")):
+            if training and rate > 0:
+                ones = ops.full((n, width), 1.0, dtype)
+                masks.append(ops.dropout(ones, ops.uniform(self.rng, (n, width), dtype,
+                                                            out=self.workspace(name, (n, width))), rate))
+            else:
+                masks.append(None)
+        return masks
+
+    def forward(self, x, training):
+        ops, c = self.ops, self.config
+        n, steps, units = len(x), self.steps, self.units
+        if c["go_backwards"]:
+            x = ops.reverse_time(x)
+        self._in_mask, self._state_mask = self._masks(n, x.dtype, training)
+        if self._in_mask is not None:
+            x = ops.scale_by(x, self._in_mask[:, None, :])
+        # every step's input projection in one product, the input bias with it: [x, 1] @ [kernel; bias]
+        biased = "bias" in self.params
+        width = self.features + biased
+        self._x2 = ops.time_major_rows(x, biased, out=self.workspace("x2", (steps * n, width)))
+        weights = self.params["kernel"]
+        if biased:
+            weights = self.workspace("kernel_and_bias", (width, self.GATES * units))
+            weights[:-1] = self.params["kernel"]
+            weights[-1] = self.input_bias()
+        xw = ops.gemm(self._x2, weights, out=self.workspace("xw", (steps * n, self.GATES * units)))
+        self._xw = xw.reshape(steps, n, -1)
+        self._h = self.workspace("h", (steps + 1, n, units))  # h[0] = 0: the state before the first step
+        self._h[0] = 0
+        self.run_forward(n)
+        out = self._h[1:]
+        if c["return_sequences"]:
+            return ops.swap_batch_and_time(out)
+        return out[-1]
+
+    def input_bias(self):
+        return self.params["bias"]
+
+    def recurrent_input(self, t):
+        """The state entering step t, after recurrent dropout."""
+        h = self._h[t]
+        return h if self._state_mask is None else self.ops.scale_by(h, self._state_mask)
+
+    # ------------------------------------------------------------------ backward
+    def backward(self, dy):
+        ops, c = self.ops, self.config
+        steps, n = self.steps, self._xw.shape[1]
+        # the gradient arriving at each step's output: every step's, or the last one's alone
+        dh_out = ops.swap_batch_and_time(dy) if c["return_sequences"] else {steps - 1: dy}
+        self._kernel_t = {}  # recurrent_kernel's columns transposed, made contiguous once per backward pass
+        dxw = self.run_backward(dh_out, n)  # (steps, n, gates * units): the input projections' gradient
+        dxw2 = dxw.reshape(steps * n, -1)
+        if "bias" in self.grads:  # [kernel; bias]'s gradient in one product
+            both = ops.gemm(self._x2, dxw2, trans_a=True, out=self.workspace("dkernel_and_bias", (
+                self.features + 1, dxw2.shape[1])))
+            self.grads["kernel"][...] = both[:-1]
+            self.store_input_bias_gradient(both[-1])
+        else:
+            ops.gemm(self._x2, dxw2, out=self.grads["kernel"], trans_a=True)
+        if not self.need_input_grad:
+            return None
+        dx2 = ops.gemm(dxw2, self.params["kernel"], out=self.workspace("dx2", (steps * n, self.features)),
+                       trans_b=True)
+        dx = ops.swap_batch_and_time(dx2.reshape(steps, n, self.features))
+        if self._in_mask is not None:
+            dx = ops.scale_by(dx, self._in_mask[:, None, :])
+        return ops.reverse_time(dx) if c["go_backwards"] else dx
+
+    def store_input_bias_gradient(self, grad):
+        self.grads["bias"][...] = grad
+
+    def state_gradient(self, drec, dh_prev, columns=slice(None), add=True):
+        """dh_prev (+)= drec @ recurrent_kernel[:, columns].T, through recurrent dropout; without ``add``
+        written over dh_prev."""
+        key = (columns.start, columns.stop)
+        kernel_t = self._kernel_t.get(key)
+        if kernel_t is None:  # a product with a contiguous copy is faster than with a transposed view (25 vs 34 us)
+            part = self.params["recurrent_kernel"][:, columns]
+            kernel_t = self._kernel_t[key] = self.workspace(f"recurrent_kernel_t{key}", part.shape[::-1])
+            kernel_t[...] = part.T
+        if not add and self._state_mask is None:
+            self.ops.gemm(drec, kernel_t, out=dh_prev)
+            return
+        step = self.ops.gemm(drec, kernel_t, out=self.workspace("dstate", dh_prev.shape))
+        if self._state_mask is not None:
+            step = self.ops.scale_by(step, self._state_mask)
+        if add:
+            dh_prev += step
+        else:
+            dh_prev[...] = step
+
+    @staticmethod
+    def arriving(dh_out, t):
+        """The gradient arriving at step t's output from after the layer, or None."""
+        return dh_out.get(t) if isinstance(dh_out, dict) else dh_out[t]
+
+    def recurrent_kernel_gradient(self, drec_all, columns=slice(None), states=None):
+        """recurrent_kernel's gradient (its ``columns``) from every step's recurrent product gradient and
+        the states that entered the products (``states``: the masked states h[0..T-1] unless given)."""
+        n = drec_all.shape[1]
+        if states is None:
+            states = self._h[:-1]
+            if self._state_mask is not None:
+                states = self.ops.scale_by(states, self._state_mask[None])
+        grad = self.ops.gemm(states.reshape(-1, self.units), drec_all.reshape(self.steps * n, -1), trans_a=True)
+        self.grads["recurrent_kernel"][:, columns] = grad
+
+
+class SimpleRNN(_Recurrent):
+    """h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)."""
+
+    PARAMS = _rnn_params()
+    GATES = 1
+
+    def run_forward(self, n):
+        ops, U = self.ops, self.params["recurrent_kernel"]
+        rec = self.workspace("rec", (n, self.units))
+        for t in range(self.steps):
+            ops.gemm(self.recurrent_input(t), U, out=rec)
+            ops.simple_rnn_step_forward(self._xw[t], rec, self.act, self._h[t + 1])
+
+    def run_backward(self, dh_out, n):
+        ops = self.ops
+        dz = self.workspace("dz", (self.steps, n, self.units))
+        dh = self.workspace("dh", (n, self.units))
+        dh[...] = 0
+        for t in range(self.steps - 1, -1, -1):
+            arriving = self.arriving(dh_out, t)
+            if arriving is not None:
+                dh += arriving
+            ops.bias_activation_backward(dh, self._h[t + 1], self.act, dz[t])
+            self.state_gradient(dz[t], dh, add=False)
+        self.recurrent_kernel_gradient(dz)
+        return dz
+
+
+class LSTM(_Recurrent):
+    """Keras' LSTM: gates i, f, c, o in the kernel's columns; c_t = f c_{t-1} + i g, h_t = o act(c_t)."""
+
+    PARAMS = _rnn_params(recurrent_activation=Param("str", "sigmoid", choices=ACTIVATIONS),
+                         unit_forget_bias=Param("bool", True))
+    GATES = 4
+
+    def bias_initializer(self):
+        c = self.config
+        return _ForgetBias(c["bias_initializer"], self.units) if c["unit_forget_bias"] else c["bias_initializer"]
+
+    def run_forward(self, n):
+        ops, U, units = self.ops, self.params["recurrent_kernel"], self.units
+        self._c = self.workspace("c", (self.steps + 1, n, units))
+        self._c[0] = 0
+        self._gates = self.workspace("gates", (self.steps, n, 4 * units))
+        rec = self.workspace("rec", (n, 4 * units))
+        for t in range(self.steps):
+            ops.gemm(self.recurrent_input(t), U, out=rec)
+            ops.lstm_step_forward(self._xw[t], rec, self._c[t], self.act, self.rec_act, self._gates[t],
+                                  self._c[t + 1], self._h[t + 1])
+
+    def run_backward(self, dh_out, n):
+        ops, units = self.ops, self.units
+        dz = self.workspace("dz", (self.steps, n, 4 * units))
+        dh, dc, dc_prev = (self.workspace(k, (n, units)) for k in ("dh", "dc", "dc_prev"))
+        dh[...] = 0
+        dc[...] = 0
+        for t in range(self.steps - 1, -1, -1):
+            arriving = self.arriving(dh_out, t)
+            if arriving is not None:
+                dh += arriving
+            ops.lstm_step_backward(dh, dc, self._gates[t], self._c[t], self._c[t + 1], self.act, self.rec_act,
+                                   dz[t], dc_prev)
+            dc, dc_prev = dc_prev, dc
+            self.state_gradient(dz[t], dh, add=False)
+        self.recurrent_kernel_gradient(dz)
+        return dz
+
+
+class GRU(_Recurrent):
+    """Keras' GRU: gates z, r, h. With ``reset_after`` (Keras' default) the reset gate applies after the
+    recurrent product and the bias has two rows (input, recurrent); without, before it."""
+
+    PARAMS = _rnn_params(recurrent_activation=Param("str", "sigmoid", choices=ACTIVATIONS),
+                         reset_after=Param("bool", True))
+    GATES = 3
+
+    def bias_shape(self):
+        return (2, 3 * self.units) if self.config["reset_after"] else (3 * self.units,)
+
+    def input_bias(self):
+        bias = self.params["bias"]
+        return bias[0] if self.config["reset_after"] else bias
+
+    def run_forward(self, n):
+        ops, U, units = self.ops, self.params["recurrent_kernel"], self.units
+        reset_after = self.config["reset_after"]
+        self._gates = self.workspace("gates", (self.steps, n, 4 * units))
+        self._rh = self.workspace("rh", (self.steps, n, units))
+        width = 3 * units if reset_after else 2 * units
+        rec = self.workspace("rec", (n, width))
+        rec_h = self.workspace("rec_h", (n, units))
+        for t in range(self.steps):
+            h_in = self.recurrent_input(t)
+            ops.gemm(h_in, U[:, :width], out=rec)
+            if reset_after and "bias" in self.params:
+                ops.bias_activation_inplace(rec, self.params["bias"][1], LINEAR)
+            ops.gru_gates_forward(self._xw[t], rec, self._h[t], self.rec_act, reset_after, self._gates[t],
+                                  self._rh[t])
+            if reset_after:
+                rh = self._rh[t]
+            else:
+                rh = ops.gemm(self._rh[t], U[:, 2 * units:], out=rec_h)
+            ops.gru_output_forward(self._xw[t], rh, self._h[t], self.act, self._gates[t], self._h[t + 1])
+
+    def run_backward(self, dh_out, n):
+        ops, U, units = self.ops, self.params["recurrent_kernel"], self.units
+        reset_after = self.config["reset_after"]
+        dxw = self.workspace("dxw", (self.steps, n, 3 * units))
+        drec = self._drec = self.workspace("drec", (self.steps, n, 3 * units))
+        dh, dh_prev = self.workspace("dh", (n, units)), self.workspace("dh_prev", (n, units))
+        d_rh = self.workspace("d_rh", (n, units))
+        dh[...] = 0
+        for t in range(self.steps - 1, -1, -1):
+            arriving = self.arriving(dh_out, t)
+            if arriving is not None:
+                dh += arriving
+            ops.gru_output_backward(dh, self._gates[t], self._h[t], self.act, self.rec_act, dxw[t], dh_prev)
+            if reset_after:
+                d_rh[...] = dxw[t][:, 2 * units:]
+            else:
+                ops.gemm(dxw[t][:, 2 * units:], U[:, 2 * units:], out=d_rh, trans_b=True)
+            ops.gru_gates_backward(d_rh, self._gates[t], self._h[t], self.rec_act, reset_after, dxw[t], drec[t],
+                                   dh_prev)
+            dh, dh_prev = dh_prev, dh
+            # the products took the (masked) state; without reset_after the candidate's took r * state
+            self.state_gradient(drec[t] if reset_after else drec[t][:, :2 * units], dh,
+                                slice(None) if reset_after else slice(0, 2 * units))
+        if reset_after:
+            self.recurrent_kernel_gradient(drec)
+        else:
+            self.recurrent_kernel_gradient(drec[:, :, :2 * units], slice(0, 2 * units))
+            self.recurrent_kernel_gradient(drec[:, :, 2 * units:], slice(2 * units, None), states=self._rh)
+        return dxw
+
+    def store_input_bias_gradient(self, grad):
+        if self.config["reset_after"]:  # rows: the input bias, the recurrent bias
+            self.grads["bias"][0] = grad
+            self.grads["bias"][1] = self._drec.reshape(-1, 3 * self.units).sum(axis=0)
+        else:
+            self.grads["bias"][...] = grad
+
