@@ -42,6 +42,7 @@ MLP_LAYERS = [784, 256, 256, 10]
 CNN_INPUT = (28, 28, 1)
 SEQ_INPUT = (50, 32)  # steps, features: issue's LSTM/GRU case (128 units, batch 64)
 SEQ_UNITS = 128
+TEXT_STEPS, TEXT_VOCABULARY, TEXT_EMBEDDING, TEXT_FILTERS, TEXT_WIDTH = 100, 2000, 64, 128, 5  # a text CNN
 
 
 # ---------------------------------------------------------------- data
@@ -60,7 +61,13 @@ def seq_data(n, seed=0):
     return rng.standard_normal((n,) + SEQ_INPUT, dtype=np.float32), rng.integers(0, 10, n)
 
 
-DATA = {"mlp": mlp_data, "custom_mlp": mlp_data, "cnn": cnn_data, "lstm": seq_data, "gru": seq_data}
+def text_data(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, TEXT_VOCABULARY, (n, TEXT_STEPS)).astype(np.float32), rng.integers(0, 10, n)
+
+
+DATA = {"mlp": mlp_data, "custom_mlp": mlp_data, "cnn": cnn_data, "lstm": seq_data, "gru": seq_data,
+        "textcnn": text_data}
 
 
 # ---------------------------------------------------------------- kerascli
@@ -121,6 +128,14 @@ class Kerascli:
         return self._session(list(SEQ_INPUT), [{"type": "GRU", "units": SEQ_UNITS},
                                                {"type": "Dense", "units": 10, "activation": "softmax"}])
 
+    def textcnn(self):
+        return self._session([TEXT_STEPS], [
+            {"type": "Embedding", "input_dim": TEXT_VOCABULARY, "output_dim": TEXT_EMBEDDING},
+            {"type": "Conv1D", "filters": TEXT_FILTERS, "kernel_size": TEXT_WIDTH, "activation": "relu"},
+            {"type": "GlobalMaxPooling1D"},
+            {"type": "Dense", "units": 10, "activation": "softmax"},
+        ])
+
     def train_epoch(self, trainer, x, y, batch):
         trainer.train_epoch(self._split(x, y), batch, self.rng.permutation(len(x)), epoch=1)
 
@@ -172,6 +187,23 @@ class Torch:
 
     def lstm(self):
         return self._recurrent(self.torch.nn.LSTM)
+
+    def textcnn(self):
+        torch = self.torch
+
+        class TextCNN(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embedding = torch.nn.Embedding(TEXT_VOCABULARY, TEXT_EMBEDDING)
+                self.conv = torch.nn.Conv1d(TEXT_EMBEDDING, TEXT_FILTERS, TEXT_WIDTH)
+                self.head = torch.nn.Linear(TEXT_FILTERS, 10)
+
+            def forward(self, ids):
+                h = torch.relu(self.conv(self.embedding(ids.long()).transpose(1, 2)))
+                return self.head(h.max(dim=2).values)
+
+        model = TextCNN()
+        return model, torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def gru(self):
         return self._recurrent(self.torch.nn.GRU)
@@ -425,6 +457,7 @@ def throughput_cases(quick):
         ("train CNN b128", "cnn", "train", 128, n_cnn),
         ("train LSTM b64", "lstm", "train", 64, n_seq),
         ("train GRU b64", "gru", "train", 64, n_seq),
+        ("train TextCNN b64", "textcnn", "train", 64, n_seq),
         ("predict MLP b1024", "mlp", "predict", 1024, n_mlp * 2),
         ("predict CNN b1024", "cnn", "predict", 1024, n_cnn * 2),
     ]

@@ -36,6 +36,17 @@ ROWS = {
         ({"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "relu"}, (5, 6, 4)),
         ({"filters": 2, "kernel_size": 2, "activation": "swish"}, (3, 4, 1)),  # an own-step activation
     ],
+    "Conv1D": [({"filters": 3, "kernel_size": 3}, (6, 2)),
+               ({"filters": 2, "kernel_size": 2, "strides": 2, "padding": "same", "activation": "relu"}, (5, 3)),
+               ({"filters": 2, "kernel_size": 3, "padding": "causal", "activation": "tanh"}, (4, 2)),
+               ({"filters": 4, "kernel_size": 5, "padding": "same", "activation": "relu"}, (7, 8))],  # GEMM path
+    "MaxPooling1D": [({}, (6, 2)), ({"pool_size": 3, "strides": 2, "padding": "same"}, (5, 2))],
+    "AveragePooling1D": [({"pool_size": 2}, (6, 2)), ({"pool_size": 3, "strides": 1, "padding": "same"}, (4, 3))],
+    "GlobalAveragePooling1D": [({}, (5, 2)), ({"keepdims": True}, (3, 2))],
+    "GlobalMaxPooling1D": [({}, (5, 2)), ({"keepdims": True}, (3, 4))],
+    "ZeroPadding1D": [({}, (3, 2)), ({"padding": [0, 2]}, (2, 3))],
+    "Cropping1D": [({}, (4, 2)), ({"cropping": [2, 0]}, (5, 1))],
+    "UpSampling1D": [({}, (3, 2)), ({"size": 3}, (2, 2))],
     "MaxPooling2D": [({"pool_size": 2, "padding": "same"}, (5, 5, 2)), ({"pool_size": [2, 3]}, (4, 6, 1))],
     "AveragePooling2D": [({"pool_size": 3, "strides": 2, "padding": "same"}, (5, 4, 2)), ({}, (4, 4, 3))],
     "BatchNormalization": [({}, (4,)), ({"center": False, "momentum": 0.5}, (3, 3, 2)),
@@ -264,7 +275,8 @@ def test_conv2d_backward_paths(params, shape, sparse, input_grad, backend, rng, 
         assert_grad_close(g, numeric_grad(loss, layer.params[name]), f"Conv2D weight {name}")
 
 
-WEIGHTLESS_KERAS = ["Subtract", "Multiply", "Average", "Maximum", "Minimum", "GlobalAveragePooling2D",
+WEIGHTLESS_KERAS = ["MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+                    "ZeroPadding1D", "Cropping1D", "UpSampling1D", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "GlobalAveragePooling2D",
                     "GlobalMaxPooling2D", "Add", "Concatenate", "Identity", "Permute", "RepeatVector", "ZeroPadding2D",
                     "Cropping2D", "UpSampling2D", "ReLU", "LeakyReLU", "ELU", "Softmax", "UnitNormalization"]
 
@@ -298,7 +310,7 @@ def test_prelu_matches_keras_with_the_same_alpha(rng):
     np.testing.assert_allclose(layer.forward(x, False), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-6, atol=1e-7)
 
 
-WEIGHTED_KERAS = ["Dense", "Conv2D", "BatchNormalization", "LayerNormalization", "GroupNormalization", "PReLU",
+WEIGHTED_KERAS = ["Dense", "Conv2D", "Conv1D", "BatchNormalization", "LayerNormalization", "GroupNormalization", "PReLU",
                   "Embedding", "SimpleRNN", "LSTM", "GRU"]
 
 

@@ -449,6 +449,18 @@ def test_gru_steps(rng, dtype, acts, reset_after, batch, units, other):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@parity("scatter_add_rows")
+def test_scatter_add_rows(rng, dtype, other):
+    for rows, n, width in ((1, 1, 1), (5, 20, 3), (40, 7, 33)):
+        ids = rng.integers(0, rows, n)
+        dy = rng.normal(size=(n, width)).astype(dtype)
+        grads = [np.full((rows, width), 123, dtype) for _ in range(2)]
+        for module, grad in zip((reference, other), grads):
+            module.scatter_add_rows(grad, ids.copy(), dy.copy())
+        close(grads[1], grads[0], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @parity("dropout")
 def test_dropout(rng, dtype, other):
     x = rng.normal(size=(4, 3, 5)).astype(dtype)

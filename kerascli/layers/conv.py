@@ -61,6 +61,13 @@ class Conv2D(ActivatedLayer):
         return {**super().buffer_bytes(batch, threads, itemsize),
                 **self.ops.conv2d_workspace_bytes(self.geometry, self.config["filters"], batch, threads, itemsize)}
 
+    def _kernel(self):
+        """The kernel as (kh, kw, in, filters), what the kernels take."""
+        return self.params["kernel"]
+
+    def _kernel_grad(self):
+        return self.grads["kernel"]
+
     def _bias(self, dtype):
         return self.params["bias"] if "bias" in self.params else self.ops.no_bias(dtype)
 
@@ -71,11 +78,11 @@ class Conv2D(ActivatedLayer):
             out = pool.workspace("y", (n,) + pool.output_shape)
             arg = pool.workspace("arg", (n,) + pool.output_shape, "int32")
             ph, pw = pool.config["pool_size"]
-            self.ops.conv2d_maxpool_forward(x, self.params["kernel"], self._bias(x.dtype), self.act, self.geometry,
+            self.ops.conv2d_maxpool_forward(x, self._kernel(), self._bias(x.dtype), self.act, self.geometry,
                                             ph, pw, out, arg, self.workspace)
             self._x, self._pooled, self._arg = x, out, arg
             return out
-        y4 = self.ops.conv2d_forward(x, self.params["kernel"], self._bias(x.dtype), self.act, self.geometry,
+        y4 = self.ops.conv2d_forward(x, self._kernel(), self._bias(x.dtype), self.act, self.geometry,
                                      self.workspace)
         self._x, self._y = x, y4
         return self.activate(y4.reshape(-1, self.config["filters"])).reshape(y4.shape)
@@ -85,8 +92,62 @@ class Conv2D(ActivatedLayer):
         if self.pool is not None:
             ph, pw = self.pool.config["pool_size"]
             self.ops.conv2d_maxpool_backward(self._x, dy, self._pooled, self._arg, self.act, self.geometry, ph, pw,
-                                             self.grads["kernel"], grad_bias)
+                                             self._kernel_grad(), grad_bias)
             return None
         dy = self.deactivate(dy.reshape(-1, self.config["filters"])).reshape(dy.shape)
-        return self.ops.conv2d_backward(self._x, self._y, dy, self.params["kernel"], self.act, self.geometry,
-                                        self.grads["kernel"], grad_bias, self.need_input_grad, self.workspace)
+        return self.ops.conv2d_backward(self._x, self._y, dy, self._kernel(), self.act, self.geometry,
+                                        self._kernel_grad(), grad_bias, self.need_input_grad, self.workspace)
+
+
+class Conv1D(Conv2D):
+    """A convolution over steps, channels-last: (steps, channels) -> (steps', filters); kernel (k, in, filters)
+    as Keras'. Runs as a Conv2D over (steps, 1) images; ``causal`` padding pads k - 1 zeros before the first
+    step."""
+
+    PARAMS = {
+        **Conv2D.PARAMS,
+        "kernel_size": Param("int", min=1),
+        "strides": Param("int", 1, min=1),
+        "padding": Param("str", "valid", choices=("valid", "same", "causal")),
+    }
+
+    def build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ShapeError(f"expects sequences of shape (steps, channels), got {tuple(input_shape)}")
+        c = self.config
+        steps, channels = input_shape
+        k, s = c["kernel_size"], c["strides"]
+        self._causal = k - 1 if c["padding"] == "causal" else 0
+        padding = "valid" if self._causal else c["padding"]
+        out_h, _, pad_top, pad_left = spatial_geometry(self.name, (steps + self._causal, 1, channels), (k, 1), (s, 1),
+                                                       padding)
+        self.geometry = Conv2DGeometry(k, 1, s, 1, pad_top, pad_left, out_h, 1, channels)
+        self.add_weight("kernel", (k, channels, c["filters"]), c["kernel_initializer"],
+                        regularizer=c["kernel_regularizer"], constraint=c["kernel_constraint"])
+        if c["use_bias"]:
+            self.add_weight("bias", (c["filters"],), c["bias_initializer"], regularizer=c["bias_regularizer"],
+                            constraint=c["bias_constraint"])
+        self._steps = steps
+        return (out_h, c["filters"])
+
+    def _kernel(self):
+        k, channels, filters = self.params["kernel"].shape
+        return self.params["kernel"].reshape(k, 1, channels, filters)
+
+    def _kernel_grad(self):
+        return self.grads["kernel"].reshape(self._kernel().shape)
+
+    def forward(self, x, training):
+        x4 = x.reshape(len(x), self._steps, 1, self.geometry.channels)
+        if self._causal:
+            x4 = self.ops.pad2d(x4, [[self._causal, 0], [0, 0]])
+        y4 = super().forward(x4, training)
+        return y4.reshape(len(x), self.geometry.out_h, self.config["filters"])
+
+    def backward(self, dy):
+        dx4 = super().backward(dy.reshape(len(dy), self.geometry.out_h, 1, self.config["filters"]))
+        if dx4 is None:
+            return None
+        if self._causal:
+            dx4 = self.ops.crop2d(dx4, [[self._causal, 0], [0, 0]])
+        return dx4.reshape(len(dy), self._steps, self.geometry.channels)

@@ -231,5 +231,6 @@ class Embedding(Layer):
 
     def backward(self, dy):
         if "embeddings" in self.grads:
-            self.ops.scatter_add_rows(self.grads["embeddings"], self._ids, dy)
+            width = self.config["output_dim"]
+            self.ops.scatter_add_rows(self.grads["embeddings"], self._ids.reshape(-1), dy.reshape(-1, width))
         return None  # ids have no gradient

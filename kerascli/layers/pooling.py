@@ -140,3 +140,116 @@ class UpSampling2D(Layer):
 
     def backward(self, dy):
         return self.ops.upsample2d_backward(dy, *self.config["size"])
+
+
+class _Via2D(Layer):
+    """A 1-D layer run as its 2-D twin over (steps, 1) images: (samples, steps, channels) in and out."""
+
+    def inner(self):
+        """(the 2-D layer class, its config) for this layer's config."""
+        raise NotImplementedError
+
+    def build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ShapeError(f"expects sequences of shape (steps, channels), got {tuple(input_shape)}")
+        cls, config = self.inner()
+        self._inner = cls(self.name, config)
+        self._inner.input_shape = (input_shape[0], 1, input_shape[1])
+        self._inner.output_shape = out = tuple(self._inner.setup(self._inner.input_shape))
+        return (out[0], out[2]) if len(out) == 3 else out
+
+    def _run(self, method, value):
+        self._inner.ops, self._inner.dtype = self.ops, self.dtype
+        shape = value.shape
+        out = method(value.reshape((len(value), shape[1], 1) + shape[2:]) if value.ndim == 3 else value)
+        return out.reshape((len(out), out.shape[1], out.shape[3])) if out.ndim == 4 else out
+
+    def forward(self, x, training):
+        return self._run(lambda v: self._inner.forward(v, training), x)
+
+    def backward(self, dy):
+        if dy.ndim == 2 and self._inner.output_shape != dy.shape[1:]:  # keepdims: (1, channels) per sample
+            dy = dy.reshape((len(dy),) + self._inner.output_shape)
+        return self._run(self._inner.backward, dy)
+
+
+class _Pooling1D(_Via2D):
+    batch_parallel = True
+    PARAMS = {
+        "pool_size": Param("int", 2, min=1),
+        "strides": Param("int", None, min=1, nullable=True, doc="defaults to pool_size"),
+        "padding": Param("str", "valid", choices=("valid", "same")),
+    }
+
+    @classmethod
+    def resolve_params(cls, params, error):
+        if params["strides"] is None:
+            params["strides"] = params["pool_size"]
+        return params
+
+    def inner(self):
+        c = self.config
+        return self.POOL, {"pool_size": [c["pool_size"], 1], "strides": [c["strides"], 1], "padding": c["padding"]}
+
+
+class MaxPooling1D(_Pooling1D):
+    POOL = MaxPooling2D
+
+
+class AveragePooling1D(_Pooling1D):
+    PARAMS = {**_Pooling1D.PARAMS, "pool_size": Param("int", min=1)}  # required, as in Keras
+    POOL = AveragePooling2D
+
+
+class GlobalAveragePooling1D(_Via2D):
+    """The mean over every step of each channel: (steps, C) -> (C,), or (1, C) with ``keepdims``."""
+
+    PARAMS = {"keepdims": Param("bool", False)}
+    POOL = GlobalAveragePooling2D
+
+    def inner(self):
+        return self.POOL, {"keepdims": False}
+
+    def build(self, input_shape):
+        out = super().build(input_shape)
+        return (1,) + out if self.config["keepdims"] else out
+
+    def forward(self, x, training):
+        y = super().forward(x, training)
+        return y.reshape((len(x),) + self.output_shape)
+
+    def backward(self, dy):
+        return super().backward(dy.reshape(len(dy), -1))
+
+
+class GlobalMaxPooling1D(GlobalAveragePooling1D):
+    """The maximum over every step of each channel; its gradient goes to that step (the first of ties)."""
+
+    POOL = GlobalMaxPooling2D
+
+
+class ZeroPadding1D(_Via2D):
+    """Zeros before and after each sequence: ``padding`` n or [before, after]."""
+
+    PARAMS = {"padding": Param("pair", [1, 1], min=0)}
+
+    def inner(self):
+        return ZeroPadding2D, {"padding": [list(self.config["padding"]), [0, 0]]}
+
+
+class Cropping1D(_Via2D):
+    """Each sequence without its first and last steps: ``cropping`` n or [before, after]."""
+
+    PARAMS = {"cropping": Param("pair", [1, 1], min=0)}
+
+    def inner(self):
+        return Cropping2D, {"cropping": [list(self.config["cropping"]), [0, 0]]}
+
+
+class UpSampling1D(_Via2D):
+    """Each step repeated ``size`` times."""
+
+    PARAMS = {"size": Param("int", 2, min=1)}
+
+    def inner(self):
+        return UpSampling2D, {"size": [self.config["size"], 1], "interpolation": "nearest"}

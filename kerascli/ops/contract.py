@@ -256,4 +256,5 @@ class Conv2DGeometry:
 
 # Kernel families: every backend's kernels live in modules of these names (kerascli/ops/reference/<family>.py,
 # kerascli/ops/cpu/<family>.py, ...), function for function with the reference signatures.
-KERNEL_FAMILIES = ("activations", "losses", "conv", "pooling", "norm", "dropout", "optim", "recurrent")
+KERNEL_FAMILIES = ("activations", "losses", "conv", "pooling", "norm", "dropout", "optim", "recurrent",
+                   "embedding")

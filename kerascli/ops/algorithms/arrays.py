@@ -191,7 +191,3 @@ def gather_rows(ops, table, ids):
     return table[ids]
 
 
-def scatter_add_rows(ops, grad, ids, dy):
-    """The gradient of gather_rows: ``grad`` zeroed, then each id's row of ``dy`` added into its row."""
-    grad[...] = 0
-    np.add.at(grad, ids.ravel(), dy.reshape(-1, grad.shape[1]))
