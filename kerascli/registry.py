@@ -179,6 +179,7 @@ LAYERS = Registry("layer type", (
     ("SimpleRNN", "kerascli.layers.recurrent:SimpleRNN"),
     ("LSTM", "kerascli.layers.recurrent:LSTM"),
     ("GRU", "kerascli.layers.recurrent:GRU"),
+    ("MultiHeadAttention", "kerascli.layers.attention:MultiHeadAttention"),
 ))
 ACTIVATIONS = Registry("activation", (  # values are the activation table's codes (kerascli.ops.contract)
     ("linear", "kerascli.ops.contract:LINEAR", "none"),

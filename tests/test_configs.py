@@ -33,10 +33,11 @@ def test_default_config_reaches_095_test_accuracy(tmp_path):
     assert summary["evaluation"]["test"]["accuracy"] >= 0.95
 
 
-@pytest.mark.parametrize("name,floor", [("sequence_lstm.yaml", 0.9), ("sequence_gru.yaml", 0.9)])
-def test_recurrent_examples_learn_far_above_chance(name, floor, tmp_path):
-    """The LSTM (4 classes, chance 0.25) and the Embedding + GRU (3 classes, chance 0.33) examples, trained
-    as they are."""
+@pytest.mark.parametrize("name,floor", [("sequence_lstm.yaml", 0.9), ("sequence_gru.yaml", 0.9),
+                                        ("transformer_block.yaml", 0.9)])
+def test_sequence_examples_learn_far_above_chance(name, floor, tmp_path):
+    """The LSTM and the Transformer block (4 classes, chance 0.25) and the Embedding + GRU (3 classes, chance
+    0.33) examples, trained as they are."""
     result = CliRunner().invoke(cli, ["train", os.path.join(CONFIGS, name), "--runs-dir", str(tmp_path), "-q"])
     assert result.exit_code == 0, result.output
     (run,) = os.listdir(tmp_path)

@@ -80,6 +80,10 @@ ROWS = {
     "GRU": [({"units": 3}, (4, 2)), ({"units": 2, "reset_after": False, "return_sequences": True}, (3, 2)),
             ({"units": 2, "reset_after": False, "recurrent_dropout": 0.3, "dropout": 0.2}, (3, 2)),
             ({"units": 2, "go_backwards": True, "use_bias": False, "recurrent_dropout": 0.3}, (3, 2))],
+    "MultiHeadAttention": [({"num_heads": 2, "key_dim": 3}, [(4, 5), (3, 2)]),
+                           ({"num_heads": 1, "key_dim": 2, "value_dim": 3, "output_shape": 4}, [(3, 2), (5, 3), (5, 2)]),
+                           ({"num_heads": 2, "key_dim": 2, "use_causal_mask": True, "dropout": 0.3}, [(4, 3), (4, 3)]),
+                           ({"num_heads": 2, "key_dim": 2, "use_bias": False}, [(3, 4)])],  # self-attention
     "ReLU": [({}, (4,)), ({"max_value": 1.0, "negative_slope": 0.1, "threshold": 0.5}, (2, 3))],
     "LeakyReLU": [({}, (5,)), ({"negative_slope": 0.05}, (2, 2))],
     "PReLU": [({}, (4,)), ({"shared_axes": [1, 2]}, (3, 2, 2))],
@@ -352,3 +356,25 @@ def test_embedding_refuses_ids_outside_its_table():
     for bad in (4.0, -1.0, 1.5):
         with pytest.raises(DataError, match=r"layer 'layer' \(Embedding\) takes ids from 0 to 3, got"):
             layer.forward(np.array([[0.0, 1.0, bad]]), False)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("params,shape", [c.values[1:] for c in cases() if c.values[0] == "MultiHeadAttention"])
+def test_multi_head_attention_matches_keras(params, shape, rng):
+    """Keras 3's MultiHeadAttention with our weights (its order and shapes: query, key, value,
+    attention_output) gives our outputs, in inference."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    layer, _ = make_layer("MultiHeadAttention", params, shape, "cpu")
+    xs = inputs_for(shape, rng)
+    query, value = xs[0], xs[1] if len(xs) > 1 else xs[0]
+    key = xs[2] if len(xs) > 2 else None
+    causal = params.get("use_causal_mask", False)  # a call argument in Keras, a layer argument here
+    theirs = keras.layers.MultiHeadAttention(**{k: v for k, v in params.items() if k != "use_causal_mask"})
+    out = theirs(query, value, key, use_causal_mask=causal)
+    assert [tuple(w.shape) for w in theirs.weights] == [s.shape for s in layer.weight_specs]
+    theirs.set_weights([layer.params[s.name] for s in layer.weight_specs])
+    out = theirs(query, value, key, use_causal_mask=causal)
+    np.testing.assert_allclose(layer.forward(xs, False), keras.ops.convert_to_numpy(out), rtol=1e-5, atol=1e-6)

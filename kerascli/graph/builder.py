@@ -29,8 +29,10 @@ def build_model(spec: ModelSpec, source: LoadedConfig | None = None) -> Model:
         if layer.n_inputs == 1 and len(node.inputs) != 1:
             raise ConfigError(f"{layer.type_name} takes one input, got {len(node.inputs)}: {node.inputs}",
                               key=format_key(path) or layer.name, where=where(path))
-        if layer.n_inputs == 0 and len(node.inputs) < 2:
-            raise ConfigError(f"{layer.type_name} merges two or more inputs, got {node.inputs}",
+        low, high = getattr(layer, "input_count", (2, None))
+        if layer.n_inputs == 0 and not (low <= len(node.inputs) <= (high or len(node.inputs))):
+            wanted = f"{low} to {high}" if high else f"{low} or more"
+            raise ConfigError(f"{layer.type_name} takes {wanted} inputs, got {node.inputs}",
                               key=format_key(path) or layer.name, where=where(path))
 
     model = Model({i["name"]: tuple(i["shape"]) for i in spec.inputs}, nodes, spec.outputs)

@@ -22,6 +22,7 @@ import numpy as np
 from kerascli.ops.algorithms import (
     activations,
     arrays,
+    attention,
     conv,
     dense,
     norm,
@@ -31,7 +32,7 @@ from kerascli.ops.algorithms import (
 from kerascli.ops.contract import KERNEL_FAMILIES
 from kerascli.ops.memory import aligned_empty
 
-ALGORITHM_MODULES = (dense, conv, pooling, optim, arrays, activations, norm)
+ALGORITHM_MODULES = (dense, conv, pooling, optim, arrays, activations, norm, attention)
 
 
 def public_functions(module: ModuleType) -> dict:

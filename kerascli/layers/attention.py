@@ -1,0 +1,129 @@
+"""MultiHeadAttention with Keras 3's arguments, defaults and weights: ``query``, ``key``, ``value`` and
+``attention_output`` sub-layers (checkpoint keys ``multi_head_attention/query/kernel`` ...), kernels
+(features, heads, key_dim) and (heads, value_dim, output features)."""
+
+from __future__ import annotations
+
+import math
+
+from kerascli.config.params import Param, constraint_param, regularizer_param
+from kerascli.graph.layer import Layer, ShapeError
+from kerascli.registry import INITIALIZERS
+
+
+class MultiHeadAttention(Layer):
+    """Inputs: [query, value] or [query, value, key] (key = value when absent), or one input for
+    self-attention (the layer before it, in a Sequential model): each (steps, features)."""
+
+    n_inputs = 0
+    input_count = (1, 3)
+    host_only = True
+    PARAMS = {
+        "num_heads": Param("int", min=1),
+        "key_dim": Param("int", min=1),
+        "value_dim": Param("int", None, min=1, nullable=True, doc="defaults to key_dim"),
+        "dropout": Param("float", 0.0, min=0.0, max=1.0, doc="dropout on the attention weights"),
+        "use_bias": Param("bool", True),
+        "output_shape": Param("int", None, min=1, nullable=True, doc="output features (default: the query's)"),
+        "use_causal_mask": Param("bool", False, doc="each query step attends to itself and earlier steps only"),
+        "kernel_initializer": Param("typed", "glorot_uniform", choices=INITIALIZERS),
+        "bias_initializer": Param("typed", "zeros", choices=INITIALIZERS),
+        "kernel_regularizer": regularizer_param(),
+        "bias_regularizer": regularizer_param(),
+        "kernel_constraint": constraint_param(),
+        "bias_constraint": constraint_param(),
+    }
+
+    @classmethod
+    def resolve_params(cls, params, error):
+        if params["dropout"] >= 1.0:
+            raise error("dropout", f"must be < 1, got {params['dropout']}")
+        return params
+
+    def build(self, input_shape):
+        shapes = list(input_shape)
+        for s in shapes:
+            if len(s) != 2:
+                raise ShapeError(f"expects sequences of shape (steps, features), got {tuple(s)}")
+        query, value = shapes[0], shapes[1] if len(shapes) > 1 else shapes[0]
+        key = shapes[2] if len(shapes) > 2 else value
+        if key[0] != value[0]:
+            raise ShapeError(f"key and value need the same number of steps, got {key[0]} and {value[0]}")
+        if self.config["use_causal_mask"] and query[0] != value[0]:
+            raise ShapeError("use_causal_mask needs query and value of the same length")
+        c = self.config
+        heads, dk = c["num_heads"], c["key_dim"]
+        dv = c["value_dim"] or dk
+        self._dims = heads, dk, dv
+        out = c["output_shape"] or query[1]
+        for name, features, width in (("query", query[1], dk), ("key", key[1], dk), ("value", value[1], dv)):
+            self._projection(name, (features, heads, width), (heads, width))
+        self._projection("attention_output", (heads, dv, out), (out,))
+        self._steps = query[0]
+        return (query[0], out)
+
+    def _projection(self, name, kernel_shape, bias_shape):
+        c = self.config
+        self.add_weight(f"{name}/kernel", kernel_shape, c["kernel_initializer"], regularizer=c["kernel_regularizer"],
+                        constraint=c["kernel_constraint"])
+        if c["use_bias"]:
+            self.add_weight(f"{name}/bias", bias_shape, c["bias_initializer"], regularizer=c["bias_regularizer"],
+                            constraint=c["bias_constraint"])
+
+    def _project(self, name, x, n_in=1):
+        """x (B, T, in...) @ name/kernel (in..., out...) + name/bias, as (B, T, out...); ``n_in`` axes in."""
+        kernel = self.params[f"{name}/kernel"]
+        fan_in = math.prod(kernel.shape[:n_in])
+        y = self.ops.gemm(x.reshape(-1, fan_in), kernel.reshape(fan_in, -1))
+        if f"{name}/bias" in self.params:
+            y += self.params[f"{name}/bias"].reshape(-1)
+        return y.reshape(x.shape[:x.ndim - n_in] + kernel.shape[n_in:])
+
+    def _project_backward(self, name, x, dy, n_in=1):
+        """The projection's weight gradients from dy (B, T, out...); returns the gradient of x."""
+        kernel = self.params[f"{name}/kernel"]
+        fan_in = math.prod(kernel.shape[:n_in])
+        x2, d2 = x.reshape(-1, fan_in), dy.reshape(x2_rows(x, n_in), -1)
+        self.grads[f"{name}/kernel"][...] = self.ops.gemm(x2, d2, trans_a=True).reshape(kernel.shape)
+        if f"{name}/bias" in self.grads:
+            self.grads[f"{name}/bias"][...] = d2.sum(axis=0).reshape(self.grads[f"{name}/bias"].shape)
+        return self.ops.gemm(d2, kernel.reshape(fan_in, -1), trans_b=True).reshape(x.shape)
+
+    def forward(self, xs, training):
+        query, value = xs[0], xs[1] if len(xs) > 1 else xs[0]
+        key = xs[2] if len(xs) > 2 else value
+        self._inputs = (query, key, value)
+        self._q, self._k, self._v = self._project("query", query), self._project("key", key), \
+            self._project("value", value)
+        rate = self.config["dropout"]
+        keep = None
+        if training and rate > 0:
+            heads = self._dims[0]
+            shape = (len(query), heads, query.shape[1], value.shape[1])
+            keep = self.ops.dropout(self.ops.full(shape, 1.0, query.dtype),
+                                    self.ops.uniform(self.rng, shape, query.dtype), rate)
+        self._keep = keep
+        self._o, self._used, self._weights = self.ops.attention_forward(self._q, self._k, self._v,
+                                                                        self.config["use_causal_mask"], keep)
+        return self._project("attention_output", self._o, n_in=2)
+
+    def backward(self, dy):
+        query, key, value = self._inputs
+        do = self._project_backward("attention_output", self._o, dy, n_in=2)
+        dq, dk, dv = self.ops.attention_backward(do, self._q, self._k, self._v, self._used, self._weights,
+                                                 self._keep)
+        d_query = self._project_backward("query", query, dq)
+        d_key = self._project_backward("key", key, dk)
+        d_value = self._project_backward("value", value, dv)
+        count = len(self.input_shape)
+        if count == 1:
+            return [d_query + d_key + d_value]
+        if count == 2:
+            return [d_query, d_key + d_value]
+        return [d_query, d_value, d_key]
+
+
+
+def x2_rows(x, n_in):
+    """The number of rows of x with its last ``n_in`` axes flattened into one."""
+    return math.prod(x.shape[:x.ndim - n_in])
