@@ -100,7 +100,7 @@ def test_yaml_syntax_error_has_a_line():
     ("optimizer: adam", "optimizer: adma", "unknown optimizer 'adma'; did you mean 'adam'?", 12),
     ("loss: sparse_categorical_crossentropy", "loss: sparse_crossentropy", "unknown loss 'sparse_crossentropy'", 13),
     ("activation: relu", "activation: rleu", "did you mean 'relu'?", 8),
-    ("rate: 0.1", "rate: 1.5", "must be <= 1.0", 9),
+    ("rate: 0.1", "rate: 1.5", "must be < 1.0", 9),
     ("rate: 0.1", "rate: 1.0", "must be < 1", 9),
     ("metrics: [accuracy]", "metrics: [acuracy]", "unknown metric 'acuracy'", 14),
     ("batch_size: 16", "batch_size: true", "expected an integer, got bool True", 15),

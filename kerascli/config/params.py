@@ -36,6 +36,7 @@ class Param:
     choices: tuple | Registry | None = None
     nullable: bool = False
     exclusive_min: bool = False
+    exclusive_max: bool = False
     doc: str = ""
 
     @property
@@ -77,6 +78,24 @@ def constraint_param() -> Param:
     from kerascli.registry import CONSTRAINTS
 
     return Param("typed", None, nullable=True, choices=CONSTRAINTS)
+
+
+RATE = Param("float", 0.0, min=0.0, max=1.0, exclusive_max=True, doc="a fraction dropped, 0 <= rate < 1")
+
+
+def kernel_and_bias_params(kernel_initializer: str = "glorot_uniform") -> dict[str, Param]:
+    """A layer's kernel and bias arguments, Keras' names and defaults: initializers, regularizers,
+    constraints."""
+    from kerascli.registry import INITIALIZERS
+
+    return {
+        "kernel_initializer": Param("typed", kernel_initializer, choices=INITIALIZERS),
+        "bias_initializer": Param("typed", "zeros", choices=INITIALIZERS),
+        "kernel_regularizer": regularizer_param(),
+        "bias_regularizer": regularizer_param(),
+        "kernel_constraint": constraint_param(),
+        "bias_constraint": constraint_param(),
+    }
 
 
 def common_params() -> dict[str, Param]:
@@ -225,8 +244,9 @@ class Checker:
         if lo is not None and (value < lo or (param.exclusive_min and value == lo)):
             op = ">" if param.exclusive_min else ">="
             raise self.error(path, f"must be {op} {lo}, got {value}")
-        if hi is not None and value > hi:
-            raise self.error(path, f"must be <= {hi}, got {value}")
+        if hi is not None and (value > hi or (param.exclusive_max and value == hi)):
+            op = "<" if param.exclusive_max else "<="
+            raise self.error(path, f"must be {op} {hi}, got {value}")
 
     def _typed(self, value: Any, param: Param, path: tuple) -> Any:
         """A registered name as it is (its arguments' defaults implied), or a mapping resolved to the

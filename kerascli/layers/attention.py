@@ -5,10 +5,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
-from kerascli.config.params import Param, constraint_param, regularizer_param
+from kerascli.config.params import (
+    RATE,
+    Param,
+    kernel_and_bias_params,
+)
 from kerascli.graph.layer import Layer, ShapeError
-from kerascli.registry import INITIALIZERS
 
 
 class MultiHeadAttention(Layer):
@@ -22,23 +26,12 @@ class MultiHeadAttention(Layer):
         "num_heads": Param("int", min=1),
         "key_dim": Param("int", min=1),
         "value_dim": Param("int", None, min=1, nullable=True, doc="defaults to key_dim"),
-        "dropout": Param("float", 0.0, min=0.0, max=1.0, doc="dropout on the attention weights"),
+        "dropout": replace(RATE, doc="dropout on the attention weights"),
         "use_bias": Param("bool", True),
         "output_shape": Param("int", None, min=1, nullable=True, doc="output features (default: the query's)"),
         "use_causal_mask": Param("bool", False, doc="each query step attends to itself and earlier steps only"),
-        "kernel_initializer": Param("typed", "glorot_uniform", choices=INITIALIZERS),
-        "bias_initializer": Param("typed", "zeros", choices=INITIALIZERS),
-        "kernel_regularizer": regularizer_param(),
-        "bias_regularizer": regularizer_param(),
-        "kernel_constraint": constraint_param(),
-        "bias_constraint": constraint_param(),
+        **kernel_and_bias_params(),
     }
-
-    @classmethod
-    def resolve_params(cls, params, error):
-        if params["dropout"] >= 1.0:
-            raise error("dropout", f"must be < 1, got {params['dropout']}")
-        return params
 
     def build(self, input_shape):
         shapes = list(input_shape)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from kerascli.config.params import Param, constraint_param, regularizer_param
+from kerascli.config.params import (
+    Param,
+    kernel_and_bias_params,
+)
 from kerascli.graph.layer import ActivatedLayer, ShapeError
 from kerascli.ops import conv_geometry
 from kerascli.ops.contract import Conv2DGeometry
-from kerascli.registry import ACTIVATIONS, INITIALIZERS
+from kerascli.registry import ACTIVATIONS
 
 
 def spatial_geometry(layer_name, input_shape, kernel, strides, padding):
@@ -33,12 +36,7 @@ class Conv2D(ActivatedLayer):
         "padding": Param("str", "valid", choices=("valid", "same")),
         "activation": Param("str", "linear", choices=ACTIVATIONS),
         "use_bias": Param("bool", True),
-        "kernel_initializer": Param("typed", "glorot_uniform", choices=INITIALIZERS),
-        "bias_initializer": Param("typed", "zeros", choices=INITIALIZERS),
-        "kernel_regularizer": regularizer_param(),
-        "bias_regularizer": regularizer_param(),
-        "kernel_constraint": constraint_param(),
-        "bias_constraint": constraint_param(),
+        **kernel_and_bias_params(),
     }
 
     pool = None  # the MaxPooling2D after this layer, when this layer does its work too (graph/fusion.py)

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
-from kerascli.config.params import Param, constraint_param, regularizer_param
+from kerascli.config.params import (
+    RATE,
+    REQUIRED,
+    Param,
+    constraint_param,
+    kernel_and_bias_params,
+    regularizer_param,
+)
 from kerascli.graph.layer import ActivatedLayer, Layer, ShapeError
 from kerascli.registry import ACTIVATIONS, INITIALIZERS
 
@@ -16,12 +24,7 @@ class Dense(ActivatedLayer):
         "units": Param("int", min=1),
         "activation": Param("str", "linear", choices=ACTIVATIONS),
         "use_bias": Param("bool", True),
-        "kernel_initializer": Param("typed", "glorot_uniform", choices=INITIALIZERS),
-        "bias_initializer": Param("typed", "zeros", choices=INITIALIZERS),
-        "kernel_regularizer": regularizer_param(),
-        "bias_regularizer": regularizer_param(),
-        "kernel_constraint": constraint_param(),
-        "bias_constraint": constraint_param(),
+        **kernel_and_bias_params(),
     }
 
     def build(self, input_shape):
@@ -74,13 +77,7 @@ class Activation(ActivatedLayer):
 class Dropout(Layer):
     """Inverted dropout: in training, zero each value with probability ``rate`` and scale the rest."""
 
-    PARAMS = {"rate": Param("float", min=0.0, max=1.0, doc="fraction dropped, 0 <= rate < 1")}
-
-    @classmethod
-    def resolve_params(cls, params, error):
-        if params["rate"] >= 1.0:
-            raise error("rate", f"must be < 1, got {params['rate']}")
-        return params
+    PARAMS = {"rate": replace(RATE, default=REQUIRED)}
 
     def build(self, input_shape):
         return tuple(input_shape)

@@ -11,9 +11,17 @@ these sizes.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from kerascli.config.params import Param, constraint_param, regularizer_param
+from kerascli.config.params import (
+    RATE,
+    Param,
+    constraint_param,
+    kernel_and_bias_params,
+    regularizer_param,
+)
 from kerascli.graph.layer import Layer, ShapeError
 from kerascli.initializers import Initializer
 from kerascli.initializers import make as make_initializer
@@ -27,17 +35,12 @@ def _rnn_params(**extra) -> dict:
         "activation": Param("str", "tanh", choices=ACTIVATIONS),
         **extra,
         "use_bias": Param("bool", True),
-        "kernel_initializer": Param("typed", "glorot_uniform", choices=INITIALIZERS),
+        **kernel_and_bias_params(),
         "recurrent_initializer": Param("typed", "orthogonal", choices=INITIALIZERS),
-        "bias_initializer": Param("typed", "zeros", choices=INITIALIZERS),
-        "kernel_regularizer": regularizer_param(),
         "recurrent_regularizer": regularizer_param(),
-        "bias_regularizer": regularizer_param(),
-        "kernel_constraint": constraint_param(),
         "recurrent_constraint": constraint_param(),
-        "bias_constraint": constraint_param(),
-        "dropout": Param("float", 0.0, min=0.0, max=1.0, doc="fraction of the inputs dropped (one mask per sequence)"),
-        "recurrent_dropout": Param("float", 0.0, min=0.0, max=1.0, doc="fraction of the state dropped"),
+        "dropout": replace(RATE, doc="fraction of the inputs dropped (one mask per sequence)"),
+        "recurrent_dropout": replace(RATE, doc="fraction of the state dropped"),
         "return_sequences": Param("bool", False),
         "go_backwards": Param("bool", False),
     }
@@ -69,9 +72,6 @@ class _Recurrent(Layer):
                 if row.own_step or not row.elementwise:
                     raise error(key, f"{row.name} cannot be a recurrent cell's activation (one computed "
                                      "elementwise from its output is needed: tanh, sigmoid, relu, ...)")
-        for key in ("dropout", "recurrent_dropout"):
-            if params[key] >= 1.0:
-                raise error(key, f"must be < 1, got {params[key]}")
         return params
 
     def build(self, input_shape):
