@@ -26,6 +26,12 @@ ROWS = {
     "Activation": [({"activation": a}, (2, 3)) for a in ("relu", "softmax", "sigmoid", "silu", "mish", "hard_silu",
                                                          "gelu_approximate", "log_softmax", "linear")],
     "Dropout": [({"rate": 0.4}, (6,)), ({"rate": 0.0}, (3,))],
+    "SpatialDropout1D": [({"rate": 0.4}, (5, 6))],
+    "SpatialDropout2D": [({"rate": 0.5}, (3, 2, 4))],
+    "GaussianNoise": [({"stddev": 0.3}, (4,))],
+    "GaussianDropout": [({"rate": 0.3}, (2, 3))],
+    "AlphaDropout": [({"rate": 0.2}, (5,))],
+    "Dot": [({"axes": 1}, [(4,), (4,)]), ({"axes": [2, 2]}, [(3, 4), (2, 4)]), ({"axes": [1, 2]}, [(3, 2), (4, 3)])],
     "Flatten": [({}, (2, 3, 2))],
     "Reshape": [({"target_shape": [3, -1]}, (6, 2))],
     "Rescaling": [({"scale": 0.5, "offset": 1.0}, (5,))],
@@ -40,6 +46,12 @@ ROWS = {
                ({"filters": 2, "kernel_size": 2, "strides": 2, "padding": "same", "activation": "relu"}, (5, 3)),
                ({"filters": 2, "kernel_size": 3, "padding": "causal", "activation": "tanh"}, (4, 2)),
                ({"filters": 4, "kernel_size": 5, "padding": "same", "activation": "relu"}, (7, 8))],  # GEMM path
+    "DepthwiseConv2D": [({"kernel_size": 3}, (4, 5, 2)),
+                        ({"kernel_size": [2, 3], "strides": 2, "padding": "same", "depth_multiplier": 2,
+                          "activation": "relu"}, (5, 4, 3))],
+    "SeparableConv2D": [({"filters": 3, "kernel_size": 3, "activation": "tanh"}, (4, 5, 2)),
+                        ({"filters": 2, "kernel_size": 2, "strides": 2, "padding": "same", "depth_multiplier": 2,
+                          "use_bias": False}, (5, 5, 3))],
     "MaxPooling1D": [({}, (6, 2)), ({"pool_size": 3, "strides": 2, "padding": "same"}, (5, 2))],
     "AveragePooling1D": [({"pool_size": 2}, (6, 2)), ({"pool_size": 3, "strides": 1, "padding": "same"}, (4, 3))],
     "GlobalAveragePooling1D": [({}, (5, 2)), ({"keepdims": True}, (3, 2))],
@@ -280,7 +292,7 @@ def test_conv2d_backward_paths(params, shape, sparse, input_grad, backend, rng, 
 
 
 WEIGHTLESS_KERAS = ["MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
-                    "ZeroPadding1D", "Cropping1D", "UpSampling1D", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "GlobalAveragePooling2D",
+                    "ZeroPadding1D", "Cropping1D", "UpSampling1D", "Dot", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "GlobalAveragePooling2D",
                     "GlobalMaxPooling2D", "Add", "Concatenate", "Identity", "Permute", "RepeatVector", "ZeroPadding2D",
                     "Cropping2D", "UpSampling2D", "ReLU", "LeakyReLU", "ELU", "Softmax", "UnitNormalization"]
 
@@ -314,7 +326,7 @@ def test_prelu_matches_keras_with_the_same_alpha(rng):
     np.testing.assert_allclose(layer.forward(x, False), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-6, atol=1e-7)
 
 
-WEIGHTED_KERAS = ["Dense", "Conv2D", "Conv1D", "BatchNormalization", "LayerNormalization", "GroupNormalization", "PReLU",
+WEIGHTED_KERAS = ["Dense", "Conv2D", "Conv1D", "DepthwiseConv2D", "SeparableConv2D", "BatchNormalization", "LayerNormalization", "GroupNormalization", "PReLU",
                   "Embedding", "SimpleRNN", "LSTM", "GRU"]
 
 
@@ -378,3 +390,29 @@ def test_multi_head_attention_matches_keras(params, shape, rng):
     theirs.set_weights([layer.params[s.name] for s in layer.weight_specs])
     out = theirs(query, value, key, use_causal_mask=causal)
     np.testing.assert_allclose(layer.forward(xs, False), keras.ops.convert_to_numpy(out), rtol=1e-5, atol=1e-6)
+
+
+def test_noise_layers_follow_keras_definitions():
+    """At inference each is the identity; in training: whole channels dropped (spatial), additive noise of
+    the given deviation, multiplicative noise of mean 1 and deviation sqrt(rate / (1 - rate)), and
+    AlphaDropout keeping a standard normal input's mean 0 and variance 1 (its reason to exist)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 50, 8))
+    for type_name, params in (("SpatialDropout1D", {"rate": 0.5}), ("GaussianNoise", {"stddev": 0.3}),
+                              ("GaussianDropout", {"rate": 0.2}), ("AlphaDropout", {"rate": 0.2})):
+        layer, _ = make_layer(type_name, params, (50, 8), "cpu")
+        layer.rng = np.random.default_rng(1)
+        np.testing.assert_array_equal(layer.forward(x, False), x)
+        y = layer.forward(x, True)
+        if type_name == "SpatialDropout1D":
+            dropped = (y == 0).all(axis=1)  # (samples, channels): a channel is dropped at every step or none
+            assert 0.45 < dropped.mean() < 0.55
+            np.testing.assert_allclose(y[~np.repeat(dropped[:, None], 50, 1)], 2 * x[~np.repeat(dropped[:, None],
+                                                                                               50, 1)])
+        elif type_name == "GaussianNoise":
+            np.testing.assert_allclose((y - x).std(), 0.3, rtol=0.02)
+        elif type_name == "GaussianDropout":
+            np.testing.assert_allclose((y / x).mean(), 1.0, atol=0.01)
+            np.testing.assert_allclose((y / x).std(), np.sqrt(0.2 / 0.8), rtol=0.02)
+        else:
+            assert abs(y.mean()) < 0.01 and abs(y.var() - 1) < 0.02

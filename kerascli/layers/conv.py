@@ -1,15 +1,26 @@
-"""Conv2D, channels-last: shapes and weights here, the computation in the Ops (kerascli/ops/algorithms/conv.py)."""
+"""Conv2D, Conv1D, DepthwiseConv2D and SeparableConv2D, channels-last: shapes and weights here, the
+computation in the Ops (kerascli/ops/algorithms/conv.py)."""
 
 from __future__ import annotations
 
 from kerascli.config.params import (
     Param,
+    constraint_param,
     kernel_and_bias_params,
+    regularizer_param,
 )
 from kerascli.graph.layer import ActivatedLayer, ShapeError
 from kerascli.ops import conv_geometry
 from kerascli.ops.contract import Conv2DGeometry
-from kerascli.registry import ACTIVATIONS
+from kerascli.registry import ACTIVATIONS, INITIALIZERS
+
+
+def window_geometry(layer_name, input_shape, config) -> Conv2DGeometry:
+    """Where a 2-D layer's windows fall, from its kernel_size, strides and padding arguments."""
+    kh, kw = config["kernel_size"]
+    sh, sw = config["strides"]
+    out_h, out_w, pad_top, pad_left = spatial_geometry(layer_name, input_shape, (kh, kw), (sh, sw), config["padding"])
+    return Conv2DGeometry(kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, input_shape[2])
 
 
 def spatial_geometry(layer_name, input_shape, kernel, strides, padding):
@@ -44,11 +55,9 @@ class Conv2D(ActivatedLayer):
 
     def build(self, input_shape):
         c = self.config
-        kh, kw = c["kernel_size"]
-        sh, sw = c["strides"]
-        out_h, out_w, pad_top, pad_left = spatial_geometry(self.name, input_shape, (kh, kw), (sh, sw), c["padding"])
-        self.geometry = Conv2DGeometry(kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, input_shape[2])
-        self.add_weight("kernel", (kh, kw, input_shape[2], c["filters"]), c["kernel_initializer"],
+        self.geometry = g = window_geometry(self.name, input_shape, c)
+        out_h, out_w = g.out_h, g.out_w
+        self.add_weight("kernel", (g.kh, g.kw, input_shape[2], c["filters"]), c["kernel_initializer"],
                         regularizer=c["kernel_regularizer"], constraint=c["kernel_constraint"])
         if c["use_bias"]:
             self.add_weight("bias", (c["filters"],), c["bias_initializer"], regularizer=c["bias_regularizer"],
@@ -149,3 +158,107 @@ class Conv1D(Conv2D):
         if self._causal:
             dx4 = self.ops.crop2d(dx4, [[self._causal, 0], [0, 0]])
         return dx4.reshape(len(dy), self._steps, self.geometry.channels)
+
+
+class DepthwiseConv2D(ActivatedLayer):
+    """Each input channel convolved with its own ``depth_multiplier`` filters; kernel (kh, kw, in, multiplier)
+    and outputs in Keras' order. Host numpy (windows and einsum)."""
+
+    host_only = True
+    PARAMS = {
+        "kernel_size": Param("pair", min=1),
+        "strides": Param("pair", [1, 1], min=1),
+        "padding": Param("str", "valid", choices=("valid", "same")),
+        "depth_multiplier": Param("int", 1, min=1),
+        "activation": Param("str", "linear", choices=ACTIVATIONS),
+        "use_bias": Param("bool", True),
+        "depthwise_initializer": Param("typed", "glorot_uniform", choices=INITIALIZERS),
+        "bias_initializer": Param("typed", "zeros", choices=INITIALIZERS),
+        "depthwise_regularizer": regularizer_param(),
+        "bias_regularizer": regularizer_param(),
+        "depthwise_constraint": constraint_param(),
+        "bias_constraint": constraint_param(),
+    }
+    DEPTHWISE = "kernel"  # the depthwise kernel's weight name (SeparableConv2D: depthwise_kernel)
+
+    def build(self, input_shape):
+        c = self.config
+        self.geometry = g = window_geometry(self.name, input_shape, c)
+        self.add_weight(self.DEPTHWISE, (g.kh, g.kw, input_shape[2], c["depth_multiplier"]), c["depthwise_initializer"],
+                        regularizer=c["depthwise_regularizer"], constraint=c["depthwise_constraint"])
+        return self.build_rest(input_shape, (g.out_h, g.out_w, input_shape[2] * c["depth_multiplier"]))
+
+    def build_rest(self, input_shape, depthwise_shape):
+        c = self.config
+        if c["use_bias"]:
+            self.add_weight("bias", (depthwise_shape[2],), c["bias_initializer"], regularizer=c["bias_regularizer"],
+                            constraint=c["bias_constraint"])
+        return depthwise_shape
+
+    def _bias(self, dtype):
+        return self.params["bias"] if "bias" in self.params else self.ops.no_bias(dtype)
+
+    def forward(self, x, training):
+        self._x = x
+        z = self.ops.depthwise_conv2d_forward(x, self.params[self.DEPTHWISE], self.geometry)
+        return self.finish(z.reshape(-1, z.shape[-1])).reshape((len(x),) + self.output_shape)
+
+    def finish(self, z2):
+        """Bias and activation after the depthwise part."""
+        y = self.ops.bias_activation_forward(z2, self._bias(z2.dtype), self.act, self.workspace("y", z2.shape))
+        self._y = y
+        return self.activate(y)
+
+    def backward(self, dy):
+        dz = self.unfinish(dy.reshape(-1, dy.shape[-1]))
+        return self.depthwise_backward(dz)
+
+    def unfinish(self, dy2):
+        return self.activation_backward(dy2)[0]
+
+    def depthwise_backward(self, dz2):
+        g = self.geometry
+        dz = dz2.reshape(len(self._x), g.out_h, g.out_w, -1)
+        grad, dx = self.ops.depthwise_conv2d_backward(self._x, dz, self.params[self.DEPTHWISE], g,
+                                                      self.need_input_grad)
+        self.grads[self.DEPTHWISE][...] = grad
+        return dx
+
+
+class SeparableConv2D(DepthwiseConv2D):
+    """A depthwise convolution, then a 1x1 convolution to ``filters`` (pointwise_kernel (1, 1, in * multiplier,
+    filters)), then bias and activation, as Keras'."""
+
+    PARAMS = {
+        "filters": Param("int", min=1),
+        **DepthwiseConv2D.PARAMS,
+        "pointwise_initializer": Param("typed", "glorot_uniform", choices=INITIALIZERS),
+        "pointwise_regularizer": regularizer_param(),
+        "pointwise_constraint": constraint_param(),
+    }
+    DEPTHWISE = "depthwise_kernel"
+
+    def build_rest(self, input_shape, depthwise_shape):
+        c = self.config
+        self.add_weight("pointwise_kernel", (1, 1, depthwise_shape[2], c["filters"]), c["pointwise_initializer"],
+                        regularizer=c["pointwise_regularizer"], constraint=c["pointwise_constraint"])
+        if c["use_bias"]:
+            self.add_weight("bias", (c["filters"],), c["bias_initializer"], regularizer=c["bias_regularizer"],
+                            constraint=c["bias_constraint"])
+        return depthwise_shape[:2] + (c["filters"],)
+
+    def finish(self, z2):
+        self._depthwise = z2
+        pointwise = self.params["pointwise_kernel"].reshape(z2.shape[1], -1)
+        y = self.ops.dense_forward(z2, pointwise, self._bias(z2.dtype), self.act,
+                                   self.workspace("y", (len(z2), pointwise.shape[1])))
+        self._y = y
+        return self.activate(y)
+
+    def unfinish(self, dy2):
+        dz = self.activation_backward(dy2)[0]
+        pointwise = self.params["pointwise_kernel"].reshape(self._depthwise.shape[1], -1)
+        d_depthwise = self.workspace("d_depthwise", self._depthwise.shape)
+        grad = self.grads["pointwise_kernel"].reshape(pointwise.shape) if "pointwise_kernel" in self.grads else None
+        self.ops.dense_backward(self._depthwise, pointwise, dz, grad, d_depthwise)
+        return d_depthwise

@@ -96,6 +96,89 @@ class Dropout(Layer):
         return self.ops.dropout(dy, self._u, self.config["rate"])
 
 
+class SpatialDropout1D(Dropout):
+    """Dropout of whole channels: one draw per sample and channel, shared by every step (or pixel)."""
+
+    RANK = 2
+
+    def build(self, input_shape):
+        if len(input_shape) != self.RANK:
+            raise ShapeError(f"expects input of rank {self.RANK} per sample, got {tuple(input_shape)}")
+        return tuple(input_shape)
+
+    def forward(self, x, training):
+        rate = self.config["rate"]
+        self._mask = None
+        if not training or rate == 0.0:
+            return x
+        shape = (len(x),) + (1,) * (x.ndim - 2) + (x.shape[-1],)
+        self._mask = self.ops.dropout(self.ops.full(shape, 1.0, x.dtype), self.ops.uniform(self.rng, shape, x.dtype),
+                                      rate)
+        return self.ops.scale_by(x, self._mask)
+
+    def backward(self, dy):
+        return dy if self._mask is None else self.ops.scale_by(dy, self._mask)
+
+
+class SpatialDropout2D(SpatialDropout1D):
+    RANK = 3
+
+
+class GaussianNoise(Layer):
+    """In training, x + normal noise of standard deviation ``stddev``; at inference, x."""
+
+    PARAMS = {"stddev": Param("float", min=0.0)}
+
+    def build(self, input_shape):
+        return tuple(input_shape)
+
+    def forward(self, x, training):
+        if not training or self.config["stddev"] == 0:
+            return x
+        return x + self.ops.normal(self.rng, x.shape, x.dtype, 0.0, self.config["stddev"])
+
+    def backward(self, dy):
+        return dy
+
+
+class GaussianDropout(Layer):
+    """In training, x times normal noise of mean 1 and standard deviation sqrt(rate / (1 - rate))."""
+
+    PARAMS = {"rate": replace(RATE, default=REQUIRED)}
+
+    def build(self, input_shape):
+        return tuple(input_shape)
+
+    def forward(self, x, training):
+        rate = self.config["rate"]
+        self._noise = None
+        if not training or rate == 0:
+            return x
+        self._noise = self.ops.normal(self.rng, x.shape, x.dtype, 1.0, math.sqrt(rate / (1 - rate)))
+        return self.ops.scale_by(x, self._noise)
+
+    def backward(self, dy):
+        return dy if self._noise is None else self.ops.scale_by(dy, self._noise)
+
+
+class AlphaDropout(GaussianDropout):
+    """Dropout that keeps selu's mean and variance: dropped values set to selu's negative saturation, then
+    an affine correction (Keras' definition)."""
+
+    SATURATION = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946
+
+    def forward(self, x, training):
+        rate = self.config["rate"]
+        self._noise = None
+        if not training or rate == 0:
+            return x
+        kept = (self.ops.uniform(self.rng, x.shape, x.dtype) >= rate).astype(x.dtype)
+        alpha_p = self.SATURATION
+        a = ((1 - rate) * (1 + rate * alpha_p ** 2)) ** -0.5
+        self._noise = self.ops.scale_by(kept, a)
+        return (a * (x * kept + (1 - kept) * alpha_p) - a * alpha_p * rate).astype(x.dtype)
+
+
 class Flatten(Layer):
     PARAMS: dict = {}
 

@@ -105,3 +105,42 @@ class Concatenate(Layer):
 
     def backward(self, dy):
         return self.ops.split(dy, self._sizes, self._axis)
+
+
+class Dot(Layer):
+    """Per sample, the dot product of two inputs along ``axes`` (one for both, or one each; counted with the
+    batch axis as 0, as in Keras): (d,) and (d,) -> (1,); (t, d) and (u, d) with axes 2 -> (t, u)."""
+
+    PARAMS = {"axes": Param("int_list", doc="an axis, or [axis of the first, axis of the second]"),
+              "normalize": Param("bool", False, choices=None, doc="not yet: only false")}
+    n_inputs = 0
+    input_count = (2, 2)
+
+    def build(self, input_shape):
+        if self.config["normalize"]:
+            raise ShapeError("normalize: true is not supported yet")
+        a, b = (tuple(s) for s in input_shape)
+        axes = self.config["axes"]
+        axes = axes * 2 if isinstance(axes, list) and len(axes) == 1 else axes
+        axes = [axes, axes] if isinstance(axes, int) else axes
+        if len(axes) != 2:
+            raise ShapeError(f"axes must be one axis or two, got {self.config['axes']}")
+        self._axes = [ax % (len(s) + 1) - 1 for ax, s in zip(axes, (a, b))]
+        if min(self._axes) < 0 or max(len(a), len(b)) > 2:
+            raise ShapeError(f"expects inputs of rank 1 or 2 per sample and feature axes, got {a}, {b}, axes {axes}")
+        if a[self._axes[0]] != b[self._axes[1]]:
+            raise ShapeError(f"the axes have different sizes: {a[self._axes[0]]} and {b[self._axes[1]]}")
+        out = tuple(d for i, d in enumerate(a) if i != self._axes[0]) + tuple(
+            d for i, d in enumerate(b) if i != self._axes[1])
+        return out or (1,)
+
+    def forward(self, xs, training):
+        self._xs = xs
+        y = self.ops.batched_dot(xs[0], xs[1], self._axes)
+        return y.reshape((len(y),) + self.output_shape)
+
+    def backward(self, dy):
+        a, b = self._xs
+        shape = (len(dy),) + tuple(d for i, d in enumerate(a.shape[1:]) if i != self._axes[0]) + tuple(
+            d for i, d in enumerate(b.shape[1:]) if i != self._axes[1])
+        return list(self.ops.batched_dot_backward(dy.reshape(shape), a, b, self._axes))

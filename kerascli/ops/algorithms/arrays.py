@@ -191,3 +191,27 @@ def gather_rows(ops, table, ids):
     return table[ids]
 
 
+
+
+def normal(ops, rng, shape, dtype, mean=0.0, stddev=1.0):
+    """Normal draws from ``rng`` (a numpy Generator whose state checkpoints record)."""
+    return rng.normal(mean, stddev, size=shape).astype(dtype)
+
+
+def batched_dot(ops, a, b, axes):
+    """Keras' Dot: per sample, the sum of a * b over a's axis ``axes[0]`` and b's ``axes[1]`` (per-sample axes,
+    counted from 0), the remaining axes of a then b."""
+    sa, sb = "abcdefgh"[:a.ndim - 1], "ijklmnop"[:b.ndim - 1]
+    sb = sb[:axes[1]] + sa[axes[0]] + sb[axes[1] + 1:]
+    out = "z" + sa.replace(sa[axes[0]], "") + sb.replace(sa[axes[0]], "")
+    return np.einsum(f"z{sa},z{sb}->{out}", a, b).astype(a.dtype, copy=False)
+
+
+def batched_dot_backward(ops, dy, a, b, axes):
+    """(da, db) for batched_dot."""
+    sa, sb = "abcdefgh"[:a.ndim - 1], "ijklmnop"[:b.ndim - 1]
+    sb = sb[:axes[1]] + sa[axes[0]] + sb[axes[1] + 1:]
+    out = "z" + sa.replace(sa[axes[0]], "") + sb.replace(sa[axes[0]], "")
+    da = np.einsum(f"{out},z{sb}->z{sa}", dy, b).astype(a.dtype, copy=False)
+    db = np.einsum(f"{out},z{sa}->z{sb}", dy, a).astype(b.dtype, copy=False)
+    return da, db

@@ -212,3 +212,38 @@ def conv2d_maxpool_backward(ops, x, dy, pooled, arg, act, g: Conv2DGeometry, ph,
                                                   g.sh, g.sw, g.pad_top, g.pad_left, ph, pw)
 
     _store_weight_grads(ops.parallel(part, len(x), g.work(len(x), grad_kernel.shape[3])), grad_kernel, grad_bias)
+
+
+def _depthwise_patches(x, g: Conv2DGeometry):
+    """(N, oh, ow, C, kh, kw) windows of ``x`` zero-padded as ``g`` says (a view into the padded copy), and
+    the padded copy's shape."""
+    n, h, w, c = x.shape
+    bottom = max(0, (g.out_h - 1) * g.sh + g.kh - h - g.pad_top)
+    right = max(0, (g.out_w - 1) * g.sw + g.kw - w - g.pad_left)
+    padded = np.pad(x, ((0, 0), (g.pad_top, bottom), (g.pad_left, right), (0, 0)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (g.kh, g.kw), axis=(1, 2))
+    return windows[:, ::g.sh, ::g.sw][:, :g.out_h, :g.out_w], padded.shape
+
+
+def depthwise_conv2d_forward(ops, x, kernel, g: Conv2DGeometry):
+    """Each input channel convolved with its own ``depth_multiplier`` filters: x (N, H, W, C), kernel
+    (kh, kw, C, m) -> (N, oh, ow, C * m), channel c's filters next to each other (Keras' order)."""
+    patches, _ = _depthwise_patches(x, g)
+    out = np.einsum("nhwcij,ijcm->nhwcm", patches, kernel, optimize=True)
+    return np.ascontiguousarray(out.reshape(out.shape[:3] + (-1,)), dtype=x.dtype)
+
+
+def depthwise_conv2d_backward(ops, x, dy, kernel, g: Conv2DGeometry, need_dx: bool):
+    """(the kernel's gradient, the input's or None) for depthwise_conv2d_forward."""
+    patches, padded_shape = _depthwise_patches(x, g)
+    dy5 = dy.reshape(dy.shape[:3] + kernel.shape[2:])
+    grad = np.einsum("nhwcij,nhwcm->ijcm", patches, dy5, optimize=True).astype(x.dtype)
+    if not need_dx:
+        return grad, None
+    dpatches = np.einsum("nhwcm,ijcm->nhwcij", dy5, kernel, optimize=True)
+    dpadded = np.zeros(padded_shape, x.dtype)
+    for i in range(g.kh):  # each tap's contribution, added back where its windows read
+        for j in range(g.kw):
+            dpadded[:, i:i + g.sh * g.out_h:g.sh, j:j + g.sw * g.out_w:g.sw] += dpatches[..., i, j]
+    h, w = x.shape[1:3]
+    return grad, np.ascontiguousarray(dpadded[:, g.pad_top:g.pad_top + h, g.pad_left:g.pad_left + w])
