@@ -188,6 +188,8 @@ LAYERS = Registry("layer type", (
     ("LSTM", "kerascli.layers.recurrent:LSTM"),
     ("GRU", "kerascli.layers.recurrent:GRU"),
     ("MultiHeadAttention", "kerascli.layers.attention:MultiHeadAttention"),
+    ("Attention", "kerascli.layers.attention:Attention"),
+    ("AdditiveAttention", "kerascli.layers.attention:AdditiveAttention"),
 ))
 ACTIVATIONS = Registry("activation", (  # values are the activation table's codes (kerascli.ops.contract)
     ("linear", "kerascli.ops.contract:LINEAR", "none"),

@@ -96,6 +96,10 @@ ROWS = {
                            ({"num_heads": 1, "key_dim": 2, "value_dim": 3, "output_shape": 4}, [(3, 2), (5, 3), (5, 2)]),
                            ({"num_heads": 2, "key_dim": 2, "use_causal_mask": True, "dropout": 0.3}, [(4, 3), (4, 3)]),
                            ({"num_heads": 2, "key_dim": 2, "use_bias": False}, [(3, 4)])],  # self-attention
+    "Attention": [({}, [(3, 4), (5, 4)]), ({"use_scale": True, "use_causal_mask": True}, [(4, 3), (4, 3)]),
+                  ({"score_mode": "concat", "use_scale": True, "dropout": 0.3}, [(2, 3), (4, 3), (4, 3)]),
+                  ({"score_mode": "concat"}, [(3, 2), (2, 2)])],
+    "AdditiveAttention": [({}, [(3, 4), (5, 4)]), ({"use_scale": False, "use_causal_mask": True}, [(3, 2), (3, 2)])],
     "ReLU": [({}, (4,)), ({"max_value": 1.0, "negative_slope": 0.1, "threshold": 0.5}, (2, 3))],
     "LeakyReLU": [({}, (5,)), ({"negative_slope": 0.05}, (2, 2))],
     "PReLU": [({}, (4,)), ({"shared_axes": [1, 2]}, (3, 2, 2))],
@@ -416,3 +420,22 @@ def test_noise_layers_follow_keras_definitions():
             np.testing.assert_allclose((y / x).std(), np.sqrt(0.2 / 0.8), rtol=0.02)
         else:
             assert abs(y.mean()) < 0.01 and abs(y.var() - 1) < 0.02
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("type_name,params,shape", [c for c in cases() if c.values[0] in ("Attention",
+                                                                                          "AdditiveAttention")])
+def test_dot_and_additive_attention_match_keras(type_name, params, shape, rng):
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    layer, _ = make_layer(type_name, params, shape, "cpu")
+    xs = inputs_for(shape, rng)
+    causal = params.get("use_causal_mask", False)  # a call argument in Keras
+    theirs = getattr(keras.layers, type_name)(**{k: v for k, v in params.items() if k != "use_causal_mask"})
+    theirs(xs, use_causal_mask=causal)
+    assert [tuple(w.shape) for w in theirs.weights] == [s.shape for s in layer.weight_specs]
+    theirs.set_weights([np.asarray(layer.params[s.name]) for s in layer.weight_specs])
+    out = keras.ops.convert_to_numpy(theirs(xs, use_causal_mask=causal))
+    np.testing.assert_allclose(layer.forward(xs, False), out, rtol=1e-5, atol=1e-6)

@@ -120,3 +120,91 @@ class MultiHeadAttention(Layer):
 def x2_rows(x, n_in):
     """The number of rows of x with its last ``n_in`` axes flattened into one."""
     return math.prod(x.shape[:x.ndim - n_in])
+
+
+class Attention(Layer):
+    """Keras' Attention (Luong-style): inputs [query, value] or [query, value, key], (steps, dim) each;
+    scores q . k (``score_mode: dot``) or sum(tanh(q + k)) (``concat``), softmax over the value steps,
+    the weighted sum of the values. ``use_scale`` learns a scalar ``scale`` (and with concat a scalar
+    ``concat_score_weight``)."""
+
+    n_inputs = 0
+    input_count = (2, 3)
+    host_only = True
+    PARAMS = {
+        "use_scale": Param("bool", False),
+        "score_mode": Param("str", "dot", choices=("dot", "concat")),
+        "dropout": replace(RATE, doc="dropout on the attention weights"),
+        "use_causal_mask": Param("bool", False, doc="each query step attends to itself and earlier steps only"),
+    }
+
+    def mode(self):
+        return self.config["score_mode"]
+
+    def build(self, input_shape):
+        shapes = [tuple(s) for s in input_shape]
+        if any(len(s) != 2 for s in shapes) or len({s[1] for s in shapes}) != 1:
+            raise ShapeError(f"expects inputs of shape (steps, dim) with one dim, got {', '.join(map(str, shapes))}")
+        value, key = shapes[1], shapes[2] if len(shapes) > 2 else shapes[1]
+        if key[0] != value[0]:
+            raise ShapeError(f"key and value need the same number of steps, got {key[0]} and {value[0]}")
+        if self.config["use_causal_mask"] and shapes[0][0] != value[0]:
+            raise ShapeError("use_causal_mask needs query and value of the same length")
+        self.build_weights(shapes[0][1])
+        return shapes[0]
+
+    def build_weights(self, dim):
+        if self.config["use_scale"]:
+            self.add_weight("scale", (), "ones")
+        if self.config["score_mode"] == "concat":
+            self.add_weight("concat_score_weight", (), "ones")
+
+    def _scale_weight(self):
+        scale = self.params.get("scale")
+        weight = self.params.get("concat_score_weight")
+        return (None if scale is None else scale if scale.ndim else float(scale),
+                None if weight is None else float(weight))
+
+    def forward(self, xs, training):
+        query, value = xs[0], xs[1]
+        key = xs[2] if len(xs) > 2 else value
+        self._inputs = (query, key, value)
+        rate = self.config["dropout"]
+        self._keep = None
+        if training and rate > 0:
+            shape = (len(query), query.shape[1], value.shape[1])
+            self._keep = self.ops.dropout(self.ops.full(shape, 1.0, query.dtype),
+                                          self.ops.uniform(self.rng, shape, query.dtype), rate)
+        out, self._cache = self.ops.scored_attention_forward(query, key, value, self.mode(),
+                                                             *self._scale_weight(), self.config["use_causal_mask"],
+                                                             self._keep)
+        return out
+
+    def backward(self, dy):
+        query, key, value = self._inputs
+        dq, dk, dv, dscale, dweight = self.ops.scored_attention_backward(
+            dy, query, key, value, self.mode(), *self._scale_weight(), self._keep, self._cache)
+        for name, grad in (("scale", dscale), ("concat_score_weight", dweight)):
+            if name in self.grads:
+                self.grads[name][...] = grad
+        if len(self.input_shape) == 2:
+            return [dq, dk + dv]
+        return [dq, dv, dk]
+
+
+class AdditiveAttention(Attention):
+    """Keras' AdditiveAttention (Bahdanau-style): scores sum(scale * tanh(q + k)) with a learned ``scale``
+    per dimension (``use_scale``, glorot_uniform as Keras)."""
+
+    PARAMS = {
+        "use_scale": Param("bool", True),
+        "dropout": replace(RATE, doc="dropout on the attention weights"),
+        "use_causal_mask": Param("bool", False, doc="each query step attends to itself and earlier steps only"),
+    }
+
+    def build_weights(self, dim):
+        if self.config["use_scale"]:
+            self.add_weight("scale", (dim,), "glorot_uniform")
+
+    def mode(self):
+        return "additive"

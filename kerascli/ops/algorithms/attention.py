@@ -46,3 +46,67 @@ def attention_backward(ops, dout, q, k, v, used, weights, keep):
     dt = q.dtype
     return (np.ascontiguousarray(dq, dtype=dt), np.ascontiguousarray(dk, dtype=dt),
             np.ascontiguousarray(dv, dtype=dt))
+
+
+def _softmax_rows(ops, scores, dtype):
+    rows = np.ascontiguousarray(scores, dtype=dtype).reshape(-1, scores.shape[-1])
+    return ops.bias_activation_forward(rows, ops.no_bias(dtype), SOFTMAX, np.empty_like(rows)).reshape(scores.shape)
+
+
+def scored_attention_forward(ops, q, k, v, mode: str, scale, weight, causal: bool, keep):
+    """Keras' Attention and AdditiveAttention: q (B, Tq, d), k and v (B, Tv, d). Scores: ``dot``, q . k
+    times ``scale`` (a scalar, or None); ``concat``, ``weight`` * sum(tanh(scale * (q + k))) (scalars, or
+    None); ``additive``, sum(scale * tanh(q + k)) (``scale`` a (d,) vector, or None). Returns (output, a
+    cache for the backward pass)."""
+    if mode == "dot":
+        raw = np.matmul(q, k.transpose(0, 2, 1))
+        scores, tanh = raw * scale if scale is not None else raw, None
+    elif mode == "concat":
+        pair = q[:, :, None, :] + k[:, None, :, :]
+        tanh = np.tanh(pair * scale if scale is not None else pair)
+        raw = tanh.sum(axis=-1)
+        scores = raw * weight if weight is not None else raw
+    else:
+        tanh = np.tanh(q[:, :, None, :] + k[:, None, :, :])
+        raw = None
+        scores = (tanh * scale).sum(axis=-1) if scale is not None else tanh.sum(axis=-1)
+    if causal:
+        scores = scores + np.triu(np.full(scores.shape[-2:], MASKED, scores.dtype), 1)
+    weights = _softmax_rows(ops, scores, q.dtype)
+    used = weights if keep is None else weights * keep
+    out = np.matmul(used, v).astype(q.dtype)
+    return out, (raw, tanh, weights, used)
+
+
+def scored_attention_backward(ops, dout, q, k, v, mode: str, scale, weight, keep, cache):
+    """(dq, dk, dv, d scale or None, d weight or None) for scored_attention_forward."""
+    raw, tanh, weights, used = cache
+    dv = np.matmul(used.transpose(0, 2, 1), dout)
+    dweights = np.matmul(dout, v.transpose(0, 2, 1))
+    if keep is not None:
+        dweights = dweights * keep
+    dscores = weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True))
+    dscale = dweight = None
+    if mode == "dot":
+        if scale is not None:
+            dscale = float((dscores * raw).sum())
+            dscores = dscores * scale
+        dq, dk = np.matmul(dscores, k), np.matmul(dscores.transpose(0, 2, 1), q)
+    elif mode == "additive":
+        if scale is not None:
+            dscale = (dscores[..., None] * tanh).sum(axis=(0, 1, 2))
+            dpre = dscores[..., None] * scale * (1 - tanh * tanh)
+        else:
+            dpre = dscores[..., None] * (1 - tanh * tanh)
+        dq, dk = dpre.sum(axis=2), dpre.sum(axis=1)
+    else:
+        if weight is not None:
+            dweight = float((dscores * raw).sum())
+            dscores = dscores * weight
+        dpre = dscores[..., None] * (1 - tanh * tanh)  # (B, Tq, Tv, d)
+        if scale is not None:
+            dscale = float((dpre * (q[:, :, None, :] + k[:, None, :, :])).sum())
+            dpre = dpre * scale
+        dq, dk = dpre.sum(axis=2), dpre.sum(axis=1)
+    dt = q.dtype
+    return dq.astype(dt), dk.astype(dt), dv.astype(dt), dscale, dweight
