@@ -45,3 +45,24 @@ def test_quickstart_has_exactly_two_commands():
     assert len(commands) == 2
     assert "kerascli train configs/digits_mlp.yaml" in commands[0]
     assert ".[test]" in commands[1] and "pytest" in commands[1]
+
+
+def test_the_weight_table_lists_every_layer_with_weights():
+    """Each registered layer that declares weights has a row in the README's weight table naming every one of
+    them (built from its first row of the layer table)."""
+    from test_layers import ROWS, make_layer
+
+    table = README[README.index("Weights by layer"):]
+    table = table[:table.index("\n\n", table.index("| layer | weights |"))]
+    rows = {line.split("|")[1].strip().strip("`"): line for line in table.splitlines() if line.startswith("| `")}
+    for type_name, cases in ROWS.items():
+        names = set()
+        for params, shape in cases:
+            layer, _ = make_layer(type_name, params, shape, "reference")
+            names |= {spec.name for spec in layer.weight_specs}
+        if not names:
+            assert type_name not in rows, f"{type_name} has no weights but a row"
+            continue
+        assert type_name in rows, f"README's weight table has no row for {type_name}"
+        for name in names:
+            assert f"`{name}`" in rows[type_name], f"{type_name}'s row does not name {name}"
