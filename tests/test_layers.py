@@ -12,6 +12,7 @@ from gradcheck import assert_grad_close, numeric_grad
 
 from kerascli.config.loader import LoadedConfig
 from kerascli.config.params import Checker, common_params
+from kerascli.graph.layer import ShapeError
 from kerascli.ops import get_ops
 from kerascli.ops.algorithms import conv as conv_algorithms
 from kerascli.registry import INITIALIZERS, LAYERS, load_builtins
@@ -439,3 +440,8 @@ def test_dot_and_additive_attention_match_keras(type_name, params, shape, rng):
     theirs.set_weights([np.asarray(layer.params[s.name]) for s in layer.weight_specs])
     out = keras.ops.convert_to_numpy(theirs(xs, use_causal_mask=causal))
     np.testing.assert_allclose(layer.forward(xs, False), out, rtol=1e-5, atol=1e-6)
+
+
+def test_embedding_refuses_mask_zero_rather_than_ignoring_it():
+    with pytest.raises(ShapeError, match="mask_zero: true is not supported yet"):
+        make_layer("Embedding", {"input_dim": 4, "output_dim": 2, "mask_zero": True}, (3,), "cpu")

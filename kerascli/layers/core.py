@@ -296,11 +296,13 @@ class Embedding(Layer):
         "embeddings_initializer": Param("typed", "random_uniform", choices=INITIALIZERS),  # Keras: "uniform"
         "embeddings_regularizer": regularizer_param(),
         "embeddings_constraint": constraint_param(),
-        "mask_zero": Param("bool", False, doc="id 0 is padding: later layers that take masks skip it"),
+        "mask_zero": Param("bool", False, doc="only false: masks are not propagated yet"),
     }
 
     def build(self, input_shape):
         c = self.config
+        if c["mask_zero"]:  # refused rather than ignored: the layers after it would treat padding as data
+            raise ShapeError("mask_zero: true is not supported yet (masks are not passed to later layers)")
         self.add_weight("embeddings", (c["input_dim"], c["output_dim"]), c["embeddings_initializer"],
                         regularizer=c["embeddings_regularizer"], constraint=c["embeddings_constraint"])
         return tuple(input_shape) + (c["output_dim"],)
