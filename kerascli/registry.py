@@ -187,6 +187,7 @@ LAYERS = Registry("layer type", (
     ("SimpleRNN", "kerascli.layers.recurrent:SimpleRNN"),
     ("LSTM", "kerascli.layers.recurrent:LSTM"),
     ("GRU", "kerascli.layers.recurrent:GRU"),
+    ("Bidirectional", "kerascli.layers.recurrent:Bidirectional"),
     ("MultiHeadAttention", "kerascli.layers.attention:MultiHeadAttention"),
     ("Attention", "kerascli.layers.attention:Attention"),
     ("AdditiveAttention", "kerascli.layers.attention:AdditiveAttention"),

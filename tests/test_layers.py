@@ -101,6 +101,11 @@ ROWS = {
                   ({"score_mode": "concat", "use_scale": True, "dropout": 0.3}, [(2, 3), (4, 3), (4, 3)]),
                   ({"score_mode": "concat"}, [(3, 2), (2, 2)])],
     "AdditiveAttention": [({}, [(3, 4), (5, 4)]), ({"use_scale": False, "use_causal_mask": True}, [(3, 2), (3, 2)])],
+    "Bidirectional": [({"layer": {"type": "LSTM", "units": 2}}, (3, 2)),
+                      ({"layer": {"type": "GRU", "units": 2, "return_sequences": True}, "merge_mode": "sum"}, (4, 3)),
+                      ({"layer": {"type": "SimpleRNN", "units": 3, "return_sequences": True}, "merge_mode": "mul"},
+                       (3, 2)),
+                      ({"layer": {"type": "LSTM", "units": 2}, "merge_mode": "ave"}, (3, 2))],
     "ReLU": [({}, (4,)), ({"max_value": 1.0, "negative_slope": 0.1, "threshold": 0.5}, (2, 3))],
     "LeakyReLU": [({}, (5,)), ({"negative_slope": 0.05}, (2, 2))],
     "PReLU": [({}, (4,)), ({"shared_axes": [1, 2]}, (3, 2, 2))],
@@ -445,3 +450,47 @@ def test_dot_and_additive_attention_match_keras(type_name, params, shape, rng):
 def test_embedding_refuses_mask_zero_rather_than_ignoring_it():
     with pytest.raises(ShapeError, match="mask_zero: true is not supported yet"):
         make_layer("Embedding", {"input_dim": 4, "output_dim": 2, "mask_zero": True}, (3,), "cpu")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("params,shape", [c.values[1:] for c in cases() if c.values[0] == "Bidirectional"])
+def test_bidirectional_matches_keras(params, shape, rng):
+    """Keras' Bidirectional around the same recurrent layer, given our weights (forward half's, then the
+    backward half's, as Keras orders them), gives our outputs."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    layer, _ = make_layer("Bidirectional", params, shape, "cpu")
+    inner = dict(params["layer"])
+    theirs = keras.layers.Bidirectional(getattr(keras.layers, inner.pop("type"))(**inner),
+                                        merge_mode=params.get("merge_mode", "concat"))
+    x = inputs_for(shape, rng)
+    theirs(x)
+    names = [f"{w.path}" for w in theirs.weights]
+    assert [tuple(w.shape) for w in theirs.weights] == [s.shape for s in layer.weight_specs], names
+    theirs.set_weights([layer.params[s.name] for s in layer.weight_specs])
+    np.testing.assert_allclose(layer.forward(x, False), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("inner,needle", [
+    ("{type: Dense, units: 3}", "Bidirectional wraps SimpleRNN, LSTM or GRU, got Dense"),
+    ("{type: LSTM, units: 3, activation: softmax}", "layer: activation: softmax cannot be a recurrent cell's"),
+    ("{type: LSTM, unitz: 3}", "unknown key 'unitz'"),
+    ("LSTM", "LSTM needs its arguments"),
+])
+def test_bidirectional_config_errors_name_the_wrapped_layer(inner, needle):
+    from test_config import error_of
+
+    text = f"""
+name: bi
+data: {{dataset: synthetic_sequences, samples: 40, steps: 5, features: 2}}
+model:
+  input_shape: [5, 2]
+  layers:
+    - {{type: Bidirectional, layer: {inner}}}
+    - {{type: Dense, units: 3, activation: softmax}}
+compile: {{optimizer: adam, loss: sparse_categorical_crossentropy}}
+"""
+    message = error_of(text)
+    assert needle in message and "model.layers[0]" in message
