@@ -106,6 +106,8 @@ ROWS = {
                       ({"layer": {"type": "SimpleRNN", "units": 3, "return_sequences": True}, "merge_mode": "mul"},
                        (3, 2)),
                       ({"layer": {"type": "LSTM", "units": 2}, "merge_mode": "ave"}, (3, 2))],
+    "TimeDistributed": [({"layer": {"type": "Dense", "units": 3, "activation": "tanh"}}, (4, 2)),
+                        ({"layer": {"type": "Conv2D", "filters": 2, "kernel_size": 2}}, (3, 4, 4, 1))],
     "ReLU": [({}, (4,)), ({"max_value": 1.0, "negative_slope": 0.1, "threshold": 0.5}, (2, 3))],
     "LeakyReLU": [({}, (5,)), ({"negative_slope": 0.05}, (2, 2))],
     "PReLU": [({}, (4,)), ({"shared_axes": [1, 2]}, (3, 2, 2))],
@@ -494,3 +496,19 @@ compile: {{optimizer: adam, loss: sparse_categorical_crossentropy}}
 """
     message = error_of(text)
     assert needle in message and "model.layers[0]" in message
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("params,shape", [c.values[1:] for c in cases() if c.values[0] == "TimeDistributed"])
+def test_time_distributed_matches_keras(params, shape, rng):
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    layer, _ = make_layer("TimeDistributed", params, shape, "cpu")
+    inner = dict(params["layer"])
+    theirs = keras.layers.TimeDistributed(getattr(keras.layers, inner.pop("type"))(**inner))
+    x = inputs_for(shape, rng)
+    theirs(x)
+    theirs.set_weights([layer.params[s.name] for s in layer.weight_specs])
+    np.testing.assert_allclose(layer.forward(x, False), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-5, atol=1e-6)

@@ -67,4 +67,6 @@ def test_the_weight_table_lists_every_layer_with_weights():
         for name in names:
             if type_name == "Bidirectional":  # forward_lstm/kernel ...: documented as forward_<layer>/...
                 name = name.split("_")[0] + "_<layer>/..."
+            if type_name == "TimeDistributed":  # dense/kernel, conv2d/bias ...: documented as <layer>/...
+                name = "<layer>/..."
             assert f"`{name}`" in rows[type_name], f"{type_name}'s row does not name {name}"

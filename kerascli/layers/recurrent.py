@@ -26,7 +26,7 @@ from kerascli.graph.layer import Layer, ShapeError
 from kerascli.initializers import Initializer
 from kerascli.initializers import make as make_initializer
 from kerascli.ops.contract import LINEAR, activation
-from kerascli.registry import ACTIVATIONS, INITIALIZERS, LAYERS
+from kerascli.registry import ACTIVATIONS, INITIALIZERS
 
 
 def _rnn_params(**extra) -> dict:
@@ -360,85 +360,3 @@ class GRU(_Recurrent):
             self.grads["bias"][...] = grad
 
 
-
-class Bidirectional(Layer):
-    """A recurrent layer run forwards and backwards over the sequence, the two outputs merged
-    (``merge_mode``: concat, sum, mul, ave). ``layer`` is the recurrent layer's config
-    (``{type: LSTM, units: 32, ...}``); its weights are ``forward_lstm/...`` and ``backward_lstm/...``,
-    as Keras names them."""
-
-    PARAMS = {
-        "layer": Param("typed", choices=LAYERS, doc="the recurrent layer: {type: LSTM | GRU | SimpleRNN, ...}"),
-        "merge_mode": Param("str", "concat", choices=("concat", "sum", "mul", "ave")),
-    }
-    batch_parallel = True
-
-    @classmethod
-    def resolve_params(cls, params, error):
-        inner = params["layer"]
-        kind = inner["type"] if isinstance(inner, dict) else inner
-        if not isinstance(LAYERS.get(kind), type) or not issubclass(LAYERS.get(kind), _Recurrent):
-            raise error("layer", f"Bidirectional wraps SimpleRNN, LSTM or GRU, got {kind}")
-        if not isinstance(inner, dict):
-            raise error("layer", f"{kind} needs its arguments: {{type: {kind}, units: ...}}")
-        rest = LAYERS.get(kind).resolve_params({k: v for k, v in inner.items() if k != "type"},
-                                               lambda key, message: error("layer", f"{key}: {message}"))
-        params["layer"] = {"type": kind, **rest}
-        return params
-
-    def build(self, input_shape):
-        inner = dict(self.config["layer"])
-        cls = LAYERS.get(inner.pop("type"))
-        base = cls.__name__.lower()
-        self._halves = []
-        for direction, backwards in (("forward", inner["go_backwards"]), ("backward", not inner["go_backwards"])):
-            half = cls(f"{direction}_{base}", {**inner, "go_backwards": backwards})
-            half.input_shape = tuple(input_shape)
-            half.output_shape = tuple(half.setup(half.input_shape))
-            for spec in half.weight_specs:
-                self.add_weight(f"{half.name}/{spec.name}", spec.shape, spec.initializer, spec.trainable,
-                                spec.regularizer, spec.constraint)
-            self._halves.append(half)
-        shape = self._halves[0].output_shape
-        return shape[:-1] + (2 * shape[-1],) if self.config["merge_mode"] == "concat" else shape
-
-    def _wire(self, half):
-        """The half sees its weights as views of this layer's, under its own names."""
-        prefix = half.name + "/"
-        half.params = {k[len(prefix):]: v for k, v in self.params.items() if k.startswith(prefix)}
-        half.grads = {k[len(prefix):]: v for k, v in self.grads.items() if k.startswith(prefix)}
-        half.ops, half.dtype, half.rng, half.need_input_grad = self.ops, self.dtype, self.rng, self.need_input_grad
-
-    def forward(self, x, training):
-        outs = []
-        for half in self._halves:
-            self._wire(half)
-            outs.append(half.forward(x, training))
-        forward, backward = outs
-        if self._halves[0].config["return_sequences"]:  # the backward half's steps back in time order
-            backward = self.ops.reverse_time(backward)
-        self._outs = forward, backward
-        mode = self.config["merge_mode"]
-        if mode == "concat":
-            return self.ops.concatenate([forward, backward], -1)
-        if mode == "sum":
-            return forward + backward
-        if mode == "mul":
-            return forward * backward
-        return (forward + backward) * 0.5
-
-    def backward(self, dy):
-        forward, backward = self._outs
-        mode = self.config["merge_mode"]
-        if mode == "concat":
-            d_forward, d_backward = self.ops.split(dy, [forward.shape[-1], backward.shape[-1]], -1)
-        elif mode == "sum":
-            d_forward, d_backward = dy, dy
-        elif mode == "mul":
-            d_forward, d_backward = dy * backward, dy * forward
-        else:
-            d_forward = d_backward = dy * 0.5
-        if self._halves[0].config["return_sequences"]:
-            d_backward = self.ops.reverse_time(d_backward)
-        dxs = [half.backward(d) for half, d in zip(self._halves, (d_forward, d_backward))]
-        return None if dxs[0] is None else dxs[0] + dxs[1]

@@ -1,0 +1,143 @@
+"""Wrappers: layers that run another layer, given as its config (``layer: {type: LSTM, units: 32}``). The
+inner layer's weights are this layer's, under the inner layer's path (``bidirectional/forward_lstm/kernel``,
+``time_distributed/dense/kernel``)."""
+
+from __future__ import annotations
+
+from kerascli.config.params import Param
+from kerascli.graph.layer import Layer, ShapeError
+from kerascli.layers.recurrent import _Recurrent
+from kerascli.registry import LAYERS
+
+
+class Wrapper(Layer):
+    WRAPS = "a layer"
+
+    @classmethod
+    def accepts(cls, layer_class) -> bool:
+        return True
+
+    @classmethod
+    def resolve_params(cls, params, error):
+        inner = params["layer"]
+        kind = inner["type"] if isinstance(inner, dict) else inner
+        layer_class = LAYERS.get(kind)
+        if not isinstance(layer_class, type) or not cls.accepts(layer_class):
+            raise error("layer", f"{cls.type_name} wraps {cls.WRAPS}, got {kind}")
+        if not isinstance(inner, dict):
+            raise error("layer", f"{kind} needs its arguments: {{type: {kind}, ...}}")
+        rest = layer_class.resolve_params({k: v for k, v in inner.items() if k != "type"},
+                                          lambda key, message: error("layer", f"{key}: {message}"))
+        params["layer"] = {"type": kind, **rest}
+        return params
+
+    def adopt(self, inner, input_shape):
+        """Build ``inner`` for ``input_shape`` and declare its weights as this layer's, under its name."""
+        inner.input_shape = input_shape
+        inner.output_shape = tuple(inner.setup(input_shape))
+        for spec in inner.weight_specs:
+            self.add_weight(f"{inner.name}/{spec.name}", spec.shape, spec.initializer, spec.trainable,
+                            spec.regularizer, spec.constraint)
+        return inner
+
+    def _wire(self, inner):
+        """The inner layer sees its weights as views of this layer's, under its own names."""
+        prefix = inner.name + "/"
+        inner.params = {k[len(prefix):]: v for k, v in self.params.items() if k.startswith(prefix)}
+        inner.grads = {k[len(prefix):]: v for k, v in self.grads.items() if k.startswith(prefix)}
+        inner.ops, inner.dtype, inner.rng, inner.need_input_grad = self.ops, self.dtype, self.rng, self.need_input_grad
+
+
+class Bidirectional(Wrapper):
+    """A recurrent layer run forwards and backwards over the sequence, the two outputs merged
+    (``merge_mode``: concat, sum, mul, ave). ``layer`` is the recurrent layer's config
+    (``{type: LSTM, units: 32, ...}``); its weights are ``forward_lstm/...`` and ``backward_lstm/...``,
+    as Keras names them."""
+
+    PARAMS = {
+        "layer": Param("typed", choices=LAYERS, doc="the recurrent layer: {type: LSTM | GRU | SimpleRNN, ...}"),
+        "merge_mode": Param("str", "concat", choices=("concat", "sum", "mul", "ave")),
+    }
+    batch_parallel = True
+
+    @classmethod
+    def accepts(cls, layer_class) -> bool:
+        return issubclass(layer_class, _Recurrent)
+
+    WRAPS = "SimpleRNN, LSTM or GRU"
+
+    def build(self, input_shape):
+        inner = dict(self.config["layer"])
+        cls = LAYERS.get(inner.pop("type"))
+        base = cls.__name__.lower()
+        self._halves = []
+        for direction, backwards in (("forward", inner["go_backwards"]), ("backward", not inner["go_backwards"])):
+            self._halves.append(self.adopt(cls(f"{direction}_{base}", {**inner, "go_backwards": backwards}),
+                                           tuple(input_shape)))
+        shape = self._halves[0].output_shape
+        return shape[:-1] + (2 * shape[-1],) if self.config["merge_mode"] == "concat" else shape
+
+    def forward(self, x, training):
+        outs = []
+        for half in self._halves:
+            self._wire(half)
+            outs.append(half.forward(x, training))
+        forward, backward = outs
+        if self._halves[0].config["return_sequences"]:  # the backward half's steps back in time order
+            backward = self.ops.reverse_time(backward)
+        self._outs = forward, backward
+        mode = self.config["merge_mode"]
+        if mode == "concat":
+            return self.ops.concatenate([forward, backward], -1)
+        if mode == "sum":
+            return forward + backward
+        if mode == "mul":
+            return forward * backward
+        return (forward + backward) * 0.5
+
+    def backward(self, dy):
+        forward, backward = self._outs
+        mode = self.config["merge_mode"]
+        if mode == "concat":
+            d_forward, d_backward = self.ops.split(dy, [forward.shape[-1], backward.shape[-1]], -1)
+        elif mode == "sum":
+            d_forward, d_backward = dy, dy
+        elif mode == "mul":
+            d_forward, d_backward = dy * backward, dy * forward
+        else:
+            d_forward = d_backward = dy * 0.5
+        if self._halves[0].config["return_sequences"]:
+            d_backward = self.ops.reverse_time(d_backward)
+        dxs = [half.backward(d) for half, d in zip(self._halves, (d_forward, d_backward))]
+        return None if dxs[0] is None else dxs[0] + dxs[1]
+
+
+class TimeDistributed(Wrapper):
+    """The same layer applied to every step of a sequence: (steps, ...) -> (steps, the layer's output)."""
+
+    PARAMS = {"layer": Param("typed", choices=LAYERS, doc="the layer applied to each step: {type: Dense, ...}")}
+    WRAPS = "a layer with one input"
+
+    @classmethod
+    def accepts(cls, layer_class) -> bool:
+        return layer_class.n_inputs == 1
+
+    def build(self, input_shape):
+        if len(input_shape) < 2:
+            raise ShapeError(f"expects sequences (steps, ...), got {tuple(input_shape)}")
+        inner = dict(self.config["layer"])
+        cls = LAYERS.get(inner.pop("type"))
+        self._inner = self.adopt(cls(cls.__name__.lower(), inner), tuple(input_shape[1:]))
+        self._steps = input_shape[0]
+        return (self._steps,) + self._inner.output_shape
+
+    def forward(self, x, training):
+        self._wire(self._inner)
+        n = len(x)
+        y = self._inner.forward(x.reshape((n * self._steps,) + x.shape[2:]), training)
+        return y.reshape((n, self._steps) + y.shape[1:])
+
+    def backward(self, dy):
+        n = len(dy)
+        dx = self._inner.backward(dy.reshape((n * self._steps,) + dy.shape[2:]))
+        return None if dx is None else dx.reshape((n, self._steps) + dx.shape[1:])
