@@ -174,7 +174,6 @@ class Model:
     def host_buffers(self) -> dict[str, np.ndarray]:
         return {"param": self.ops.to_host(self.param_buffer), "state": self.ops.to_host(self.state_buffer)}
 
-    # ------------------------------------------------------------- running
     # ------------------------------------------------------------- regularization and constraints
     @property
     def has_regularization(self) -> bool:
@@ -228,8 +227,8 @@ class Model:
         for node in reversed(self.nodes):
             layer = node.layer
             dy = grads.pop(layer.name, None)
-            if dy is None or not (layer.need_input_grad or any(w.trainable for w in layer.weight_specs)):
-                continue  # nothing before it learns, and it learns nothing (a frozen base): no work at all
+            if dy is None or not self._grad_flows[layer.name]:
+                continue  # nothing at or before it learns (a frozen base): no work at all
             if layer.name in self._activity_outputs:
                 y = self._activity_outputs[layer.name]
                 dy = dy + layer.activity_regularizer.gradient(y) / len(y)

@@ -93,8 +93,7 @@ class MultiHeadAttention(Layer):
         if training and rate > 0:
             heads = self._dims[0]
             shape = (len(query), heads, query.shape[1], value.shape[1])
-            keep = self.ops.dropout(self.ops.full(shape, 1.0, query.dtype),
-                                    self.ops.uniform(self.rng, shape, query.dtype), rate)
+            keep = self.ops.dropout_mask(self.rng, shape, query.dtype, rate)
         self._keep = keep
         self._o, self._used, self._weights = self.ops.attention_forward(self._q, self._k, self._v,
                                                                         self.config["use_causal_mask"], keep)
@@ -173,8 +172,7 @@ class Attention(Layer):
         self._keep = None
         if training and rate > 0:
             shape = (len(query), query.shape[1], value.shape[1])
-            self._keep = self.ops.dropout(self.ops.full(shape, 1.0, query.dtype),
-                                          self.ops.uniform(self.rng, shape, query.dtype), rate)
+            self._keep = self.ops.dropout_mask(self.rng, shape, query.dtype, rate)
         out, self._cache = self.ops.scored_attention_forward(query, key, value, self.mode(),
                                                              *self._scale_weight(), self.config["use_causal_mask"],
                                                              self._keep)

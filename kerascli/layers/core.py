@@ -112,8 +112,7 @@ class SpatialDropout1D(Dropout):
         if not training or rate == 0.0:
             return x
         shape = (len(x),) + (1,) * (x.ndim - 2) + (x.shape[-1],)
-        self._mask = self.ops.dropout(self.ops.full(shape, 1.0, x.dtype), self.ops.uniform(self.rng, shape, x.dtype),
-                                      rate)
+        self._mask = self.ops.dropout_mask(self.rng, shape, x.dtype, rate)
         return self.ops.scale_by(x, self._mask)
 
     def backward(self, dy):

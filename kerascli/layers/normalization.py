@@ -48,12 +48,9 @@ class BatchNormalization(Layer):
         self.add_weight("moving_variance", (self.channels,), c["moving_variance_initializer"], trainable=False)
         return tuple(input_shape)
 
-    def _gamma_beta(self, dtype):
-        return _gamma_beta(self, self.channels, dtype)
-
     def forward(self, x, training):
         x2, self._moved = self._axes.rows(self.ops, x)
-        gamma, beta = self._gamma_beta(x.dtype)
+        gamma, beta = _gamma_beta(self, self.channels, x.dtype)
         eps = self.config["epsilon"]
         self._frozen = training and not self.trainable
         self._gamma = gamma

@@ -111,9 +111,8 @@ class _Recurrent(Layer):
         for rate, width, name in ((c["dropout"], self.features, "input_mask"),
                                   (c["recurrent_dropout"], self.units, "state_mask")):
             if training and rate > 0:
-                ones = ops.full((n, width), 1.0, dtype)
-                masks.append(ops.dropout(ones, ops.uniform(self.rng, (n, width), dtype,
-                                                            out=self.workspace(name, (n, width))), rate))
+                masks.append(ops.dropout_mask(self.rng, (n, width), dtype, rate,
+                                              out=self.workspace(name, (n, width))))
             else:
                 masks.append(None)
         return masks

@@ -193,6 +193,12 @@ def gather_rows(ops, table, ids):
 
 
 
+def dropout_mask(ops, rng, shape, dtype, rate, out=None):
+    """A scaled keep mask: each value 0 with probability ``rate``, else 1 / (1 - rate) (``out``: where the
+    uniform draws go)."""
+    return ops.dropout(ops.full(shape, 1.0, dtype), ops.uniform(rng, shape, dtype, out=out), rate)
+
+
 def normal(ops, rng, shape, dtype, mean=0.0, stddev=1.0):
     """Normal draws from ``rng`` (a numpy Generator whose state checkpoints record)."""
     return rng.normal(mean, stddev, size=shape).astype(dtype)

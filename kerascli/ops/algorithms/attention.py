@@ -15,17 +15,30 @@ from kerascli.ops.contract import SOFTMAX
 MASKED = -1e9  # added to the scores of masked positions before the softmax (as Keras' softmax with a mask)
 
 
+def _masked_softmax(ops, scores, causal: bool, dtype):
+    """softmax over the last axis of ``scores`` (any leading axes), each query step kept from later steps
+    with ``causal``; through the softmax kernels."""
+    if causal:
+        scores = scores + np.triu(np.full(scores.shape[-2:], MASKED, scores.dtype), 1)
+    rows = np.ascontiguousarray(scores, dtype=dtype).reshape(-1, scores.shape[-1])
+    return ops.bias_activation_forward(rows, ops.no_bias(dtype), SOFTMAX, np.empty_like(rows)).reshape(scores.shape)
+
+
+def _softmax_backward(ops, dweights, weights, keep):
+    """The scores' gradient from the (dropped-out, when ``keep``) weights' gradient."""
+    if keep is not None:
+        dweights = dweights * keep
+    rows = np.ascontiguousarray(dweights, dtype=weights.dtype).reshape(-1, weights.shape[-1])
+    return ops.bias_activation_backward(rows, np.ascontiguousarray(weights).reshape(rows.shape), SOFTMAX,
+                                        np.empty_like(rows))[0].reshape(weights.shape)
+
+
 def attention_forward(ops, q, k, v, causal: bool, keep):
     """(output (B, Tq, H, dv), the attention weights after dropout, before it). ``keep`` is the dropout's
     scaled keep mask (B, H, Tq, Tv), or None."""
     scale = 1.0 / math.sqrt(q.shape[-1])
     scores = np.matmul(q.transpose(0, 2, 1, 3), k.transpose(0, 2, 3, 1)) * scale
-    if causal:
-        tq, tv = scores.shape[-2:]
-        scores = scores + np.triu(np.full((tq, tv), MASKED, scores.dtype), 1)
-    rows = np.ascontiguousarray(scores, dtype=q.dtype).reshape(-1, scores.shape[-1])
-    weights = ops.bias_activation_forward(rows, ops.no_bias(q.dtype), SOFTMAX, np.empty_like(rows))
-    weights = weights.reshape(scores.shape)
+    weights = _masked_softmax(ops, scores, causal, q.dtype)
     used = weights if keep is None else weights * keep
     out = np.matmul(used, v.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     return np.ascontiguousarray(out, dtype=q.dtype), used, weights
@@ -35,22 +48,12 @@ def attention_backward(ops, dout, q, k, v, used, weights, keep):
     """(dq, dk, dv) for attention_forward, from the gradient of its output."""
     d = dout.transpose(0, 2, 1, 3)  # (B, H, Tq, dv)
     dv = np.matmul(used.transpose(0, 1, 3, 2), d).transpose(0, 2, 1, 3)
-    dused = np.matmul(d, v.transpose(0, 2, 3, 1))
-    dweights = dused if keep is None else dused * keep
-    rows = np.ascontiguousarray(dweights, dtype=q.dtype).reshape(-1, weights.shape[-1])
-    dscores = ops.bias_activation_backward(rows, np.ascontiguousarray(weights).reshape(rows.shape), SOFTMAX,
-                                           np.empty_like(rows))[0].reshape(weights.shape)
-    dscores = dscores / math.sqrt(q.shape[-1])
+    dscores = _softmax_backward(ops, np.matmul(d, v.transpose(0, 2, 3, 1)), weights, keep) / math.sqrt(q.shape[-1])
     dq = np.matmul(dscores, k.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     dk = np.matmul(dscores.transpose(0, 1, 3, 2), q.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     dt = q.dtype
     return (np.ascontiguousarray(dq, dtype=dt), np.ascontiguousarray(dk, dtype=dt),
             np.ascontiguousarray(dv, dtype=dt))
-
-
-def _softmax_rows(ops, scores, dtype):
-    rows = np.ascontiguousarray(scores, dtype=dtype).reshape(-1, scores.shape[-1])
-    return ops.bias_activation_forward(rows, ops.no_bias(dtype), SOFTMAX, np.empty_like(rows)).reshape(scores.shape)
 
 
 def scored_attention_forward(ops, q, k, v, mode: str, scale, weight, causal: bool, keep):
@@ -70,9 +73,7 @@ def scored_attention_forward(ops, q, k, v, mode: str, scale, weight, causal: boo
         tanh = np.tanh(q[:, :, None, :] + k[:, None, :, :])
         raw = None
         scores = (tanh * scale).sum(axis=-1) if scale is not None else tanh.sum(axis=-1)
-    if causal:
-        scores = scores + np.triu(np.full(scores.shape[-2:], MASKED, scores.dtype), 1)
-    weights = _softmax_rows(ops, scores, q.dtype)
+    weights = _masked_softmax(ops, scores, causal, q.dtype)
     used = weights if keep is None else weights * keep
     out = np.matmul(used, v).astype(q.dtype)
     return out, (raw, tanh, weights, used)
@@ -82,10 +83,7 @@ def scored_attention_backward(ops, dout, q, k, v, mode: str, scale, weight, keep
     """(dq, dk, dv, d scale or None, d weight or None) for scored_attention_forward."""
     raw, tanh, weights, used = cache
     dv = np.matmul(used.transpose(0, 2, 1), dout)
-    dweights = np.matmul(dout, v.transpose(0, 2, 1))
-    if keep is not None:
-        dweights = dweights * keep
-    dscores = weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True))
+    dscores = _softmax_backward(ops, np.matmul(dout, v.transpose(0, 2, 1)), weights, keep)
     dscale = dweight = None
     if mode == "dot":
         if scale is not None:

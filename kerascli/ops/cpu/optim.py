@@ -15,6 +15,19 @@ from kerascli.ops.cpu.jit import opts
 TINY = np.float32(1e-30)
 
 
+@njit(inline="always", **opts)
+def _moments(m, v, i, g, one_minus_beta_1, one_minus_beta_2):
+    """Adam's first and second moments of parameter i moved toward g and g * g, flushed below TINY, stored
+    and returned."""
+    mi = m[i] + (g - m[i]) * one_minus_beta_1
+    vi = v[i] + (g * g - v[i]) * one_minus_beta_2
+    mi *= np.float32(abs(mi) >= TINY)  # a multiply, not a branch: it vectorises
+    vi *= np.float32(vi >= TINY)
+    m[i] = mi
+    v[i] = vi
+    return mi, vi
+
+
 @njit(**opts)
 def sgd_update(param, grad, velocity, lr, momentum, nesterov):
     if momentum == 0:
@@ -35,26 +48,14 @@ def sgd_update(param, grad, velocity, lr, momentum, nesterov):
 def adam_update(param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
     # scalars arrive in the parameters' dtype, so float32 stays float32 and vectorises
     for i in range(param.size):
-        g = grad[i]
-        mi = m[i] + (g - m[i]) * one_minus_beta_1
-        vi = v[i] + (g * g - v[i]) * one_minus_beta_2
-        mi *= np.float32(abs(mi) >= TINY)  # a multiply, not a branch: it vectorises
-        vi *= np.float32(vi >= TINY)
-        m[i] = mi
-        v[i] = vi
+        mi, vi = _moments(m, v, i, grad[i], one_minus_beta_1, one_minus_beta_2)
         param[i] -= alpha * mi / (np.sqrt(vi) + epsilon)
 
 
 @njit(**opts)
 def adam_amsgrad_update(param, grad, m, v, v_hat, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
     for i in range(param.size):
-        g = grad[i]
-        mi = m[i] + (g - m[i]) * one_minus_beta_1
-        vi = v[i] + (g * g - v[i]) * one_minus_beta_2
-        mi *= np.float32(abs(mi) >= TINY)
-        vi *= np.float32(vi >= TINY)
-        m[i] = mi
-        v[i] = vi
+        mi, vi = _moments(m, v, i, grad[i], one_minus_beta_1, one_minus_beta_2)
         vh = max(v_hat[i], vi)
         v_hat[i] = vh
         param[i] -= alpha * mi / (np.sqrt(vh) + epsilon)
@@ -114,12 +115,7 @@ def adamax_update(param, grad, m, u, lr_t, one_minus_beta_1, beta_2, epsilon):
 def nadam_update(param, grad, m, v, lr, one_minus_beta_1, one_minus_beta_2, epsilon, m_coef, g_coef, v_coef):
     for i in range(param.size):
         g = grad[i]
-        mi = m[i] + (g - m[i]) * one_minus_beta_1
-        vi = v[i] + (g * g - v[i]) * one_minus_beta_2
-        mi *= np.float32(abs(mi) >= TINY)
-        vi *= np.float32(vi >= TINY)
-        m[i] = mi
-        v[i] = vi
+        mi, vi = _moments(m, v, i, g, one_minus_beta_1, one_minus_beta_2)
         param[i] -= (mi * m_coef + g * g_coef) * lr / (np.sqrt(vi * v_coef) + epsilon)
 
 

@@ -12,6 +12,21 @@ from kerascli.ops.cuda.launch import CACHE, block_total, blocks, scratch
 TINY = 1e-30  # slots below this are flushed to zero, as in the other backends
 
 
+@cuda.jit(device=True)
+def _moments(m, v, i, g, one_minus_beta_1, one_minus_beta_2):
+    """Adam's first and second moments of parameter i moved toward g and g * g, flushed below TINY, stored
+    and returned."""
+    mi = m[i] + (g - m[i]) * one_minus_beta_1
+    vi = v[i] + (g * g - v[i]) * one_minus_beta_2
+    if abs(mi) < TINY:
+        mi = mi - mi  # zero in the parameters' type
+    if vi < TINY:
+        vi = vi - vi
+    m[i] = mi
+    v[i] = vi
+    return mi, vi
+
+
 @cuda.jit(**CACHE)
 def _sgd(param, grad, velocity, lr, momentum, nesterov):
     i = cuda.grid(1)
@@ -38,15 +53,7 @@ def sgd_update(param, grad, velocity, lr, momentum, nesterov):
 def _adam(param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
     i = cuda.grid(1)
     if i < param.size:
-        g = grad[i]
-        mi = m[i] + (g - m[i]) * one_minus_beta_1
-        vi = v[i] + (g * g - v[i]) * one_minus_beta_2
-        if abs(mi) < TINY:
-            mi = mi - mi  # zero in the parameters' type
-        if vi < TINY:
-            vi = vi - vi
-        m[i] = mi
-        v[i] = vi
+        mi, vi = _moments(m, v, i, grad[i], one_minus_beta_1, one_minus_beta_2)
         param[i] -= alpha * mi / (math.sqrt(vi) + epsilon)
 
 
@@ -59,15 +66,7 @@ def adam_update(param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2, ep
 def _adam_amsgrad(param, grad, m, v, v_hat, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
     i = cuda.grid(1)
     if i < param.size:
-        g = grad[i]
-        mi = m[i] + (g - m[i]) * one_minus_beta_1
-        vi = v[i] + (g * g - v[i]) * one_minus_beta_2
-        if abs(mi) < TINY:
-            mi = mi - mi
-        if vi < TINY:
-            vi = vi - vi
-        m[i] = mi
-        v[i] = vi
+        mi, vi = _moments(m, v, i, grad[i], one_minus_beta_1, one_minus_beta_2)
         vh = max(v_hat[i], vi)
         v_hat[i] = vh
         param[i] -= alpha * mi / (math.sqrt(vh) + epsilon)
@@ -163,14 +162,7 @@ def _nadam(param, grad, m, v, lr, one_minus_beta_1, one_minus_beta_2, epsilon, m
     i = cuda.grid(1)
     if i < param.size:
         g = grad[i]
-        mi = m[i] + (g - m[i]) * one_minus_beta_1
-        vi = v[i] + (g * g - v[i]) * one_minus_beta_2
-        if abs(mi) < TINY:
-            mi = mi - mi
-        if vi < TINY:
-            vi = vi - vi
-        m[i] = mi
-        v[i] = vi
+        mi, vi = _moments(m, v, i, g, one_minus_beta_1, one_minus_beta_2)
         param[i] -= (mi * m_coef + g * g_coef) * lr / (math.sqrt(vi * v_coef) + epsilon)
 
 
