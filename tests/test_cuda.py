@@ -384,3 +384,50 @@ def test_a_layer_moving_an_axis_is_refused_on_the_device():
 
     reason = get_ops("cuda").unsupported(Model, Objective)
     assert reason and "an axis other than the last" in reason and "'layer'" in reason
+
+
+@needs_cuda
+@pytest.mark.skipif(SIMULATED, reason="the simulator has no driver launch to shorten")
+def test_kernels_launch_by_the_short_path_with_numba_cudas_results():
+    """The short launch path (kerascli.ops.cuda.kernel) is learned on a kernel's first launch of a signature
+    and taken after it; results match numba.cuda's own launch, for arrays, views and every number kind."""
+    from numba import cuda
+
+    from kerascli.ops.cuda import kernel as kmod
+    from kerascli.ops.cuda.kernel import kernel
+
+    @kernel
+    def axpy(x, a, shift, flag, out):
+        i = cuda.grid(1)
+        if i < out.size:
+            v = a * x[i] + shift
+            out[i] = -v if flag else v
+
+    x = np.arange(300, dtype=np.float32)
+    out = cuda.device_array(300, np.float32)
+    for a, shift, flag in ((2, 0.5, False), (3, -1.0, True), (np.float32(0.25), np.int32(4), False)):
+        axpy[2, 256](cuda.to_device(x), a, shift, flag, out)
+        np.testing.assert_allclose(out.copy_to_host(), (-1 if flag else 1) * (a * x + shift), rtol=1e-6)
+    assert axpy.short_path_signatures == 2  # (int, float, bool) learned once and reused; the numpy kinds
+    whole = cuda.to_device(np.arange(600, dtype=np.float32).reshape(2, 300))
+    axpy[2, 256](whole[1], 1, 0.0, False, out)  # a row view: its own pointer
+    np.testing.assert_array_equal(out.copy_to_host(), np.arange(300, 600, dtype=np.float32))
+    strided = cuda.to_device(np.arange(600, dtype=np.float32))[::2]  # not contiguous: numba.cuda's launch
+    axpy[2, 256](strided, 1, 0.0, False, out)
+    np.testing.assert_array_equal(out.copy_to_host(), np.arange(0, 600, 2, dtype=np.float32))
+    assert kmod._core_launch is not None
+
+
+@needs_cuda
+@pytest.mark.skipif(SIMULATED, reason="the simulator has no driver launch to shorten")
+def test_a_training_step_launches_its_kernels_by_the_short_path(tmp_path):
+    import gc
+
+    from kerascli.ops.cuda.kernel import Kernel
+
+    result = invoke("train", os.path.join(ROOT, "configs", "digits_mlp.yaml"), "--backend", "cuda",
+                    "--set", "train.epochs=1", "--runs-dir", tmp_path, "--quiet")
+    assert result.exit_code == 0, result.output
+    used = [k for k in gc.get_objects() if isinstance(k, Kernel) and k._signatures]
+    assert used and all(k.short_path_signatures for k in used), [k.__name__ for k in used
+                                                                 if not k.short_path_signatures]

@@ -8,14 +8,15 @@ from numba import cuda
 
 from kerascli.ops import scalar
 from kerascli.ops.contract import LOG_SOFTMAX, SOFTMAX
-from kerascli.ops.cuda.launch import CACHE, blocks, column_sums, output_for
+from kerascli.ops.cuda.kernel import kernel
+from kerascli.ops.cuda.launch import blocks, column_sums, output_for
 
 # The elementwise activations, from their one definition (kerascli.ops.scalar)
 _activation_value = cuda.jit(device=True)(scalar.activation_value)
 _activation_gradient = cuda.jit(device=True)(scalar.activation_gradient)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _bias_activation(z, bias, use_bias, act, out):
     i = cuda.grid(1)
     rows, cols = z.shape
@@ -28,7 +29,7 @@ def _bias_activation(z, bias, use_bias, act, out):
         out[r, c] = _activation_value(v, act)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _softmax_rows(z, bias, use_bias, log, out):
     """softmax of each row of z + bias, or its logarithm (``log``), one thread per row."""
     r = cuda.grid(1)
@@ -67,7 +68,7 @@ def bias_activation_inplace(z, bias, act):
     return _launch_bias_activation(z, bias, act, z)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _activation_gradient_kernel(dy, y, act, dz):
     i = cuda.grid(1)
     rows, cols = dy.shape
@@ -77,7 +78,7 @@ def _activation_gradient_kernel(dy, y, act, dz):
         dz[r, c] = _activation_gradient(dy[r, c], y[r, c], act)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _softmax_gradient(dy, y, log, dz):
     """Through softmax (or log_softmax: ``log``) from its output, one thread per row."""
     r = cuda.grid(1)

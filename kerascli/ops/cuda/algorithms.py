@@ -13,8 +13,8 @@ from numba import cuda
 from kerascli.ops.contract import LINEAR
 from kerascli.ops.cuda import activations as act_kernels
 from kerascli.ops.cuda.conv import col2im, im2col
+from kerascli.ops.cuda.kernel import kernel
 from kerascli.ops.cuda.launch import (
-    CACHE,
     accumulate_sum,
     as2d,
     blocks,
@@ -51,7 +51,7 @@ def dense_backward(ops, x2, kernel, dz, grad_kernel, dx):
     return dx
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _scale_shift(x, scale, offset, out):
     i = cuda.grid(1)
     rows, cols = x.shape
@@ -137,7 +137,7 @@ def optimizer_step(ops, kernel, arrays, scalars=()):
 
 
 # ---------------------------------------------------------------- class weights
-@cuda.jit(**CACHE)
+@kernel
 def _class_weights(t, table, out):
     i = cuda.grid(1)
     if i < out.size:
@@ -159,7 +159,7 @@ def class_weights(ops, t, table):
     return out
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _scale_rows(x, weights, out):
     i = cuda.grid(1)
     rows, cols = x.shape
@@ -177,7 +177,7 @@ def scale_rows(ops, x, weights):
 
 
 # ---------------------------------------------------------------- arrays
-@cuda.jit(**CACHE)
+@kernel
 def _add_into(out, x):
     i = cuda.grid(1)
     if i < out.size:
@@ -228,7 +228,7 @@ def split(ops, x, sizes, axis):
     return pieces
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _one_hot(labels, out):
     i = cuda.grid(1)
     rows, units = out.shape
@@ -253,7 +253,7 @@ def _mix(z):
     return z ^ (z >> np.uint64(31))
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _uniform(seed, out):
     i = cuda.grid(1)
     if i < out.size:
@@ -307,7 +307,7 @@ def total(ops, values):
     return DeviceSum(values)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _argmax_hits(pred, t, labels, sparse, hits):
     r = cuda.grid(1)
     rows, cols = pred.shape
@@ -338,7 +338,7 @@ def count_argmax_hits(ops, pred, labels):
     return DeviceSum(hits)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _threshold_agree(pred, t, threshold, out):
     r = cuda.grid(1)
     rows, cols = pred.shape
@@ -356,7 +356,7 @@ def mean_threshold_agree(ops, pred, t, threshold):
     return DeviceSum(out)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _row_mean_abs(pred, t, out):
     r = cuda.grid(1)
     rows, cols = pred.shape

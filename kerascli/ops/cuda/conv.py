@@ -13,8 +13,8 @@ from kerascli.ops.cuda.activations import (
     _launch_bias_activation,
 )
 from kerascli.ops.cuda.gemm import gemm
+from kerascli.ops.cuda.kernel import kernel
 from kerascli.ops.cuda.launch import (
-    CACHE,
     as2d,
     blocks,
     column_sums,
@@ -43,7 +43,7 @@ def _patch_value(x, row, col, kw, sh, sw, pad_top, pad_left, out_h, out_w):
     return 0
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     i = cuda.grid(1)
     rows, patch = out.shape
@@ -59,7 +59,7 @@ def im2col(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     return out
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _im2col_transposed(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     i = cuda.grid(1)
     patch, rows = out.shape
@@ -75,7 +75,7 @@ def im2col_transposed(x, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     return out
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _col2im(cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     i = cuda.grid(1)
     n, h, w, c = out.shape
@@ -134,7 +134,7 @@ def conv2d_direct_maxpool_backward(x, dy, pooled, arg, act, kh, kw, sh, sw, pad_
     return conv2d_direct_backward(x, d, d, LINEAR, kh, kw, sh, sw, pad_top, pad_left)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _nonzero_lists(dz, pixel, channel, value, count):
     """One thread walks ``dz`` in row-major order (the lists' order must be the reference's)."""
     if cuda.grid(1) == 0:
@@ -161,7 +161,7 @@ def activation_backward_nonzero(dy, y, act, pixel, channel, value):
     return int(count.copy_to_host()[0]), column_sums(dz, device_empty((dz.shape[1],), dz.dtype))
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _scatter_entries(pixel, channel, value, count, dz):
     i = cuda.grid(1)
     if i < count:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from kerascli.ops.cuda.launch import CACHE, blocks, device_empty
+from kerascli.ops.cuda.kernel import kernel
+from kerascli.ops.cuda.launch import blocks, device_empty
 from kerascli.ops.tuning import CUDA_RESIDENT_FRACTION
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _gather_rows(src, index, start, out):
     i = cuda.grid(1)
     rows, cols = out.shape

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from numba import cuda
 
-from kerascli.ops.cuda.launch import CACHE, as2d, blocks, output_for
+from kerascli.ops.cuda.kernel import kernel
+from kerascli.ops.cuda.launch import as2d, blocks, output_for
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _dropout(x, u, rate, out):
     i = cuda.grid(1)
     rows, cols = x.shape

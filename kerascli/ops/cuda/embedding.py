@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from numba import cuda
 
-from kerascli.ops.cuda.launch import CACHE, blocks
+from kerascli.ops.cuda.kernel import kernel
+from kerascli.ops.cuda.launch import blocks
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _scatter_add_rows(grad, ids, dy):
     i = cuda.grid(1)
     rows, width = grad.shape

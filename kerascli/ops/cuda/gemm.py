@@ -12,6 +12,7 @@ from collections import OrderedDict
 import numpy as np
 from numba import cuda, float32, float64
 
+from kerascli.ops.cuda.kernel import Kernel, kernel
 from kerascli.ops.cuda.launch import blocks, scratch
 from kerascli.ops.tuning import (
     CUDA_GEMM_SPLIT_BELOW_TILES,
@@ -30,7 +31,6 @@ PADDED = TILE + 1
 def _make_kernel(item):
     """The tiled kernel for one item type (the register and shared arrays need it at compile time)."""
 
-    @cuda.jit
     def gemm_kernel(a, b, c, trans_a, trans_b, accumulate, k_part, partial, split):
         """Block (x, y) computes output tile (y, x) over inner indices [z * k_part, (z + 1) * k_part) of
         blockIdx.z; with ``split`` it writes partial[z] (summed after), else c."""
@@ -90,10 +90,10 @@ def _make_kernel(item):
                         else:
                             c[gi, gj] = acc[i, j]
 
-    return gemm_kernel
+    return Kernel(cuda.jit(gemm_kernel))  # a closure over the item type: compiled per process, not cached
 
 
-@cuda.jit(cache=True)
+@kernel
 def _sum_parts(partial, c, accumulate):
     """c = (or +=) the sum over the first axis of ``partial``, in order."""
     i = cuda.grid(1)

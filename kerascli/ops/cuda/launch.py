@@ -12,11 +12,8 @@ import math
 import numpy as np
 from numba import cuda, float64
 
-from kerascli.ops import kernel_cache
+from kerascli.ops.cuda.kernel import kernel
 from kerascli.ops.tuning import CUDA_REDUCE_PART_ROWS, CUDA_REDUCE_PARTS, CUDA_THREADS
-
-kernel_cache.install_for_cuda()  # cached kernels keyed by every source under ops/ (kerascli.ops.kernel_cache)
-CACHE = {"cache": True}
 
 
 def blocks(n: int, threads: int = 0) -> tuple[int, int]:
@@ -77,7 +74,7 @@ def nhwc(i, h, w, c):
 
 
 # ---------------------------------------------------------------- elementwise plumbing
-@cuda.jit(**CACHE)
+@kernel
 def _fill(a, value):
     i = cuda.grid(1)
     if i < a.size:
@@ -92,7 +89,7 @@ def fill(a, value):
     return a
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _copy2d(src, dst):
     i = cuda.grid(1)
     cols = dst.shape[1]
@@ -120,7 +117,7 @@ def as2d(a):
 
 
 # ---------------------------------------------------------------- reductions
-@cuda.jit(**CACHE)
+@kernel
 def _column_partials(a, rows_per_part, partial):
     """partial[p, c] = sum of a[r, c] over the rows of part p. Blocks of 32 columns x 8 row lanes."""
     rows, cols = a.shape
@@ -142,7 +139,7 @@ def _column_partials(a, rows_per_part, partial):
         partial[p, c] = s
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _column_finish(partial, out, accumulate):
     c = cuda.grid(1)
     if c < out.size:
@@ -184,7 +181,7 @@ def block_total(tree, t):
     return tree[0]
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _accumulate_sum(values, acc, index, weight):
     """acc[index] += weight * sum(values), by one block: strided sums, then a tree."""
     tree = cuda.shared.array(256, float64)

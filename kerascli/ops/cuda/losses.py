@@ -8,10 +8,11 @@ import numpy as np
 from numba import cuda
 
 from kerascli.ops import scalar
-from kerascli.ops.cuda.launch import CACHE, blocks, output_for
+from kerascli.ops.cuda.kernel import kernel
+from kerascli.ops.cuda.launch import blocks, output_for
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _softmax_xent(z, t, labels, sparse, loss, probs):
     r = cuda.grid(1)
     rows, cols = z.shape
@@ -63,7 +64,7 @@ def _no_labels():
     return _PLACEHOLDER[0]
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _probs_minus_targets(probs, t, labels, sparse, scale, out):
     i = cuda.grid(1)
     rows, cols = probs.shape
@@ -89,7 +90,7 @@ def sparse_softmax_cross_entropy_grad(probs, labels, scale):
     return _minus_targets(probs, probs, labels, True, scale)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _sigmoid_bce(z, t, loss, probs):
     r = cuda.grid(1)
     rows, cols = z.shape
@@ -114,7 +115,7 @@ def sigmoid_binary_cross_entropy_grad(probs, t, scale):
     return _minus_targets(probs, t, _no_labels(), False, scale / probs.shape[1])
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _categorical_xent(p, t, eps, loss):
     r = cuda.grid(1)
     rows, cols = p.shape
@@ -135,7 +136,7 @@ def categorical_cross_entropy(p, t, eps):
     return loss
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _categorical_xent_grad(p, t, eps, scale, out):
     r = cuda.grid(1)
     rows, cols = p.shape
@@ -160,7 +161,7 @@ def categorical_cross_entropy_grad(p, t, eps, scale):
     return out
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _bce(p, t, eps, loss):
     r = cuda.grid(1)
     rows, cols = p.shape
@@ -178,7 +179,7 @@ def binary_cross_entropy(p, t, eps):
     return loss
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _bce_grad(p, t, eps, scale, out):
     i = cuda.grid(1)
     rows, cols = p.shape
@@ -199,7 +200,7 @@ def binary_cross_entropy_grad(p, t, eps, scale):
     return out
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _mse(p, t, loss):
     r = cuda.grid(1)
     rows, cols = p.shape
@@ -217,7 +218,7 @@ def mean_squared_error(p, t):
     return loss
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _mse_grad(p, t, scale, out):
     i = cuda.grid(1)
     rows, cols = p.shape
@@ -234,7 +235,7 @@ def mean_squared_error_grad(p, t, scale):
     return out
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _row_argmax(p, out):
     r = cuda.grid(1)
     rows, cols = p.shape
@@ -257,7 +258,7 @@ _element_value = cuda.jit(device=True)(scalar.element_loss_value)
 _element_gradient = cuda.jit(device=True)(scalar.element_loss_gradient)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _element_loss(p, t, code, param, loss):
     r = cuda.grid(1)
     rows, cols = p.shape
@@ -274,7 +275,7 @@ def element_loss(p, t, code, param):
     return loss
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _element_loss_grad(p, t, code, param, scale, out):
     i = cuda.grid(1)
     rows, cols = p.shape

@@ -8,10 +8,11 @@ import math
 from numba import cuda
 
 from kerascli.ops import scalar
-from kerascli.ops.cuda.launch import CACHE, blocks, column_sums, output_for
+from kerascli.ops.cuda.kernel import kernel
+from kerascli.ops.cuda.launch import blocks, column_sums, output_for
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _center(x, mean_sum, rows, centered, squares):
     """centered = x - mean; squares = centered**2 (mean_sum holds column sums)."""
     i = cuda.grid(1)
@@ -24,7 +25,7 @@ def _center(x, mean_sum, rows, centered, squares):
         squares[r, c] = d * d
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _statistics(sums, square_sums, rows, eps, mean, var, inv_std):
     c = cuda.grid(1)
     if c < mean.size:
@@ -34,7 +35,7 @@ def _statistics(sums, square_sums, rows, eps, mean, var, inv_std):
         inv_std[c] = 1.0 / math.sqrt(var[c] + eps)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _normalize(centered, inv_std, gamma, beta, xhat, y):
     i = cuda.grid(1)
     n, cols = centered.shape
@@ -62,7 +63,7 @@ def batch_norm_forward_train(x, gamma, beta, eps):
     return y, mean, var, xhat, inv_std
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _product(a, b, out):
     i = cuda.grid(1)
     n, cols = a.shape
@@ -72,7 +73,7 @@ def _product(a, b, out):
         out[r, c] = a[r, c] * b[r, c]
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _bn_input_grad(dy, xhat, gamma, inv_std, dbeta, dgamma, dx):
     i = cuda.grid(1)
     m, cols = dy.shape
@@ -96,7 +97,7 @@ def batch_norm_backward(dy, xhat, gamma, inv_std):
     return dx, dgamma, dbeta
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _bn_inference(x, mean, var, gamma, beta, eps, y):
     i = cuda.grid(1)
     n, cols = x.shape
@@ -113,7 +114,7 @@ def batch_norm_inference(x, mean, var, gamma, beta, eps):
     return y
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _moving_average(moving, value, momentum):
     i = cuda.grid(1)
     if i < moving.size:
@@ -129,7 +130,7 @@ _layer_norm_row = cuda.jit(device=True)(scalar.layer_norm_row)
 _layer_norm_row_grad = cuda.jit(device=True)(scalar.layer_norm_row_grad)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _layer_norm_rows(x, gamma, beta, eps, y, xhat, inv_std):
     r = cuda.grid(1)
     if r < x.shape[0]:
@@ -145,7 +146,7 @@ def layer_norm_forward(x, gamma, beta, eps):
     return y, xhat, inv_std
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _layer_norm_input_grad(dy, xhat, gamma, inv_std, dx):
     r = cuda.grid(1)
     if r < dy.shape[0]:

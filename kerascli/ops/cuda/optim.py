@@ -7,7 +7,8 @@ import math
 from numba import cuda, float64
 
 from kerascli.ops import scalar
-from kerascli.ops.cuda.launch import CACHE, block_total, blocks, scratch
+from kerascli.ops.cuda.kernel import kernel
+from kerascli.ops.cuda.launch import block_total, blocks, scratch
 
 TINY = 1e-30  # slots below this are flushed to zero, as in the other backends
 
@@ -27,7 +28,7 @@ def _moments(m, v, i, g, one_minus_beta_1, one_minus_beta_2):
     return mi, vi
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _sgd(param, grad, velocity, lr, momentum, nesterov):
     i = cuda.grid(1)
     if i < param.size:
@@ -49,7 +50,7 @@ def sgd_update(param, grad, velocity, lr, momentum, nesterov):
         _sgd[blocks(param.size)](param, grad, velocity, lr, momentum, nesterov)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _adam(param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
     i = cuda.grid(1)
     if i < param.size:
@@ -62,7 +63,7 @@ def adam_update(param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2, ep
         _adam[blocks(param.size)](param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _adam_amsgrad(param, grad, m, v, v_hat, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
     i = cuda.grid(1)
     if i < param.size:
@@ -83,7 +84,7 @@ def _launch(kernel, param, *args):
         kernel[blocks(param.size)](param, *args)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _decay(param, rate):
     i = cuda.grid(1)
     if i < param.size:
@@ -94,7 +95,7 @@ def decay_weights(param, rate):
     _launch(_decay, param, rate)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _rmsprop(param, grad, velocity, momentum_buf, average_grad, lr, rho, momentum, epsilon, centered):
     i = cuda.grid(1)
     if i < param.size:
@@ -126,7 +127,7 @@ def rmsprop_update(param, grad, velocity, momentum_buf, average_grad, lr, rho, m
     _launch(_rmsprop, param, grad, velocity, momentum_buf, average_grad, lr, rho, momentum, epsilon, centered)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _adagrad(param, grad, accumulator, lr, epsilon):
     i = cuda.grid(1)
     if i < param.size:
@@ -139,7 +140,7 @@ def adagrad_update(param, grad, accumulator, lr, epsilon):
     _launch(_adagrad, param, grad, accumulator, lr, epsilon)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _adamax(param, grad, m, u, lr_t, one_minus_beta_1, beta_2, epsilon):
     i = cuda.grid(1)
     if i < param.size:
@@ -157,7 +158,7 @@ def adamax_update(param, grad, m, u, lr_t, one_minus_beta_1, beta_2, epsilon):
     _launch(_adamax, param, grad, m, u, lr_t, one_minus_beta_1, beta_2, epsilon)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _nadam(param, grad, m, v, lr, one_minus_beta_1, one_minus_beta_2, epsilon, m_coef, g_coef, v_coef):
     i = cuda.grid(1)
     if i < param.size:
@@ -170,7 +171,7 @@ def nadam_update(param, grad, m, v, lr, one_minus_beta_1, one_minus_beta_2, epsi
     _launch(_nadam, param, grad, m, v, lr, one_minus_beta_1, one_minus_beta_2, epsilon, m_coef, g_coef, v_coef)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _lion(param, grad, m, lr, beta_1, beta_2):
     i = cuda.grid(1)
     if i < param.size:
@@ -188,7 +189,7 @@ def lion_update(param, grad, m, lr, beta_1, beta_2):
     _launch(_lion, param, grad, m, lr, beta_1, beta_2)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _adadelta(param, grad, accumulated_grad, accumulated_delta_var, lr, rho, epsilon):
     i = cuda.grid(1)
     if i < param.size:
@@ -212,7 +213,7 @@ def adadelta_update(param, grad, accumulated_grad, accumulated_delta_var, lr, rh
 _ftrl_element = cuda.jit(device=True)(scalar.ftrl_element)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _ftrl(param, grad, accumulator, linear, lr, lr_power, l1, l2, l2_shrinkage):
     i = cuda.grid(1)
     if i < param.size:
@@ -224,7 +225,7 @@ def ftrl_update(param, grad, accumulator, linear, lr, lr_power, l1, l2, l2_shrin
     _launch(_ftrl, param, grad, accumulator, linear, lr, lr_power, l1, l2, l2_shrinkage)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _accumulate_gradient(accumulator, grad):
     i = cuda.grid(1)
     if i < accumulator.size:
@@ -235,7 +236,7 @@ def accumulate_gradient(accumulator, grad):
     _launch(_accumulate_gradient, accumulator, grad)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _average_accumulated_gradient(grad, accumulator, steps):
     i = cuda.grid(1)
     if i < grad.size:
@@ -247,7 +248,7 @@ def average_accumulated_gradient(grad, accumulator, steps):
     _launch(_average_accumulated_gradient, grad, accumulator, steps)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _moving_average_weights(average, param, momentum):
     i = cuda.grid(1)
     if i < average.size:
@@ -258,7 +259,7 @@ def moving_average_weights(average, param, momentum):
     _launch(_moving_average_weights, average, param, momentum)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _sum_squares(param, grad, v, sums):
     """One block of 256 threads: sums[0] = sum of param^2, sums[1] = sum of (grad / sqrt(v))^2 (where v is
     given: pass v.size 0 to skip), each in a fixed order."""
@@ -277,7 +278,7 @@ def _sum_squares(param, grad, v, sums):
         cuda.syncthreads()
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _adafactor_rows(grad, row_stats, lead, rows, cols, beta_2, epsilon_1):
     k = cuda.grid(1)
     if k < lead * rows:
@@ -289,7 +290,7 @@ def _adafactor_rows(grad, row_stats, lead, rows, cols, beta_2, epsilon_1):
         row_stats[k] = beta_2 * row_stats[k] + (1 - beta_2) * (acc / cols)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _adafactor_cols(grad, col_stats, lead, rows, cols, beta_2, epsilon_1):
     k = cuda.grid(1)
     if k < lead * cols:
@@ -301,7 +302,7 @@ def _adafactor_cols(grad, col_stats, lead, rows, cols, beta_2, epsilon_1):
         col_stats[k] = beta_2 * col_stats[k] + (1 - beta_2) * (acc / rows)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _adafactor_v(grad, v, row_stats, col_stats, lead, rows, cols, beta_2, epsilon_1):
     i = cuda.grid(1)
     if i < v.size:
@@ -317,7 +318,7 @@ def _adafactor_v(grad, v, row_stats, col_stats, lead, rows, cols, beta_2, epsilo
             v[i] = beta_2 * v[i] + (1 - beta_2) * (g * g + epsilon_1)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _adafactor_apply(param, grad, v, sums, rho, epsilon_2, clip_threshold):
     i = cuda.grid(1)
     if i < param.size:
@@ -341,7 +342,7 @@ def adafactor_update(param, grad, v, row_stats, col_stats, lead, rows, cols, rho
     _adafactor_apply[blocks(param.size)](param, grad, v, sums, rho, epsilon_2, clip_threshold)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _clip_values(grad, limit):
     i = cuda.grid(1)
     if i < grad.size:
@@ -352,7 +353,7 @@ def clip_values(grad, limit):
     _launch(_clip_values, grad, limit)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _clip_norms(grad, bounds, limit):
     """Block k scales segment k: a strided sum of squares, a tree in shared memory (fixed order), then
     every value times limit / max(norm, limit)."""

@@ -7,10 +7,11 @@ import math
 
 from numba import cuda
 
-from kerascli.ops.cuda.launch import CACHE, blocks, nhwc
+from kerascli.ops.cuda.kernel import kernel
+from kerascli.ops.cuda.launch import blocks, nhwc
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _max_forward(x, ph, pw, sh, sw, pad_top, pad_left, out, arg):
     i = cuda.grid(1)
     n, out_h, out_w, c = out.shape
@@ -46,7 +47,7 @@ def _first_window(pos, pad, k, s):
     return 0 if lo <= 0 else (lo + s - 1) // s
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _max_backward(dy, arg, ph, pw, sh, sw, pad_top, pad_left, out):
     i = cuda.grid(1)
     n, h, w, c = out.shape
@@ -76,7 +77,7 @@ def _window_count(oy, ox, h, w, ph, pw, sh, sw, pad_top, pad_left):
     return max(ny, 0) * max(nx, 0)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _avg_forward(x, ph, pw, sh, sw, pad_top, pad_left, out):
     i = cuda.grid(1)
     n, out_h, out_w, c = out.shape
@@ -100,7 +101,7 @@ def avg_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, out):
     return out
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _avg_backward(dy, ph, pw, sh, sw, pad_top, pad_left, out):
     i = cuda.grid(1)
     n, h, w, c = out.shape

@@ -5,7 +5,8 @@ from __future__ import annotations
 from numba import cuda
 
 from kerascli.ops import scalar
-from kerascli.ops.cuda.launch import CACHE, blocks
+from kerascli.ops.cuda.kernel import kernel
+from kerascli.ops.cuda.launch import blocks
 
 _value = cuda.jit(device=True)(scalar.activation_value)
 _grad = cuda.jit(device=True)(scalar.activation_gradient)
@@ -17,7 +18,7 @@ def _unit(i, units):
     return i // units, i % units
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _lstm_forward(xw, rec, c_prev, act, rec_act, gates, c, h):
     i = cuda.grid(1)
     batch, units = c.shape
@@ -38,7 +39,7 @@ def lstm_step_forward(xw, rec, c_prev, act, rec_act, gates, c, h):
         _lstm_forward[blocks(c.size)](xw, rec, c_prev, act, rec_act, gates, c, h)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _lstm_backward(dh, dc_next, gates, c_prev, c, act, rec_act, dz, dc_prev):
     i = cuda.grid(1)
     batch, units = c.shape
@@ -59,7 +60,7 @@ def lstm_step_backward(dh, dc_next, gates, c_prev, c, act, rec_act, dz, dc_prev)
         _lstm_backward[blocks(c.size)](dh, dc_next, gates, c_prev, c, act, rec_act, dz, dc_prev)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _gru_gates_forward(xw, rec, h_prev, rec_act, reset_after, gates, rh):
     i = cuda.grid(1)
     batch, units = h_prev.shape
@@ -80,7 +81,7 @@ def gru_gates_forward(xw, rec, h_prev, rec_act, reset_after, gates, rh):
         _gru_gates_forward[blocks(h_prev.size)](xw, rec, h_prev, rec_act, reset_after, gates, rh)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _gru_output_forward(xw, rec_h, h_prev, act, gates, h):
     i = cuda.grid(1)
     batch, units = h_prev.shape
@@ -97,7 +98,7 @@ def gru_output_forward(xw, rec_h, h_prev, act, gates, h):
         _gru_output_forward[blocks(h.size)](xw, rec_h, h_prev, act, gates, h)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _gru_output_backward(dh, gates, h_prev, act, rec_act, dxw, dh_prev):
     i = cuda.grid(1)
     batch, units = h_prev.shape
@@ -114,7 +115,7 @@ def gru_output_backward(dh, gates, h_prev, act, rec_act, dxw, dh_prev):
         _gru_output_backward[blocks(dh.size)](dh, gates, h_prev, act, rec_act, dxw, dh_prev)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _gru_gates_backward(d_rh, gates, h_prev, rec_act, reset_after, dxw, drec, dh_prev):
     i = cuda.grid(1)
     batch, units = h_prev.shape
@@ -137,7 +138,7 @@ def gru_gates_backward(d_rh, gates, h_prev, rec_act, reset_after, dxw, drec, dh_
         _gru_gates_backward[blocks(h_prev.size)](d_rh, gates, h_prev, rec_act, reset_after, dxw, drec, dh_prev)
 
 
-@cuda.jit(**CACHE)
+@kernel
 def _simple_rnn_forward(xw, rec, act, h):
     i = cuda.grid(1)
     batch, units = h.shape
