@@ -371,10 +371,14 @@ def test_regularizers_and_constraints_are_refused_on_the_device(extra, needle, t
 
 
 @needs_cuda
-def test_a_layer_moving_an_axis_is_refused_on_the_device():
+@pytest.mark.parametrize("type_name,params,shape,why", [
+    ("LayerNormalization", {"axis": -2}, (3, 4), "an axis other than the last"),
+    ("Conv2D", {"filters": 2, "kernel_size": 2, "dilation_rate": 2}, (5, 5, 1), "dilation_rate or groups"),
+    ("Conv2D", {"filters": 2, "kernel_size": 2, "groups": 2}, (5, 5, 2), "dilation_rate or groups")])
+def test_a_layer_computing_on_the_host_is_refused_on_the_device(type_name, params, shape, why):
     from kerascli.ops import get_ops
 
-    layer, _ = make_layer("LayerNormalization", {"axis": -2}, (3, 4), "cpu")
+    layer, _ = make_layer(type_name, params, shape, "cpu")
 
     class Model:
         layers = [layer]
@@ -383,7 +387,7 @@ def test_a_layer_moving_an_axis_is_refused_on_the_device():
         outputs = []
 
     reason = get_ops("cuda").unsupported(Model, Objective)
-    assert reason and "an axis other than the last" in reason and "'layer'" in reason
+    assert reason and why in reason and "'layer'" in reason
 
 
 @needs_cuda

@@ -42,17 +42,25 @@ ROWS = {
         # a patch of 3*3*4 = 36 values: the GEMM (or sparse) path instead of the direct kernels
         ({"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "relu"}, (5, 6, 4)),
         ({"filters": 2, "kernel_size": 2, "activation": "swish"}, (3, 4, 1)),  # an own-step activation
+        ({"filters": 2, "kernel_size": [2, 3], "dilation_rate": [2, 1], "padding": "same", "activation": "relu"},
+         (5, 4, 2)),
+        ({"filters": 4, "kernel_size": 2, "groups": 2, "strides": 2, "activation": "tanh"}, (5, 5, 6)),
+        ({"filters": 6, "kernel_size": 3, "groups": 3, "dilation_rate": 2, "use_bias": False}, (6, 5, 3)),
     ],
     "Conv1D": [({"filters": 3, "kernel_size": 3}, (6, 2)),
                ({"filters": 2, "kernel_size": 2, "strides": 2, "padding": "same", "activation": "relu"}, (5, 3)),
                ({"filters": 2, "kernel_size": 3, "padding": "causal", "activation": "tanh"}, (4, 2)),
-               ({"filters": 4, "kernel_size": 5, "padding": "same", "activation": "relu"}, (7, 8))],  # GEMM path
+               ({"filters": 4, "kernel_size": 5, "padding": "same", "activation": "relu"}, (7, 8)),  # GEMM path
+               ({"filters": 2, "kernel_size": 2, "dilation_rate": 2, "padding": "causal"}, (6, 2)),
+               ({"filters": 4, "kernel_size": 3, "groups": 2, "padding": "same", "activation": "relu"}, (5, 4))],
     "DepthwiseConv2D": [({"kernel_size": 3}, (4, 5, 2)),
                         ({"kernel_size": [2, 3], "strides": 2, "padding": "same", "depth_multiplier": 2,
-                          "activation": "relu"}, (5, 4, 3))],
+                          "activation": "relu"}, (5, 4, 3)),
+                        ({"kernel_size": 2, "dilation_rate": [1, 2], "padding": "same"}, (4, 5, 2))],
     "SeparableConv2D": [({"filters": 3, "kernel_size": 3, "activation": "tanh"}, (4, 5, 2)),
                         ({"filters": 2, "kernel_size": 2, "strides": 2, "padding": "same", "depth_multiplier": 2,
-                          "use_bias": False}, (5, 5, 3))],
+                          "use_bias": False}, (5, 5, 3)),
+                        ({"filters": 2, "kernel_size": 2, "dilation_rate": 2, "activation": "relu"}, (5, 6, 2))],
     "MaxPooling1D": [({}, (6, 2)), ({"pool_size": 3, "strides": 2, "padding": "same"}, (5, 2))],
     "AveragePooling1D": [({"pool_size": 2}, (6, 2)), ({"pool_size": 3, "strides": 1, "padding": "same"}, (4, 3))],
     "GlobalAveragePooling1D": [({}, (5, 2)), ({"keepdims": True}, (3, 2))],
@@ -371,6 +379,24 @@ def test_layers_with_weights_match_keras(type_name, params, shape, rng):
         expected = keras.ops.convert_to_numpy(theirs(x, training=training))
         np.testing.assert_allclose(layer.forward(x, training), expected, rtol=1e-5, atol=1e-6,
                                    err_msg=f"training={training}")
+
+
+@pytest.mark.parametrize("type_name,params,shape,message", [
+    ("Conv2D", {"filters": 2, "kernel_size": 2, "strides": 2, "dilation_rate": 2}, (6, 6, 1),
+     r"strides \[2, 2\] and dilation_rate \[2, 2\]: one of them must be 1"),
+    ("Conv1D", {"filters": 2, "kernel_size": 2, "strides": 2, "dilation_rate": 3}, (6, 1), "one of them must be 1"),
+    ("DepthwiseConv2D", {"kernel_size": 2, "strides": [1, 2], "dilation_rate": [2, 1]}, (6, 6, 1),
+     "one of them must be 1"),
+    ("Conv2D", {"filters": 4, "kernel_size": 2, "groups": 2}, (5, 5, 3),
+     r"groups: 2 must divide both the input channels \(3\) and filters \(4\)"),
+    ("Conv1D", {"filters": 3, "kernel_size": 2, "groups": 2}, (5, 4), "must divide both"),
+    ("Conv2D", {"filters": 2, "kernel_size": 3, "dilation_rate": 3}, (6, 6, 1), "does not fit input 6x6"),
+])
+def test_convolutions_refuse_arguments_keras_refuses(type_name, params, shape, message):
+    from kerascli.graph.layer import ShapeError
+
+    with pytest.raises(ShapeError, match=message):
+        make_layer(type_name, params, shape, "cpu")
 
 
 def test_embedding_refuses_ids_outside_its_table():

@@ -30,10 +30,11 @@ class FusionPattern:
 
 def _pool_commutes(conv, pool) -> bool:
     """The pooling windows tile the image (strides = pool_size, valid padding) and the convolution's
-    activation is increasing, so that it commutes with the max (gelu or swish would not)."""
+    activation is increasing, so that it commutes with the max (gelu or swish would not); and the
+    convolution runs on the Ops' kernels (not dilated or grouped)."""
     pc = pool.config
     tiles = pc["padding"] == "valid" and list(pc["strides"]) == list(pc["pool_size"])
-    return tiles and activation(conv.activation).increasing
+    return tiles and activation(conv.activation).increasing and not conv.windowed
 
 
 def _conv_maxpool_applies(ops, conv, pool) -> bool:

@@ -84,8 +84,9 @@ class Layer:
     # one runs batch-parallel (see kerascli.ops.backend.NumbaCPUOps.set_threads)
     batch_parallel = False
     # True where this configuration computes on host arrays (an axis moved by a host copy): a device
-    # backend refuses it
+    # backend refuses it, saying why
     host_only = False
+    host_only_reason = "an axis other than the last"
 
     def __init__(self, name: str, config: dict):
         from kerascli import regularizers

@@ -16,11 +16,27 @@ from kerascli.registry import ACTIVATIONS, INITIALIZERS
 
 
 def window_geometry(layer_name, input_shape, config) -> Conv2DGeometry:
-    """Where a 2-D layer's windows fall, from its kernel_size, strides and padding arguments."""
+    """Where a 2-D layer's windows fall, from its kernel_size, strides, padding and dilation_rate arguments
+    (a dilated window spans (k - 1) * dilation + 1 pixels, as Keras')."""
     kh, kw = config["kernel_size"]
     sh, sw = config["strides"]
-    out_h, out_w, pad_top, pad_left = spatial_geometry(layer_name, input_shape, (kh, kw), (sh, sw), config["padding"])
+    dh, dw = config.get("dilation_rate", (1, 1))
+    span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
+    out_h, out_w, pad_top, pad_left = spatial_geometry(layer_name, input_shape, span, (sh, sw), config["padding"])
     return Conv2DGeometry(kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, input_shape[2])
+
+
+def check_dilation(strides, dilation) -> None:
+    """Keras refuses strides and dilation both above 1."""
+    if max(strides) > 1 and max(dilation) > 1:
+        raise ShapeError(f"strides {list(strides)} and dilation_rate {list(dilation)}: one of them must be 1 "
+                         "(as in Keras)")
+
+
+def check_groups(channels, filters, groups) -> None:
+    if channels % groups or filters % groups:
+        raise ShapeError(f"groups: {groups} must divide both the input channels ({channels}) and filters "
+                         f"({filters})")
 
 
 def spatial_geometry(layer_name, input_shape, kernel, strides, padding):
@@ -39,12 +55,18 @@ def spatial_geometry(layer_name, input_shape, kernel, strides, padding):
 
 
 class Conv2D(ActivatedLayer):
+    """A 2-D convolution, channels-last: kernel (kh, kw, in / groups, filters) as Keras'. Without dilation
+    and groups it runs on the Ops' convolution kernels (im2col + GEMM, or direct); with ``dilation_rate``
+    or ``groups`` other than 1 on host numpy (windows and einsum: refused on the cuda backend)."""
+
     batch_parallel = True
     PARAMS = {
         "filters": Param("int", min=1),
         "kernel_size": Param("pair", min=1),
         "strides": Param("pair", [1, 1], min=1),
         "padding": Param("str", "valid", choices=("valid", "same")),
+        "dilation_rate": Param("pair", [1, 1], min=1),
+        "groups": Param("int", 1, min=1),
         "activation": Param("str", "linear", choices=ACTIVATIONS),
         "use_bias": Param("bool", True),
         **kernel_and_bias_params(),
@@ -56,15 +78,25 @@ class Conv2D(ActivatedLayer):
     def build(self, input_shape):
         c = self.config
         self.geometry = g = window_geometry(self.name, input_shape, c)
-        out_h, out_w = g.out_h, g.out_w
-        self.add_weight("kernel", (g.kh, g.kw, input_shape[2], c["filters"]), c["kernel_initializer"],
+        self._set_windows(c["strides"], c["dilation_rate"], input_shape[2], c["filters"], c["groups"])
+        self.add_weight("kernel", (g.kh, g.kw, input_shape[2] // c["groups"], c["filters"]), c["kernel_initializer"],
                         regularizer=c["kernel_regularizer"], constraint=c["kernel_constraint"])
         if c["use_bias"]:
             self.add_weight("bias", (c["filters"],), c["bias_initializer"], regularizer=c["bias_regularizer"],
                             constraint=c["bias_constraint"])
-        return (out_h, out_w, c["filters"])
+        return (g.out_h, g.out_w, c["filters"])
+
+    def _set_windows(self, strides, dilation, channels, filters, groups):
+        check_dilation(strides, dilation)
+        check_groups(channels, filters, groups)
+        self.dilation, self.groups = tuple(dilation), groups
+        self.windowed = self.dilation != (1, 1) or groups != 1  # the host path: no Ops kernels for these yet
+        self.host_only = self.windowed
+        self.host_only_reason = "dilation_rate or groups other than 1"
 
     def buffer_bytes(self, batch, threads, itemsize):
+        if self.windowed:
+            return super().buffer_bytes(batch, threads, itemsize)
         return {**super().buffer_bytes(batch, threads, itemsize),
                 **self.ops.conv2d_workspace_bytes(self.geometry, self.config["filters"], batch, threads, itemsize)}
 
@@ -79,6 +111,8 @@ class Conv2D(ActivatedLayer):
         return self.params["bias"] if "bias" in self.params else self.ops.no_bias(dtype)
 
     def forward(self, x, training):
+        if self.windowed:
+            return self._windowed_forward(x)
         pool = self.pool if self.pool is not None or training else self.inference_pool
         if pool is not None:
             n = len(x)
@@ -95,6 +129,8 @@ class Conv2D(ActivatedLayer):
         return self.activate(y4.reshape(-1, self.config["filters"])).reshape(y4.shape)
 
     def backward(self, dy):
+        if self.windowed:
+            return self._windowed_backward(dy)
         grad_bias = self.grads.get("bias")
         if self.pool is not None:
             ph, pw = self.pool.config["pool_size"]
@@ -106,16 +142,35 @@ class Conv2D(ActivatedLayer):
                                         self._kernel_grad(), grad_bias, self.need_input_grad, self.workspace)
 
 
+    def _windowed_forward(self, x):
+        self._x = x
+        z = self.ops.grouped_conv2d_forward(x, self._kernel(), self.geometry, self.dilation, self.groups)
+        z2 = z.reshape(-1, self.config["filters"])
+        y = self.ops.bias_activation_forward(z2, self._bias(z2.dtype), self.act, self.workspace("y", z2.shape))
+        self._y = y
+        return self.activate(y).reshape(z.shape)
+
+    def _windowed_backward(self, dy):
+        dz2 = self.activation_backward(dy.reshape(-1, self.config["filters"]))[0]
+        dz = dz2.reshape(dy.shape)
+        grad, dx = self.ops.grouped_conv2d_backward(self._x, dz, self._kernel(), self.geometry,
+                                                    self.need_input_grad, self.dilation, self.groups)
+        if "kernel" in self.grads:
+            self._kernel_grad()[...] = grad
+        return dx
+
+
 class Conv1D(Conv2D):
     """A convolution over steps, channels-last: (steps, channels) -> (steps', filters); kernel (k, in, filters)
-    as Keras'. Runs as a Conv2D over (steps, 1) images; ``causal`` padding pads k - 1 zeros before the first
-    step."""
+    as Keras' (in / groups with ``groups``). Runs as a Conv2D over (steps, 1) images; ``causal`` padding pads
+    (k - 1) * dilation_rate zeros before the first step."""
 
     PARAMS = {
         **Conv2D.PARAMS,
         "kernel_size": Param("int", min=1),
         "strides": Param("int", 1, min=1),
         "padding": Param("str", "valid", choices=("valid", "same", "causal")),
+        "dilation_rate": Param("int", 1, min=1),
     }
 
     def build(self, input_shape):
@@ -123,13 +178,15 @@ class Conv1D(Conv2D):
             raise ShapeError(f"expects sequences of shape (steps, channels), got {tuple(input_shape)}")
         c = self.config
         steps, channels = input_shape
-        k, s = c["kernel_size"], c["strides"]
-        self._causal = k - 1 if c["padding"] == "causal" else 0
+        k, s, d = c["kernel_size"], c["strides"], c["dilation_rate"]
+        span = (k - 1) * d + 1
+        self._causal = span - 1 if c["padding"] == "causal" else 0
         padding = "valid" if self._causal else c["padding"]
-        out_h, _, pad_top, pad_left = spatial_geometry(self.name, (steps + self._causal, 1, channels), (k, 1), (s, 1),
-                                                       padding)
+        out_h, _, pad_top, pad_left = spatial_geometry(self.name, (steps + self._causal, 1, channels), (span, 1),
+                                                       (s, 1), padding)
         self.geometry = Conv2DGeometry(k, 1, s, 1, pad_top, pad_left, out_h, 1, channels)
-        self.add_weight("kernel", (k, channels, c["filters"]), c["kernel_initializer"],
+        self._set_windows((s, 1), (d, 1), channels, c["filters"], c["groups"])
+        self.add_weight("kernel", (k, channels // c["groups"], c["filters"]), c["kernel_initializer"],
                         regularizer=c["kernel_regularizer"], constraint=c["kernel_constraint"])
         if c["use_bias"]:
             self.add_weight("bias", (c["filters"],), c["bias_initializer"], regularizer=c["bias_regularizer"],
@@ -170,6 +227,7 @@ class DepthwiseConv2D(ActivatedLayer):
         "strides": Param("pair", [1, 1], min=1),
         "padding": Param("str", "valid", choices=("valid", "same")),
         "depth_multiplier": Param("int", 1, min=1),
+        "dilation_rate": Param("pair", [1, 1], min=1),
         "activation": Param("str", "linear", choices=ACTIVATIONS),
         "use_bias": Param("bool", True),
         "depthwise_initializer": Param("typed", "glorot_uniform", choices=INITIALIZERS),
@@ -184,6 +242,8 @@ class DepthwiseConv2D(ActivatedLayer):
     def build(self, input_shape):
         c = self.config
         self.geometry = g = window_geometry(self.name, input_shape, c)
+        check_dilation(c["strides"], c["dilation_rate"])
+        self.dilation = tuple(c["dilation_rate"])
         self.add_weight(self.DEPTHWISE, (g.kh, g.kw, input_shape[2], c["depth_multiplier"]), c["depthwise_initializer"],
                         regularizer=c["depthwise_regularizer"], constraint=c["depthwise_constraint"])
         return self.build_rest(input_shape, (g.out_h, g.out_w, input_shape[2] * c["depth_multiplier"]))
@@ -200,7 +260,7 @@ class DepthwiseConv2D(ActivatedLayer):
 
     def forward(self, x, training):
         self._x = x
-        z = self.ops.depthwise_conv2d_forward(x, self.params[self.DEPTHWISE], self.geometry)
+        z = self.ops.depthwise_conv2d_forward(x, self.params[self.DEPTHWISE], self.geometry, self.dilation)
         return self.finish(z.reshape(-1, z.shape[-1])).reshape((len(x),) + self.output_shape)
 
     def finish(self, z2):
@@ -220,7 +280,7 @@ class DepthwiseConv2D(ActivatedLayer):
         g = self.geometry
         dz = dz2.reshape(len(self._x), g.out_h, g.out_w, -1)
         grad, dx = self.ops.depthwise_conv2d_backward(self._x, dz, self.params[self.DEPTHWISE], g,
-                                                      self.need_input_grad)
+                                                      self.need_input_grad, self.dilation)
         self.grads[self.DEPTHWISE][...] = grad
         return dx
 

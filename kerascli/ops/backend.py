@@ -324,7 +324,7 @@ class NumbaCUDAOps(ReferenceOps):
                         "backend: cpu")
             if layer.host_only:
                 return (f"layer {layer.name!r} ({layer.type_name}) computes on the host with these arguments "
-                        "(an axis other than the last); train it with backend: cpu")
+                        f"({layer.host_only_reason}); train it with backend: cpu")
             weighed = [f"{w.name}'s {what}" for w in layer.weight_specs for what in ("regularizer", "constraint")
                        if getattr(w, what) is not None]
             if layer.activity_regularizer is not None:

@@ -214,36 +214,77 @@ def conv2d_maxpool_backward(ops, x, dy, pooled, arg, act, g: Conv2DGeometry, ph,
     _store_weight_grads(ops.parallel(part, len(x), g.work(len(x), grad_kernel.shape[3])), grad_kernel, grad_bias)
 
 
-def _depthwise_patches(x, g: Conv2DGeometry):
-    """(N, oh, ow, C, kh, kw) windows of ``x`` zero-padded as ``g`` says (a view into the padded copy), and
-    the padded copy's shape."""
+def _windows(x, g: Conv2DGeometry, dilation=(1, 1)):
+    """(N, oh, ow, C, kh, kw) windows of ``x`` zero-padded as ``g`` says, taps ``dilation`` apart (a view
+    into the padded copy), and the padded copy's shape."""
     n, h, w, c = x.shape
-    bottom = max(0, (g.out_h - 1) * g.sh + g.kh - h - g.pad_top)
-    right = max(0, (g.out_w - 1) * g.sw + g.kw - w - g.pad_left)
+    dh, dw = dilation
+    span_h, span_w = (g.kh - 1) * dh + 1, (g.kw - 1) * dw + 1
+    bottom = max(0, (g.out_h - 1) * g.sh + span_h - h - g.pad_top)
+    right = max(0, (g.out_w - 1) * g.sw + span_w - w - g.pad_left)
     padded = np.pad(x, ((0, 0), (g.pad_top, bottom), (g.pad_left, right), (0, 0)))
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (g.kh, g.kw), axis=(1, 2))
-    return windows[:, ::g.sh, ::g.sw][:, :g.out_h, :g.out_w], padded.shape
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (span_h, span_w), axis=(1, 2))
+    return windows[:, ::g.sh, ::g.sw, :, ::dh, ::dw][:, :g.out_h, :g.out_w], padded.shape
 
 
-def depthwise_conv2d_forward(ops, x, kernel, g: Conv2DGeometry):
+def _scatter_windows(dwindows, padded_shape, g: Conv2DGeometry, dilation, shape):
+    """The gradient of ``_windows``: each tap's window gradients added back where it read, unpadded to
+    ``shape`` (N, H, W, C)."""
+    dh, dw = dilation
+    dpadded = np.zeros(padded_shape, dwindows.dtype)
+    for i in range(g.kh):
+        for j in range(g.kw):
+            top, left = i * dh, j * dw
+            dpadded[:, top:top + g.sh * g.out_h:g.sh, left:left + g.sw * g.out_w:g.sw] += dwindows[..., i, j]
+    h, w = shape[1:3]
+    return np.ascontiguousarray(dpadded[:, g.pad_top:g.pad_top + h, g.pad_left:g.pad_left + w])
+
+
+def depthwise_conv2d_forward(ops, x, kernel, g: Conv2DGeometry, dilation=(1, 1)):
     """Each input channel convolved with its own ``depth_multiplier`` filters: x (N, H, W, C), kernel
     (kh, kw, C, m) -> (N, oh, ow, C * m), channel c's filters next to each other (Keras' order)."""
-    patches, _ = _depthwise_patches(x, g)
+    patches, _ = _windows(x, g, dilation)
     out = np.einsum("nhwcij,ijcm->nhwcm", patches, kernel, optimize=True)
     return np.ascontiguousarray(out.reshape(out.shape[:3] + (-1,)), dtype=x.dtype)
 
 
-def depthwise_conv2d_backward(ops, x, dy, kernel, g: Conv2DGeometry, need_dx: bool):
+def depthwise_conv2d_backward(ops, x, dy, kernel, g: Conv2DGeometry, need_dx: bool, dilation=(1, 1)):
     """(the kernel's gradient, the input's or None) for depthwise_conv2d_forward."""
-    patches, padded_shape = _depthwise_patches(x, g)
+    patches, padded_shape = _windows(x, g, dilation)
     dy5 = dy.reshape(dy.shape[:3] + kernel.shape[2:])
     grad = np.einsum("nhwcij,nhwcm->ijcm", patches, dy5, optimize=True).astype(x.dtype)
     if not need_dx:
         return grad, None
     dpatches = np.einsum("nhwcm,ijcm->nhwcij", dy5, kernel, optimize=True)
-    dpadded = np.zeros(padded_shape, x.dtype)
-    for i in range(g.kh):  # each tap's contribution, added back where its windows read
-        for j in range(g.kw):
-            dpadded[:, i:i + g.sh * g.out_h:g.sh, j:j + g.sw * g.out_w:g.sw] += dpatches[..., i, j]
-    h, w = x.shape[1:3]
-    return grad, np.ascontiguousarray(dpadded[:, g.pad_top:g.pad_top + h, g.pad_left:g.pad_left + w])
+    return grad, _scatter_windows(dpatches, padded_shape, g, dilation, x.shape)
+
+
+def _grouped(patches, kernel, groups):
+    """patches (N, oh, ow, C, kh, kw) as (N, oh, ow, G, C/G, kh, kw); kernel (kh, kw, C/G, F) as
+    (kh, kw, C/G, G, F/G): group g reads input channels and writes filters of block g."""
+    n, oh, ow, c, kh, kw = patches.shape
+    kernel5 = kernel.reshape(kh, kw, c // groups, groups, kernel.shape[3] // groups)
+    return patches.reshape(n, oh, ow, groups, c // groups, kh, kw), kernel5
+
+
+def grouped_conv2d_forward(ops, x, kernel, g: Conv2DGeometry, dilation=(1, 1), groups=1):
+    """A convolution with taps ``dilation`` apart and ``groups`` channel groups: x (N, H, W, C), kernel
+    (kh, kw, C / groups, F) (Keras' layout) -> (N, oh, ow, F), no bias. Host numpy (windows and einsum)."""
+    patches, _ = _windows(x, g, dilation)
+    patches7, kernel5 = _grouped(patches, kernel, groups)
+    out = np.einsum("nhwgcij,ijcgf->nhwgf", patches7, kernel5, optimize=True)
+    return np.ascontiguousarray(out.reshape(out.shape[:3] + (-1,)), dtype=x.dtype)
+
+
+def grouped_conv2d_backward(ops, x, dz, kernel, g: Conv2DGeometry, need_dx: bool, dilation=(1, 1), groups=1):
+    """(the kernel's gradient, the input's or None) for grouped_conv2d_forward, from the gradient ``dz`` of
+    its output."""
+    patches, padded_shape = _windows(x, g, dilation)
+    patches7, kernel5 = _grouped(patches, kernel, groups)
+    dz5 = dz.reshape(dz.shape[:3] + (groups, kernel5.shape[4]))
+    grad = np.einsum("nhwgcij,nhwgf->ijcgf", patches7, dz5, optimize=True)
+    grad = np.ascontiguousarray(grad.reshape(kernel.shape), dtype=x.dtype)
+    if not need_dx:
+        return grad, None
+    dpatches = np.einsum("nhwgf,ijcgf->nhwgcij", dz5, kernel5, optimize=True)
+    return grad, _scatter_windows(dpatches.reshape(patches.shape), padded_shape, g, dilation, x.shape)
