@@ -147,6 +147,7 @@ LAYERS = Registry("layer type", (
     ("Rescaling", "kerascli.layers.core:Rescaling"),
     ("Conv2D", "kerascli.layers.conv:Conv2D", "Convolution2D"),
     ("Conv1D", "kerascli.layers.conv:Conv1D", "Convolution1D"),
+    ("Conv2DTranspose", "kerascli.layers.conv:Conv2DTranspose", "Convolution2DTranspose"),
     ("DepthwiseConv2D", "kerascli.layers.conv:DepthwiseConv2D"),
     ("SeparableConv2D", "kerascli.layers.conv:SeparableConv2D", "SeparableConvolution2D"),
     ("MaxPooling1D", "kerascli.layers.pooling:MaxPooling1D", "MaxPool1D"),

@@ -53,6 +53,14 @@ ROWS = {
                ({"filters": 4, "kernel_size": 5, "padding": "same", "activation": "relu"}, (7, 8)),  # GEMM path
                ({"filters": 2, "kernel_size": 2, "dilation_rate": 2, "padding": "causal"}, (6, 2)),
                ({"filters": 4, "kernel_size": 3, "groups": 2, "padding": "same", "activation": "relu"}, (5, 4))],
+    "Conv2DTranspose": [({"filters": 2, "kernel_size": 3}, (3, 4, 2)),
+                        ({"filters": 3, "kernel_size": [3, 2], "strides": 2, "padding": "same", "activation": "relu"},
+                         (3, 2, 2)),
+                        ({"filters": 2, "kernel_size": 4, "strides": 2, "padding": "same", "use_bias": False},
+                         (2, 3, 1)),
+                        ({"filters": 2, "kernel_size": 2, "strides": 3, "activation": "tanh"}, (2, 2, 3)),
+                        ({"filters": 1, "kernel_size": 2, "dilation_rate": 2, "padding": "same"}, (3, 3, 2)),
+                        ({"filters": 2, "kernel_size": 3, "strides": 2, "output_padding": 1}, (2, 3, 1))],
     "DepthwiseConv2D": [({"kernel_size": 3}, (4, 5, 2)),
                         ({"kernel_size": [2, 3], "strides": 2, "padding": "same", "depth_multiplier": 2,
                           "activation": "relu"}, (5, 4, 3)),
@@ -346,7 +354,7 @@ def test_prelu_matches_keras_with_the_same_alpha(rng):
     np.testing.assert_allclose(layer.forward(x, False), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-6, atol=1e-7)
 
 
-WEIGHTED_KERAS = ["Dense", "Conv2D", "Conv1D", "DepthwiseConv2D", "SeparableConv2D", "BatchNormalization", "LayerNormalization", "GroupNormalization", "PReLU",
+WEIGHTED_KERAS = ["Dense", "Conv2D", "Conv1D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "BatchNormalization", "LayerNormalization", "GroupNormalization", "PReLU",
                   "Embedding", "SimpleRNN", "LSTM", "GRU"]
 
 
@@ -391,6 +399,11 @@ def test_layers_with_weights_match_keras(type_name, params, shape, rng):
      r"groups: 2 must divide both the input channels \(3\) and filters \(4\)"),
     ("Conv1D", {"filters": 3, "kernel_size": 2, "groups": 2}, (5, 4), "must divide both"),
     ("Conv2D", {"filters": 2, "kernel_size": 3, "dilation_rate": 3}, (6, 6, 1), "does not fit input 6x6"),
+    ("Conv2DTranspose", {"filters": 2, "kernel_size": 3, "strides": 2, "output_padding": [1, 2]}, (3, 3, 1),
+     r"output_padding \[1, 2\] must be below strides \[2, 2\]"),
+    ("Conv2DTranspose", {"filters": 2, "kernel_size": 2, "strides": 2, "dilation_rate": 2}, (3, 3, 1),
+     "one of them must be 1"),
+    ("Conv2DTranspose", {"filters": 2, "kernel_size": 2}, (3, 3), r"expects input of shape \(height, width"),
 ])
 def test_convolutions_refuse_arguments_keras_refuses(type_name, params, shape, message):
     from kerascli.graph.layer import ShapeError

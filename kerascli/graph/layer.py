@@ -113,6 +113,16 @@ class Layer:
         return params
 
     # ------------------------------------------------------------- building
+    def add_kernel_and_bias(self, kernel_shape, units: int) -> None:
+        """The ``kernel`` and (with ``use_bias``) ``bias`` (units,) weights of a layer declaring
+        kernel_and_bias_params(), with their initializers, regularizers and constraints."""
+        c = self.config
+        self.add_weight("kernel", tuple(kernel_shape), c["kernel_initializer"], regularizer=c["kernel_regularizer"],
+                        constraint=c["kernel_constraint"])
+        if c["use_bias"]:
+            self.add_weight("bias", (units,), c["bias_initializer"], regularizer=c["bias_regularizer"],
+                            constraint=c["bias_constraint"])
+
     def add_weight(self, name: str, shape: tuple, initializer: Any, trainable: bool = True,
                    regularizer: Any = None, constraint: Any = None) -> None:
         """Declare a weight. ``initializer`` is a registered name or ``{type: name, argument: value}``;

@@ -1,4 +1,4 @@
-"""Conv2D, Conv1D, DepthwiseConv2D and SeparableConv2D, channels-last: shapes and weights here, the
+"""Conv2D, Conv1D, Conv2DTranspose, DepthwiseConv2D and SeparableConv2D, channels-last: shapes and weights here, the
 computation in the Ops (kerascli/ops/algorithms/conv.py)."""
 
 from __future__ import annotations
@@ -79,11 +79,7 @@ class Conv2D(ActivatedLayer):
         c = self.config
         self.geometry = g = window_geometry(self.name, input_shape, c)
         self._set_windows(c["strides"], c["dilation_rate"], input_shape[2], c["filters"], c["groups"])
-        self.add_weight("kernel", (g.kh, g.kw, input_shape[2] // c["groups"], c["filters"]), c["kernel_initializer"],
-                        regularizer=c["kernel_regularizer"], constraint=c["kernel_constraint"])
-        if c["use_bias"]:
-            self.add_weight("bias", (c["filters"],), c["bias_initializer"], regularizer=c["bias_regularizer"],
-                            constraint=c["bias_constraint"])
+        self.add_kernel_and_bias((g.kh, g.kw, input_shape[2] // c["groups"], c["filters"]), c["filters"])
         return (g.out_h, g.out_w, c["filters"])
 
     def _set_windows(self, strides, dilation, channels, filters, groups):
@@ -186,11 +182,7 @@ class Conv1D(Conv2D):
                                                        (s, 1), padding)
         self.geometry = Conv2DGeometry(k, 1, s, 1, pad_top, pad_left, out_h, 1, channels)
         self._set_windows((s, 1), (d, 1), channels, c["filters"], c["groups"])
-        self.add_weight("kernel", (k, channels // c["groups"], c["filters"]), c["kernel_initializer"],
-                        regularizer=c["kernel_regularizer"], constraint=c["kernel_constraint"])
-        if c["use_bias"]:
-            self.add_weight("bias", (c["filters"],), c["bias_initializer"], regularizer=c["bias_regularizer"],
-                            constraint=c["bias_constraint"])
+        self.add_kernel_and_bias((k, channels // c["groups"], c["filters"]), c["filters"])
         self._steps = steps
         return (out_h, c["filters"])
 
@@ -322,3 +314,71 @@ class SeparableConv2D(DepthwiseConv2D):
         grad = self.grads["pointwise_kernel"].reshape(pointwise.shape) if "pointwise_kernel" in self.grads else None
         self.ops.dense_backward(self._depthwise, pointwise, dz, grad, d_depthwise)
         return d_depthwise
+
+
+def transpose_geometry(size, kernel, stride, dilation, padding, output_padding):
+    """(output size, cropped from the start) of a transposed convolution along one axis, by Keras' rules
+    (as its JAX and TensorFlow backends: the output is ``size * stride`` for same padding,
+    ``(size - 1) * stride + max(span, stride)`` for valid, plus ``output_padding`` where given)."""
+    span = (kernel - 1) * dilation + 1
+    if padding == "valid":
+        extra = max(span, stride) - span if output_padding is None else output_padding
+        before, after = span - 1, span - 1 + extra
+    else:
+        total = stride + span - 2 if output_padding is None else span + span % 2 - 2 + output_padding
+        before = min(total // 2 + total % 2, span - 1)
+        after = total - before
+    return (size - 1) * stride + before + after - span + 2, span - 1 - before
+
+
+class Conv2DTranspose(ActivatedLayer):
+    """The transposed convolution (sometimes called deconvolution): each input pixel spreads over a window
+    of the output, ``strides`` apart, so the image grows. Kernel (kh, kw, filters, in) as Keras'. Host numpy
+    (refused on the cuda backend)."""
+
+    host_only = True
+    PARAMS = {  # Conv2D's but groups, and output_padding
+        **{name: param for name, param in Conv2D.PARAMS.items() if name != "groups"},
+        "output_padding": Param("pair", None, min=0, nullable=True, doc="each below its stride"),
+    }
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ShapeError(f"expects input of shape (height, width, channels), got {tuple(input_shape)}")
+        c = self.config
+        check_dilation(c["strides"], c["dilation_rate"])
+        padding_out = c["output_padding"] or (None, None)
+        if c["output_padding"] is not None and any(p >= s for p, s in zip(c["output_padding"], c["strides"])):
+            raise ShapeError(f"output_padding {c['output_padding']} must be below strides {c['strides']} "
+                             "along each axis (as in Keras)")
+        axes = [transpose_geometry(n, k, s, d, c["padding"], p) for n, k, s, d, p in
+                zip(input_shape[:2], c["kernel_size"], c["strides"], c["dilation_rate"], padding_out)]
+        (out_h, top), (out_w, left) = axes
+        if out_h < 1 or out_w < 1:
+            raise ShapeError(f"gives an empty output ({out_h}x{out_w}) for input {tuple(input_shape)}")
+        self._crop, self._out_hw = (top, left), (out_h, out_w)
+        kh, kw = c["kernel_size"]
+        self.add_kernel_and_bias((kh, kw, c["filters"], input_shape[2]), c["filters"])
+        return (out_h, out_w, c["filters"])
+
+    def _bias(self, dtype):
+        return self.params["bias"] if "bias" in self.params else self.ops.no_bias(dtype)
+
+    def forward(self, x, training):
+        c = self.config
+        self._x = x
+        z = self.ops.conv2d_transpose_forward(x, self.params["kernel"], c["strides"], c["dilation_rate"],
+                                              self._crop, self._out_hw)
+        z2 = z.reshape(-1, c["filters"])
+        y = self.ops.bias_activation_forward(z2, self._bias(z2.dtype), self.act, self.workspace("y", z2.shape))
+        self._y = y
+        return self.activate(y).reshape(z.shape)
+
+    def backward(self, dy):
+        c = self.config
+        dz = self.activation_backward(dy.reshape(-1, c["filters"]))[0].reshape(dy.shape)
+        grad, dx = self.ops.conv2d_transpose_backward(self._x, dz, self.params["kernel"], c["strides"],
+                                                      c["dilation_rate"], self._crop, self.need_input_grad)
+        if "kernel" in self.grads:
+            self.grads["kernel"][...] = grad
+        return dx

@@ -31,11 +31,7 @@ class Dense(ActivatedLayer):
         c = self.config
         self.in_features = input_shape[-1]
         units = c["units"]
-        self.add_weight("kernel", (self.in_features, units), c["kernel_initializer"],
-                        regularizer=c["kernel_regularizer"], constraint=c["kernel_constraint"])
-        if c["use_bias"]:
-            self.add_weight("bias", (units,), c["bias_initializer"], regularizer=c["bias_regularizer"],
-                            constraint=c["bias_constraint"])
+        self.add_kernel_and_bias((self.in_features, units), units)
         return tuple(input_shape[:-1]) + (units,)
 
     def forward(self, x, training):

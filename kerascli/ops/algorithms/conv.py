@@ -288,3 +288,53 @@ def grouped_conv2d_backward(ops, x, dz, kernel, g: Conv2DGeometry, need_dx: bool
         return grad, None
     dpatches = np.einsum("nhwgf,ijcgf->nhwgcij", dz5, kernel5, optimize=True)
     return grad, _scatter_windows(dpatches.reshape(patches.shape), padded_shape, g, dilation, x.shape)
+
+
+def _transposed_canvas(x_shape, kernel_shape, strides, dilation, crop, out_hw):
+    """The shape of the uncropped transposed output ((h - 1) * s + the dilated kernel's span per axis, or
+    more where the cropped output reaches past it) and the region the output takes from it."""
+    n, h, w, _ = x_shape
+    kh, kw, f, _ = kernel_shape
+    full_h = (h - 1) * strides[0] + (kh - 1) * dilation[0] + 1
+    full_w = (w - 1) * strides[1] + (kw - 1) * dilation[1] + 1
+    top, left = crop
+    out_h, out_w = out_hw
+    shape = (n, max(full_h, top + out_h), max(full_w, left + out_w), f)
+    return shape, (slice(None), slice(top, top + out_h), slice(left, left + out_w))
+
+
+def conv2d_transpose_forward(ops, x, kernel, strides, dilation, crop, out_hw):
+    """The transposed convolution (the gradient of a convolution with respect to its input): x (N, h, w, C),
+    kernel (kh, kw, F, C) as Keras' Conv2DTranspose -> (N, out_h, out_w, F), no bias. Input pixel (a, b)
+    adds x[a, b] . kernel[i, j] at (a * s + i * d, b * s + j * d) of the uncropped output; the output is
+    that canvas from ``crop`` = (top, left) on. Host numpy."""
+    sh, sw = strides
+    dh, dw = dilation
+    h, w = x.shape[1:3]
+    canvas_shape, region = _transposed_canvas(x.shape, kernel.shape, strides, dilation, crop, out_hw)
+    taps = np.einsum("nhwc,ijfc->nhwijf", x, kernel, optimize=True)
+    canvas = np.zeros(canvas_shape, np.result_type(x, kernel))
+    for i in range(kernel.shape[0]):
+        for j in range(kernel.shape[1]):
+            canvas[:, i * dh:i * dh + sh * h:sh, j * dw:j * dw + sw * w:sw] += taps[:, :, :, i, j]
+    return np.ascontiguousarray(canvas[region], dtype=x.dtype)
+
+
+def conv2d_transpose_backward(ops, x, dy, kernel, strides, dilation, crop, need_dx: bool):
+    """(the kernel's gradient, the input's or None) for conv2d_transpose_forward, from its output's gradient
+    ``dy``: each tap reads back what it wrote."""
+    sh, sw = strides
+    dh, dw = dilation
+    h, w = x.shape[1:3]
+    canvas_shape, region = _transposed_canvas(x.shape, kernel.shape, strides, dilation, crop, dy.shape[1:3])
+    canvas = np.zeros(canvas_shape, dy.dtype)
+    canvas[region] = dy
+    kh, kw = kernel.shape[:2]
+    dtaps = np.empty(x.shape[:3] + (kh, kw, kernel.shape[2]), dy.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dtaps[:, :, :, i, j] = canvas[:, i * dh:i * dh + sh * h:sh, j * dw:j * dw + sw * w:sw]
+    grad = np.ascontiguousarray(np.einsum("nhwijf,nhwc->ijfc", dtaps, x, optimize=True), dtype=x.dtype)
+    if not need_dx:
+        return grad, None
+    return grad, np.ascontiguousarray(np.einsum("nhwijf,ijfc->nhwc", dtaps, kernel, optimize=True), dtype=x.dtype)
