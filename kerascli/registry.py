@@ -150,6 +150,7 @@ LAYERS = Registry("layer type", (
     ("Conv2DTranspose", "kerascli.layers.conv:Conv2DTranspose", "Convolution2DTranspose"),
     ("DepthwiseConv2D", "kerascli.layers.conv:DepthwiseConv2D"),
     ("SeparableConv2D", "kerascli.layers.conv:SeparableConv2D", "SeparableConvolution2D"),
+    ("SeparableConv1D", "kerascli.layers.conv:SeparableConv1D", "SeparableConvolution1D"),
     ("MaxPooling1D", "kerascli.layers.pooling:MaxPooling1D", "MaxPool1D"),
     ("AveragePooling1D", "kerascli.layers.pooling:AveragePooling1D", "AvgPool1D"),
     ("GlobalAveragePooling1D", "kerascli.layers.pooling:GlobalAveragePooling1D", "GlobalAvgPool1D"),

@@ -69,6 +69,11 @@ ROWS = {
                         ({"filters": 2, "kernel_size": 2, "strides": 2, "padding": "same", "depth_multiplier": 2,
                           "use_bias": False}, (5, 5, 3)),
                         ({"filters": 2, "kernel_size": 2, "dilation_rate": 2, "activation": "relu"}, (5, 6, 2))],
+    "SeparableConv1D": [({"filters": 3, "kernel_size": 3, "activation": "tanh"}, (6, 2)),
+                        ({"filters": 2, "kernel_size": 2, "strides": 2, "padding": "same", "depth_multiplier": 2,
+                          "use_bias": False}, (5, 3)),
+                        ({"filters": 2, "kernel_size": 2, "dilation_rate": 2, "padding": "same",
+                          "activation": "relu"}, (5, 2))],
     "MaxPooling1D": [({}, (6, 2)), ({"pool_size": 3, "strides": 2, "padding": "same"}, (5, 2))],
     "AveragePooling1D": [({"pool_size": 2}, (6, 2)), ({"pool_size": 3, "strides": 1, "padding": "same"}, (4, 3))],
     "GlobalAveragePooling1D": [({}, (5, 2)), ({"keepdims": True}, (3, 2))],
@@ -354,7 +359,8 @@ def test_prelu_matches_keras_with_the_same_alpha(rng):
     np.testing.assert_allclose(layer.forward(x, False), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-6, atol=1e-7)
 
 
-WEIGHTED_KERAS = ["Dense", "Conv2D", "Conv1D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "BatchNormalization", "LayerNormalization", "GroupNormalization", "PReLU",
+WEIGHTED_KERAS = ["Dense", "Conv2D", "Conv1D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "SeparableConv1D",
+                  "BatchNormalization", "LayerNormalization", "GroupNormalization", "PReLU",
                   "Embedding", "SimpleRNN", "LSTM", "GRU"]
 
 

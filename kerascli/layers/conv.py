@@ -1,5 +1,5 @@
-"""Conv2D, Conv1D, Conv2DTranspose, DepthwiseConv2D and SeparableConv2D, channels-last: shapes and weights here, the
-computation in the Ops (kerascli/ops/algorithms/conv.py)."""
+"""Conv2D, Conv1D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D and SeparableConv1D, channels-last:
+shapes and weights here, the computation in the Ops (kerascli/ops/algorithms/conv.py)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,21 @@ def spatial_geometry(layer_name, input_shape, kernel, strides, padding):
         )
     return out_h, out_w, pad_top, pad_left
 
+
+
+def steps_geometry(layer_name, input_shape, config) -> tuple[Conv2DGeometry, int]:
+    """(the geometry over (steps, 1) images, the zeros ``causal`` padding puts before the first step) of a 1-D
+    window layer, from its kernel_size, strides, dilation_rate and padding."""
+    if len(input_shape) != 2:
+        raise ShapeError(f"expects sequences of shape (steps, channels), got {tuple(input_shape)}")
+    steps, channels = input_shape
+    k, s, d = config["kernel_size"], config["strides"], config["dilation_rate"]
+    check_dilation((s,), (d,))
+    span = (k - 1) * d + 1
+    causal = span - 1 if config["padding"] == "causal" else 0
+    out, _, pad_top, _ = spatial_geometry(layer_name, (steps + causal, 1, channels), (span, 1), (s, 1),
+                                          "valid" if causal else config["padding"])
+    return Conv2DGeometry(k, 1, s, 1, pad_top, 0, out, 1, channels), causal
 
 class Conv2D(ActivatedLayer):
     """A 2-D convolution, channels-last: kernel (kh, kw, in / groups, filters) as Keras'. Without dilation
@@ -170,21 +185,14 @@ class Conv1D(Conv2D):
     }
 
     def build(self, input_shape):
-        if len(input_shape) != 2:
-            raise ShapeError(f"expects sequences of shape (steps, channels), got {tuple(input_shape)}")
         c = self.config
-        steps, channels = input_shape
+        steps, channels = input_shape[0], input_shape[-1]
         k, s, d = c["kernel_size"], c["strides"], c["dilation_rate"]
-        span = (k - 1) * d + 1
-        self._causal = span - 1 if c["padding"] == "causal" else 0
-        padding = "valid" if self._causal else c["padding"]
-        out_h, _, pad_top, pad_left = spatial_geometry(self.name, (steps + self._causal, 1, channels), (span, 1),
-                                                       (s, 1), padding)
-        self.geometry = Conv2DGeometry(k, 1, s, 1, pad_top, pad_left, out_h, 1, channels)
+        self.geometry, self._causal = steps_geometry(self.name, input_shape, c)
         self._set_windows((s, 1), (d, 1), channels, c["filters"], c["groups"])
         self.add_kernel_and_bias((k, channels // c["groups"], c["filters"]), c["filters"])
         self._steps = steps
-        return (out_h, c["filters"])
+        return (self.geometry.out_h, c["filters"])
 
     def _kernel(self):
         k, channels, filters = self.params["kernel"].shape
@@ -250,9 +258,13 @@ class DepthwiseConv2D(ActivatedLayer):
     def _bias(self, dtype):
         return self.params["bias"] if "bias" in self.params else self.ops.no_bias(dtype)
 
+    def _depthwise_kernel(self):
+        """The depthwise kernel as (kh, kw, in, multiplier), what the algorithms take."""
+        return self.params[self.DEPTHWISE]
+
     def forward(self, x, training):
         self._x = x
-        z = self.ops.depthwise_conv2d_forward(x, self.params[self.DEPTHWISE], self.geometry, self.dilation)
+        z = self.ops.depthwise_conv2d_forward(x, self._depthwise_kernel(), self.geometry, self.dilation)
         return self.finish(z.reshape(-1, z.shape[-1])).reshape((len(x),) + self.output_shape)
 
     def finish(self, z2):
@@ -271,9 +283,10 @@ class DepthwiseConv2D(ActivatedLayer):
     def depthwise_backward(self, dz2):
         g = self.geometry
         dz = dz2.reshape(len(self._x), g.out_h, g.out_w, -1)
-        grad, dx = self.ops.depthwise_conv2d_backward(self._x, dz, self.params[self.DEPTHWISE], g,
+        grad, dx = self.ops.depthwise_conv2d_backward(self._x, dz, self._depthwise_kernel(), g,
                                                       self.need_input_grad, self.dilation)
-        self.grads[self.DEPTHWISE][...] = grad
+        if self.DEPTHWISE in self.grads:
+            self.grads[self.DEPTHWISE][...] = grad.reshape(self.grads[self.DEPTHWISE].shape)
         return dx
 
 
@@ -289,10 +302,12 @@ class SeparableConv2D(DepthwiseConv2D):
         "pointwise_constraint": constraint_param(),
     }
     DEPTHWISE = "depthwise_kernel"
+    POINTWISE_LEAD = (1, 1)  # the pointwise kernel's leading 1s: (1, 1, in * multiplier, filters) as Keras'
 
     def build_rest(self, input_shape, depthwise_shape):
         c = self.config
-        self.add_weight("pointwise_kernel", (1, 1, depthwise_shape[2], c["filters"]), c["pointwise_initializer"],
+        self.add_weight("pointwise_kernel", self.POINTWISE_LEAD + (depthwise_shape[2], c["filters"]),
+                        c["pointwise_initializer"],
                         regularizer=c["pointwise_regularizer"], constraint=c["pointwise_constraint"])
         if c["use_bias"]:
             self.add_weight("bias", (c["filters"],), c["bias_initializer"], regularizer=c["bias_regularizer"],
@@ -315,6 +330,43 @@ class SeparableConv2D(DepthwiseConv2D):
         self.ops.dense_backward(self._depthwise, pointwise, dz, grad, d_depthwise)
         return d_depthwise
 
+
+
+class SeparableConv1D(SeparableConv2D):
+    """SeparableConv2D over steps: (steps, channels) -> (steps', filters); depthwise_kernel (k, in, multiplier),
+    pointwise_kernel (1, in * multiplier, filters) as Keras'. Runs as SeparableConv2D over (steps, 1) images
+    (padding valid or same: Keras' has no causal)."""
+
+    PARAMS = {
+        **SeparableConv2D.PARAMS,
+        "kernel_size": Param("int", min=1),
+        "strides": Param("int", 1, min=1),
+        "dilation_rate": Param("int", 1, min=1),
+    }
+    POINTWISE_LEAD = (1,)
+
+    def build(self, input_shape):
+        c = self.config
+        self.geometry, _ = steps_geometry(self.name, input_shape, c)
+        steps, channels = input_shape
+        k, d = c["kernel_size"], c["dilation_rate"]
+        self.dilation, self._steps = (d, 1), steps
+        self.add_weight(self.DEPTHWISE, (k, channels, c["depth_multiplier"]), c["depthwise_initializer"],
+                        regularizer=c["depthwise_regularizer"], constraint=c["depthwise_constraint"])
+        multiplied = channels * c["depth_multiplier"]
+        out_h, _, filters = self.build_rest(input_shape, (self.geometry.out_h, 1, multiplied))
+        return (out_h, filters)
+
+    def _depthwise_kernel(self):
+        k, channels, multiplier = self.params[self.DEPTHWISE].shape
+        return self.params[self.DEPTHWISE].reshape(k, 1, channels, multiplier)
+
+    def forward(self, x, training):
+        return super().forward(x.reshape(len(x), self._steps, 1, self.geometry.channels), training)
+
+    def backward(self, dy):
+        dx4 = super().backward(dy)
+        return None if dx4 is None else dx4.reshape(len(dy), self._steps, self.geometry.channels)
 
 def transpose_geometry(size, kernel, stride, dilation, padding, output_padding):
     """(output size, cropped from the start) of a transposed convolution along one axis, by Keras' rules
