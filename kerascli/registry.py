@@ -142,6 +142,7 @@ LAYERS = Registry("layer type", (
     ("GaussianNoise", "kerascli.layers.core:GaussianNoise"),
     ("GaussianDropout", "kerascli.layers.core:GaussianDropout"),
     ("AlphaDropout", "kerascli.layers.core:AlphaDropout"),
+    ("EinsumDense", "kerascli.layers.einsum:EinsumDense"),
     ("Flatten", "kerascli.layers.core:Flatten"),
     ("Reshape", "kerascli.layers.core:Reshape"),
     ("Rescaling", "kerascli.layers.core:Rescaling"),

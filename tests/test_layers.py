@@ -33,6 +33,14 @@ ROWS = {
     "GaussianDropout": [({"rate": 0.3}, (2, 3))],
     "AlphaDropout": [({"rate": 0.2}, (5,))],
     "Dot": [({"axes": 1}, [(4,), (4,)]), ({"axes": [2, 2]}, [(3, 4), (2, 4)]), ({"axes": [1, 2]}, [(3, 2), (4, 3)])],
+    "EinsumDense": [({"equation": "ab,bc->ac", "output_shape": 4, "bias_axes": "c", "activation": "relu"}, (3,)),
+                    ({"equation": "abc,cd->abd", "output_shape": [None, 3], "bias_axes": "d"}, (4, 2)),
+                    ({"equation": "...b,bc->...c", "output_shape": 2, "activation": "tanh"}, (3, 4)),
+                    ({"equation": "abc,cde->abde", "output_shape": [None, 2, 3], "bias_axes": "de"}, (3, 2)),
+                    ({"equation": "abc,cd->ad", "output_shape": 3, "bias_axes": "d"}, (2, 4)),
+                    ({"equation": "abc...,bd->adc...", "output_shape": [3, None], "bias_axes": "d"}, (2, 4, 2)),
+                    ({"equation": "abcd,cde->abe", "output_shape": [None, 3], "bias_axes": "e",
+                      "activation": "softmax"}, (2, 3, 2))],
     "Flatten": [({}, (2, 3, 2))],
     "Reshape": [({"target_shape": [3, -1]}, (6, 2))],
     "Rescaling": [({"scale": 0.5, "offset": 1.0}, (5,))],
@@ -359,7 +367,7 @@ def test_prelu_matches_keras_with_the_same_alpha(rng):
     np.testing.assert_allclose(layer.forward(x, False), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-6, atol=1e-7)
 
 
-WEIGHTED_KERAS = ["Dense", "Conv2D", "Conv1D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "SeparableConv1D",
+WEIGHTED_KERAS = ["Dense", "EinsumDense", "Conv2D", "Conv1D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "SeparableConv1D",
                   "BatchNormalization", "LayerNormalization", "GroupNormalization", "PReLU",
                   "Embedding", "SimpleRNN", "LSTM", "GRU"]
 
@@ -416,6 +424,22 @@ def test_convolutions_refuse_arguments_keras_refuses(type_name, params, shape, m
 
     with pytest.raises(ShapeError, match=message):
         make_layer(type_name, params, shape, "cpu")
+
+
+@pytest.mark.parametrize("params,shape,message", [
+    ({"equation": "ab,bc", "output_shape": 2}, (3,), "must be of the form X,Y->Z"),
+    ({"equation": "ab,bc->ac", "output_shape": 2}, (3, 4), r"names 2 input axes \(the batch first\), the input has 3"),
+    ({"equation": "ab,bc->ac", "output_shape": [2, 3]}, (3,), "has 2 entries"),
+    ({"equation": "abc,cd->abd", "output_shape": [5, 2]}, (4, 3), "disagree at axis 'b': 4 vs 5"),
+    ({"equation": "ab,bc->ac", "output_shape": 2, "bias_axes": "x"}, (3,), "bias axis 'x' is not an output axis"),
+    ({"equation": "ab,bcd->ac", "output_shape": 2}, (3,), "kernel axis 'd' appears in neither"),
+    ({"equation": "ab,bc->acd", "output_shape": [2, 2]}, (3,), "output axis 'd' appears in neither"),
+])
+def test_einsum_dense_refuses_equations_keras_refuses(params, shape, message):
+    from kerascli.graph.layer import ShapeError
+
+    with pytest.raises(ShapeError, match=message):
+        make_layer("EinsumDense", params, shape, "cpu")
 
 
 def test_embedding_refuses_ids_outside_its_table():

@@ -24,7 +24,8 @@ MAX_DIM = 1 << 24
 
 @dataclass(frozen=True)
 class Param:
-    """One argument. kind: int, float, bool, str, pair, shape, str_list, int_list, float_list, names (one or a list),
+    """One argument. kind: int, float, bool, str, pair, shape, partial_shape (a dimension, or a list of
+    dimensions and nulls), str_list, int_list, float_list, names (one or a list),
     path, schedule (a learning-rate schedule mapping: the config schema resolves it), typed (a name from
     the ``choices`` registry, or ``{type: name, argument: value, ...}`` checked against that entry's
     PARAMS: initializers, regularizers, constraints)."""
@@ -225,6 +226,15 @@ class Checker:
                 raise self.error(path, "expected n, [rows, columns] or [[top, bottom], [left, right]] (integers from 0), "
                                        f"got {_describe(value)}")
             return [list(p) for p in value]
+        if kind == "partial_shape":  # Keras' output_shape of EinsumDense: None where the input decides
+            items = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+            if not isinstance(items, list) or not items:
+                raise self.error(path, f"expected a dimension or a list of dimensions and nulls, got {_describe(value)}")
+            for i, item in enumerate(items):
+                if item is not None and (isinstance(item, bool) or not isinstance(item, int) or
+                                         not 1 <= item <= MAX_DIM):
+                    raise self.error(path + (i,), f"expected a positive integer dimension or null, got {_describe(item)}")
+            return list(items)
         if kind == "shape":
             if not isinstance(value, list) or not value:
                 raise self.error(path, f"expected a list of positive integers, got {_describe(value)}")

@@ -221,3 +221,34 @@ def batched_dot_backward(ops, dy, a, b, axes):
     da = np.einsum(f"{out},z{sb}->z{sa}", dy, b).astype(a.dtype, copy=False)
     db = np.einsum(f"{out},z{sa}->z{sb}", dy, a).astype(b.dtype, copy=False)
     return da, db
+
+
+def einsum_dense_forward(ops, specs, x, kernel, bias=None):
+    """einsum(``in,kernel->out`` of ``specs``, x, kernel) + bias (broadcast against the output's last axes),
+    contiguous, in x's type: Keras' EinsumDense before its activation."""
+    in_spec, w_spec, out_spec = specs
+    z = np.einsum(f"{in_spec},{w_spec}->{out_spec}", x, kernel, optimize=True)
+    if bias is not None:
+        z += bias
+    return np.ascontiguousarray(z, dtype=x.dtype)
+
+
+def einsum_dense_backward(ops, specs, x, kernel, dz, grad_kernel, grad_bias, need_dx: bool):
+    """The gradients of einsum_dense_forward from its output's ``dz``: into ``grad_kernel`` and ``grad_bias``
+    (each may be None), and the input's (or None). Input axes the forward summed away (in neither the
+    kernel nor the output) receive the gradient unchanged along them."""
+    in_spec, w_spec, out_spec = specs
+    if grad_bias is not None:
+        lead = dz.ndim - grad_bias.ndim
+        axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(grad_bias.shape) if n == 1)
+        grad_bias[...] = dz.sum(axis=axes, keepdims=True).reshape(grad_bias.shape)
+    if grad_kernel is not None:
+        grad_kernel[...] = np.einsum(f"{in_spec},{out_spec}->{w_spec}", x, dz, optimize=True)
+    if not need_dx:
+        return None
+    kept = "".join(letter for letter in in_spec if letter in out_spec or letter in w_spec)
+    dx = np.einsum(f"{out_spec},{w_spec}->{kept}", dz, kernel, optimize=True)
+    if kept != in_spec:
+        summed = tuple(i for i, letter in enumerate(in_spec) if letter not in kept)
+        dx = np.broadcast_to(np.expand_dims(dx, summed), x.shape)
+    return np.ascontiguousarray(dx, dtype=x.dtype)
