@@ -51,6 +51,7 @@ from kerascli.runs.rundir import create_run_dir, write_metrics_csv
 from kerascli.train.loop import TrainingDiverged
 from kerascli.train.session import (
     Session,
+    adapt_layers,
     build_session,
     load_data,
     load_initial_weights,
@@ -104,6 +105,7 @@ def train(config_path: str, overrides: list, name: str | None, runs_dir: str, qu
                               "then)")
         lock = RunLock(run_dir).acquire()
     else:
+        adapt_layers(session, splits)
         load_initial_weights(session)
         run_dir = create_run_dir(runs_dir, spec.name)
         lock = RunLock(run_dir).acquire()
@@ -126,6 +128,7 @@ def train(config_path: str, overrides: list, name: str | None, runs_dir: str, qu
                                   f"train.epochs={spec.train['epochs'] * 2}", highlight=False, soft_wrap=True)
                     return run_dir
             else:
+                adapt_layers(session, splits)
                 load_initial_weights(session)
                 check_writable(run_dir)
         return _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, console, started)

@@ -165,6 +165,7 @@ LAYERS = Registry("layer type", (
     ("LayerNormalization", "kerascli.layers.normalization:LayerNormalization"),
     ("GroupNormalization", "kerascli.layers.normalization:GroupNormalization"),
     ("UnitNormalization", "kerascli.layers.normalization:UnitNormalization"),
+    ("Normalization", "kerascli.layers.normalization:Normalization"),
     ("Add", "kerascli.layers.merge:Add"),
     ("Subtract", "kerascli.layers.merge:Subtract"),
     ("Multiply", "kerascli.layers.merge:Multiply"),

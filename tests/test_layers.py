@@ -41,6 +41,9 @@ ROWS = {
                     ({"equation": "abc...,bd->adc...", "output_shape": [3, None], "bias_axes": "d"}, (2, 4, 2)),
                     ({"equation": "abcd,cde->abe", "output_shape": [None, 3], "bias_axes": "e",
                       "activation": "softmax"}, (2, 3, 2))],
+    "Normalization": [({}, (3,)), ({"mean": 0.5, "variance": 4.0}, (2, 3)),
+                      ({"axis": [1, 2], "mean": [1.0, -1.0, 0.5], "variance": [1.0, 2.0, 0.25]}, (2, 3)),
+                      ({"axis": None, "invert": True, "mean": 1.0, "variance": 9.0}, (4,))],
     "Flatten": [({}, (2, 3, 2))],
     "Reshape": [({"target_shape": [3, -1]}, (6, 2))],
     "Rescaling": [({"scale": 0.5, "offset": 1.0}, (5,))],
@@ -162,7 +165,7 @@ def make_layer(type_name, params, input_shape, backend, seed=0):
     for spec in layer.weight_specs:
         # random values everywhere (not the zeros/ones defaults) so every gradient path is exercised
         value = rng.normal(size=spec.shape)
-        layer.params[spec.name] = np.abs(value) + 0.5 if "variance" in spec.name else value
+        layer.params[spec.name] = np.asarray(np.abs(value) + 0.5) if "variance" in spec.name else value
         if spec.trainable:
             layer.grads[spec.name] = np.zeros(spec.shape)
     layer.ops = get_ops(backend)

@@ -25,7 +25,7 @@ MAX_DIM = 1 << 24
 @dataclass(frozen=True)
 class Param:
     """One argument. kind: int, float, bool, str, pair, shape, partial_shape (a dimension, or a list of
-    dimensions and nulls), str_list, int_list, float_list, names (one or a list),
+    dimensions and nulls), floats (a number or a list of numbers, kept as given), str_list, int_list, float_list, names (one or a list),
     path, schedule (a learning-rate schedule mapping: the config schema resolves it), typed (a name from
     the ``choices`` registry, or ``{type: name, argument: value, ...}`` checked against that entry's
     PARAMS: initializers, regularizers, constraints)."""
@@ -189,6 +189,12 @@ class Checker:
                                                                for v in items):
                 raise self.error(path, f"expected an integer or a list of integers, got {_describe(value)}")
             return value
+        if kind == "floats":
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return self.value(value, Param("float"), path)
+            if not isinstance(value, list) or not value:
+                raise self.error(path, f"expected a number or a list of numbers, got {_describe(value)}")
+            return [self.value(item, Param("float"), path + (i,)) for i, item in enumerate(value)]
         if kind == "float_list":
             if not isinstance(value, list) or not value:
                 raise self.error(path, f"expected a list of numbers, got {_describe(value)}")

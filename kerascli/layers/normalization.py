@@ -1,5 +1,6 @@
-"""BatchNormalization over the last axis, with Keras' defaults and moving statistics; frozen
-(``trainable: false``), it runs in inference mode in training too, as Keras' does."""
+"""BatchNormalization (Keras' defaults and moving statistics; frozen, ``trainable: false``, it runs in inference
+mode in training too, as Keras' does), LayerNormalization, GroupNormalization, UnitNormalization, and the
+preprocessing Normalization (statistics given or adapted to the training split)."""
 
 from __future__ import annotations
 
@@ -200,3 +201,87 @@ class UnitNormalization(Layer):
         dy2, _ = self._axes.rows(self.ops, dy)
         dx = self.ops.unit_normalize_backward(dy2, self._y, self._factor, self._capped)
         return self._axes.restore(self.ops, dx, self._moved)
+
+
+class Normalization(Layer):
+    """Keras' Normalization: (x - mean) / sqrt(variance) per feature along ``axis`` (a list for several, null
+    for one mean over everything), from the given ``mean`` and ``variance`` or, without them, statistics
+    adapted to the training split before the first epoch and stored in the run as the non-trainable weights
+    ``mean`` and ``variance``; ``invert`` applies the inverse. Host numpy (refused on the cuda backend)."""
+
+    host_only = True
+    EPSILON = 1e-7  # Keras' backend epsilon: the smallest scale divided by
+    PARAMS = {
+        "axis": Param("int_list", -1, nullable=True, doc="the axes kept (counted with the batch axis, as Keras')"),
+        "mean": Param("floats", None, nullable=True),
+        "variance": Param("floats", None, min=0.0, nullable=True),
+        "invert": Param("bool", False),
+    }
+
+    def build(self, input_shape):
+        c = self.config
+        full = (None,) + tuple(input_shape)
+        ndim = len(full)
+        axes = () if c["axis"] is None else (c["axis"],) if isinstance(c["axis"], int) else tuple(c["axis"])
+        if any(not -ndim <= a < ndim for a in axes):
+            raise ShapeError(f"axis {c['axis']} outside [{-ndim}, {ndim}) for inputs of rank {ndim} (with the batch)")
+        keep = tuple(sorted({a % ndim for a in axes}))
+        if 0 in keep:
+            raise ShapeError("axis 0 is the batch axis, whose size is not known: keep per-sample axes only")
+        self._reduce = tuple(d for d in range(ndim) if d not in keep)  # with the batch axis
+        self._broadcast = tuple(full[d] if d in keep else 1 for d in range(1, ndim))
+        stats_shape = tuple(full[d] for d in keep)
+        if (c["mean"] is None) != (c["variance"] is None):
+            raise ShapeError("give both mean and variance, or neither (then they are adapted to the training data)")
+        if isinstance(c["mean"], list) != isinstance(c["variance"], list) or (
+                isinstance(c["mean"], list) and len(c["mean"]) != len(c["variance"])):
+            raise ShapeError(f"mean {c['mean']} and variance {c['variance']} must have the same shape (as in Keras)")
+        self.needs_adapt = c["mean"] is None
+        self._arrays = None
+        if self.needs_adapt:
+            self.add_weight("mean", stats_shape, "zeros", trainable=False)
+            self.add_weight("variance", stats_shape, "ones", trainable=False)
+            self._given = None
+        else:
+            self._given = [self._align(name, c[name], keep, full) for name in ("mean", "variance")]
+        return tuple(input_shape)
+
+    def _align(self, name, value, keep, full):
+        """(values, the broadcast axis they run along or None) of a given mean or variance: a number
+        everywhere, else a list along the last kept axis (one value, or one per entry), as Keras aligns
+        them from the right."""
+        if not isinstance(value, list):
+            return [value], None
+        if not keep:
+            raise ShapeError(f"{name} is a list but axis keeps no axis; give one number")
+        size = full[keep[-1]]
+        if len(value) not in (1, size):
+            raise ShapeError(f"{name} has {len(value)} values, the last kept axis has {size}")
+        return value, keep[-1] - 1
+
+    def _statistics(self):
+        if self.needs_adapt:
+            return self.params["mean"].reshape(self._broadcast), self.params["variance"].reshape(self._broadcast)
+        if self._arrays is None:
+            self._arrays = tuple(self.ops.statistic_array(values, self._broadcast, axis) for values, axis in self._given)
+        return self._arrays
+
+    def adapt(self, batches) -> int:
+        """Set mean and variance from ``batches`` (this layer's inputs, the training split batch by batch);
+        the number of samples seen."""
+        state = (0, 0.0, 0.0)
+        for x in batches:
+            state = self.ops.moments_update(state, x, self._reduce)
+        count, mean, m2 = state
+        if count == 0:
+            raise ShapeError("no training samples to adapt mean and variance to")
+        self.params["mean"][...] = mean
+        self.params["variance"][...] = m2 / count
+        return count
+
+    def forward(self, x, training):
+        mean, variance = self._statistics()
+        return self.ops.standardize(x, mean, variance, self.config["invert"], self.EPSILON)
+
+    def backward(self, dy):
+        return self.ops.standardize_backward(dy, self._statistics()[1], self.config["invert"], self.EPSILON)

@@ -123,6 +123,25 @@ def load_initial_weights(session: Session) -> None:
         apply_weights(session.model, load_checkpoint(path).weights(), path)
 
 
+def adapt_layers(session: Session, splits: dict) -> None:
+    """Fit the layers that adapt to data (Normalization without mean and variance) to the training split's
+    inputs, batch by batch, before a run's first epoch (a resume takes them from its checkpoint). Such a
+    layer must take a model input directly: nothing before it is trained yet."""
+    model = session.model
+    for node in model.nodes:
+        layer = node.layer
+        if not getattr(layer, "needs_adapt", False):
+            continue
+        source = node.inputs[0]
+        if source not in model.input_shapes:
+            raise ConfigError(f"layer {layer.name!r} ({layer.type_name}) adapts its mean and variance to the training "
+                              f"data of a model input, but takes {source!r}; put it right after an input or give "
+                              "mean and variance")
+        train = splits["train"]
+        batch = session.spec.train["batch_size"]
+        layer.adapt(x[source] if isinstance(x, dict) else x for x, _, _ in train.batches(batch))
+
+
 def per_output(compile_: dict, outputs: list[str]) -> tuple[dict, dict, dict]:
     """(loss, loss weight, metrics) of each output from the resolved compile section (with one output its
     loss is a name or a mapping with 'type' and its metrics a list; with several, mappings by output name)."""

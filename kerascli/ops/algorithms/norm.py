@@ -42,3 +42,40 @@ def unit_normalize(ops, x2, eps):
 def unit_normalize_backward(ops, dy2, y, factor, capped):
     radial = np.where(capped, 0.0, (y * dy2).sum(axis=1, keepdims=True))
     return (factor * (dy2 - y * radial)).astype(dy2.dtype)
+
+
+def standardize(ops, x, mean, variance, invert: bool, eps: float):
+    """Keras' Normalization: (x - mean) / max(sqrt(variance), eps), or with ``invert`` mean + x * that
+    scale; mean and variance broadcast against the per-sample axes."""
+    scale = np.maximum(np.sqrt(variance), eps)
+    y = mean + x * scale if invert else (x - mean) / scale
+    return np.ascontiguousarray(y, dtype=x.dtype)
+
+
+def standardize_backward(ops, dy, variance, invert: bool, eps: float):
+    scale = np.maximum(np.sqrt(variance), eps)
+    return np.ascontiguousarray(dy * scale if invert else dy / scale, dtype=dy.dtype)
+
+
+def moments_update(ops, state, x, axes):
+    """Fold the batch ``x`` into running (count, mean, M2) over ``axes`` (float64, Chan et al.'s parallel
+    combination): adapting on a split batch by batch gives its whole mean and (population) variance."""
+    count, mean, m2 = state
+    xs = np.asarray(ops.to_host(x), np.float64)
+    n = int(np.prod([xs.shape[a] for a in axes])) if axes else 1
+    batch_mean = xs.mean(axis=axes)
+    batch_m2 = ((xs - xs.mean(axis=axes, keepdims=True)) ** 2).sum(axis=axes)
+    if count == 0:
+        return n, batch_mean, batch_m2
+    total = count + n
+    delta = batch_mean - mean
+    return total, mean + delta * (n / total), m2 + batch_m2 + delta ** 2 * (count * n / total)
+
+
+def statistic_array(ops, values, shape, axis):
+    """``values`` (one number, or one per entry of ``axis``) as an array of ``shape`` (float64)."""
+    if axis is None or len(values) == 1:
+        return np.full(shape, float(values[0]))
+    along = [1] * len(shape)
+    along[axis] = len(values)
+    return np.broadcast_to(np.asarray(values, np.float64).reshape(along), shape).copy()
