@@ -355,6 +355,20 @@ def test_pooling(rng, dtype, case, other):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (2, 5, 3), (3, 40, 70)])
+@parity("global_max_pool")
+def test_global_max_pool(rng, dtype, shape, other):
+    x = rng.normal(size=shape).astype(dtype)
+    x[-1, :, -1] = 1.0  # a tie: the first place wins
+    x[0, -1, 0] = np.nan  # the first NaN wins
+    (y_ref, a_ref), (y_fast, a_fast) = run_out(other, "global_max_pool", x,
+                                               outs=[((shape[0], shape[2]), dtype), ((shape[0], shape[2]), np.int64)])
+    np.testing.assert_array_equal(a_ref, a_fast)
+    np.testing.assert_array_equal(y_ref, y_fast)
+    assert a_fast[-1, -1] == 0 and a_fast[0, 0] == shape[1] - 1 and np.isnan(y_fast[0, 0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 3), (7, 4), (64, 16)])
 @parity("batch_norm_forward_train", "batch_norm_backward", "batch_norm_inference", "moving_average_update")
 def test_batch_norm(rng, dtype, shape, other):

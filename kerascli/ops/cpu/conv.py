@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kerascli.ops.contract import SOFTMAX
+from kerascli.ops.contract import LINEAR, RELU, SOFTMAX
 from kerascli.ops.cpu.activations import (
     _activation_value,
     _softmax_rows,
@@ -158,11 +158,22 @@ def col2im(cols, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, out):
 
 
 
-@njit(**fma_opts)
-def _activate(values, act):
-    """An elementwise activation in place on a 1-D array (softmax is applied per pixel elsewhere)."""
+@njit(inline="always", **fma_opts)
+def _activate_loop(values, act):
     for f in range(values.size):
         values[f] = _activation_value(values[f], act)
+
+
+@njit(**fma_opts)
+def _activate(values, act):
+    """An elementwise activation in place on a 1-D array (softmax is applied per pixel elsewhere); relu
+    and linear with ``act`` a constant, so that the loop vectorises (as kerascli.ops.cpu.activations)."""
+    if act == RELU:
+        _activate_loop(values, RELU)
+    elif act == LINEAR:
+        _activate_loop(values, LINEAR)
+    else:
+        _activate_loop(values, act)
 
 
 # The direct kernels work on 4 neighbouring output pixels at once where their

@@ -156,3 +156,21 @@ def avg_pool_backward(dy, ph, pw, sh, sw, pad_top, pad_left, out):
                         for ch in range(c):
                             out[b, yy, xx, ch] += dy[b, oy, ox, ch] * inv
     return out
+
+
+@njit(**opts)
+def global_max_pool(x, out, arg):
+    n, positions, c = x.shape
+    for b in range(n):
+        best, where = out[b], arg[b]
+        for f in range(c):
+            best[f] = x[b, 0, f]
+            where[f] = 0
+        for p in range(1, positions):
+            row = x[b, p]
+            for f in range(c):
+                v, m = row[f], best[f]
+                if v > m or (v != v and m == m):  # NaN wins, as numpy's argmax: the first NaN
+                    best[f] = v
+                    where[f] = p
+    return out, arg

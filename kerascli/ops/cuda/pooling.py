@@ -119,3 +119,24 @@ def avg_pool_backward(dy, ph, pw, sh, sw, pad_top, pad_left, out):
     if out.size:
         _avg_backward[blocks(out.size)](dy, ph, pw, sh, sw, pad_top, pad_left, out)
     return out
+
+
+@kernel
+def _global_max(x, out, arg):
+    i = cuda.grid(1)
+    n, positions, c = x.shape
+    if i < n * c:
+        b, f = i // c, i % c
+        m, where = x[b, 0, f], 0
+        for p in range(1, positions):
+            v = x[b, p, f]
+            if v > m or (v != v and m == m):
+                m, where = v, p
+        out[b, f] = m
+        arg[b, f] = where
+
+
+def global_max_pool(x, out, arg):
+    if out.size:
+        _global_max[blocks(out.size)](x, out, arg)
+    return out, arg

@@ -85,3 +85,12 @@ def avg_pool_backward(dy, ph, pw, sh, sw, pad_top, pad_left, out):
                     if 0 <= yy < h and 0 <= xx < w:
                         out[:, yy, xx, :] += share[:, oy, ox, :]
     return out
+
+
+def global_max_pool(x, out, arg):
+    """x (N, P, C): out[n, c] = the maximum over the P positions, arg[n, c] its position (the first of ties;
+    NaN wins, as numpy's argmax)."""
+    where = x.argmax(axis=1)
+    arg[...] = where
+    out[...] = np.take_along_axis(x, where[:, None], axis=1)[:, 0]
+    return out, arg
