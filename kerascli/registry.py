@@ -332,6 +332,7 @@ DATASETS = Registry("dataset", (
     ("synthetic_sequences", "kerascli.data.datasets:SyntheticSequences"),
     ("npz", "kerascli.data.datasets:NpzFile"),
     ("npy", "kerascli.data.datasets:NpyPair"),
+    ("idx", "kerascli.data.datasets:IdxFiles"),
     ("csv", "kerascli.data.datasets:CsvFile"),
 ))
 CALLBACKS = Registry("callback", (  # progress, metrics and checkpoints come from train/checkpoint keys

@@ -253,6 +253,39 @@ class NpyPair(Dataset):
         return check_features(_load_npy(params["x"]), _load_npy(params["y"]), params["x"])
 
 
+class IdxFiles(Dataset):
+    """MNIST's IDX files (plain or .gz): ``x`` the images, ``y`` the labels, and optionally ``x_test`` and
+    ``y_test``, the file pair of the data's own test split (MNIST's t10k files), as keras.datasets splits
+    them. Plain files are memory-mapped."""
+
+    PARAMS = {"x": Param("path"), "y": Param("path"),
+              "x_test": Param("path", None, nullable=True), "y_test": Param("path", None, nullable=True)}
+
+    @classmethod
+    def check(cls, params: dict) -> str | None:
+        if (params["x_test"] is None) != (params["y_test"] is None):
+            given, missing = ("x_test", "y_test") if params["x_test"] is not None else ("y_test", "x_test")
+            return f"{missing}: {given} names the test split's images, {missing} must name its labels"
+        return None
+
+    @classmethod
+    def splits(cls, params: dict) -> tuple[str, ...]:
+        return ("train", "test") if params.get("x_test") else ()
+
+    @classmethod
+    def load(cls, params):
+        from kerascli.data.idx import read_idx
+
+        def pair(x, y):
+            images, labels = read_idx(params[x]), read_idx(params[y])
+            if labels.ndim != 1:
+                raise DataError(f"{params[y]}: labels must be one value per sample, got shape {labels.shape}")
+            return check_features(images, labels, params[x])
+
+        train = pair("x", "y")
+        return {"train": train, "test": pair("x_test", "y_test")} if params.get("x_test") else train
+
+
 def read_numeric_csv(path: str, delimiter: str = ",",
                      option: str = "delimiter") -> tuple[list[str] | None, np.ndarray]:
     """(header or None, float array). A first row that is not all numbers is the header.
