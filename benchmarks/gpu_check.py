@@ -139,6 +139,21 @@ def throughput(cases, rounds, log):
     return rows
 
 
+def short_path_report() -> str:
+    """How the kernels the benchmark ran were launched: by kerascli's short path (kerascli.ops.cuda.kernel)
+    or, for the signatures whose direct values differed from numba-cuda's, by numba-cuda's own."""
+    import gc
+
+    from kerascli.ops.cuda.kernel import Kernel
+
+    kernels = [k for k in gc.get_objects() if isinstance(k, Kernel) and k._signatures]
+    short = sum(k.short_path_signatures for k in kernels)
+    total = sum(len(k._signatures) for k in kernels)
+    kept = sorted(k.__name__ for k in kernels if k.short_path_signatures < len(k._signatures))
+    return (f"launches: {short} of {total} argument signatures of {len(kernels)} kernels by the short path"
+            + (f"; numba-cuda's launch kept for {', '.join(kept)}" if kept else ""))
+
+
 def gemm_rates(log):
     """TFLOP/s of the two GEMMs on the benchmark MLP's largest products (batch 4096), float32."""
     from numba import cuda
@@ -252,6 +267,7 @@ def main():
     cases = [("train MLP b1024", "mlp", 1024, 131072 // scale), ("train MLP b4096", "mlp", 4096, 262144 // scale),
              ("train CNN b256", "cnn", 256, 32768 // scale)]
     rows = throughput(cases, args.rounds or (3 if args.quick else 5), log)
+    log(short_path_report())
     rates = gemm_rates(log)
     agreement = digits_agreement(log)
     cpu = json.load(open(os.path.join(HERE, "results.json")))["samples_per_second"]
