@@ -318,16 +318,19 @@ def conv2d_direct_backward(x, dy, y, act, kh, kw, sh, sw, pad_top, pad_left):
     """
     n, c = x.shape[0], x.shape[3]
     _, out_h, out_w, filters = dy.shape
-    g = np.zeros((kh * kw * c, filters), dtype=dy.dtype)
-    db = np.zeros(filters, dtype=dy.dtype)
+    g = np.zeros((kh * kw * c, filters), dtype=dy.dtype)  # one image's share, summed in float32
+    total = np.zeros((kh * kw * c, filters))  # the images' shares, summed in float64
+    db = np.zeros(filters)
     d = np.empty((out_w, filters), dtype=dy.dtype)
     for b in range(n):
+        g[...] = 0
         for oy in range(out_h):
             row_db = bias_activation_backward(dy[b, oy], y[b, oy], act, d)[1]
             for f in range(filters):
                 db[f] += row_db[f]
             _direct_grad_row(x, b, oy, d, kh, kw, sh, sw, pad_top, pad_left, g)
-    return g.reshape(kh, kw, c, filters), db
+        total += g
+    return total.astype(dy.dtype).reshape(kh, kw, c, filters), db.astype(dy.dtype)
 
 
 # The backward of a first Conv2D -> MaxPooling2D whose windows tile the image
@@ -339,11 +342,13 @@ def conv2d_direct_maxpool_backward(x, dy, pooled, arg, act, kh, kw, sh, sw, pad_
     followed by max pooling, from the gradient ``dy`` of the pooled output ``pooled``: each window's gradient goes to the convolution output that won it."""
     n, c = x.shape[0], x.shape[3]
     _, pool_h, pool_w, filters = dy.shape
-    g = np.zeros((kh * kw * c, filters), dtype=dy.dtype)
-    db = np.zeros(filters, dtype=dy.dtype)
+    g = np.zeros((kh * kw * c, filters), dtype=dy.dtype)  # one image's share, summed in float32
+    total = np.zeros((kh * kw * c, filters))  # the images' shares, summed in float64
+    db = np.zeros(filters)
     dz = np.empty((pool_w, filters), dtype=dy.dtype)
     d = np.empty((pool_w * pw, filters), dtype=dy.dtype)
     for b in range(n):
+        g[...] = 0
         for py in range(pool_h):
             row_db = bias_activation_backward(dy[b, py], pooled[b, py], act, dz)[1]
             for f in range(filters):
@@ -358,7 +363,8 @@ def conv2d_direct_maxpool_backward(x, dy, pooled, arg, act, kh, kw, sh, sw, pad_
                         for f in range(filters):
                             dst[f] = gz[f] if where[f] == k else 0
                 _direct_grad_row(x, b, py * ph + i, d, kh, kw, sh, sw, pad_top, pad_left, g)
-    return g.reshape(kh, kw, c, filters), db
+        total += g
+    return total.astype(dy.dtype).reshape(kh, kw, c, filters), db.astype(dy.dtype)
 
 
 @njit(**opts)
