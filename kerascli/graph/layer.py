@@ -234,6 +234,18 @@ class ActivatedLayer(Layer):
         self.act = 0
         self.own_act = None
 
+    def bias_or_none(self, dtype):
+        """The layer's (units,) ``bias``, or the Ops' empty stand-in where it has none."""
+        return self.params["bias"] if "bias" in self.params else self.ops.no_bias(dtype)
+
+    def bias_and_activate(self, z: np.ndarray, with_bias: bool = True) -> np.ndarray:
+        """act(z + bias) over z's last axis (the layer's own product, formed elsewhere), kept for the
+        backward pass, then the own-step activation; in z's shape."""
+        z2 = z.reshape(-1, z.shape[-1])
+        bias = self.bias_or_none(z2.dtype) if with_bias else self.ops.no_bias(z2.dtype)
+        self._y = self.ops.bias_activation_forward(z2, bias, self.act, self.workspace("y", z2.shape))
+        return self.activate(self._y).reshape(z.shape)
+
     def activate(self, z2: np.ndarray) -> np.ndarray:
         """The own-step activation of the 2-D ``z2`` (the layer's output before it), or ``z2`` as it is."""
         if self.own_act is None:

@@ -118,9 +118,6 @@ class Conv2D(ActivatedLayer):
     def _kernel_grad(self):
         return self.grads["kernel"]
 
-    def _bias(self, dtype):
-        return self.params["bias"] if "bias" in self.params else self.ops.no_bias(dtype)
-
     def forward(self, x, training):
         if self.windowed:
             return self._windowed_forward(x)
@@ -130,11 +127,11 @@ class Conv2D(ActivatedLayer):
             out = pool.workspace("y", (n,) + pool.output_shape)
             arg = pool.workspace("arg", (n,) + pool.output_shape, "int32")
             ph, pw = pool.config["pool_size"]
-            self.ops.conv2d_maxpool_forward(x, self._kernel(), self._bias(x.dtype), self.act, self.geometry,
+            self.ops.conv2d_maxpool_forward(x, self._kernel(), self.bias_or_none(x.dtype), self.act, self.geometry,
                                             ph, pw, out, arg, self.workspace)
             self._x, self._pooled, self._arg = x, out, arg
             return out
-        y4 = self.ops.conv2d_forward(x, self._kernel(), self._bias(x.dtype), self.act, self.geometry,
+        y4 = self.ops.conv2d_forward(x, self._kernel(), self.bias_or_none(x.dtype), self.act, self.geometry,
                                      self.workspace)
         self._x, self._y = x, y4
         return self.activate(y4.reshape(-1, self.config["filters"])).reshape(y4.shape)
@@ -155,11 +152,8 @@ class Conv2D(ActivatedLayer):
 
     def _windowed_forward(self, x):
         self._x = x
-        z = self.ops.grouped_conv2d_forward(x, self._kernel(), self.geometry, self.dilation, self.groups)
-        z2 = z.reshape(-1, self.config["filters"])
-        y = self.ops.bias_activation_forward(z2, self._bias(z2.dtype), self.act, self.workspace("y", z2.shape))
-        self._y = y
-        return self.activate(y).reshape(z.shape)
+        return self.bias_and_activate(self.ops.grouped_conv2d_forward(x, self._kernel(), self.geometry,
+                                                                      self.dilation, self.groups))
 
     def _windowed_backward(self, dy):
         dz2 = self.activation_backward(dy.reshape(-1, self.config["filters"]))[0]
@@ -255,9 +249,6 @@ class DepthwiseConv2D(ActivatedLayer):
                             constraint=c["bias_constraint"])
         return depthwise_shape
 
-    def _bias(self, dtype):
-        return self.params["bias"] if "bias" in self.params else self.ops.no_bias(dtype)
-
     def _depthwise_kernel(self):
         """The depthwise kernel as (kh, kw, in, multiplier), what the algorithms take."""
         return self.params[self.DEPTHWISE]
@@ -269,9 +260,7 @@ class DepthwiseConv2D(ActivatedLayer):
 
     def finish(self, z2):
         """Bias and activation after the depthwise part."""
-        y = self.ops.bias_activation_forward(z2, self._bias(z2.dtype), self.act, self.workspace("y", z2.shape))
-        self._y = y
-        return self.activate(y)
+        return self.bias_and_activate(z2)
 
     def backward(self, dy):
         dz = self.unfinish(dy.reshape(-1, dy.shape[-1]))
@@ -317,7 +306,7 @@ class SeparableConv2D(DepthwiseConv2D):
     def finish(self, z2):
         self._depthwise = z2
         pointwise = self.params["pointwise_kernel"].reshape(z2.shape[1], -1)
-        y = self.ops.dense_forward(z2, pointwise, self._bias(z2.dtype), self.act,
+        y = self.ops.dense_forward(z2, pointwise, self.bias_or_none(z2.dtype), self.act,
                                    self.workspace("y", (len(z2), pointwise.shape[1])))
         self._y = y
         return self.activate(y)
@@ -413,18 +402,11 @@ class Conv2DTranspose(ActivatedLayer):
         self.add_kernel_and_bias((kh, kw, c["filters"], input_shape[2]), c["filters"])
         return (out_h, out_w, c["filters"])
 
-    def _bias(self, dtype):
-        return self.params["bias"] if "bias" in self.params else self.ops.no_bias(dtype)
-
     def forward(self, x, training):
         c = self.config
         self._x = x
-        z = self.ops.conv2d_transpose_forward(x, self.params["kernel"], c["strides"], c["dilation_rate"],
-                                              self._crop, self._out_hw)
-        z2 = z.reshape(-1, c["filters"])
-        y = self.ops.bias_activation_forward(z2, self._bias(z2.dtype), self.act, self.workspace("y", z2.shape))
-        self._y = y
-        return self.activate(y).reshape(z.shape)
+        return self.bias_and_activate(self.ops.conv2d_transpose_forward(
+            x, self.params["kernel"], c["strides"], c["dilation_rate"], self._crop, self._out_hw))
 
     def backward(self, dy):
         c = self.config

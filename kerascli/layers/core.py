@@ -36,9 +36,8 @@ class Dense(ActivatedLayer):
 
     def forward(self, x, training):
         x2 = x.reshape(-1, self.in_features)
-        bias = self.params["bias"] if "bias" in self.params else self.ops.no_bias(x.dtype)
         units = self.config["units"]
-        y = self.ops.dense_forward(x2, self.params["kernel"], bias, self.act, self.workspace("y", (len(x2), units)))
+        y = self.ops.dense_forward(x2, self.params["kernel"], self.bias_or_none(x.dtype), self.act, self.workspace("y", (len(x2), units)))
         self._x2, self._y, self._xshape = x2, y, x.shape
         return self.activate(y).reshape(x.shape[:-1] + (units,))
 

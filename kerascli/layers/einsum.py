@@ -110,10 +110,7 @@ class EinsumDense(ActivatedLayer):
         self._x = x
         z = self.ops.einsum_dense_forward((self._in, self._w, self._out), x, self.params["kernel"],
                                           self.params.get("bias"))
-        z2 = z.reshape(-1, z.shape[-1])
-        y = self.ops.bias_activation_forward(z2, self.ops.no_bias(x.dtype), self.act, self.workspace("y", z2.shape))
-        self._y = y
-        return self.activate(y).reshape(z.shape)
+        return self.bias_and_activate(z, with_bias=False)  # the bias (any shape) is added with the product
 
     def _grad_targets(self):
         """(kernel gradient, bias gradient): None for a frozen layer, which forms no weight gradients."""
