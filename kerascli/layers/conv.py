@@ -397,8 +397,11 @@ class Conv2DTranspose(ActivatedLayer):
         (out_h, top), (out_w, left) = axes
         if out_h < 1 or out_w < 1:
             raise ShapeError(f"gives an empty output ({out_h}x{out_w}) for input {tuple(input_shape)}")
-        self._crop, self._out_hw = (top, left), (out_h, out_w)
         kh, kw = c["kernel_size"]
+        # the convolution whose input gradient this layer computes: its windows over the output, one per
+        # input pixel, strides apart, from (top, left) of the uncropped output
+        self.geometry = Conv2DGeometry(kh, kw, *c["strides"], top, left, *input_shape[:2], c["filters"])
+        self._out_hw = (out_h, out_w)
         self.add_kernel_and_bias((kh, kw, c["filters"], input_shape[2]), c["filters"])
         return (out_h, out_w, c["filters"])
 
@@ -406,13 +409,13 @@ class Conv2DTranspose(ActivatedLayer):
         c = self.config
         self._x = x
         return self.bias_and_activate(self.ops.conv2d_transpose_forward(
-            x, self.params["kernel"], c["strides"], c["dilation_rate"], self._crop, self._out_hw))
+            x, self.params["kernel"], self.geometry, c["dilation_rate"], self._out_hw))
 
     def backward(self, dy):
         c = self.config
         dz = self.activation_backward(dy.reshape(-1, c["filters"]))[0].reshape(dy.shape)
-        grad, dx = self.ops.conv2d_transpose_backward(self._x, dz, self.params["kernel"], c["strides"],
-                                                      c["dilation_rate"], self._crop, self.need_input_grad)
+        grad, dx = self.ops.conv2d_transpose_backward(self._x, dz, self.params["kernel"], self.geometry,
+                                                      c["dilation_rate"], self.need_input_grad)
         if "kernel" in self.grads:
             self.grads["kernel"][...] = grad
         return dx

@@ -214,17 +214,26 @@ def conv2d_maxpool_backward(ops, x, dy, pooled, arg, act, g: Conv2DGeometry, ph,
     _store_weight_grads(ops.parallel(part, len(x), g.work(len(x), grad_kernel.shape[3])), grad_kernel, grad_bias)
 
 
+def _padded_shape(g: Conv2DGeometry, dilation, shape):
+    """The shape of an (N, H, W, C) image zero-padded as ``g`` says: its top and left padding, and below
+    and right as much as the last windows (taps ``dilation`` apart) reach past it."""
+    n, h, w, c = shape
+    span_h, span_w = (g.kh - 1) * dilation[0] + 1, (g.kw - 1) * dilation[1] + 1
+    bottom = max(0, (g.out_h - 1) * g.sh + span_h - h - g.pad_top)
+    right = max(0, (g.out_w - 1) * g.sw + span_w - w - g.pad_left)
+    return n, g.pad_top + h + bottom, g.pad_left + w + right, c
+
+
 def _windows(x, g: Conv2DGeometry, dilation=(1, 1)):
     """(N, oh, ow, C, kh, kw) windows of ``x`` zero-padded as ``g`` says, taps ``dilation`` apart (a view
     into the padded copy), and the padded copy's shape."""
-    n, h, w, c = x.shape
     dh, dw = dilation
-    span_h, span_w = (g.kh - 1) * dh + 1, (g.kw - 1) * dw + 1
-    bottom = max(0, (g.out_h - 1) * g.sh + span_h - h - g.pad_top)
-    right = max(0, (g.out_w - 1) * g.sw + span_w - w - g.pad_left)
-    padded = np.pad(x, ((0, 0), (g.pad_top, bottom), (g.pad_left, right), (0, 0)))
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (span_h, span_w), axis=(1, 2))
-    return windows[:, ::g.sh, ::g.sw, :, ::dh, ::dw][:, :g.out_h, :g.out_w], padded.shape
+    _, hp, wp, _ = padded_shape = _padded_shape(g, dilation, x.shape)
+    h, w = x.shape[1:3]
+    padded = np.pad(x, ((0, 0), (g.pad_top, hp - g.pad_top - h), (g.pad_left, wp - g.pad_left - w), (0, 0)))
+    span = ((g.kh - 1) * dh + 1, (g.kw - 1) * dw + 1)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, span, axis=(1, 2))
+    return windows[:, ::g.sh, ::g.sw, :, ::dh, ::dw][:, :g.out_h, :g.out_w], padded_shape
 
 
 def _scatter_windows(dwindows, padded_shape, g: Conv2DGeometry, dilation, shape):
@@ -290,51 +299,21 @@ def grouped_conv2d_backward(ops, x, dz, kernel, g: Conv2DGeometry, need_dx: bool
     return grad, _scatter_windows(dpatches.reshape(patches.shape), padded_shape, g, dilation, x.shape)
 
 
-def _transposed_canvas(x_shape, kernel_shape, strides, dilation, crop, out_hw):
-    """The shape of the uncropped transposed output ((h - 1) * s + the dilated kernel's span per axis, or
-    more where the cropped output reaches past it) and the region the output takes from it."""
-    n, h, w, _ = x_shape
-    kh, kw, f, _ = kernel_shape
-    full_h = (h - 1) * strides[0] + (kh - 1) * dilation[0] + 1
-    full_w = (w - 1) * strides[1] + (kw - 1) * dilation[1] + 1
-    top, left = crop
-    out_h, out_w = out_hw
-    shape = (n, max(full_h, top + out_h), max(full_w, left + out_w), f)
-    return shape, (slice(None), slice(top, top + out_h), slice(left, left + out_w))
-
-
-def conv2d_transpose_forward(ops, x, kernel, strides, dilation, crop, out_hw):
+def conv2d_transpose_forward(ops, x, kernel, g: Conv2DGeometry, dilation, out_hw):
     """The transposed convolution (the gradient of a convolution with respect to its input): x (N, h, w, C),
-    kernel (kh, kw, F, C) as Keras' Conv2DTranspose -> (N, out_h, out_w, F), no bias. Input pixel (a, b)
-    adds x[a, b] . kernel[i, j] at (a * s + i * d, b * s + j * d) of the uncropped output; the output is
-    that canvas from ``crop`` = (top, left) on. Host numpy."""
-    sh, sw = strides
-    dh, dw = dilation
-    h, w = x.shape[1:3]
-    canvas_shape, region = _transposed_canvas(x.shape, kernel.shape, strides, dilation, crop, out_hw)
-    taps = np.einsum("nhwc,ijfc->nhwijf", x, kernel, optimize=True)
-    canvas = np.zeros(canvas_shape, np.result_type(x, kernel))
-    for i in range(kernel.shape[0]):
-        for j in range(kernel.shape[1]):
-            canvas[:, i * dh:i * dh + sh * h:sh, j * dw:j * dw + sw * w:sw] += taps[:, :, :, i, j]
-    return np.ascontiguousarray(canvas[region], dtype=x.dtype)
+    kernel (kh, kw, F, C) as Keras' Conv2DTranspose -> (N, out_h, out_w, F), no bias. ``g`` is the
+    geometry of that convolution over the (out_h, out_w) output (its windows, one per input pixel): each
+    input pixel's x . kernel[i, j] goes back where tap (i, j) of its window reads. Host numpy."""
+    taps = np.einsum("nhwc,ijfc->nhwfij", x, kernel, optimize=True)
+    shape = (len(x),) + tuple(out_hw) + (kernel.shape[2],)
+    return _scatter_windows(taps, _padded_shape(g, dilation, shape), g, dilation, shape).astype(x.dtype, copy=False)
 
 
-def conv2d_transpose_backward(ops, x, dy, kernel, strides, dilation, crop, need_dx: bool):
+def conv2d_transpose_backward(ops, x, dy, kernel, g: Conv2DGeometry, dilation, need_dx: bool):
     """(the kernel's gradient, the input's or None) for conv2d_transpose_forward, from its output's gradient
-    ``dy``: each tap reads back what it wrote."""
-    sh, sw = strides
-    dh, dw = dilation
-    h, w = x.shape[1:3]
-    canvas_shape, region = _transposed_canvas(x.shape, kernel.shape, strides, dilation, crop, dy.shape[1:3])
-    canvas = np.zeros(canvas_shape, dy.dtype)
-    canvas[region] = dy
-    kh, kw = kernel.shape[:2]
-    dtaps = np.empty(x.shape[:3] + (kh, kw, kernel.shape[2]), dy.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            dtaps[:, :, :, i, j] = canvas[:, i * dh:i * dh + sh * h:sh, j * dw:j * dw + sw * w:sw]
-    grad = np.ascontiguousarray(np.einsum("nhwijf,nhwc->ijfc", dtaps, x, optimize=True), dtype=x.dtype)
+    ``dy``: each tap reads back, through the windows of ``g``, what it wrote."""
+    dtaps, _ = _windows(dy, g, dilation)  # (N, h, w, F, kh, kw)
+    grad = np.ascontiguousarray(np.einsum("nhwfij,nhwc->ijfc", dtaps, x, optimize=True), dtype=x.dtype)
     if not need_dx:
         return grad, None
-    return grad, np.ascontiguousarray(np.einsum("nhwijf,ijfc->nhwc", dtaps, kernel, optimize=True), dtype=x.dtype)
+    return grad, np.ascontiguousarray(np.einsum("nhwfij,ijfc->nhwc", dtaps, kernel, optimize=True), dtype=x.dtype)
