@@ -36,6 +36,7 @@ ROWS = {
     "EinsumDense": [({"equation": "ab,bc->ac", "output_shape": 4, "bias_axes": "c", "activation": "relu"}, (3,)),
                     ({"equation": "abc,cd->abd", "output_shape": [None, 3], "bias_axes": "d"}, (4, 2)),
                     ({"equation": "...b,bc->...c", "output_shape": 2, "activation": "tanh"}, (3, 4)),
+                    ({"equation": "...ab,bc->...ac", "output_shape": 3}, (4,)),  # nothing elided but the form
                     ({"equation": "abc,cde->abde", "output_shape": [None, 2, 3], "bias_axes": "de"}, (3, 2)),
                     ({"equation": "abc,cd->ad", "output_shape": 3, "bias_axes": "d"}, (2, 4)),
                     ({"equation": "abc...,bd->adc...", "output_shape": [3, None], "bias_axes": "d"}, (2, 4, 2)),

@@ -47,11 +47,10 @@ def analyze_equation(equation: str, bias_axes: str | None, input_shape: tuple, p
         in_spec, out_spec = in_spec + extra, out_spec + extra
     sizes = dict(zip(in_spec, shape))
     given = list(partial_output)
-    named = out_spec[1:]  # the output axes after the batch, in the equation's order
-    if elided_side == "left":
-        named = out_spec[elided:]
-    elif elided_side == "right":
-        named = out_spec[1:len(out_spec) - elided]
+    # the output axes after the batch (the first of the elided ones, where there are any) and the elided
+    # ones, in the equation's order
+    first = max(elided, 1) if elided_side == "left" else 1
+    named = out_spec[first:len(out_spec) - (elided if elided_side == "right" else 0)]
     if len(given) != len(named):
         raise ShapeError(f"output_shape {partial_output} has {len(given)} entries, the equation's output "
                          f"{out_spec!r} has {len(named)} after the batch axis (and any elided ones)")
