@@ -349,9 +349,40 @@ def test_pooling(rng, dtype, case, other):
     assert np.isnan(y_fast[0, 0, 0, 0])
     dy = rng.normal(size=out_shape).astype(dtype)
     close(*run_out(other, "max_pool_backward", dy, a_ref, ph, pw, sh, sw, pt, pl, outs=[(x.shape, dtype)]), dtype)
+    # an empty arg: the same maxima, no places kept (inference)
+    no_places = np.empty((0, 0, 0, 0), np.int32)
+    for module in (reference, other):
+        y = np.full(out_shape, 123, dtype)
+        assert module.max_pool_forward(x, ph, pw, sh, sw, pt, pl, oh, ow, y, no_places)[1] is no_places
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(y_ref))
+        close(np.nan_to_num(y), np.nan_to_num(y_ref), dtype)
     x = np.nan_to_num(x)
     close(*run_out(other, "avg_pool_forward", x, ph, pw, sh, sw, pt, pl, oh, ow, outs=[(out_shape, dtype)]), dtype)
     close(*run_out(other, "avg_pool_backward", dy, ph, pw, sh, sw, pt, pl, outs=[(x.shape, dtype)]), dtype)
+
+
+WINOGRAD_CASES = [
+    # n, h, w, c, pad_top, pad_left, tiles_h, tiles_w (the padding after: what whole tiles need)
+    (1, 6, 6, 1, 0, 0, 1, 1),
+    (2, 13, 13, 3, 0, 0, 3, 3),
+    (3, 7, 10, 5, 1, 1, 2, 3),
+    (1, 9, 5, 17, 1, 1, 3, 2),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", WINOGRAD_CASES)
+@parity("winograd_input_4x4", "winograd_output_4x4")
+def test_winograd_transforms(rng, dtype, case, other):
+    n, h, w, c, top, left, th, tw = case
+    x = rng.normal(size=(n, h, w, c)).astype(dtype)
+    width = 4 * tw + 2
+    close(*run_out(other, "winograd_input_4x4", x, top, left, outs=[((4 * th + 2, width, n, c), dtype),
+                                                                    ((6, width, n, c), dtype),
+                                                                    ((36, th, tw, n, c), dtype)]), dtype)
+    m = rng.normal(size=(36, th, tw, n, c + 2)).astype(dtype)
+    close(*run_out(other, "winograd_output_4x4", m, outs=[((4, 6, n, c + 2), dtype),
+                                                         ((4 * th, 4 * tw, n, c + 2), dtype)]), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

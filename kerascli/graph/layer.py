@@ -107,6 +107,12 @@ class Layer:
         self._workspace: dict[str, np.ndarray] = {}
         self._views: dict = {}  # (name, shape, dtype) -> (the workspace it views, the view)
 
+    @property
+    def inference_output_shape(self) -> tuple:
+        """The shape of what this layer writes per sample in inference (a layer that runs the next one's
+        work too writes that one's output)."""
+        return self.output_shape
+
     @classmethod
     def resolve_params(cls, params: dict, error: Callable[[str, str], Exception]) -> dict:
         """Fill defaults that depend on other params (pooling strides = pool_size)."""

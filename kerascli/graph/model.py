@@ -243,7 +243,7 @@ class Model:
 
     def inference_batch(self, batch_size: int) -> int:
         """How many samples to run through the model at once for inference (at most ``batch_size``)."""
-        per_sample = max(math.prod(layer.output_shape) for layer in self.layers) * self.dtype.itemsize
+        per_sample = max(math.prod(layer.inference_output_shape) for layer in self.layers) * self.dtype.itemsize
         return max(1, min(batch_size, INFERENCE_ACTIVATION_BYTES // max(per_sample, 1)))
 
     def predict_batch(self, x):

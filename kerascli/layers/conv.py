@@ -90,6 +90,11 @@ class Conv2D(ActivatedLayer):
     pool = None  # the MaxPooling2D after this layer, when this layer does its work too (graph/fusion.py)
     inference_pool = None  # ... only in inference
 
+    @property
+    def inference_output_shape(self):
+        pool = self.pool or self.inference_pool
+        return self.output_shape if pool is None else pool.output_shape
+
     def build(self, input_shape):
         c = self.config
         self.geometry = g = window_geometry(self.name, input_shape, c)
@@ -128,11 +133,11 @@ class Conv2D(ActivatedLayer):
             arg = pool.workspace("arg", (n,) + pool.output_shape, "int32")
             ph, pw = pool.config["pool_size"]
             self.ops.conv2d_maxpool_forward(x, self._kernel(), self.bias_or_none(x.dtype), self.act, self.geometry,
-                                            ph, pw, out, arg, self.workspace)
+                                            ph, pw, out, arg, self.workspace, inference=not training)
             self._x, self._pooled, self._arg = x, out, arg
             return out
         y4 = self.ops.conv2d_forward(x, self._kernel(), self.bias_or_none(x.dtype), self.act, self.geometry,
-                                     self.workspace)
+                                     self.workspace, inference=not training)
         self._x, self._y = x, y4
         return self.activate(y4.reshape(-1, self.config["filters"])).reshape(y4.shape)
 

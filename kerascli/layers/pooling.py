@@ -38,7 +38,8 @@ class _Pooling2D(Layer):
 class MaxPooling2D(_Pooling2D):
     def forward(self, x, training):
         out_shape = (x.shape[0],) + self.output_shape
-        self._arg = self.workspace("arg", out_shape, "int32")
+        # inference keeps no places (an empty arg): nothing will route a gradient back
+        self._arg = self.workspace("arg", out_shape if training else (0, 0, 0, 0), "int32")
         return self.ops.max_pool2d_forward(x, self._window(), self.out_h, self.out_w, self.workspace("y", out_shape),
                                            self._arg)
 

@@ -53,6 +53,9 @@ def kernel_modules(package: str) -> dict[str, ModuleType]:
 class ReferenceOps:
     name = "reference"
     kernel_package = "kerascli.ops.reference"
+    # whether inference takes the Winograd convolution (algorithms/conv.py) where it applies: the numpy
+    # transforms are there to define the kernels, not to be fast
+    winograd_inference = False
 
     def __init__(self):
         self._threads = 1
@@ -178,6 +181,7 @@ class NumbaCPUOps(ReferenceOps):
 
     name = "cpu"
     kernel_package = "kerascli.ops.cpu"
+    winograd_inference = True
 
     def __init__(self):
         super().__init__()

@@ -6,7 +6,7 @@ SPLIT_MIN_WORK = 1 << 22
 
 # Convolution patches are built a few images at a time into a reused buffer of about this size, so they
 # are still in cache when the GEMM reads them, and a large batch never materialises its whole patch matrix.
-CONV_CHUNK_BYTES = 1 << 20
+CONV_CHUNK_BYTES = 4 << 20
 
 # Up to this many values per patch (kh*kw*channels), convolution runs directly (conv2d_direct) instead of
 # as a GEMM over patches.
@@ -21,6 +21,13 @@ CONV_TRANSPOSED_PATCHES_BELOW = 16
 # backward visits only the nonzero entries instead of running two GEMMs. Benchmark CNN's conv2, 128
 # images: 2.4 ms against 7.4 at 5%, 6.0 against 7.4 at 20%, even at about 27%.
 CONV_SPARSE_MAX_DENSITY = 0.25
+
+# Inference runs a 3x3 stride-1 convolution with at least this many input channels as Winograd F(4x4, 3x3)
+# (fewer channels: the transforms cost more than the multiplications they save), a few images at a time whose
+# transformed tiles take about WINOGRAD_CHUNK_BYTES. Benchmark CNN's conv2 (13x13x32 -> 11x11x64), 1,024 images,
+# 2 threads: 14.7 us an image as patches + GEMM, about 6.5 as Winograd.
+WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_CHUNK_BYTES = 4 << 20
 
 # Inference runs sub-batches whose largest activation stays about this size, so one layer's output is
 # still in cache when the next reads it (CNN predict +13%).

@@ -24,7 +24,11 @@ from kerascli.ops.tuning import (
     CONV_DIRECT_MAX_PATCH,
     CONV_SPARSE_MAX_DENSITY,
     CONV_TRANSPOSED_PATCHES_BELOW,
+    WINOGRAD_CHUNK_BYTES,
+    WINOGRAD_MIN_CHANNELS,
 )
+
+NO_PLACES = np.empty((0, 0, 0, 0), np.int32)  # max_pool_forward's ``arg`` when the places are not kept
 
 
 def conv2d_is_direct(ops, g: Conv2DGeometry) -> bool:
@@ -36,6 +40,15 @@ def conv2d_fuses_pool_in_inference(ops, g: Conv2DGeometry) -> bool:
     """Whether inference runs a convolution and the max pooling after it as one (conv2d_maxpool_forward;
     graph/fusion.py decides when it is correct)."""
     return True
+
+
+def conv2d_uses_winograd(ops, g: Conv2DGeometry) -> bool:
+    """Whether inference runs this convolution as Winograd F(4x4, 3x3): 3x3 windows at stride 1, with
+    enough input channels that its 36 GEMMs pay for the transforms, on an Ops whose transforms are fast.
+    Its float32 results differ from the direct sum's by a few units in the 6th digit (the transforms
+    scale values by up to 100 and back)."""
+    return (ops.winograd_inference and g.kh == 3 and g.kw == 3 and g.sh == 1 and g.sw == 1
+            and g.channels >= WINOGRAD_MIN_CHANNELS)
 
 
 def _chunks(g: Conv2DGeometry, itemsize: int, lo: int, hi: int):
@@ -55,7 +68,12 @@ def conv2d_workspace_bytes(ops, g: Conv2DGeometry, filters: int, batch: int, thr
     parts = min(threads, batch)
     kernel = g.patch_size * filters * itemsize
     fused_images = min(batch, max(1, CONV_CHUNK_BYTES // (g.out_h * g.out_w * (g.patch_size + filters) * itemsize)))
-    return {"patches (all threads)": parts * images * per_image,
+    winograd = {}
+    if ops.conv2d_uses_winograd(g):
+        images, per_winograd_image = _winograd_step(g, filters, itemsize)
+        winograd = {"Winograd tiles (all threads)": parts * min(batch, images) * per_winograd_image,
+                    "Winograd kernel": 36 * g.channels * filters * itemsize}
+    return {**winograd, "patches (all threads)": parts * images * per_image,
             "outputs before pooling (all threads)": parts * fused_images * g.out_h * g.out_w * filters * itemsize,
             "patch gradients (all threads)": parts * images * per_image,
             "kernel gradients (all threads)": 3 * parts * kernel,
@@ -77,13 +95,20 @@ def _patch_product(ops, x, g, kernel, start, stop, ws, part, out):
     return ops.gemm(cols, kernel, out=out, trans_a=True)
 
 
-def conv2d_forward(ops, x, kernel4, bias, act, g: Conv2DGeometry, ws):
-    """act(conv(x, kernel4) + bias) as an (N, out_h, out_w, filters) view of a workspace."""
+def conv2d_forward(ops, x, kernel4, bias, act, g: Conv2DGeometry, ws, inference=False):
+    """act(conv(x, kernel4) + bias) as an (N, out_h, out_w, filters) view of a workspace (``inference``: no
+    gradient will follow, so Winograd may compute it)."""
     x = np.ascontiguousarray(x)
     n, filters = x.shape[0], kernel4.shape[3]
     y = ws("y", (n * g.out_h * g.out_w, filters))
     y4 = y.reshape(n, g.out_h, g.out_w, filters)
     kernel = kernel4.reshape(-1, filters)
+    if inference and ops.conv2d_uses_winograd(g):
+        def emit(i, start, stop, z):
+            y4[start:stop] = z.transpose(2, 0, 1, 3)
+            ops.bias_activation_inplace(y4[start:stop].reshape(-1, filters), bias, act)
+
+        return _winograd_forward(ops, x, kernel4, g, ws, emit, y4)
 
     def part(i, lo, hi):
         if ops.conv2d_is_direct(g):
@@ -178,13 +203,26 @@ def _direct_backward(ops, x, y4, dy4, act, g, grad_kernel, grad_bias):
     return None
 
 
-def conv2d_maxpool_forward(ops, x, kernel4, bias, act, g: Conv2DGeometry, ph, pw, out, arg, ws):
+def conv2d_maxpool_forward(ops, x, kernel4, bias, act, g: Conv2DGeometry, ph, pw, out, arg, ws, inference=False):
     """A convolution and the max pooling after it, a few images at a time: patches, one GEMM into a
     buffer still in cache, then its windows' maxima (and their places in ``arg``), bias and activation
-    into ``out``. The convolution's full-size output never goes to memory."""
+    into ``out``. The convolution's full-size output never goes to memory. With ``inference`` (no
+    gradient will follow) ``arg`` is not written, and the convolution may be Winograd's."""
     x = np.ascontiguousarray(x)
     n, filters = len(x), kernel4.shape[3]
     pool_h, pool_w = out.shape[1], out.shape[2]
+    if inference and ops.conv2d_uses_winograd(g):
+        def emit(i, start, stop, z):
+            # pooled in the (rows, columns, images, filters) layout the transforms leave, as one image of
+            # images*filters channels, then put back in image order
+            images = stop - start
+            pooled = ws(f"winograd_pooled{i}", (1, pool_h, pool_w, images * filters))
+            ops.max_pool_forward(z.reshape(1, g.out_h, g.out_w, -1), ph, pw, ph, pw, 0, 0, pool_h, pool_w,
+                                 pooled, NO_PLACES)
+            ops.bias_activation_inplace(pooled.reshape(-1, filters), bias, act)
+            out[start:stop] = pooled.reshape(pool_h, pool_w, images, filters).transpose(2, 0, 1, 3)
+
+        return _winograd_forward(ops, x, kernel4, g, ws, emit, out)
     kernel = kernel4.reshape(-1, filters)
     per_image = g.out_h * g.out_w * (g.patch_size + filters) * x.dtype.itemsize
     step = max(1, CONV_CHUNK_BYTES // per_image)
@@ -196,11 +234,61 @@ def conv2d_maxpool_forward(ops, x, kernel4, bias, act, g: Conv2DGeometry, ph, pw
                                ws(f"z{i}", ((stop - start) * g.out_h * g.out_w, filters)))
             pooled = out[start:stop]
             ops.max_pool_forward(z.reshape(stop - start, g.out_h, g.out_w, filters), ph, pw, ph, pw, 0, 0, pool_h,
-                                 pool_w, pooled, arg[start:stop])
+                                 pool_w, pooled, NO_PLACES if inference else arg[start:stop])
             ops.bias_activation_inplace(pooled.reshape(-1, filters), bias, act)
 
     ops.parallel(part, n, g.work(n, filters))
     return out
+
+
+def winograd_kernel_4x4(kernel4) -> np.ndarray:
+    """G g G^T of each (input channel, filter) pair of a (3, 3, C, filters) kernel: (36, C, filters), the 36
+    right-hand sides of Winograd F(4x4, 3x3)'s GEMMs (computed in float64)."""
+    g = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+                  [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
+    u = np.einsum("ai,bj,ijcf->abcf", g, g, kernel4.astype(np.float64))
+    return u.reshape(36, *kernel4.shape[2:]).astype(kernel4.dtype)
+
+
+def _winograd_tiles(g: Conv2DGeometry) -> tuple[int, int]:
+    return -(-g.out_h // 4), -(-g.out_w // 4)
+
+
+def _winograd_step(g: Conv2DGeometry, filters: int, itemsize: int) -> tuple[int, int]:
+    """(images per chunk, bytes of workspace per image) of the Winograd path."""
+    tiles_h, tiles_w = _winograd_tiles(g)
+    tiles, width, c = tiles_h * tiles_w, 4 * tiles_w + 2, g.channels
+    values = ((4 * tiles_h + 2) * width * c + 6 * width * c + 36 * tiles * (c + filters) + 24 * filters
+              + 16 * tiles * filters + 2 * g.out_h * g.out_w * filters)  # the last: a pooled output and its arg
+    return max(1, WINOGRAD_CHUNK_BYTES // (values * itemsize)), values * itemsize
+
+
+def _winograd_forward(ops, x, kernel4, g: Conv2DGeometry, ws, emit, result):
+    """The convolution (before bias) of a few images at a time, split across threads: each chunk's tiles
+    transformed, 36 GEMMs, transformed back; ``emit(part, start, stop, z)`` takes each chunk's (out_h, out_w, images, filters)."""
+    n, c, filters = len(x), x.shape[3], kernel4.shape[3]
+    u = ws("winograd_kernel", (36, c, filters))
+    u[...] = winograd_kernel_4x4(kernel4)
+    tiles_h, tiles_w = _winograd_tiles(g)
+    step = _winograd_step(g, filters, x.dtype.itemsize)[0]
+
+    def part(i, lo, hi):
+        for start in range(lo, hi, step):
+            stop = min(hi, start + step)
+            images = stop - start
+            width = 4 * tiles_w + 2
+            v = ops.winograd_input_4x4(x[start:stop], g.pad_top, g.pad_left,
+                                       ws(f"winograd_x{i}", (4 * tiles_h + 2, width, images, c)),
+                                       ws(f"winograd_down{i}", (6, width, images, c)),
+                                       ws(f"winograd_v{i}", (36, tiles_h, tiles_w, images, c)))
+            m = ws(f"winograd_m{i}", (36, tiles_h, tiles_w, images, filters))
+            ops.gemm(v.reshape(36, -1, c), u, out=m.reshape(36, -1, filters))
+            z = ops.winograd_output_4x4(m, ws(f"winograd_across{i}", (4, 6, images, filters)),
+                                        ws(f"winograd_y{i}", (4 * tiles_h, 4 * tiles_w, images, filters)))
+            emit(i, start, stop, z[:g.out_h, :g.out_w])
+
+    ops.parallel(part, n, g.work(n, filters))
+    return result
 
 
 def conv2d_maxpool_backward(ops, x, dy, pooled, arg, act, g: Conv2DGeometry, ph, pw, grad_kernel, grad_bias):

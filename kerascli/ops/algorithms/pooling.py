@@ -6,7 +6,8 @@ import numpy as np
 
 
 def max_pool2d_forward(ops, x, window, out_h, out_w, out, arg):
-    """``window`` is (ph, pw, sh, sw, pad_top, pad_left); ``arg`` records each window's argmax."""
+    """``window`` is (ph, pw, sh, sw, pad_top, pad_left); ``arg`` records each window's argmax (unless it is
+    empty)."""
     x = np.ascontiguousarray(x)
     ops.parallel(lambda i, lo, hi: ops.max_pool_forward(x[lo:hi], *window, out_h, out_w, out[lo:hi], arg[lo:hi]),
                  len(x), x.size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from kerascli.ops.cpu.jit import opts, window_span
@@ -34,11 +35,37 @@ def _max_pool_2x2(x, out, arg):
 
 
 @njit(**opts)
+def _max_pool_2x2_values(x, out):
+    """The maxima of 2x2 windows that tile the image, their places not kept: one loop per output row of
+    channels, which vectorises (keeping the places does not)."""
+    n, out_h, out_w, c = out.shape
+    for b in range(n):
+        for oy in range(out_h):
+            top, bottom = x[b, 2 * oy], x[b, 2 * oy + 1]
+            best_row = out[b, oy]
+            for ox in range(out_w):
+                v0, v1, v2, v3 = top[2 * ox], top[2 * ox + 1], bottom[2 * ox], bottom[2 * ox + 1]
+                best = best_row[ox]
+                for ch in range(c):
+                    m = v0[ch]
+                    m = v1[ch] if v1[ch] > m else m
+                    m = v2[ch] if v2[ch] > m else m
+                    best[ch] = v3[ch] if v3[ch] > m else m
+    return out
+
+
+@njit(**opts)
 def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, out, arg):
     n, h, w, c = x.shape
     inside = 2 * out_h <= h and 2 * out_w <= w  # no window reaches into padding (below or right)
     if ph == 2 and pw == 2 and sh == 2 and sw == 2 and pad_top == 0 and pad_left == 0 and inside:
+        if arg.size == 0:
+            _max_pool_2x2_values(x, out)
+            return out, arg
         return _max_pool_2x2(x, out, arg)
+    kept = arg
+    if arg.size == 0:  # places not kept (inference): the general loop records them all the same
+        arg = np.empty(out.shape, np.int32)
     for b in range(n):
         for oy in range(out_h):
             y0 = oy * sh - pad_top
@@ -63,7 +90,7 @@ def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, out, ar
                             better = v[ch] > best[ch]
                             best[ch] = v[ch] if better else best[ch]
                             where[ch] = k if better else where[ch]
-    return out, arg
+    return out, kept
 
 
 @njit(**opts)

@@ -86,7 +86,8 @@ def conv2d_workspace_bytes(ops, g, filters, batch, threads, itemsize) -> dict:
             batch * g.out_h * g.out_w * filters * itemsize}
 
 
-def conv2d_forward(ops, x, kernel4, bias, act, g, ws):
+def conv2d_forward(ops, x, kernel4, bias, act, g, ws, inference=False):
+    """Patches and one GEMM, in training and inference alike (the Winograd path is the host's)."""
     n, filters = x.shape[0], kernel4.shape[3]
     rows = n * g.out_h * g.out_w
     cols = im2col(x, *g.window(), ws("cols", (rows, g.patch_size)))

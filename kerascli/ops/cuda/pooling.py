@@ -31,7 +31,8 @@ def _max_forward(x, ph, pw, sh, sw, pad_top, pad_left, out, arg):
                             best = a * pw + b
         if best < 0:
             out[img, oy, ox, ch] = -math.inf  # no input in the window (cannot happen with Keras' padding)
-        arg[img, oy, ox, ch] = best
+        if arg.size > 0:  # empty: the places are not kept
+            arg[img, oy, ox, ch] = best
 
 
 def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, out, arg):

@@ -6,8 +6,12 @@ import numpy as np
 
 
 def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, out, arg):
-    """Max over each window (padding never wins); ``arg`` gets the winner's place i*pw+j in its window."""
+    """Max over each window (padding never wins); ``arg`` gets the winner's place i*pw+j in its window (an
+    empty ``arg``: the places are not kept, as in inference)."""
     n, h, w, c = x.shape
+    kept = arg
+    if arg.size == 0:
+        arg = np.empty(out.shape, np.int32)
     out[...] = -np.inf
     arg[...] = -1
     for oy in range(out_h):
@@ -24,7 +28,7 @@ def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, out_h, out_w, out, ar
                     better = (arg[:, oy, ox, :] < 0) | (v > out[:, oy, ox, :])
                     out[:, oy, ox, :] = np.where(better, v, out[:, oy, ox, :])
                     arg[:, oy, ox, :] = np.where(better, i * pw + j, arg[:, oy, ox, :])
-    return out, arg
+    return out, kept
 
 
 def max_pool_backward(dy, arg, ph, pw, sh, sw, pad_top, pad_left, out):
