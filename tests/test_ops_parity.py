@@ -361,6 +361,21 @@ def test_pooling(rng, dtype, case, other):
     close(*run_out(other, "avg_pool_backward", dy, ph, pw, sh, sw, pt, pl, outs=[(x.shape, dtype)]), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [(1, 4, 4, "valid"), (2, 9, 12, "valid"), (3, 7, 6, "same"), (1, 28, 28, "same")])
+@pytest.mark.parametrize("act", [a.code for a in ACTIVATION_TABLE if a.increasing and not a.own_step])
+@parity("conv2d_3x3_maxpool_2x2")
+def test_conv2d_3x3_maxpool_2x2(rng, dtype, case, act, other):
+    n, h, w, padding = case
+    out_h, top = conv_geometry(h, 3, 1, padding)
+    out_w, left = conv_geometry(w, 3, 1, padding)
+    x = rng.normal(size=(n, h, w, 1)).astype(dtype)
+    kernel = rng.normal(size=(3, 3, 1, 5)).astype(dtype)
+    for bias in (rng.normal(size=5).astype(dtype), np.zeros(0, dtype)):
+        close(*run_out(other, "conv2d_3x3_maxpool_2x2", x, kernel, bias, act, top, left,
+                       outs=[((n, out_h // 2, out_w // 2, 5), dtype)]), dtype)
+
+
 WINOGRAD_CASES = [
     # n, h, w, c, pad_top, pad_left, tiles_h, tiles_w (the padding after: what whole tiles need)
     (1, 6, 6, 1, 0, 0, 1, 1),

@@ -51,6 +51,12 @@ def conv2d_uses_winograd(ops, g: Conv2DGeometry) -> bool:
             and g.channels >= WINOGRAD_MIN_CHANNELS)
 
 
+def conv2d_pools_in_one_kernel(ops, g: Conv2DGeometry, ph: int, pw: int) -> bool:
+    """Whether inference runs a convolution and the max pooling after it as conv2d_3x3_maxpool_2x2: single-
+    channel images, 3x3 windows at stride 1, 2x2 pooling (a grey first layer)."""
+    return g.channels == 1 and g.kh == 3 and g.kw == 3 and g.sh == 1 and g.sw == 1 and ph == 2 and pw == 2
+
+
 def _chunks(g: Conv2DGeometry, itemsize: int, lo: int, hi: int):
     """(first image, end image, their output rows) of chunks of about CONV_CHUNK_BYTES of patches."""
     rows = g.out_h * g.out_w
@@ -207,10 +213,15 @@ def conv2d_maxpool_forward(ops, x, kernel4, bias, act, g: Conv2DGeometry, ph, pw
     """A convolution and the max pooling after it, a few images at a time: patches, one GEMM into a
     buffer still in cache, then its windows' maxima (and their places in ``arg``), bias and activation
     into ``out``. The convolution's full-size output never goes to memory. With ``inference`` (no
-    gradient will follow) ``arg`` is not written, and the convolution may be Winograd's."""
+    gradient will follow) ``arg`` is not written, and a grey 3x3 first layer is one kernel, a 3x3
+    convolution with more channels may be Winograd's."""
     x = np.ascontiguousarray(x)
     n, filters = len(x), kernel4.shape[3]
     pool_h, pool_w = out.shape[1], out.shape[2]
+    if inference and ops.conv2d_pools_in_one_kernel(g, ph, pw):
+        ops.parallel(lambda i, lo, hi: ops.conv2d_3x3_maxpool_2x2(x[lo:hi], kernel4, bias, act, g.pad_top, g.pad_left,
+                                                                  out[lo:hi]), n, g.work(n, filters))
+        return out
     if inference and ops.conv2d_uses_winograd(g):
         def emit(i, start, stop, z):
             # pooled in the (rows, columns, images, filters) layout the transforms leave, as one image of

@@ -307,6 +307,62 @@ def conv2d_direct(x, kernel, bias, act, sh, sw, pad_top, pad_left, out_h, out_w,
     return out
 
 
+@njit(inline="always", **opts)
+def _window_4x4(x, b, y0, x0, block):
+    """The 4x4 window of single-channel image ``b`` at (y0, x0) into ``block``, zero outside the image."""
+    h, w = x.shape[1], x.shape[2]
+    if 0 <= y0 and y0 + 4 <= h and 0 <= x0 and x0 + 4 <= w:
+        for i in range(4):
+            for j in range(4):
+                block[4 * i + j] = x[b, y0 + i, x0 + j, 0]
+        return
+    for i in range(4):
+        for j in range(4):
+            inside = 0 <= y0 + i < h and 0 <= x0 + j < w
+            block[4 * i + j] = x[b, y0 + i, x0 + j, 0] if inside else 0
+
+
+@njit(**fma_opts)
+def conv2d_3x3_maxpool_2x2(x, kernel, bias, act, pad_top, pad_left, out):
+    """Each pooled output from the 4x4 window under it: its four 3x3 sums per filter as four expressions
+    in one loop over the filters (kept in registers and vectorised; patches and a GEMM with 9-long rows,
+    then pooling, took twice as long), their maximum, bias, activation."""
+    n = x.shape[0]
+    _, pool_h, pool_w, filters = out.shape
+    taps = kernel.reshape(9, filters)
+    b0 = bias if bias.size > 0 else np.zeros(filters, dtype=x.dtype)
+    block = np.empty(16, x.dtype)
+    for b in range(n):
+        for py in range(pool_h):
+            for px in range(pool_w):
+                _window_4x4(x, b, 2 * py - pad_top, 2 * px - pad_left, block)
+                d00, d01, d02, d03 = block[0], block[1], block[2], block[3]
+                d10, d11, d12, d13 = block[4], block[5], block[6], block[7]
+                d20, d21, d22, d23 = block[8], block[9], block[10], block[11]
+                d30, d31, d32, d33 = block[12], block[13], block[14], block[15]
+                o = out[b, py, px]
+                for f in range(filters):
+                    w0, w1, w2 = taps[0, f], taps[1, f], taps[2, f]
+                    w3, w4, w5 = taps[3, f], taps[4, f], taps[5, f]
+                    w6, w7, w8 = taps[6, f], taps[7, f], taps[8, f]
+                    top_left = (d00 * w0 + d01 * w1 + d02 * w2 + d10 * w3 + d11 * w4 + d12 * w5 + d20 * w6
+                                + d21 * w7 + d22 * w8)
+                    top_right = (d01 * w0 + d02 * w1 + d03 * w2 + d11 * w3 + d12 * w4 + d13 * w5 + d21 * w6
+                                 + d22 * w7 + d23 * w8)
+                    bottom_left = (d10 * w0 + d11 * w1 + d12 * w2 + d20 * w3 + d21 * w4 + d22 * w5 + d30 * w6
+                                   + d31 * w7 + d32 * w8)
+                    bottom_right = (d11 * w0 + d12 * w1 + d13 * w2 + d21 * w3 + d22 * w4 + d23 * w5 + d31 * w6
+                                    + d32 * w7 + d33 * w8)
+                    # max_pool_forward's order of strict comparisons (a NaN first in its window wins)
+                    m = top_left
+                    m = top_right if top_right > m else m
+                    m = bottom_left if bottom_left > m else m
+                    m = bottom_right if bottom_right > m else m
+                    o[f] = m + b0[f]
+                _activate(o, act)
+    return out
+
+
 @njit(**fma_opts)
 def conv2d_direct_backward(x, dy, y, act, kh, kw, sh, sw, pad_top, pad_left):
     """Kernel gradient (kh, kw, C, filters) and bias gradient of ``conv2d_direct``, summed over the batch.

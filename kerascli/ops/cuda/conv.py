@@ -22,7 +22,7 @@ from kerascli.ops.cuda.launch import (
     fill,
     nhwc,
 )
-from kerascli.ops.cuda.pooling import max_pool_backward
+from kerascli.ops.cuda.pooling import max_pool_backward, max_pool_forward
 
 
 @cuda.jit(device=True)
@@ -112,6 +112,14 @@ def conv2d_direct(x, kernel, bias, act, sh, sw, pad_top, pad_left, out_h, out_w,
     z = out.reshape(cols.shape[0], filters)
     gemm(cols, kernel.reshape(kh * kw * c, filters), z)
     _launch_bias_activation(z, bias, act, z)
+    return out
+
+
+def conv2d_3x3_maxpool_2x2(x, kernel, bias, act, pad_top, pad_left, out):
+    n, pool_h, pool_w, filters = out.shape
+    z = conv2d_direct(x, kernel, bias, act, 1, 1, pad_top, pad_left, 2 * pool_h, 2 * pool_w,
+                      device_empty((n, 2 * pool_h, 2 * pool_w, filters), x.dtype))
+    max_pool_forward(z, 2, 2, 2, 2, 0, 0, pool_h, pool_w, out, device_empty((0, 0, 0, 0), np.int32))
     return out
 
 

@@ -10,7 +10,7 @@ from kerascli.ops.reference.activations import (
     bias_activation_backward,
     bias_activation_forward,
 )
-from kerascli.ops.reference.pooling import max_pool_backward
+from kerascli.ops.reference.pooling import max_pool_backward, max_pool_forward
 
 # Window kernels write into ``out`` (and ``arg``), arrays the caller allocates
 # once and reuses, and return them.
@@ -68,6 +68,17 @@ def conv2d_direct(x, kernel, bias, act, sh, sw, pad_top, pad_left, out_h, out_w,
                   np.empty((n * out_h * out_w, kh * kw * c), x.dtype))
     z = cols @ kernel.reshape(-1, filters)
     out[...] = bias_activation_forward(z, bias, act, z).reshape(n, out_h, out_w, filters)
+    return out
+
+
+def conv2d_3x3_maxpool_2x2(x, kernel, bias, act, pad_top, pad_left, out):
+    """max_pool_2x2(act(conv(x, kernel) + bias)) into ``out`` (N, pool_h, pool_w, filters) for single-channel
+    images ``x`` (N, H, W, 1), a (3, 3, 1, filters) kernel at stride 1 and 2x2 pooling windows that tile the
+    convolution's output (a grey first layer in inference; ``act`` increasing, as graph/fusion.py checks)."""
+    n, pool_h, pool_w, filters = out.shape
+    z = conv2d_direct(x, kernel, bias, act, 1, 1, pad_top, pad_left, 2 * pool_h, 2 * pool_w,
+                      np.empty((n, 2 * pool_h, 2 * pool_w, filters), x.dtype))
+    max_pool_forward(z, 2, 2, 2, 2, 0, 0, pool_h, pool_w, out, np.empty((0, 0, 0, 0), np.int32))
     return out
 
 

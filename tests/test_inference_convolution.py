@@ -1,4 +1,5 @@
-"""Winograd F(4x4, 3x3) inference convolutions against the patches-and-GEMM ones they stand in for."""
+"""Inference-only convolutions (Winograd F(4x4, 3x3); a grey 3x3 convolution and its 2x2 max pooling in one
+kernel) against the patches-and-GEMM ones training uses."""
 
 import numpy as np
 import pytest
@@ -94,3 +95,22 @@ def test_training_never_takes_winograd(rng, monkeypatch):
     assert calls == []
     ops.conv2d_forward(x, kernel, bias, RELU, g, workspace(x.dtype), inference=True)
     assert calls
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+@pytest.mark.parametrize("case", [(5, 28, 28, "valid"), (3, 9, 7, "same"), (40, 6, 6, "valid")])
+def test_grey_first_layer_and_its_pooling_in_one_kernel(rng, backend, case):
+    n, h, w, padding = case
+    ops = get_ops(backend)
+    g = geometry(h, w, 1, padding)
+    assert ops.conv2d_pools_in_one_kernel(g, 2, 2) and not ops.conv2d_pools_in_one_kernel(g, 3, 3)
+    x = rng.normal(size=(n, h, w, 1)).astype(np.float32)
+    kernel = rng.normal(size=(3, 3, 1, 6)).astype(np.float32)
+    bias = rng.normal(size=6).astype(np.float32)
+    shape = (n, g.out_h // 2, g.out_w // 2, 6)
+    trained, inferred = np.full(shape, np.nan, np.float32), np.full(shape, np.nan, np.float32)
+    arg = np.full(shape, -7, np.int32)
+    ops.conv2d_maxpool_forward(x, kernel, bias, RELU, g, 2, 2, trained, arg.copy(), workspace(x.dtype))
+    ops.conv2d_maxpool_forward(x, kernel, bias, RELU, g, 2, 2, inferred, arg, workspace(x.dtype), inference=True)
+    np.testing.assert_allclose(inferred, trained, rtol=1e-5, atol=1e-5)
+    assert (arg == -7).all()
