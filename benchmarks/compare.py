@@ -459,7 +459,7 @@ def throughput_cases(quick):
         ("train GRU b64", "gru", "train", 64, n_seq),
         ("train TextCNN b64", "textcnn", "train", 64, n_seq),
         ("predict MLP b1024", "mlp", "predict", 1024, n_mlp * 2),
-        ("predict CNN b1024", "cnn", "predict", 1024, n_cnn * 2),
+        ("predict CNN b1024", "cnn", "predict", 1024, n_cnn * 8),
     ]
 
 

@@ -111,7 +111,7 @@ def conv2d_forward(ops, x, kernel4, bias, act, g: Conv2DGeometry, ws, inference=
     kernel = kernel4.reshape(-1, filters)
     if inference and ops.conv2d_uses_winograd(g):
         def emit(i, start, stop, z):
-            y4[start:stop] = z.transpose(2, 0, 1, 3)
+            y4[start:stop] = z[:g.out_h, :g.out_w].transpose(2, 0, 1, 3)
             ops.bias_activation_inplace(y4[start:stop].reshape(-1, filters), bias, act)
 
         return _winograd_forward(ops, x, kernel4, g, ws, emit, y4)
@@ -225,10 +225,11 @@ def conv2d_maxpool_forward(ops, x, kernel4, bias, act, g: Conv2DGeometry, ph, pw
     if inference and ops.conv2d_uses_winograd(g):
         def emit(i, start, stop, z):
             # pooled in the (rows, columns, images, filters) layout the transforms leave, as one image of
-            # images*filters channels, then put back in image order
+            # images*filters channels (whole, tiles' padding included: contiguous, and no window reaches the
+            # padding), then put back in image order
             images = stop - start
             pooled = ws(f"winograd_pooled{i}", (1, pool_h, pool_w, images * filters))
-            ops.max_pool_forward(z.reshape(1, g.out_h, g.out_w, -1), ph, pw, ph, pw, 0, 0, pool_h, pool_w,
+            ops.max_pool_forward(z.reshape(1, z.shape[0], z.shape[1], -1), ph, pw, ph, pw, 0, 0, pool_h, pool_w,
                                  pooled, NO_PLACES)
             ops.bias_activation_inplace(pooled.reshape(-1, filters), bias, act)
             out[start:stop] = pooled.reshape(pool_h, pool_w, images, filters).transpose(2, 0, 1, 3)
@@ -276,7 +277,8 @@ def _winograd_step(g: Conv2DGeometry, filters: int, itemsize: int) -> tuple[int,
 
 def _winograd_forward(ops, x, kernel4, g: Conv2DGeometry, ws, emit, result):
     """The convolution (before bias) of a few images at a time, split across threads: each chunk's tiles
-    transformed, 36 GEMMs, transformed back; ``emit(part, start, stop, z)`` takes each chunk's (out_h, out_w, images, filters)."""
+    transformed, 36 GEMMs, transformed back; ``emit(part, start, stop, z)`` takes each chunk's (rows, columns, images, filters),
+    whole tiles: the output is its first out_h rows and out_w columns."""
     n, c, filters = len(x), x.shape[3], kernel4.shape[3]
     u = ws("winograd_kernel", (36, c, filters))
     u[...] = winograd_kernel_4x4(kernel4)
@@ -296,7 +298,7 @@ def _winograd_forward(ops, x, kernel4, g: Conv2DGeometry, ws, emit, result):
             ops.gemm(v.reshape(36, -1, c), u, out=m.reshape(36, -1, filters))
             z = ops.winograd_output_4x4(m, ws(f"winograd_across{i}", (4, 6, images, filters)),
                                         ws(f"winograd_y{i}", (4 * tiles_h, 4 * tiles_w, images, filters)))
-            emit(i, start, stop, z[:g.out_h, :g.out_w])
+            emit(i, start, stop, z)
 
     ops.parallel(part, n, g.work(n, filters))
     return result

@@ -359,7 +359,7 @@ def conv2d_3x3_maxpool_2x2(x, kernel, bias, act, pad_top, pad_left, out):
                     m = bottom_left if bottom_left > m else m
                     m = bottom_right if bottom_right > m else m
                     o[f] = m + b0[f]
-                _activate(o, act)
+        _activate(out[b].reshape(pool_h * pool_w * filters), act)  # once per image: long enough to vectorise
     return out
 
 
