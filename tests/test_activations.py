@@ -2,12 +2,14 @@
 its gradient (from the output, or from the input where the row says needs_input) against torch's autograd,
 in float64; kernels are held to the table by the parity tests."""
 
+import math
 import os
 
 import numpy as np
 import pytest
 
-from kerascli.ops.contract import ACTIVATION_TABLE
+from kerascli.ops import scalar
+from kerascli.ops.contract import ACTIVATION_TABLE, BY_NAME
 from kerascli.registry import ACTIVATIONS
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -49,3 +51,18 @@ def test_activations_after_max_pooling_are_fused_only_when_increasing():
 def test_every_activation_is_registered_under_its_keras_name():
     assert sorted(ACTIVATIONS.builtin_names()) == sorted(a.name for a in ACTIVATION_TABLE)
     assert all(ACTIVATIONS.get(a.name) == a.code for a in ACTIVATION_TABLE)
+
+
+@pytest.mark.parametrize("name", ["linear", "relu", "sigmoid", "tanh"])
+def test_common_activations_alone_equal_their_case_of_the_table(name):
+    """kerascli.ops.scalar writes the common activations out a second time, on their own (the cpu kernels
+    inline them); they must stay the table's cases."""
+    code = BY_NAME[name].code
+    values = [-700.0, -40.0, -3.0, -1.0, -1e-8, 0.0, 1e-8, 0.5, 2.0, 40.0, 700.0, float("inf"), float("-inf")]
+    for v in values:
+        assert getattr(scalar, f"{name}_value")(v) == scalar.activation_value(v, code)
+        for dy in (-2.0, 0.0, 1.5):
+            y = scalar.activation_value(v, code)
+            assert getattr(scalar, f"{name}_gradient")(dy, y) == scalar.activation_gradient(dy, y, code)
+    nan = float("nan")
+    assert math.isnan(getattr(scalar, f"{name}_value")(nan)) == math.isnan(scalar.activation_value(nan, code))

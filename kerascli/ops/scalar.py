@@ -44,6 +44,41 @@ SQRT_HALF = math.sqrt(0.5)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
+# The commonest activations on their own as well (the same formulas as their branches below, which a test
+# holds them to): a cpu kernel compiles a loop for each of them with only its code (quick to compile, and
+# vectorised), and calls the whole chain for the rest.
+def linear_value(v):
+    return v
+
+
+def relu_value(v):
+    return v if not v < 0 else 0.0  # NaN passes through, as in numpy
+
+
+def sigmoid_value(v):
+    return 1.0 / (1.0 + math.exp(-v))
+
+
+def tanh_value(v):
+    return math.tanh(v)
+
+
+def linear_gradient(dy, y):
+    return dy
+
+
+def relu_gradient(dy, y):
+    return dy if y > 0 else 0.0
+
+
+def sigmoid_gradient(dy, y):
+    return dy * y * (1.0 - y)
+
+
+def tanh_gradient(dy, y):
+    return dy * (1.0 - y * y)
+
+
 # The elementwise activations of the table: value from the input, gradient from the output, or from the input
 # for those whose row says needs_input (then ``y`` is the input). A new elementwise activation is a row in the
 # table and a branch in each.

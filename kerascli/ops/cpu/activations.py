@@ -66,17 +66,50 @@ def _rowwise(z, act, out):
         _log_softmax_rows(z, out)
 
 
-# The elementwise activations (kerascli.ops.scalar), inlined into each kernel's loop, where LLVM hoists the
-# branch on ``act`` out of the loop and vectorises each case (as fast as one hand-written loop per
-# activation, measured).
-_activation_value = njit(inline="always", **opts)(scalar.activation_value)
-_activation_gradient = njit(inline="always", **opts)(scalar.activation_gradient)
+# The elementwise activations (kerascli.ops.scalar): the common ones (linear, relu, sigmoid, tanh) inlined,
+# the others through a call to the table's whole chain of cases. With every case inlined into each loop,
+# typing and compiling the two kernels below took 4-5 s, most of a first batch (a run-time ``act`` keeps
+# the chain in the loop, not vectorised, either way).
+_any_activation_value = njit(**opts)(scalar.activation_value)
+_any_activation_gradient = njit(**opts)(scalar.activation_gradient)
+_inlined = njit(inline="always", **opts)
+_linear_value, _linear_gradient = _inlined(scalar.linear_value), _inlined(scalar.linear_gradient)
+_relu_value, _relu_gradient = _inlined(scalar.relu_value), _inlined(scalar.relu_gradient)
+_sigmoid_value, _sigmoid_gradient = _inlined(scalar.sigmoid_value), _inlined(scalar.sigmoid_gradient)
+_tanh_value, _tanh_gradient = _inlined(scalar.tanh_value), _inlined(scalar.tanh_gradient)
 
 
-# Each kernel below runs its loop with ``act`` a compile-time constant for the common activations (linear,
-# relu, sigmoid, tanh): the inlined activation's other cases then fold away and the loop vectorises. With
-# ``act`` known only at run time LLVM kept the whole case chain in the loop, 13x (forward) to 25x (backward)
-# slower for relu over a 6144 x 128 float32 batch (measured: 0.53 ms against 0.04 ms, 3.6 against 0.14).
+@njit(inline="always", **opts)
+def _activation_value(v, act):
+    """One value's activation: the common ones inlined (a constant ``act`` leaves only its case), the rest
+    through the table's chain."""
+    if act == RELU:
+        return _relu_value(v)
+    if act == LINEAR:
+        return _linear_value(v)
+    if act == TANH:
+        return _tanh_value(v)
+    if act == SIGMOID:
+        return _sigmoid_value(v)
+    return _any_activation_value(v, act)
+
+
+@njit(inline="always", **opts)
+def _activation_gradient(dy, y, act):
+    if act == RELU:
+        return _relu_gradient(dy, y)
+    if act == LINEAR:
+        return _linear_gradient(dy, y)
+    if act == TANH:
+        return _tanh_gradient(dy, y)
+    if act == SIGMOID:
+        return _sigmoid_gradient(dy, y)
+    return _any_activation_gradient(dy, y, act)
+
+
+# Each kernel below runs its loop with ``act`` a compile-time constant for the common activations: the other
+# cases then fold away and the loop vectorises. With ``act`` known only at run time the chain of cases stays
+# in the loop: 13x (forward) to 25x (backward) slower for relu over a 6144 x 128 float32 batch.
 @njit(inline="always", **opts)
 def _bias_activation_loop(z, b, act, out):
     rows, cols = z.shape
@@ -88,14 +121,11 @@ def _bias_activation_loop(z, b, act, out):
 
 @njit(inline="always", **opts)
 def _bias_activation_rows(z, b, act, out):
+    # (tanh's and sigmoid's forward loops call libm per value, which does not vectorise: no loop of their own)
     if act == RELU:
         _bias_activation_loop(z, b, RELU, out)
     elif act == LINEAR:
         _bias_activation_loop(z, b, LINEAR, out)
-    elif act == TANH:
-        _bias_activation_loop(z, b, TANH, out)
-    elif act == SIGMOID:
-        _bias_activation_loop(z, b, SIGMOID, out)
     else:
         _bias_activation_loop(z, b, act, out)
     _rowwise(out, act, out)
