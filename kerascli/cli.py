@@ -103,6 +103,8 @@ def train(ctx, config, overrides, name, runs_dir, quiet, threads, backend, resum
     def action():
         from kerascli import commands
 
+        if not quiet:
+            _download_bars()
         commands.train(config, list(overrides) + _threads_override(threads, backend), name, runs_dir, quiet, _console(),
                        resume=resume)
 
@@ -124,6 +126,8 @@ def resume(ctx, run_dir, overrides, quiet, threads, backend, debug):
     def action():
         from kerascli import commands
 
+        if not quiet:
+            _download_bars()
         commands.resume_run(run_dir, list(overrides) + _threads_override(threads, backend), quiet, _console())
 
     _run(ctx, action)
@@ -156,6 +160,7 @@ def evaluate(ctx, target, split, which, as_json, force, data_path, key, labels_k
         data = None if data_path is None else {
             "path": data_path, "x_key": key, "y_key": labels_key, "labels": labels_path,
             "label_column": label_column, "delimiter": delimiter}
+        _download_bars()
         commands.evaluate(target, split, which, as_json, threads, _console(), force=force, backend=backend,
                           data=data)
 
@@ -217,7 +222,53 @@ def validate(ctx, config, overrides, debug):
     def action():
         from kerascli import commands
 
+        _download_bars()
         commands.validate(config, list(overrides), _console())
+
+    _run(ctx, action)
+
+
+def _download_bars() -> None:
+    """Downloads (a dataset by name) draw a progress bar when standard error is a terminal."""
+    if sys.stderr.isatty():
+        from kerascli.data import download
+        from kerascli.ui.downloads import DownloadBars
+
+        download.progress = DownloadBars()
+
+
+@cli.group()
+def datasets() -> None:
+    """The datasets kerascli downloads (keras.datasets' files): list them, fetch them ahead."""
+
+
+@datasets.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@debug_option
+@click.pass_context
+def datasets_list(ctx, as_json, debug):
+    """Each dataset's size and whether it is in the cache."""
+
+    def action():
+        from kerascli import commands
+
+        commands.datasets_list(_console(), as_json)
+
+    _run(ctx, action)
+
+
+@datasets.command("download")
+@click.argument("names", metavar="NAME...", nargs=-1, required=True)
+@debug_option
+@click.pass_context
+def datasets_download(ctx, names, debug):
+    """Fetch datasets into the cache now (for a machine that will be offline)."""
+
+    def action():
+        from kerascli import commands
+
+        _download_bars()
+        commands.datasets_download(list(names), _console())
 
     _run(ctx, action)
 

@@ -559,3 +559,49 @@ def validate(config_path: str, overrides: list[str], console: Console) -> None:
     sizes = ", ".join(f"{k} {v.size_text}" for k, v in splits.items())
     console.print(f"{config_path}: OK ({spec.name}: {trainable + fixed:,} params, output "
                   f"{_shapes(session.model)}, samples: {sizes})", highlight=False)
+
+
+def _downloadable() -> dict:
+    """{name: dataset class} of the datasets fetched from the web (kerascli.data.datasets.KerasDataset)."""
+    from kerascli.data.datasets import KerasDataset
+    from kerascli.registry import DATASETS
+
+    return {name: DATASETS.get(name) for name in DATASETS.names()
+            if isinstance(DATASETS.get(name), type) and issubclass(DATASETS.get(name), KerasDataset)}
+
+
+def datasets_list(console: Console, as_json: bool) -> None:
+    """The datasets that download: name, size, whether cached, where."""
+    from rich.table import Table
+
+    from kerascli.data.download import base_url, cache_dir
+
+    rows = []
+    for name, dataset in _downloadable().items():
+        files = dataset.FILES
+        cached = sum(f.cached() for f in files)
+        rows.append({"name": name, "bytes": sum(f.size for f in files),
+                     "cached": "yes" if cached == len(files) else ("partly" if cached else "no"),
+                     "files": [f.path for f in files]})
+    if as_json:
+        console.print_json(json.dumps({"cache": cache_dir(), "url": base_url(), "datasets": rows}))
+        return
+    table = Table("dataset", "size", "cached", box=None)
+    for row in rows:
+        table.add_row(row["name"], f"{row['bytes'] / 1e6:,.1f} MB", row["cached"])
+    console.print(table)
+    console.print(f"cache: {os.path.join(cache_dir(), 'datasets')}  (KERASCLI_CACHE_DIR)\nfrom:  {base_url()}  "
+                  "(KERASCLI_DATA_URL)", highlight=False)
+
+
+def datasets_download(names: list[str], console: Console) -> None:
+    """Fetch the files of each named dataset into the cache (a valid cached file is kept as it is)."""
+    from kerascli.data.download import fetch
+
+    known = _downloadable()
+    for name in names:
+        if name not in known:
+            raise ConfigError(f"no downloadable dataset {name!r} (valid: {', '.join(known)})")
+    for name in names:
+        for file in known[name].FILES:
+            console.print(f"{name}: {fetch(file)}", highlight=False)

@@ -327,6 +327,10 @@ CONSTRAINTS = Registry("constraint", (
 ))
 DATASETS = Registry("dataset", (
     ("digits", "kerascli.data.datasets:Digits"),
+    ("mnist", "kerascli.data.datasets:Mnist"),
+    ("fashion_mnist", "kerascli.data.datasets:FashionMnist"),
+    ("boston_housing", "kerascli.data.datasets:BostonHousing"),
+    ("california_housing", "kerascli.data.datasets:CaliforniaHousing"),
     ("synthetic_classification", "kerascli.data.datasets:SyntheticClassification"),
     ("synthetic_regression", "kerascli.data.datasets:SyntheticRegression"),
     ("synthetic_sequences", "kerascli.data.datasets:SyntheticSequences"),

@@ -13,6 +13,7 @@ from importlib import resources
 import numpy as np
 
 from kerascli.config.params import Param
+from kerascli.data.download import RemoteFile, fetch
 from kerascli.data.npyfile import check_npy, load_npz_arrays
 from kerascli.errors import DataError
 
@@ -93,6 +94,88 @@ class Digits(Dataset):
         with resources.files("kerascli.data").joinpath("digits.npz").open("rb") as f:
             with np.load(f, allow_pickle=False) as z:
                 return z["x"], z["y"]
+
+
+class KerasDataset(Dataset):
+    """A dataset of keras.datasets: the same files (downloaded once, SHA-256 checked: kerascli.data.download)
+    and the same train/test split, whose test part becomes the run's test split. ``FILES`` lists them."""
+
+    FILES: tuple[RemoteFile, ...] = ()
+    SPLITS = ("train", "test")
+
+
+class Mnist(KerasDataset):
+    """60,000 28x28 grey handwritten digits (0..255) to train on and 10,000 to test, as keras.datasets.mnist."""
+
+    FILES = (RemoteFile("mnist.npz", "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1", 11490434),)
+
+    @classmethod
+    def load(cls, params):
+        path = fetch(cls.FILES[0])
+        a = load_npz_arrays(path, ["x_train", "y_train", "x_test", "y_test"])
+        return {"train": check_features(a["x_train"], a["y_train"], path),
+                "test": check_features(a["x_test"], a["y_test"], f"{path} (test)")}
+
+
+class FashionMnist(KerasDataset):
+    """Zalando's 60,000 + 10,000 28x28 grey images of 10 kinds of clothing, as keras.datasets.fashion_mnist
+    (four IDX files)."""
+
+    FILES = tuple(RemoteFile(name, digest, size, "fashion-mnist") for name, digest, size in (
+        ("train-images-idx3-ubyte.gz", "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84", 26421880),
+        ("train-labels-idx1-ubyte.gz", "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845", 29515),
+        ("t10k-images-idx3-ubyte.gz", "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073", 4422102),
+        ("t10k-labels-idx1-ubyte.gz", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5", 5148)))
+
+    @classmethod
+    def load(cls, params):
+        from kerascli.data.idx import read_idx
+
+        images, labels, test_images, test_labels = (read_idx(fetch(f)) for f in cls.FILES)
+        return {"train": check_features(images, labels, cls.FILES[0].path),
+                "test": check_features(test_images, test_labels, cls.FILES[2].path)}
+
+
+def keras_split(x: np.ndarray, y: np.ndarray, source: str, test_split: float = 0.2, seed: int = 113) -> dict:
+    """keras.datasets' split of a regression set: shuffled by numpy's legacy RandomState(seed), the first
+    (1 - test_split) of it to train on (Keras' defaults: 0.2, 113)."""
+    order = np.arange(len(x))
+    np.random.RandomState(seed).shuffle(order)
+    x, y = x[order], y[order]
+    cut = int(len(x) * (1 - test_split))
+    return {"train": check_features(x[:cut], y[:cut], source),
+            "test": check_features(x[cut:], y[cut:], f"{source} (test)")}
+
+
+class BostonHousing(KerasDataset):
+    """506 Boston districts of the 1970s, 13 features, the median house value (k$) to predict, split 404/102
+    as keras.datasets.boston_housing. (Keras warns against its use: one feature encodes race.)"""
+
+    FILES = (RemoteFile("boston_housing.npz", "f553886a1f8d56431e820c5b82552d9d95cfcb96d1e678153f8839538947dff5",
+                        57026),)
+
+    @classmethod
+    def load(cls, params):
+        path = fetch(cls.FILES[0])
+        a = load_npz_arrays(path, ["x", "y"])
+        return keras_split(a["x"], a["y"], path)
+
+
+class CaliforniaHousing(KerasDataset):
+    """20,640 California census block groups (1990), 8 features, the median house value ($) to predict, split
+    80/20 as keras.datasets.california_housing; ``version: small`` takes its first 600 (Keras' stand-in for
+    boston_housing)."""
+
+    PARAMS = {"version": Param("str", "large", choices=("large", "small"))}
+    FILES = (RemoteFile("california_housing.npz",
+                        "1a2e3a52e0398de6463aebe6f4a8da34fb21fbb6b934cf88c3425e766f2a1a6f", 743530),)
+
+    @classmethod
+    def load(cls, params):
+        path = fetch(cls.FILES[0])
+        a = load_npz_arrays(path, ["x", "y"])
+        x, y = (a["x"][:600], a["y"][:600]) if params["version"] == "small" else (a["x"], a["y"])
+        return keras_split(x, y, path)
 
 
 def _check_size(samples: int, width: int) -> None:
