@@ -9,7 +9,8 @@ from conftest import CONFIGS
 
 from kerascli.cli import cli
 
-EXAMPLES = sorted(f for f in os.listdir(CONFIGS) if f.endswith(".yaml"))
+# the mnist examples download their data: tests/test_download.py trains them on a stand-in served locally
+EXAMPLES = sorted(f for f in os.listdir(CONFIGS) if f.endswith(".yaml") and not f.startswith("mnist_"))
 
 
 def test_the_documented_examples_exist():

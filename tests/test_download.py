@@ -242,3 +242,23 @@ def test_datasets_list_and_download(server, monkeypatch, tmp_path):
     assert {row["name"]: row["cached"] for row in listed["datasets"]}["california_housing"] == "yes"
     result = runner.invoke(cli, ["datasets", "download", "nope"])
     assert result.exit_code == 2 and "no downloadable dataset 'nope' (valid: mnist" in result.output
+
+
+@pytest.mark.parametrize("name", ["mnist_mlp.yaml", "mnist_cnn_augmented.yaml"])
+def test_the_mnist_examples_train_on_a_served_stand_in(server, monkeypatch, tmp_path, rng, name):
+    """configs/mnist_*.yaml, one epoch, on 300 + 100 separable 28x28 images served as mnist.npz."""
+    from conftest import CONFIGS
+
+    y = rng.integers(0, 10, 400)
+    x = rng.integers(0, 40, (400, 28, 28))
+    for i, label in enumerate(y):  # a bright block whose place says the class
+        x[i, 2 * label:2 * label + 6, 4:24] += 200
+    x = x.astype(np.uint8)
+    serve_as(server, monkeypatch, datasets.Mnist, [npz_bytes(x_train=x[:300], y_train=y[:300].astype(np.uint8),
+                                                             x_test=x[300:], y_test=y[300:].astype(np.uint8))])
+    result = CliRunner().invoke(cli, ["train", os.path.join(CONFIGS, name), "--set", "train.epochs=3", "--set",
+                                      "train.batch_size=32", "--runs-dir", str(tmp_path / "runs"), "-q"])
+    assert result.exit_code == 0, result.output
+    (run,) = os.listdir(tmp_path / "runs")
+    summary = json.loads((tmp_path / "runs" / run / "summary.json").read_text())
+    assert summary["evaluation"]["test"]["accuracy"] > 0.5  # chance is 0.1

@@ -376,6 +376,22 @@ def test_conv2d_3x3_maxpool_2x2(rng, dtype, case, act, other):
                        outs=[((n, out_h // 2, out_w // 2, 5), dtype)]), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fill", [0, 1, 2, 3])
+@parity("affine_resample", "channel_shift_brightness")
+def test_augment_kernels(rng, dtype, fill, other):
+    x = rng.normal(size=(3, 5, 6, 2)).astype(dtype)
+    turn = rng.uniform(-0.6, 0.6, 3)
+    matrices = np.zeros((3, 2, 3))
+    matrices[:, 0, 0], matrices[:, 0, 1], matrices[:, 1, 0], matrices[:, 1, 1] = (
+        np.cos(turn) * 1.3, -np.sin(turn), np.sin(turn), np.cos(turn) * 0.8)
+    matrices[:, :, 2] = rng.uniform(-4, 4, (3, 2))  # reaching well outside the image
+    matrices[0] = [[1, 0, 0], [0, 1, 0]]  # identity
+    close(*run_out(other, "affine_resample", x, matrices, fill, 0.5, outs=[(x.shape, dtype)]), dtype)
+    shift, bright = np.array([0.0, 0.7, -0.3], dtype), np.array([1.0, 0.5, 1.5], dtype)
+    close(*run(other, "channel_shift_brightness", x, shift, bright), dtype)
+
+
 WINOGRAD_CASES = [
     # n, h, w, c, pad_top, pad_left, tiles_h, tiles_w (the padding after: what whole tiles need)
     (1, 6, 6, 1, 0, 0, 1, 1),

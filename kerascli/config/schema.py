@@ -267,8 +267,25 @@ def _given_splits(dataset, params: dict) -> tuple:
     return given_splits(dataset, params)
 
 
+def _resolve_augmentation(check: Checker, raw: Any) -> dict | None:
+    from kerascli.data import augment  # (the data package imports config)
+
+    if raw is None:
+        return None
+    path = ("data", "augmentation")
+    out = check.params(check.mapping(raw, path), augment.PARAMS, path)
+    for key in ("zoom_range", "brightness_range"):
+        if out[key] is not None and not isinstance(out[key], list):
+            out[key] = [out[key]]
+    problem = augment.check(out)
+    if problem:
+        raise check.error(path + (problem.split(":")[0],), problem)
+    return out
+
+
 def _resolve_data(check: Checker, raw: Any) -> dict:
-    raw = check.mapping(raw, ("data",))
+    raw = dict(check.mapping(raw, ("data",)))
+    augmentation = _resolve_augmentation(check, raw.pop("augmentation", None))
     if "dataset" not in raw:
         raise check.error(("data",), f"missing required key 'dataset' (valid: {', '.join(DATASETS.names())})")
     kind = check.value(raw["dataset"], Param("str", choices=DATASETS), ("data", "dataset"))
@@ -288,6 +305,8 @@ def _resolve_data(check: Checker, raw: Any) -> dict:
                               f"data.{key}")
     if out["validation_split"] + out["test_split"] >= 0.95:
         raise check.error(("data",), "validation_split + test_split leave almost nothing to train on")
+    if augmentation is not None:
+        out["augmentation"] = augmentation
     return out
 
 

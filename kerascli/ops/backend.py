@@ -308,7 +308,8 @@ class NumbaCUDAOps(ReferenceOps):
     def batches(self, split, batch_size: int, order=None):
         from kerascli.ops.cuda.data import DeviceBatches, upload_batches
 
-        if getattr(split, "streamed", False):  # the dataset gives batches one at a time: each goes up as it comes
+        # batches the dataset gives one at a time, or augmented on the host: each goes up as it comes
+        if getattr(split, "streamed", False) or getattr(split, "augmented", False):
             return upload_batches(split.batches(batch_size, order))
         on_device = split.__dict__.get("_device_batches")
         if on_device is None:

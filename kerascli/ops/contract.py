@@ -254,7 +254,12 @@ class Conv2DGeometry:
         return n * self.out_h * self.out_w * self.patch_size * filters
 
 
+# fill_mode codes of the augmentation kernels: how a coordinate outside an image is read (scipy.ndimage's modes,
+# which Keras' ImageDataGenerator uses)
+FILL_CONSTANT, FILL_NEAREST, FILL_REFLECT, FILL_WRAP = 0, 1, 2, 3
+FILL_MODES = {"constant": FILL_CONSTANT, "nearest": FILL_NEAREST, "reflect": FILL_REFLECT, "wrap": FILL_WRAP}
+
 # Kernel families: every backend's kernels live in modules of these names (kerascli/ops/reference/<family>.py,
 # kerascli/ops/cpu/<family>.py, ...), function for function with the reference signatures.
-KERNEL_FAMILIES = ("activations", "losses", "conv", "pooling", "norm", "dropout", "optim", "recurrent",
+KERNEL_FAMILIES = ("activations", "losses", "conv", "pooling", "norm", "dropout", "optim", "recurrent", "augment",
                    "embedding")

@@ -10,6 +10,8 @@ import math
 from kerascli.ops.contract import (
     ELU,
     EXPONENTIAL,
+    FILL_REFLECT,
+    FILL_WRAP,
     GELU,
     GELU_APPROXIMATE,
     GELU_TANH_C,
@@ -252,3 +254,20 @@ def layer_norm_row_grad(dy, r, xhat, gamma, inv_std, dx):
     k = inv_std[r] / cols
     for c in range(cols):
         dx[r, c] = k * (cols * dy[r, c] * gamma[c] - s - xhat[r, c] * sx)
+
+
+def image_coordinate(u, n, fill):
+    """(a coordinate along an image axis of ``n`` pixels mapped into [0, n-1] as fill mode ``fill`` reads outside
+    the image, whether it was outside): reflect is half-sample symmetric (d c b a | a b c d | d c b a), wrap
+    has period n - 1 (the last pixel and the first coincide), nearest and constant clamp (constant's caller
+    then uses cval where it was outside). scipy.ndimage's modes, as Keras' ImageDataGenerator uses them."""
+    outside = u < 0 or u > n - 1
+    if n == 1:
+        return 0.0, outside
+    if fill == FILL_REFLECT:
+        u = u % (2 * n)
+        if u > n - 1:
+            u = 2 * n - 1 - u
+    elif fill == FILL_WRAP and outside:
+        u = u % (n - 1)
+    return min(max(u, 0.0), n - 1.0), outside

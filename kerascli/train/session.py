@@ -155,6 +155,11 @@ def load_data(session: Session) -> dict:
     spec, model = session.spec, session.model
     splits = prepare_splits(spec.data, spec.seed, model, session.trainer.objective, model.dtype,
                             spec.train["batch_size"])
+    if spec.data.get("augmentation"):
+        from kerascli.data.augment import AugmentedSplit
+
+        host_ops = model.ops if model.ops.name in ("cpu", "reference") else get_ops("cpu")  # made on the host
+        splits["train"] = AugmentedSplit(splits["train"], spec.data["augmentation"], spec.seed, host_ops)
     set_class_weight(session, splits)
     return splits
 

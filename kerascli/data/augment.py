@@ -1,0 +1,151 @@
+"""Random image augmentation of the training split, with Keras' ImageDataGenerator names and semantics.
+
+Each image gets its own random rotation, shifts, shear, zoom and flips, composed as Keras composes them
+into one matrix (flips folded in), and the image is resampled once through it (``affine_resample``, one
+kernel per batch); then its channel shift and brightness. The draws of a batch come from a generator
+keyed by the run seed, the pass over the data and the batch's first sample, so a resumed run sees the
+same augmented batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from kerascli.config.params import Param
+from kerascli.errors import DataError
+from kerascli.ops.contract import FILL_MODES
+
+AUGMENT_STREAM = 5  # the generator stream id of augmentation draws (pipeline.py's streams: 0 split, 2 epochs)
+
+PARAMS = {
+    "rotation_range": Param("float", 0.0, min=0.0, doc="degrees: a rotation drawn from [-r, r]"),
+    "width_shift_range": Param("float", 0.0, min=0.0,
+                               doc="below 1: a fraction of the width; from 1: pixels; a shift drawn from [-s, s]"),
+    "height_shift_range": Param("float", 0.0, min=0.0, doc="as width_shift_range, along the height"),
+    "shear_range": Param("float", 0.0, min=0.0, doc="degrees: a shear angle drawn from [-s, s]"),
+    "zoom_range": Param("floats", [0.0], doc="z: zoom factors drawn from [1-z, 1+z]; [lo, hi]: from [lo, hi]"),
+    "channel_shift_range": Param("float", 0.0, min=0.0, doc="an intensity drawn from [-s, s] added to every channel"),
+    "brightness_range": Param("floats", None, nullable=True, doc="[lo, hi]: the image times a factor drawn from it"),
+    "horizontal_flip": Param("bool", False),
+    "vertical_flip": Param("bool", False),
+    "fill_mode": Param("str", "nearest", choices=tuple(FILL_MODES)),
+    "cval": Param("float", 0.0, doc="the value outside the image with fill_mode constant"),
+}
+
+
+def check(params: dict) -> str | None:
+    """What is wrong with resolved augmentation params (as 'key: problem'), or None."""
+    zoom = params["zoom_range"]
+    if len(zoom) not in (1, 2) or (len(zoom) == 2 and not 0 < zoom[0] <= zoom[1]) or (len(zoom) == 1 and
+                                                                                        not 0 <= zoom[0] < 1):
+        return f"zoom_range: a fraction in [0, 1) or [lo, hi] with 0 < lo <= hi, got {zoom}"
+    bright = params["brightness_range"]
+    if bright is not None and (len(bright) != 2 or not 0 <= bright[0] <= bright[1]):
+        return f"brightness_range: [lo, hi] with 0 <= lo <= hi, got {bright}"
+    return None
+
+
+def zoom_bounds(params: dict) -> tuple[float, float]:
+    zoom = params["zoom_range"]
+    return (1 - zoom[0], 1 + zoom[0]) if len(zoom) == 1 else (zoom[0], zoom[1])
+
+
+def keras_matrix(h: int, w: int, theta=0.0, tx=0.0, ty=0.0, shear=0.0, zx=1.0, zy=1.0, flip_horizontal=False,
+                 flip_vertical=False) -> np.ndarray:
+    """The 3x3 matrix taking an output pixel (row, col, 1) to where it reads the input, as Keras'
+    apply_affine_transform builds it (rotation @ shift @ shear @ zoom about the centre, tx along its first
+    coordinate, then its x/y swap for channels-last images), with the flips Keras applies after it folded
+    in. Angles in degrees."""
+    t, s = math.radians(theta), math.radians(shear)
+    m = np.array([[math.cos(t), -math.sin(t), 0], [math.sin(t), math.cos(t), 0], [0, 0, 1]])
+    m = m @ np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]]) @ np.array([[1, -math.sin(s), 0], [0, math.cos(s), 0],
+                                                                       [0, 0, 1]])
+    m = m @ np.array([[zx, 0, 0], [0, zy, 0], [0, 0, 1]])
+    o_x, o_y = h / 2 - 0.5, w / 2 - 0.5
+    m = np.array([[1, 0, o_x], [0, 1, o_y], [0, 0, 1]]) @ m @ np.array([[1, 0, -o_x], [0, 1, -o_y], [0, 0, 1]])
+    m = m[[1, 0]][:, [1, 0, 2]]  # Keras' swap: its matrix is built on (x, y), the image indexed (row, col)
+    m = np.vstack([m, [0, 0, 1]])
+    if flip_horizontal:
+        m = m @ np.array([[1, 0, 0], [0, -1, w - 1], [0, 0, 1]])
+    if flip_vertical:
+        m = m @ np.array([[-1, 0, h - 1], [0, 1, 0], [0, 0, 1]])
+    return m
+
+
+def random_draws(params: dict, rng: np.random.Generator, n: int, h: int, w: int) -> dict:
+    """Each of ``n`` images' transform parameters (arrays of n), drawn as ImageDataGenerator draws them
+    (uniform ranges; a shift below 1 a fraction of the size)."""
+    def uniform(r):
+        return rng.uniform(-r, r, n) if r else np.zeros(n)
+
+    zoom = zoom_bounds(params)
+    shift_h, shift_w = params["height_shift_range"], params["width_shift_range"]
+    bright = params["brightness_range"]
+    return {
+        "theta": uniform(params["rotation_range"]),
+        "tx": uniform(shift_h) * (h if shift_h < 1 else 1),
+        "ty": uniform(shift_w) * (w if shift_w < 1 else 1),
+        "shear": uniform(params["shear_range"]),
+        "zx": rng.uniform(*zoom, n) if zoom != (1, 1) else np.ones(n),
+        "zy": rng.uniform(*zoom, n) if zoom != (1, 1) else np.ones(n),
+        "flip_horizontal": rng.random(n) < 0.5 if params["horizontal_flip"] else np.zeros(n, bool),
+        "flip_vertical": rng.random(n) < 0.5 if params["vertical_flip"] else np.zeros(n, bool),
+        "channel_shift": uniform(params["channel_shift_range"]),
+        "brightness": rng.uniform(bright[0], bright[1], n) if bright is not None else np.ones(n),
+    }
+
+
+def augment_batch(ops, x: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
+    """A new array: the images ``x`` (N, H, W, C) each randomly transformed."""
+    n, h, w, _ = x.shape
+    draws = random_draws(params, rng, n, h, w)
+    geometric = ("theta", "tx", "ty", "shear", "zx", "zy", "flip_horizontal", "flip_vertical")
+    matrices = np.stack([keras_matrix(h, w, *(draws[k][i] for k in geometric))[:2] for i in range(n)])
+    out = np.empty_like(x)
+    fill, cval = FILL_MODES[params["fill_mode"]], params["cval"]
+    ops.parallel(lambda part, lo, hi: ops.affine_resample(x[lo:hi], matrices[lo:hi], fill, cval, out[lo:hi]), n,
+                 x.size * 16)
+    shift, bright = draws["channel_shift"].astype(x.dtype), draws["brightness"].astype(x.dtype)
+    if shift.any() or (bright != 1).any():
+        ops.channel_shift_brightness(out, shift, bright)
+    return out
+
+
+def as_images(x: np.ndarray, where: str) -> np.ndarray:
+    """``x`` as (N, height, width, channels) (a (N, H, W) set as one channel)."""
+    if isinstance(x, dict) or x.ndim not in (3, 4):
+        shape = "several inputs" if isinstance(x, dict) else f"samples of shape {x.shape[1:]}"
+        raise DataError(f"{where}: data.augmentation transforms images (height, width[, channels]); got {shape}")
+    return x if x.ndim == 4 else x[..., None]
+
+
+class AugmentedSplit:
+    """A training split whose batches come out augmented; everything else is the split's."""
+
+    augmented = True  # a device backend takes its batches one at a time (they are made on the host)
+
+    def __init__(self, split, params: dict, seed: int, ops):
+        as_images(split.x, "the training split")
+        self.split, self.params, self.seed, self.ops = split, params, seed, ops
+        self.data_pass = 0
+
+    def __getattr__(self, name):
+        return getattr(self.split, name)
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def order(self, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
+        self.data_pass = epoch  # the pass whose batches come next (the loop asks for its order first)
+        return self.split.order(seed, epoch, shuffle)
+
+    def batches(self, batch_size: int, order=None):
+        first = 0
+        for x, y, w in self.split.batches(batch_size, order):
+            start = int(order[first]) if order is not None and len(order) else first
+            rng = np.random.default_rng([self.seed, AUGMENT_STREAM, self.data_pass, start])
+            images = as_images(x, "the training split")
+            yield augment_batch(self.ops, images, self.params, rng).reshape(x.shape), y, w
+            first += len(y) if not isinstance(y, dict) else len(next(iter(y.values())))
