@@ -66,7 +66,8 @@ def text_data(n, seed=0):
     return rng.integers(0, TEXT_VOCABULARY, (n, TEXT_STEPS)).astype(np.float32), rng.integers(0, 10, n)
 
 
-DATA = {"mlp": mlp_data, "custom_mlp": mlp_data, "cnn": cnn_data, "lstm": seq_data, "gru": seq_data,
+DATA = {"mlp": mlp_data, "custom_mlp": mlp_data, "cnn": cnn_data, "cnn_augmented": cnn_data, "lstm": seq_data,
+        "gru": seq_data,
         "textcnn": text_data}
 
 
@@ -136,8 +137,24 @@ class Kerascli:
             {"type": "Dense", "units": 10, "activation": "softmax"},
         ])
 
+    # Keras' image tutorial's augmentation (its rescale aside: put a Rescaling layer in the model)
+    AUGMENTATION = {"rotation_range": 0.0, "width_shift_range": 0.0, "height_shift_range": 0.0, "shear_range": 0.2,
+                    "zoom_range": [0.2], "channel_shift_range": 0.0, "brightness_range": None,
+                    "horizontal_flip": True, "vertical_flip": False, "fill_mode": "nearest", "cval": 0.0}
+
+    def cnn_augmented(self):
+        """The CNN trained on batches augmented as the tutorial's ImageDataGenerator does (kerascli only)."""
+        trainer = self.cnn()
+        trainer.augmentation = self.AUGMENTATION
+        return trainer
+
     def train_epoch(self, trainer, x, y, batch):
-        trainer.train_epoch(self._split(x, y), batch, self.rng.permutation(len(x)), epoch=1)
+        split = self._split(x, y)
+        if getattr(trainer, "augmentation", None):
+            from kerascli.data.augment import AugmentedSplit
+
+            split = AugmentedSplit(split, trainer.augmentation, 0, trainer.ops)
+        trainer.train_epoch(split, batch, split.order(0, 1, True), epoch=1)
 
     def predict(self, trainer, x, batch):
         return trainer.predict(x, batch)
@@ -455,6 +472,7 @@ def throughput_cases(quick):
         ("train MLP b128", "mlp", "train", 128, n_mlp),
         ("train MLP b512", "mlp", "train", 512, n_mlp),
         ("train CNN b128", "cnn", "train", 128, n_cnn),
+        ("train CNN b128 augmented", "cnn_augmented", "train", 128, n_cnn),
         ("train LSTM b64", "lstm", "train", 64, n_seq),
         ("train GRU b64", "gru", "train", 64, n_seq),
         ("train TextCNN b64", "textcnn", "train", 64, n_seq),

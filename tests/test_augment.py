@@ -96,6 +96,18 @@ def test_the_transform_is_keras_imagedatagenerator_s(rng, fill_mode):
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-7)
 
 
+def test_matrices_for_a_batch_are_each_image_s(rng):
+    """keras_matrix over arrays (a batch's draws at once) gives each image's own matrix."""
+    draws = augment.random_draws(params(rotation_range=30, width_shift_range=0.2, height_shift_range=2,
+                                        shear_range=10, zoom_range=[0.3], horizontal_flip=True, vertical_flip=True),
+                                 rng, 7, 9, 6)
+    keys = ("theta", "tx", "ty", "shear", "zx", "zy", "flip_horizontal", "flip_vertical")
+    batch = augment.keras_matrix(9, 6, *(draws[k] for k in keys))
+    assert batch.shape == (7, 3, 3)
+    for i in range(7):
+        np.testing.assert_allclose(batch[i], augment.keras_matrix(9, 6, *(draws[k][i] for k in keys)), atol=1e-12)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_channel_shift_keeps_the_image_range_and_brightness_scales(rng, backend):
     ops = get_ops(backend)

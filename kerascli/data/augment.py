@@ -57,21 +57,30 @@ def keras_matrix(h: int, w: int, theta=0.0, tx=0.0, ty=0.0, shear=0.0, zx=1.0, z
     """The 3x3 matrix taking an output pixel (row, col, 1) to where it reads the input, as Keras'
     apply_affine_transform builds it (rotation @ shift @ shear @ zoom about the centre, tx along its first
     coordinate, then its x/y swap for channels-last images), with the flips Keras applies after it folded
-    in. Angles in degrees."""
-    t, s = math.radians(theta), math.radians(shear)
-    m = np.array([[math.cos(t), -math.sin(t), 0], [math.sin(t), math.cos(t), 0], [0, 0, 1]])
-    m = m @ np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]]) @ np.array([[1, -math.sin(s), 0], [0, math.cos(s), 0],
-                                                                       [0, 0, 1]])
-    m = m @ np.array([[zx, 0, 0], [0, zy, 0], [0, 0, 1]])
+    in. Angles in degrees. Each argument may be an array of n images' values: then (n, 3, 3)."""
+    values = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (theta, tx, ty, shear, zx, zy,
+                                                                              flip_horizontal, flip_vertical)))
+    theta, tx, ty, shear, zx, zy, flip_h, flip_v = (v.reshape(-1) for v in values)
+    n = len(theta)
+
+    def matrices(entries):  # (n, 3, 3) from {(i, j): values}, the identity elsewhere
+        m = np.zeros((n, 3, 3))
+        m[:, [0, 1, 2], [0, 1, 2]] = 1
+        for (i, j), v in entries.items():
+            m[:, i, j] = v
+        return m
+
+    t, s = np.radians(theta), np.radians(shear)
+    m = (matrices({(0, 0): np.cos(t), (0, 1): -np.sin(t), (1, 0): np.sin(t), (1, 1): np.cos(t)})
+         @ matrices({(0, 2): tx, (1, 2): ty})
+         @ matrices({(0, 1): -np.sin(s), (1, 1): np.cos(s)})
+         @ matrices({(0, 0): zx, (1, 1): zy}))
     o_x, o_y = h / 2 - 0.5, w / 2 - 0.5
-    m = np.array([[1, 0, o_x], [0, 1, o_y], [0, 0, 1]]) @ m @ np.array([[1, 0, -o_x], [0, 1, -o_y], [0, 0, 1]])
-    m = m[[1, 0]][:, [1, 0, 2]]  # Keras' swap: its matrix is built on (x, y), the image indexed (row, col)
-    m = np.vstack([m, [0, 0, 1]])
-    if flip_horizontal:
-        m = m @ np.array([[1, 0, 0], [0, -1, w - 1], [0, 0, 1]])
-    if flip_vertical:
-        m = m @ np.array([[-1, 0, h - 1], [0, 1, 0], [0, 0, 1]])
-    return m
+    m = matrices({(0, 2): o_x, (1, 2): o_y}) @ m @ matrices({(0, 2): -o_x, (1, 2): -o_y})
+    m = m[:, [1, 0, 2]][:, :, [1, 0, 2]]  # Keras' swap: its matrix is built on (x, y), the image indexed (row, col)
+    m = m @ matrices({(1, 1): np.where(flip_h, -1, 1), (1, 2): np.where(flip_h, w - 1, 0)})
+    m = m @ matrices({(0, 0): np.where(flip_v, -1, 1), (0, 2): np.where(flip_v, h - 1, 0)})
+    return m if values[0].ndim else m[0]
 
 
 def random_draws(params: dict, rng: np.random.Generator, n: int, h: int, w: int) -> dict:
@@ -102,7 +111,7 @@ def augment_batch(ops, x: np.ndarray, params: dict, rng: np.random.Generator) ->
     n, h, w, _ = x.shape
     draws = random_draws(params, rng, n, h, w)
     geometric = ("theta", "tx", "ty", "shear", "zx", "zy", "flip_horizontal", "flip_vertical")
-    matrices = np.stack([keras_matrix(h, w, *(draws[k][i] for k in geometric))[:2] for i in range(n)])
+    matrices = np.ascontiguousarray(keras_matrix(h, w, *(draws[k] for k in geometric))[:, :2])
     out = np.empty_like(x)
     fill, cval = FILL_MODES[params["fill_mode"]], params["cval"]
     ops.parallel(lambda part, lo, hi: ops.affine_resample(x[lo:hi], matrices[lo:hi], fill, cval, out[lo:hi]), n,
