@@ -139,6 +139,19 @@ def test_batches_are_seeded_by_run_pass_and_sample(rng):
     assert not np.array_equal(first[0], split.x[augmented.order(3, 1, True)[:4]])  # augmented at all
 
 
+def test_evaluation_reads_the_training_images_as_they_are(tmp_path, augmented_config):
+    """The training split's final evaluation (and evaluate --split train) is not augmented."""
+    from kerascli.commands import load_spec
+    from kerascli.train.session import build_session, load_data
+
+    session = build_session(load_spec(augmented_config, []))
+    splits = load_data(session)
+    assert isinstance(splits["train"], augment.AugmentedSplit)
+    trainer = session.trainer
+    plain = trainer.evaluate(splits["train"].split, 16)
+    assert trainer.evaluate(splits["train"], 16) == plain
+
+
 def test_bad_augmentation_settings_are_config_errors(tmp_path):
     config = tmp_path / "c.yaml"
     for bad, expected in [("{zoom_range: [1.2, 0.8]}", "data.augmentation.zoom_range"),
