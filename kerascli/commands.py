@@ -31,6 +31,7 @@ from kerascli.callbacks import (
 from kerascli.config import apply_overrides, load_config_file, resolve_config
 from kerascli.config.loader import LoadedConfig
 from kerascli.config.schema import RUN_NAME_RE, RUN_NAME_RULE, RunSpec
+from kerascli.data.augment import standardize
 from kerascli.data.datasets import check_values, read_numeric_csv
 from kerascli.data.fingerprint import changed_files, fingerprints
 from kerascli.data.npyfile import check_npy, check_npz, load_npz_arrays
@@ -394,7 +395,7 @@ def evaluate(target: str, split: str, which: str, as_json: bool, threads: int | 
         model, objective = session.model, session.trainer.objective
         x, y = outside_data(**data)
         features, targets, _ = prepare_arrays(x, y, model, objective, model.dtype, data["path"])
-        split, chosen = data["path"], Split(features, targets)
+        split, chosen = data["path"], Split(standardize(features, session.spec.data.get("augmentation")), targets)
     else:
         splits = load_data(session)
         check_data_unchanged(ckpt, fingerprints(session.spec.data), "the results would be for other data than "
@@ -509,7 +510,7 @@ def predict(target: str, input_path: str, output_path: str, which: str, classes_
         raise DataError(f"output folder does not exist: {folder}")
     for note in session.notes:
         _warn(note)
-    predicted = session.trainer.predict(x, batch_size)
+    predicted = session.trainer.predict(standardize(x, spec.data.get("augmentation")), batch_size)
     outputs = predicted if isinstance(predicted, dict) else {model.outputs[0]: predicted}
     count = len(next(iter(outputs.values())))
     if out_ext == ".npz":

@@ -217,3 +217,56 @@ def test_training_with_augmentation_learns_and_resumes_bit_identical(augmented_c
     proc.wait()
     resume(augmented_config, tmp_path / "killed")
     assert_identical(final_state(tmp_path / "killed" / "aug"), final_state(runs / "aug"))
+
+
+def test_standardize_is_keras_s(rng):
+    x = rng.uniform(0, 255, (4, 5, 6, 3)).astype(np.float32)
+    got = augment.standardize(x, params(rescale=1 / 255, samplewise_std_normalization=True))
+    expected = x / 255
+    expected -= expected.mean(axis=(1, 2, 3), keepdims=True)  # Keras: np.mean(x, keepdims=True) of one image
+    expected /= expected.std(axis=(1, 2, 3), keepdims=True) + 1e-6
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert augment.standardize(x, params()) is x  # nothing to do
+
+
+DIGITS = """
+name: {name}
+seed: 7
+data: {{dataset: npz, path: {path}, validation_split: 0.1, test_split: 0.2{augmentation}}}
+model:
+  input_shape: [64]
+  layers:
+    - {{type: Dense, units: 32, activation: relu}}
+    - {{type: Dense, units: 10, activation: softmax}}
+compile: {{optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy]}}
+train: {{epochs: 3, batch_size: 32, threads: 1}}
+"""
+
+
+def test_rescale_applies_to_every_split_and_to_predict(tmp_path):
+    """data.augmentation.rescale trains, evaluates and predicts as data rescaled beforehand would (the same
+    numbers: the digits' 0..16 times 1/16 are exact)."""
+    from kerascli.data.datasets import Digits
+
+    x, y = Digits.load({})
+    np.savez(tmp_path / "raw.npz", x=x, y=y)
+    np.savez(tmp_path / "scaled.npz", x=x / 16, y=y)
+    runner = CliRunner()
+    outputs = {}
+    for name, data, augmentation in [("scaled", "scaled.npz", ""), ("rescaled", "raw.npz",
+                                                                      ", augmentation: {rescale: 0.0625}")]:
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(DIGITS.format(name=name, path=tmp_path / data, augmentation=augmentation))
+        result = runner.invoke(cli, ["train", str(config), "--runs-dir", str(tmp_path / "runs"), "-q"])
+        assert result.exit_code == 0, result.output
+        run = tmp_path / "runs" / name
+        evaluation = json.loads((run / "summary.json").read_text())["evaluation"]
+        np.save(tmp_path / "inputs.npy", x[:50] / 16 if name == "scaled" else x[:50])
+        result = runner.invoke(cli, ["predict", str(run), str(tmp_path / "inputs.npy"), "-o", str(run / "p.npy")])
+        assert result.exit_code == 0, result.output
+        result = runner.invoke(cli, ["evaluate", str(run), "--data", str(tmp_path / data), "--json"])
+        assert result.exit_code == 0, result.output
+        outputs[name] = (evaluation, np.load(run / "p.npy"), json.loads(result.output)["loss"])
+    assert outputs["scaled"][0] == outputs["rescaled"][0]
+    np.testing.assert_array_equal(outputs["scaled"][1], outputs["rescaled"][1])
+    assert outputs["scaled"][2] == outputs["rescaled"][2]

@@ -196,8 +196,8 @@ class Trainer:
         totals.add("loss", penalty * n, 0)
 
     def evaluate(self, split: Split, batch_size: int, prefix: str = "") -> dict[str, float]:
-        if getattr(split, "augmented", False):  # evaluation reads the training images as they are
-            split = split.split
+        if getattr(split, "augmented", False):  # evaluation reads the training images untransformed
+            split = split.for_evaluation()
         totals = Totals(self.objective.names, self.objective.results)
         weight_penalty = self.model.weight_penalty() if self.regularized else 0.0
         for x, t, w in self.ops.batches(split, self.model.inference_batch(batch_size)):

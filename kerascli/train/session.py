@@ -155,11 +155,21 @@ def load_data(session: Session) -> dict:
     spec, model = session.spec, session.model
     splits = prepare_splits(spec.data, spec.seed, model, session.trainer.objective, model.dtype,
                             spec.train["batch_size"])
-    if spec.data.get("augmentation"):
-        from kerascli.data.augment import AugmentedSplit
+    params = spec.data.get("augmentation")
+    if params:
+        from kerascli.data.augment import (
+            AugmentedSplit,
+            standardized_split,
+            standardizes,
+            transforms_at_random,
+        )
 
-        host_ops = model.ops if model.ops.name in ("cpu", "reference") else get_ops("cpu")  # made on the host
-        splits["train"] = AugmentedSplit(splits["train"], spec.data["augmentation"], spec.seed, host_ops)
+        for name in [s for s in splits if s != "train" or not transforms_at_random(params)]:
+            if standardizes(params):
+                splits[name] = standardized_split(splits[name], params)
+        if transforms_at_random(params):
+            host_ops = model.ops if model.ops.name in ("cpu", "reference") else get_ops("cpu")  # made on the host
+            splits["train"] = AugmentedSplit(splits["train"], params, spec.seed, host_ops)
     set_class_weight(session, splits)
     return splits
 
