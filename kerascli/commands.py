@@ -562,28 +562,14 @@ def validate(config_path: str, overrides: list[str], console: Console) -> None:
                   f"{_shapes(session.model)}, samples: {sizes})", highlight=False)
 
 
-def _downloadable() -> dict:
-    """{name: dataset class} of the datasets fetched from the web (kerascli.data.datasets.KerasDataset)."""
-    from kerascli.data.datasets import KerasDataset
-    from kerascli.registry import DATASETS
-
-    return {name: DATASETS.get(name) for name in DATASETS.names()
-            if isinstance(DATASETS.get(name), type) and issubclass(DATASETS.get(name), KerasDataset)}
-
-
 def datasets_list(console: Console, as_json: bool) -> None:
     """The datasets that download: name, size, whether cached, where."""
     from rich.table import Table
 
+    from kerascli.data.catalog import catalog
     from kerascli.data.download import base_url, cache_dir
 
-    rows = []
-    for name, dataset in _downloadable().items():
-        files = dataset.FILES
-        cached = sum(f.cached() for f in files)
-        rows.append({"name": name, "bytes": sum(f.size for f in files),
-                     "cached": "yes" if cached == len(files) else ("partly" if cached else "no"),
-                     "files": [f.path for f in files]})
+    rows = catalog()
     if as_json:
         console.print_json(json.dumps({"cache": cache_dir(), "url": base_url(), "datasets": rows}))
         return
@@ -597,12 +583,7 @@ def datasets_list(console: Console, as_json: bool) -> None:
 
 def datasets_download(names: list[str], console: Console) -> None:
     """Fetch the files of each named dataset into the cache (a valid cached file is kept as it is)."""
-    from kerascli.data.download import fetch
+    from kerascli.data.catalog import download
 
-    known = _downloadable()
-    for name in names:
-        if name not in known:
-            raise ConfigError(f"no downloadable dataset {name!r} (valid: {', '.join(known)})")
-    for name in names:
-        for file in known[name].FILES:
-            console.print(f"{name}: {fetch(file)}", highlight=False)
+    for name, path in download(names):
+        console.print(f"{name}: {path}", highlight=False)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from kerascli.ops.contract import LINEAR, Conv2DGeometry
+from kerascli.ops.reference.winograd import WINOGRAD_G
 from kerascli.ops.tuning import (
     CONV_CHUNK_BYTES,
     CONV_DIRECT_MAX_PATCH,
@@ -253,12 +254,10 @@ def conv2d_maxpool_forward(ops, x, kernel4, bias, act, g: Conv2DGeometry, ph, pw
     return out
 
 
-def winograd_kernel_4x4(kernel4) -> np.ndarray:
+def _winograd_kernel(kernel4) -> np.ndarray:
     """G g G^T of each (input channel, filter) pair of a (3, 3, C, filters) kernel: (36, C, filters), the 36
     right-hand sides of Winograd F(4x4, 3x3)'s GEMMs (computed in float64)."""
-    g = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
-                  [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
-    u = np.einsum("ai,bj,ijcf->abcf", g, g, kernel4.astype(np.float64))
+    u = np.einsum("ai,bj,ijcf->abcf", WINOGRAD_G, WINOGRAD_G, kernel4.astype(np.float64))
     return u.reshape(36, *kernel4.shape[2:]).astype(kernel4.dtype)
 
 
@@ -281,7 +280,7 @@ def _winograd_forward(ops, x, kernel4, g: Conv2DGeometry, ws, emit, result):
     whole tiles: the output is its first out_h rows and out_w columns."""
     n, c, filters = len(x), x.shape[3], kernel4.shape[3]
     u = ws("winograd_kernel", (36, c, filters))
-    u[...] = winograd_kernel_4x4(kernel4)
+    u[...] = _winograd_kernel(kernel4)
     tiles_h, tiles_w = _winograd_tiles(g)
     step = _winograd_step(g, filters, x.dtype.itemsize)[0]
 
