@@ -77,3 +77,18 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+@pytest.fixture(autouse=True, scope="session")
+def record_cuda_signatures():
+    """Under the simulator with KERASCLI_CUDA_SIGNATURES set: note every kernel launch's argument types in
+    that file, for tests/test_cuda_ptx.py to compile as a GPU would."""
+    path = os.environ.get("KERASCLI_CUDA_SIGNATURES")
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1" or not path:
+        yield
+        return
+    from cuda_signatures import record
+
+    write = record(path)
+    yield
+    write()
