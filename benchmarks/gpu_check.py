@@ -25,6 +25,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+sys.path.insert(1, ROOT)  # kerascli from this checkout, installed or not
 from compare import Kerascli, cnn_data, mlp_data  # noqa: E402
 
 

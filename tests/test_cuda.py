@@ -435,3 +435,43 @@ def test_a_training_step_launches_its_kernels_by_the_short_path(tmp_path):
     used = [k for k in gc.get_objects() if isinstance(k, Kernel) and k._signatures]
     assert used and all(k.short_path_signatures for k in used), [k.__name__ for k in used
                                                                  if not k.short_path_signatures]
+
+
+@needs_cuda
+@pytest.mark.skipif(SIMULATED, reason="CuPy needs a real GPU")
+def test_cublas_products_called_directly_match_numpy():
+    """kerascli.ops.cuda.gemm calls cuBLAS directly where CuPy is installed: every transpose, accumulation,
+    both float types, row views with a pitch, and the cases it hands to CuPy's matmul (an empty inner
+    dimension, strided columns) give numpy's products."""
+    pytest.importorskip("cupy")
+    from numba import cuda
+
+    from kerascli.ops.cuda import gemm
+
+    if gemm.cupy_module() is None:
+        pytest.skip("CuPy cannot use this GPU")
+    assert gemm._raw_binding() is not None, "the direct cuBLAS call disagreed with CuPy's matmul"
+    rng = np.random.default_rng(0)
+    for dtype, tol in ((np.float32, 1e-4), (np.float64, 1e-12)):
+        for trans_a in (False, True):
+            for trans_b in (False, True):
+                m, k, n = 37, 70, 33
+                a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+                b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+                c0 = rng.standard_normal((m, n)).astype(dtype)
+                want = (a.T if trans_a else a) @ (b.T if trans_b else b)
+                for accumulate in (False, True):
+                    out = cuda.to_device(c0)
+                    gemm.cublas_gemm(cuda.to_device(a), cuda.to_device(b), out, trans_a, trans_b, accumulate)
+                    np.testing.assert_allclose(out.copy_to_host(), want + c0 if accumulate else want,
+                                               rtol=tol, atol=tol)
+    a = rng.standard_normal((8, 12)).astype(np.float32)
+    b = rng.standard_normal((5, 7)).astype(np.float32)
+    wide = cuda.to_device(np.zeros((8, 10), np.float32))
+    gemm.cublas_gemm(cuda.to_device(a)[:, 2:7], cuda.to_device(b), wide[:, 1:8])  # pitched rows: direct
+    np.testing.assert_allclose(wide.copy_to_host()[:, 1:8], a[:, 2:7] @ b, rtol=1e-5, atol=1e-5)
+    assert gemm._leading(cuda.to_device(a)[:, 2:7], 4) == 12
+    assert gemm._leading(cuda.to_device(a)[:, ::2], 4) is None  # strided columns: CuPy's matmul
+    out = cuda.to_device(np.ones((3, 4), np.float32))
+    gemm.cublas_gemm(cuda.device_array((3, 0), np.float32), cuda.device_array((0, 4), np.float32), out)
+    np.testing.assert_array_equal(out.copy_to_host(), np.zeros((3, 4), np.float32))

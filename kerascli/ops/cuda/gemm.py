@@ -177,6 +177,8 @@ def _cupy_view(cp, a):
 
 
 def cublas_gemm(a, b, out, trans_a=False, trans_b=False, accumulate=False):
+    if _raw_gemm(a, b, out, trans_a, trans_b, accumulate):
+        return out
     cp = cupy_module()
     a, b, c = _cupy_view(cp, a), _cupy_view(cp, b), _cupy_view(cp, out)
     a, b = a.T if trans_a else a, b.T if trans_b else b
@@ -189,6 +191,104 @@ def cublas_gemm(a, b, out, trans_a=False, trans_b=False, accumulate=False):
     else:
         cp.matmul(a, b, out=c)
     return out
+
+
+# cuBLAS called directly, through CuPy's thin binding: CuPy's matmul checks, broadcasts and wraps its
+# arguments on every call (and its ``+=`` makes a temporary and a second kernel), which on a GPU that
+# finishes these products in microseconds is most of their cost. [state] once decided: the binding,
+# handle and constants, or None when only CuPy's matmul is used.
+_RAW: list = []
+_OP_N, _OP_T = 0, 1  # cublasOperation_t
+
+
+def _raw_binding():
+    if not _RAW:
+        _RAW.append(None)
+        try:
+            cp = cupy_module()
+            try:
+                from cupy_backends.cuda.libs import cublas
+            except ImportError:
+                from cupy.cuda import cublas
+            handle = cp.cuda.device.get_cublas_handle()
+            # host scalars (alpha, beta), kept alive here; cuBLAS reads them through host pointers
+            cublas.setPointerMode(handle, 0)  # CUBLAS_POINTER_MODE_HOST
+            constants = {}
+            for t in (np.float32, np.float64):
+                one, zero = np.ones(1, t), np.zeros(1, t)
+                constants[np.dtype(t)] = (one, zero, one.ctypes.data, zero.ctypes.data)
+            state = (handle, {np.dtype(np.float32): cublas.sgemm, np.dtype(np.float64): cublas.dgemm}, constants)
+            if _raw_agrees(cp, state):
+                _RAW[0] = state
+        except Exception:  # an older or different CuPy: its matmul does the work
+            _RAW[0] = None
+    return _RAW[0]
+
+
+def _leading(a, itemsize):
+    """The leading dimension (row pitch in items) of a 2-d device array whose rows are contiguous, else
+    None."""
+    if a.ndim != 2:
+        return None
+    rows, cols = a.shape
+    s0, s1 = a.strides
+    if cols > 1 and s1 != itemsize:
+        return None
+    ld = s0 // itemsize if rows > 1 else cols
+    return ld if ld >= max(cols, 1) and s0 % itemsize == 0 else None
+
+
+def _raw_gemm(a, b, out, trans_a, trans_b, accumulate, state=None) -> bool:
+    """op(a) @ op(b) into ``out`` by one cuBLAS call; False (nothing done) where that path does not apply.
+
+    cuBLAS is column-major: a row-major (m, n) result is the column-major (n, m) matrix op(b)^T op(a)^T,
+    and a row-major array read column-major is its transpose, so the call swaps the operands and keeps
+    each one's transpose flag."""
+    state = state or _raw_binding()
+    if state is None:
+        return False
+    handle, calls, constants = state
+    dtype = out.dtype
+    call = calls.get(dtype)
+    if call is None or a.dtype != dtype or b.dtype != dtype:
+        return False
+    m, n = out.shape
+    k = a.shape[0] if trans_a else a.shape[1]
+    if not (m and n and k):
+        return False  # CuPy's path fills the zeros an empty inner dimension gives
+    itemsize = dtype.itemsize
+    lda, ldb, ldc = _leading(a, itemsize), _leading(b, itemsize), _leading(out, itemsize)
+    if lda is None or ldb is None or ldc is None:
+        return False
+    one, zero = constants[dtype][2:]
+    call(handle, _OP_T if trans_b else _OP_N, _OP_T if trans_a else _OP_N, n, m, k, one,
+         _pointer(b), ldb, _pointer(a), lda, one if accumulate else zero, _pointer(out), ldc)
+    return True
+
+
+def _pointer(a) -> int:
+    return int(a.gpu_data.device_pointer)
+
+
+def _raw_agrees(cp, state) -> bool:
+    """Whether the direct call gives what CuPy's matmul gives, on small products with every transpose,
+    with and without accumulation, in both float types (checked once per process)."""
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        for trans_a in (False, True):
+            for trans_b in (False, True):
+                a = rng.standard_normal((5, 3) if trans_a else (3, 5)).astype(dtype)
+                b = rng.standard_normal((4, 5) if trans_b else (5, 4)).astype(dtype)
+                c0 = rng.standard_normal((3, 4)).astype(dtype)
+                expected = (a.T if trans_a else a) @ (b.T if trans_b else b)
+                for accumulate in (False, True):
+                    da, db, dc = cuda.to_device(a), cuda.to_device(b), cuda.to_device(c0)
+                    if not _raw_gemm(da, db, dc, trans_a, trans_b, accumulate, state):
+                        return False
+                    want = expected + c0 if accumulate else expected
+                    if not np.allclose(dc.copy_to_host(), want, rtol=1e-4, atol=1e-4):
+                        return False
+    return True
 
 
 def choose() -> str:
