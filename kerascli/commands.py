@@ -31,11 +31,11 @@ from kerascli.callbacks import (
 from kerascli.config import apply_overrides, load_config_file, resolve_config
 from kerascli.config.loader import LoadedConfig
 from kerascli.config.schema import RUN_NAME_RE, RUN_NAME_RULE, RunSpec
-from kerascli.data.augment import standardize
 from kerascli.data.datasets import check_values, read_numeric_csv
 from kerascli.data.fingerprint import changed_files, fingerprints
 from kerascli.data.npyfile import check_npy, check_npz, load_npz_arrays
 from kerascli.data.pipeline import SPLITS, Split, outside_data, prepare_arrays
+from kerascli.data.preprocess import Standardizer
 from kerascli.errors import CheckpointError, ConfigError, DataError, KerascliError
 from kerascli.registry import CALLBACKS
 from kerascli.reports import write_reports
@@ -122,6 +122,9 @@ def train(config_path: str, overrides: list, name: str | None, runs_dir: str, qu
                                                        "(without --resume) to train on the new files")
                 plugins.check_unchanged(ckpt.plugins, spec.plugins + spec.entry_point_plugins,
                                         "resuming would mix two versions of its code")
+                if not session.standardizer.same_as(ckpt.arrays):
+                    raise DataError(f"{ckpt.path}: the training split's preprocessing statistics differ from the "
+                                    "run's; resuming would train on other inputs; start a new run")
                 check_writable(run_dir)
                 if run_is_complete(run_dir, ckpt, spec):
                     console.print(f"{run_dir} is already complete ({ckpt.epoch}/{spec.train['epochs']} epochs); "
@@ -148,7 +151,7 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
     c = spec.checkpoint
     checkpoint = ModelCheckpoint(os.path.join(run_dir, "checkpoints"), config, c["monitor"], c["mode"],
                                  c["every_steps"], c["every_seconds"], c["keep"], data=data_files,
-                                 plugins=spec.plugin_records())
+                                 plugins=spec.plugin_records(), preprocessing=session.standardizer.arrays())
     metrics = MetricsWriter(os.path.join(run_dir, "metrics.csv"))
     first_batch = FirstBatchTimer()
     stop = GracefulStop(checkpoint)
@@ -218,6 +221,7 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
         "params": {"trainable": trainable, "non_trainable": fixed, "total": trainable + fixed},
         "data_files": data_files,
         "plugins": spec.plugin_records(),
+        "preprocessing": session.standardizer.summary(),
         "backend": model.ops.describe(),
         "wall_seconds": time.perf_counter() - started,
         "train_seconds": train_seconds,
@@ -383,6 +387,8 @@ def session_from_checkpoint(target: str, which: str, threads: int | None = None,
         spec.train["backend"] = backend
     session = build_session(spec, initial_weights=False)
     apply_weights(session.model, ckpt.weights(), path)
+    session.standardizer = Standardizer.from_config(spec.data)
+    session.standardizer.load(ckpt.arrays, path)
     return session, ckpt
 
 
@@ -395,7 +401,7 @@ def evaluate(target: str, split: str, which: str, as_json: bool, threads: int | 
         model, objective = session.model, session.trainer.objective
         x, y = outside_data(**data)
         features, targets, _ = prepare_arrays(x, y, model, objective, model.dtype, data["path"])
-        split, chosen = data["path"], Split(standardize(features, session.spec.data.get("augmentation")), targets)
+        split, chosen = data["path"], Split(session.standardizer.apply(features), targets)
     else:
         splits = load_data(session)
         check_data_unchanged(ckpt, fingerprints(session.spec.data), "the results would be for other data than "
@@ -510,7 +516,7 @@ def predict(target: str, input_path: str, output_path: str, which: str, classes_
         raise DataError(f"output folder does not exist: {folder}")
     for note in session.notes:
         _warn(note)
-    predicted = session.trainer.predict(standardize(x, spec.data.get("augmentation")), batch_size)
+    predicted = session.trainer.predict(session.standardizer.apply(x), batch_size)
     outputs = predicted if isinstance(predicted, dict) else {model.outputs[0]: predicted}
     count = len(next(iter(outputs.values())))
     if out_ext == ".npz":

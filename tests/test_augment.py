@@ -22,6 +22,7 @@ from test_reliability import (
 from kerascli.cli import cli
 from kerascli.data import augment
 from kerascli.data.pipeline import Split
+from kerascli.data.preprocess import Standardizer
 from kerascli.ops import get_ops
 from kerascli.ops.contract import FILL_MODES
 
@@ -124,7 +125,8 @@ def image_split(rng, n=20, h=6, w=5):
 def test_batches_are_seeded_by_run_pass_and_sample(rng):
     split = image_split(rng)
     p = params(rotation_range=30, zoom_range=[0.2], horizontal_flip=True, channel_shift_range=0.5)
-    augmented = augment.AugmentedSplit(split, p, seed=3, ops=get_ops("cpu"))
+    augmented = augment.AugmentedSplit(split, p, seed=3, ops=get_ops("cpu"),
+                                       standardizer=Standardizer.from_config({"augmentation": p}))
 
     def epoch(number, resume_at=0):
         order = augmented.order(3, number, True)
@@ -221,12 +223,13 @@ def test_training_with_augmentation_learns_and_resumes_bit_identical(augmented_c
 
 def test_standardize_is_keras_s(rng):
     x = rng.uniform(0, 255, (4, 5, 6, 3)).astype(np.float32)
-    got = augment.standardize(x, params(rescale=1 / 255, samplewise_std_normalization=True))
+    got = Standardizer.from_config({"augmentation": params(rescale=1 / 255, samplewise_std_normalization=True)}
+                                   ).apply(x)
     expected = x / 255
     expected -= expected.mean(axis=(1, 2, 3), keepdims=True)  # Keras: np.mean(x, keepdims=True) of one image
     expected /= expected.std(axis=(1, 2, 3), keepdims=True) + 1e-6
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-    assert augment.standardize(x, params()) is x  # nothing to do
+    assert Standardizer.from_config({"augmentation": params()}).apply(x) is x  # nothing to do
 
 
 DIGITS = """

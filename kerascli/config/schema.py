@@ -42,6 +42,9 @@ DATA_COMMON = {
     "validation_split": Param("float", 0.0, min=0.0, max=0.9, doc="fraction held out for validation"),
     "test_split": Param("float", 0.0, min=0.0, max=0.9, doc="fraction held out for the test set"),
     "shuffle": Param("bool", True, doc="shuffle (seeded) before splitting"),
+    "normalize": Param("str", None, nullable=True, choices=("standardize", "minmax"),
+                       doc="per feature, fitted on the training split and stored with the run: standardize "
+                           "((x - mean) / std) or minmax ((x - min) / (max - min))"),
 }
 TRAIN_PARAMS = {
     "epochs": Param("int", 10, min=1, max=1_000_000),
@@ -307,6 +310,9 @@ def _resolve_data(check: Checker, raw: Any) -> dict:
         raise check.error(("data",), "validation_split + test_split leave almost nothing to train on")
     if augmentation is not None:
         out["augmentation"] = augmentation
+        if out["normalize"] and (augmentation["featurewise_center"] or augmentation["featurewise_std_normalization"]):
+            raise check.error(("data", "normalize"), "data.normalize and augmentation's featurewise_* both "
+                              "normalize each feature; keep one")
     return out
 
 

@@ -1,6 +1,6 @@
-"""Random image augmentation of the training split, with Keras' ImageDataGenerator names and semantics,
-and its standardisation (rescale, samplewise centring and normalisation) of every split and of predict's
-inputs.
+"""Random image augmentation of the training split, with Keras' ImageDataGenerator names and semantics.
+Its standardisation (rescale, samplewise and featurewise centring and normalisation) applies to every split
+and to evaluate's and predict's inputs: kerascli.data.preprocess.
 
 Each image gets its own random rotation, shifts, shear, zoom and flips, composed as Keras composes them
 into one matrix (flips folded in), and the image is resampled once through it (``affine_resample``, one
@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from kerascli.config.params import Param
+from kerascli.data.preprocess import standardized_split
 from kerascli.errors import DataError
 from kerascli.ops.contract import FILL_MODES
 
@@ -32,11 +33,14 @@ PARAMS = {
     "vertical_flip": Param("bool", False),
     "fill_mode": Param("str", "nearest", choices=tuple(FILL_MODES)),
     "cval": Param("float", 0.0, doc="the value outside the image with fill_mode constant"),
-    # standardisation (ImageDataGenerator.standardize's stateless part): every split, evaluate and predict
+    # standardisation (ImageDataGenerator.standardize, kerascli.data.preprocess): every split, evaluate, predict
     "rescale": Param("float", None, nullable=True, doc="every value times this (after the random transforms)"),
     "samplewise_center": Param("bool", False, doc="each sample minus its own mean"),
     "samplewise_std_normalization": Param("bool", False,
                                           doc="each sample divided by its own std (+1e-6); centres it too"),
+    "featurewise_center": Param("bool", False, doc="each channel minus its mean over the training split"),
+    "featurewise_std_normalization": Param("bool", False, doc="each channel divided by its std over the "
+                                                              "training split (+1e-6); centres it too"),
 }
 DEFAULTS = {key: param.default for key, param in PARAMS.items()}
 RANDOM = ("rotation_range", "width_shift_range", "height_shift_range", "shear_range", "zoom_range",
@@ -135,36 +139,6 @@ def transforms_at_random(params: dict) -> bool:
     return any(params[k] != DEFAULTS[k] for k in RANDOM)
 
 
-def standardizes(params: dict | None) -> bool:
-    return bool(params) and (params["rescale"] is not None or params["samplewise_center"]
-                             or params["samplewise_std_normalization"])
-
-
-def standardize(x, params: dict | None):
-    """ImageDataGenerator.standardize's stateless part, as new arrays (``x`` an array or a dict of them, one
-    sample per row): times ``rescale``, then each sample minus its mean over all its values, then divided by
-    their std + 1e-6 (samplewise_std_normalization centres too, as Keras makes it). ``x`` itself when there
-    is nothing to do."""
-    if not standardizes(params):
-        return x
-    if isinstance(x, dict):
-        return {name: standardize(a, params) for name, a in x.items()}
-    out = np.array(x, dtype=x.dtype if x.dtype.kind == "f" else np.float32)
-    if params["rescale"] is not None:
-        out *= out.dtype.type(params["rescale"])
-    axes = tuple(range(1, out.ndim))
-    if params["samplewise_center"] or params["samplewise_std_normalization"]:
-        out -= out.mean(axis=axes, keepdims=True)
-    if params["samplewise_std_normalization"]:
-        out /= out.std(axis=axes, keepdims=True) + out.dtype.type(1e-6)
-    return out
-
-
-def standardized_split(split, params: dict):
-    """``split`` (arrays) with its features standardised (a copy)."""
-    return type(split)(standardize(split.x, params), split.y, split.w)
-
-
 def as_images(x: np.ndarray, where: str) -> np.ndarray:
     """``x`` as (N, height, width, channels) (a (N, H, W) set as one channel)."""
     if isinstance(x, dict) or x.ndim not in (3, 4):
@@ -174,20 +148,22 @@ def as_images(x: np.ndarray, where: str) -> np.ndarray:
 
 
 class AugmentedSplit:
-    """A training split whose batches come out randomly transformed, then standardised; everything else is
-    the split's. ``for_evaluation()`` is the split standardised only (what evaluation reads)."""
+    """A training split whose batches come out randomly transformed, then standardised (``standardizer``, a
+    kerascli.data.preprocess.Standardizer); everything else is the split's. ``for_evaluation()`` is the
+    split standardised only (what evaluation reads)."""
 
     augmented = True  # a device backend takes its batches one at a time (they are made on the host)
 
-    def __init__(self, split, params: dict, seed: int, ops):
+    def __init__(self, split, params: dict, seed: int, ops, standardizer):
         as_images(split.x, "the training split")
         self.split, self.params, self.seed, self.ops = split, params, seed, ops
+        self.standardizer = standardizer
         self.data_pass = 0
         self._evaluated = None
 
     def for_evaluation(self):
         if self._evaluated is None:
-            self._evaluated = standardized_split(self.split, self.params) if standardizes(self.params) \
+            self._evaluated = standardized_split(self.split, self.standardizer) if self.standardizer.active \
                 else self.split
         return self._evaluated
 
@@ -207,5 +183,5 @@ class AugmentedSplit:
             start = int(order[first]) if order is not None and len(order) else first
             rng = np.random.default_rng([self.seed, AUGMENT_STREAM, self.data_pass, start])
             images = as_images(x, "the training split")
-            yield standardize(augment_batch(self.ops, images, self.params, rng).reshape(x.shape), self.params), y, w
+            yield self.standardizer.apply(augment_batch(self.ops, images, self.params, rng).reshape(x.shape)), y, w
             first += len(y) if not isinstance(y, dict) else len(next(iter(y.values())))

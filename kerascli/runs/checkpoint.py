@@ -19,6 +19,8 @@ Keys:
 * ``_state``: JSON text of the training position (epoch, step inside the
   epoch, global step, the epoch's running totals), callback state (best
   value) and the metrics history, everything an exact resume needs;
+* ``_preprocessing/<input>/offset`` and ``.../scale``: the feature-wise statistics fitted on the training
+  split (data.normalize, featurewise_*): inputs become (x - offset) / scale (kerascli.data.preprocess);
 * ``_checksum``: SHA-256 over every other entry (name, dtype, shape, bytes),
   verified on load, so a truncated or bit-flipped file is detected.
 
@@ -97,7 +99,8 @@ def checksum(arrays: dict[str, np.ndarray]) -> str:
 
 
 def checkpoint_arrays(model, optimizer, config: dict, epoch: int, state: dict | None = None,
-                      data: dict | None = None, plugins: list | None = None) -> dict[str, np.ndarray]:
+                      data: dict | None = None, plugins: list | None = None,
+                      preprocessing: dict | None = None) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = model.host_weights()  # host copies, also of a GPU run's weights
     arrays["_format"] = np.array(FORMAT)
     arrays["_config"] = np.array(json.dumps(config))
@@ -120,13 +123,14 @@ def checkpoint_arrays(model, optimizer, config: dict, epoch: int, state: dict | 
         arrays["_data"] = np.array(json.dumps(data))
     if plugins is not None:
         arrays["_plugins"] = np.array(json.dumps(plugins))
+    arrays.update(preprocessing or {})
     arrays["_checksum"] = np.array(checksum(arrays))
     return arrays
 
 
 def save_checkpoint(path: str, model, optimizer, config: dict, epoch: int, state: dict | None = None,
-                    data: dict | None = None, plugins: list | None = None) -> None:
-    arrays = checkpoint_arrays(model, optimizer, config, epoch, state, data, plugins)
+                    data: dict | None = None, plugins: list | None = None, preprocessing: dict | None = None) -> None:
+    arrays = checkpoint_arrays(model, optimizer, config, epoch, state, data, plugins, preprocessing)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from kerascli.config.loader import format_key
 from kerascli.config.schema import RunSpec
 from kerascli.data.pipeline import prepare_splits
+from kerascli.data.preprocess import Standardizer, standardized_split
 from kerascli.errors import ConfigError
 from kerascli.graph.builder import build_model
 from kerascli.ops import BackendUnavailable, get_ops
@@ -25,6 +26,9 @@ class Session:
     model: object
     trainer: Trainer
     notes: list = field(default_factory=list)  # things the user should hear about (printed by commands)
+    # what the inputs go through before the model (rescale, samplewise, fitted featurewise statistics): made
+    # by load_data, fitted on the training split there unless taken from a checkpoint before
+    standardizer: Standardizer | None = None
 
 
 def check_output(spec: RunSpec, model) -> None:
@@ -152,24 +156,26 @@ def per_output(compile_: dict, outputs: list[str]) -> tuple[dict, dict, dict]:
 
 
 def load_data(session: Session) -> dict:
+    """The run's splits, standardised (and the training split augmented) as the data config asks; feature-wise
+    statistics are fitted on the training split unless the session took them from a checkpoint."""
     spec, model = session.spec, session.model
     splits = prepare_splits(spec.data, spec.seed, model, session.trainer.objective, model.dtype,
                             spec.train["batch_size"])
+    if session.standardizer is None:
+        session.standardizer = Standardizer.from_config(spec.data)
+    standardizer = session.standardizer
+    if standardizer.needs_fit:
+        standardizer.fit(splits["train"], spec.train["batch_size"])
     params = spec.data.get("augmentation")
-    if params:
-        from kerascli.data.augment import (
-            AugmentedSplit,
-            standardized_split,
-            standardizes,
-            transforms_at_random,
-        )
+    from kerascli.data.augment import AugmentedSplit, transforms_at_random
 
-        for name in [s for s in splits if s != "train" or not transforms_at_random(params)]:
-            if standardizes(params):
-                splits[name] = standardized_split(splits[name], params)
-        if transforms_at_random(params):
-            host_ops = model.ops if model.ops.name in ("cpu", "reference") else get_ops("cpu")  # made on the host
-            splits["train"] = AugmentedSplit(splits["train"], params, spec.seed, host_ops)
+    augmented = bool(params) and transforms_at_random(params)
+    if standardizer.active:
+        for name in [s for s in splits if s != "train" or not augmented]:
+            splits[name] = standardized_split(splits[name], standardizer)
+    if augmented:
+        host_ops = model.ops if model.ops.name in ("cpu", "reference") else get_ops("cpu")  # made on the host
+        splits["train"] = AugmentedSplit(splits["train"], params, spec.seed, host_ops, standardizer)
     set_class_weight(session, splits)
     return splits
 
