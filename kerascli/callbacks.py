@@ -76,12 +76,12 @@ class ModelCheckpoint(Callback):
 
     def __init__(self, folder: str, config: dict, monitor: str, mode: str, every_steps: int = 0,
                  every_seconds: float = 0.0, keep: int = 3, data: dict | None = None, plugins: list | None = None,
-                 preprocessing: dict | None = None):
+                 inputs: dict | None = None):
         self.folder = folder
         self.config = config
         self.data = data  # fingerprints of the data files, stored in every checkpoint
         self.plugins = plugins  # the plugins the run uses, with their source's SHA-256
-        self.preprocessing = preprocessing  # the fitted input statistics, as checkpoint entries
+        self.inputs = inputs  # how raw inputs become the model's (statistics, column encoding): entries
         self.monitor = monitor
         self.mode = resolve_mode(monitor, mode)
         self.every_steps, self.every_seconds, self.keep = every_steps, every_seconds, keep
@@ -125,7 +125,7 @@ class ModelCheckpoint(Callback):
     def save(self, path: str, weights_only: bool = False) -> None:
         t = self.trainer
         save_checkpoint(path, t.model, None if weights_only else t.optimizer, self.config, t.epoch, t.snapshot(),
-                        self.data, self.plugins, self.preprocessing)
+                        self.data, self.plugins, self.inputs)
         self._last_save = time.monotonic()
 
     def save_step(self) -> str:

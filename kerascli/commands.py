@@ -7,6 +7,8 @@ behind; a run directory without summary.json is a run that did not finish.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -35,7 +37,6 @@ from kerascli.data.datasets import check_values, read_numeric_csv
 from kerascli.data.fingerprint import changed_files, fingerprints
 from kerascli.data.npyfile import check_npy, check_npz, load_npz_arrays
 from kerascli.data.pipeline import SPLITS, Split, outside_data, prepare_arrays
-from kerascli.data.preprocess import Standardizer
 from kerascli.errors import CheckpointError, ConfigError, DataError, KerascliError
 from kerascli.registry import CALLBACKS
 from kerascli.reports import write_reports
@@ -151,7 +152,7 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
     c = spec.checkpoint
     checkpoint = ModelCheckpoint(os.path.join(run_dir, "checkpoints"), config, c["monitor"], c["mode"],
                                  c["every_steps"], c["every_seconds"], c["keep"], data=data_files,
-                                 plugins=spec.plugin_records(), preprocessing=session.standardizer.arrays())
+                                 plugins=spec.plugin_records(), inputs=session.input_entries())
     metrics = MetricsWriter(os.path.join(run_dir, "metrics.csv"))
     first_batch = FirstBatchTimer()
     stop = GracefulStop(checkpoint)
@@ -222,6 +223,7 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
         "data_files": data_files,
         "plugins": spec.plugin_records(),
         "preprocessing": session.standardizer.summary(),
+        "encoding": json.loads(session.encoding.to_json()) if session.encoding is not None else None,
         "backend": model.ops.describe(),
         "wall_seconds": time.perf_counter() - started,
         "train_seconds": train_seconds,
@@ -387,8 +389,7 @@ def session_from_checkpoint(target: str, which: str, threads: int | None = None,
         spec.train["backend"] = backend
     session = build_session(spec, initial_weights=False)
     apply_weights(session.model, ckpt.weights(), path)
-    session.standardizer = Standardizer.from_config(spec.data)
-    session.standardizer.load(ckpt.arrays, path)
+    session.take_inputs_from(ckpt)
     return session, ckpt
 
 
@@ -399,7 +400,7 @@ def evaluate(target: str, split: str, which: str, as_json: bool, threads: int | 
     session, ckpt = session_from_checkpoint(target, which, threads, backend)
     if data is not None:
         model, objective = session.model, session.trainer.objective
-        x, y = outside_data(**data)
+        x, y = outside_data(**data, encoding=session.encoding)
         features, targets, _ = prepare_arrays(x, y, model, objective, model.dtype, data["path"])
         split, chosen = data["path"], Split(session.standardizer.apply(features), targets)
     else:
@@ -421,10 +422,17 @@ def evaluate(target: str, split: str, which: str, as_json: bool, threads: int | 
 
 
 # ------------------------------------------------------------------ predict
-def read_inputs(path: str, key: str | None, drop_column: str | None, delimiter: str = ",") -> np.ndarray:
+def read_inputs(path: str, key: str | None, drop_column: str | None, delimiter: str = ",",
+                encoding=None) -> np.ndarray:
+    """The inputs to predict on; a .csv of a run trained on a table is read through its column ``encoding``
+    (columns by name, categories one-hot as in training)."""
     ext = os.path.splitext(path)[1].lower()
     if not os.path.isfile(path):
         raise DataError(f"input file not found: {path}")
+    if ext == ".csv" and encoding is not None:
+        from kerascli.data.table import read_table
+
+        return read_table(path, delimiter, drop_column, encoding=encoding, option="--delimiter")[0]
     if ext == ".csv":
         header, values = read_numeric_csv(path, delimiter, option="--delimiter")
         if header and drop_column and drop_column in header:
@@ -463,14 +471,18 @@ def fit_to_input(x: np.ndarray, input_shape: tuple, path: str) -> np.ndarray:
     return x
 
 
-def output_columns(classification: bool, classes_only: bool, units: int) -> list[str]:
-    """CSV header of predictions: class ids, then one probability (or output) per unit. One sigmoid unit
-    is the probability of class 1, so its column is prob_1."""
+def output_columns(classification: bool, classes_only: bool, units: int, names: list[str] | None = None
+                   ) -> list[str]:
+    """CSV header of predictions: class ids (and, where the run has class ``names``, the class name), then
+    one probability (or output) per unit, named by class id or name. One sigmoid unit is the probability
+    of class 1, so its column is prob_1."""
     if not classification:
         return [f"output_{i}" for i in range(units)]
+    head = ["class"] + (["class_name"] if names else [])
     if classes_only:
-        return ["class"]
-    return ["class"] + (["prob_1"] if units == 1 else [f"prob_{i}" for i in range(units)])
+        return head
+    labels = names or [str(i) for i in range(max(units, 2))]
+    return head + ([f"prob_{labels[1]}"] if units == 1 else [f"prob_{labels[i]}" for i in range(units)])
 
 
 def read_named_inputs(path: str, names: list[str]) -> dict[str, np.ndarray]:
@@ -506,7 +518,7 @@ def predict(target: str, input_path: str, output_path: str, which: str, classes_
             raise DataError(f"{input_path}: the input arrays have different numbers of rows")
     else:
         (input_shape,) = model.input_shapes.values()
-        x = read_inputs(input_path, key, spec.data.get("label_column", "label"), delimiter)
+        x = read_inputs(input_path, key, spec.data.get("label_column", "label"), delimiter, session.encoding)
         x = fit_to_input(x, input_shape, input_path).astype(model.dtype, copy=False)
     if classes_only and not all(objective.classification(o) for o in model.outputs):
         raise ConfigError("--classes needs a classification model; this one is trained with "
@@ -530,13 +542,19 @@ def predict(target: str, input_path: str, output_path: str, which: str, classes_
             result = ids if classes_only else probs
             atomic_write(output_path, lambda f: np.save(f, result))
         else:
-            lines = [",".join(output_columns(classification, classes_only, probs.shape[1]))]
+            units = probs.shape[1]
+            names = session.encoding.classes if classification and session.encoding is not None else None
+            if names is not None and len(names) != (2 if units == 1 else units):
+                names = None  # (a model whose units are not the table's classes)
+            text = io.StringIO()
+            out = csv.writer(text, lineterminator="\n")
+            out.writerow(output_columns(classification, classes_only, units, names))
             for i in range(len(probs)):
-                row = [] if ids is None else [str(int(ids[i]))]
+                row = [] if ids is None else [str(int(ids[i]))] + ([names[ids[i]]] if names else [])
                 if not classes_only:
                     row += [f"{v:.8g}" for v in probs[i]]
-                lines.append(",".join(row))
-            atomic_write_text(output_path, "\n".join(lines) + "\n")
+                out.writerow(row)
+            atomic_write_text(output_path, text.getvalue())
     console.print(f"wrote {count} predictions to {output_path}", highlight=False)
     return predicted
 

@@ -369,12 +369,8 @@ class IdxFiles(Dataset):
         return {"train": train, "test": pair("x_test", "y_test")} if params.get("x_test") else train
 
 
-def read_numeric_csv(path: str, delimiter: str = ",",
-                     option: str = "delimiter") -> tuple[list[str] | None, np.ndarray]:
-    """(header or None, float array). A first row that is not all numbers is the header.
-
-    ``option`` is how the user sets the delimiter where this is read (named in the hint when the file
-    looks separated by something else)."""
+def read_csv_rows(path: str, delimiter: str) -> list[list[str]]:
+    """The non-empty rows of a CSV file, as text."""
     _require_file(path)
     try:
         with open(path, newline="", encoding="utf-8") as f:
@@ -383,6 +379,16 @@ def read_numeric_csv(path: str, delimiter: str = ",",
         raise DataError(f"{path}: cannot read CSV ({exc})") from None
     if not rows:
         raise DataError(f"{path}: empty CSV file")
+    return rows
+
+
+def read_numeric_csv(path: str, delimiter: str = ",",
+                     option: str = "delimiter") -> tuple[list[str] | None, np.ndarray]:
+    """(header or None, float array). A first row that is not all numbers is the header.
+
+    ``option`` is how the user sets the delimiter where this is read (named in the hint when the file
+    looks separated by something else)."""
+    rows = read_csv_rows(path, delimiter)
     header = None
     try:
         [float(v) for v in rows[0]]
@@ -426,27 +432,47 @@ def _is_number(text: str) -> bool:
 
 
 class CsvFile(Dataset):
-    """A CSV with a header row; the label column is named, every other column is a feature."""
+    """A CSV with a header row; the label column is named, every other column is a feature; the columns
+    named in ``categorical`` are one-hot encoded, and text labels become class ids (kerascli.data.table)."""
 
     PARAMS = {
         "path": Param("path"),
         "label_column": Param("str", "label"),
         "delimiter": Param("str", ","),
         "sample_weight_column": Param("str", None, nullable=True, doc="a column of one weight per sample"),
+        "categorical": Param("names", None, nullable=True, doc="columns of categories, one-hot encoded"),
     }
+    _ENCODINGS: dict = {}  # the encoding each file was last read with, by (file, its arguments)
 
     @staticmethod
-    def load(params):
+    def _key(params) -> tuple:
         path = params["path"]
-        header, values = read_numeric_csv(path, params["delimiter"], option="data.delimiter:")
-        if header is None:
-            raise DataError(f"{path}: needs a header row naming the columns (label column {params['label_column']!r})")
-        taken = [params["label_column"]] + ([params["sample_weight_column"]] if params.get("sample_weight_column")
-                                            else [])
-        for column in taken:
-            if column not in header:
-                raise DataError(f"{path}: no column {column!r} (columns: {', '.join(header)})")
-        j = header.index(params["label_column"])
-        x = np.delete(values, [header.index(c) for c in taken], axis=1)
-        x, y = check_features(x, values[:, j], path)
-        return (x, y) if len(taken) == 1 else (x, y, values[:, header.index(taken[1])])
+        stat = os.stat(path) if os.path.exists(path) else None
+        categorical = params.get("categorical")
+        return (path, stat and stat.st_mtime_ns, stat and stat.st_size, params["delimiter"],
+                params["label_column"], params.get("sample_weight_column"),
+                tuple([categorical] if isinstance(categorical, str) else categorical or ()))
+
+    @classmethod
+    def load(cls, params):
+        """``params["encoding"]`` (not a config key: a run's stored Encoding) reads the file through it."""
+        from kerascli.data.table import read_table
+
+        path = params["path"]
+        x, y, w, encoding = read_table(path, params["delimiter"], params["label_column"],
+                                       params.get("sample_weight_column"), params.get("categorical"),
+                                       params.get("encoding"))
+        if y is None:
+            raise DataError(f"{path}: no column {params['label_column']!r} (the labels)")
+        if params.get("encoding") is None:
+            cls._ENCODINGS[cls._key(params)] = encoding
+        x, y = check_features(x, y, path)
+        return (x, y) if w is None else (x, y, w)
+
+    @classmethod
+    def encoding(cls, params):
+        """The file's column encoding (features, categories, class names), to store with a run."""
+        key = cls._key(params)
+        if key not in cls._ENCODINGS:
+            cls.load(params)
+        return cls._ENCODINGS[key]

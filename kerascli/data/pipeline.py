@@ -148,10 +148,19 @@ def take(a, index):
     return {k: v[index] for k, v in a.items()} if isinstance(a, dict) else a[index]
 
 
-def load_raw(data_spec: dict):
-    """What the dataset's ``load`` returns: (x, y) arrays, a batch sequence, or a dict of them by split."""
+def load_raw(data_spec: dict, encoding=None):
+    """What the dataset's ``load`` returns: (x, y) arrays, a batch sequence, or a dict of them by split.
+    ``encoding``: a run's stored column encoding, for the datasets that have one (CSV tables)."""
     params = {k: v for k, v in data_spec.items() if k != "dataset"}
+    if encoding is not None:
+        params["encoding"] = encoding
     return DATASETS.get(data_spec["dataset"]).load(params)
+
+
+def dataset_encoding(data_spec: dict):
+    """The column encoding of the dataset (features, categories, class names) where it has one, else None."""
+    hook = getattr(DATASETS.get(data_spec["dataset"]), "encoding", None)
+    return hook({k: v for k, v in data_spec.items() if k != "dataset"}) if callable(hook) else None
 
 
 def is_batch_source(value) -> bool:
@@ -197,12 +206,13 @@ def by_name(value, names: list[str], what: str, source: str) -> dict:
     return {n: value[n] for n in names}
 
 
-def prepare_splits(data_spec: dict, seed: int, model, objective, dtype, batch_size: int) -> dict:
+def prepare_splits(data_spec: dict, seed: int, model, objective, dtype, batch_size: int, encoding=None) -> dict:
     """Load the dataset, check it against the model's inputs and outputs, and return the non-empty splits
     (a Split of arrays, or a BatchSplit where the dataset gives batches). Splits the dataset names itself
-    are taken as they are; validation_split and test_split divide its "train" part (or the whole of it)."""
+    are taken as they are; validation_split and test_split divide its "train" part (or the whole of it).
+    ``encoding``: a run's column encoding to read a table through (else the file's own)."""
     name = data_spec["dataset"]
-    raw = load_raw(data_spec)
+    raw = load_raw(data_spec, encoding)
     given = given_splits(DATASETS.get(name), data_spec)
     if isinstance(raw, dict):
         if set(raw) != set(given) or "train" not in raw:
@@ -285,16 +295,17 @@ def prepare_arrays(x, y, model, objective, dtype, source: str):
 
 
 def outside_data(path: str, x_key: str | None, y_key: str | None, labels: str | None, label_column: str,
-                 delimiter: str):
+                 delimiter: str, encoding=None):
     """(features, labels) from a file that was not part of training: an .npz (arrays ``x_key`` and ``y_key``,
-    default x and y), a .csv/.tsv with a label column, or an .npy of features with ``labels`` (.npy) beside."""
+    default x and y), a .csv/.tsv with a label column (read through the run's column ``encoding`` where it
+    has one), or an .npy of features with ``labels`` (.npy) beside."""
     from kerascli.errors import ConfigError
 
     ext = path.lower().rsplit(".", 1)[-1] if "." in path else ""
     if ext == "npz":
         return DATASETS.get("npz").load({"path": path, "x": x_key or "x", "y": y_key or "y"})
     if ext in ("csv", "tsv"):
-        return DATASETS.get("csv").load({"path": path, "label_column": label_column,
+        return DATASETS.get("csv").load({"path": path, "label_column": label_column, "encoding": encoding,
                                          "delimiter": "\t" if ext == "tsv" and delimiter == "," else delimiter})
     if ext == "npy":
         if not labels:

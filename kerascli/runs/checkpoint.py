@@ -21,6 +21,8 @@ Keys:
   value) and the metrics history, everything an exact resume needs;
 * ``_preprocessing/<input>/offset`` and ``.../scale``: the feature-wise statistics fitted on the training
   split (data.normalize, featurewise_*): inputs become (x - offset) / scale (kerascli.data.preprocess);
+* ``_encoding``: JSON text of a table's column encoding (feature columns, the categories of each
+  categorical column, class names; kerascli.data.table);
 * ``_checksum``: SHA-256 over every other entry (name, dtype, shape, bytes),
   verified on load, so a truncated or bit-flipped file is detected.
 
@@ -100,7 +102,7 @@ def checksum(arrays: dict[str, np.ndarray]) -> str:
 
 def checkpoint_arrays(model, optimizer, config: dict, epoch: int, state: dict | None = None,
                       data: dict | None = None, plugins: list | None = None,
-                      preprocessing: dict | None = None) -> dict[str, np.ndarray]:
+                      inputs: dict | None = None) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = model.host_weights()  # host copies, also of a GPU run's weights
     arrays["_format"] = np.array(FORMAT)
     arrays["_config"] = np.array(json.dumps(config))
@@ -123,14 +125,14 @@ def checkpoint_arrays(model, optimizer, config: dict, epoch: int, state: dict | 
         arrays["_data"] = np.array(json.dumps(data))
     if plugins is not None:
         arrays["_plugins"] = np.array(json.dumps(plugins))
-    arrays.update(preprocessing or {})
+    arrays.update(inputs or {})  # how raw inputs become the model's (Session.input_entries)
     arrays["_checksum"] = np.array(checksum(arrays))
     return arrays
 
 
 def save_checkpoint(path: str, model, optimizer, config: dict, epoch: int, state: dict | None = None,
-                    data: dict | None = None, plugins: list | None = None, preprocessing: dict | None = None) -> None:
-    arrays = checkpoint_arrays(model, optimizer, config, epoch, state, data, plugins, preprocessing)
+                    data: dict | None = None, plugins: list | None = None, inputs: dict | None = None) -> None:
+    arrays = checkpoint_arrays(model, optimizer, config, epoch, state, data, plugins, inputs)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 

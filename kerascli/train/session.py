@@ -8,7 +8,7 @@ import numpy as np
 
 from kerascli.config.loader import format_key
 from kerascli.config.schema import RunSpec
-from kerascli.data.pipeline import prepare_splits
+from kerascli.data.pipeline import dataset_encoding, prepare_splits
 from kerascli.data.preprocess import Standardizer, standardized_split
 from kerascli.errors import ConfigError
 from kerascli.graph.builder import build_model
@@ -29,6 +29,26 @@ class Session:
     # what the inputs go through before the model (rescale, samplewise, fitted featurewise statistics): made
     # by load_data, fitted on the training split there unless taken from a checkpoint before
     standardizer: Standardizer | None = None
+    # a table's column encoding (kerascli.data.table.Encoding: features, categories, class names), from the
+    # training file or a checkpoint; None for other datasets
+    encoding: object = None
+
+    def input_entries(self) -> dict:
+        """Checkpoint entries that say how raw inputs become the model's: the fitted statistics and the
+        column encoding."""
+        out = self.standardizer.arrays() if self.standardizer is not None else {}
+        if self.encoding is not None:
+            out["_encoding"] = np.array(self.encoding.to_json())
+        return out
+
+    def take_inputs_from(self, ckpt) -> None:
+        """Use the statistics and encoding stored in checkpoint ``ckpt`` (evaluate, predict)."""
+        from kerascli.data.table import Encoding
+
+        self.standardizer = Standardizer.from_config(self.spec.data)
+        self.standardizer.load(ckpt.arrays, ckpt.path)
+        if "_encoding" in ckpt.arrays:
+            self.encoding = Encoding.from_json(str(ckpt.arrays["_encoding"]), ckpt.path)
 
 
 def check_output(spec: RunSpec, model) -> None:
@@ -160,7 +180,9 @@ def load_data(session: Session) -> dict:
     statistics are fitted on the training split unless the session took them from a checkpoint."""
     spec, model = session.spec, session.model
     splits = prepare_splits(spec.data, spec.seed, model, session.trainer.objective, model.dtype,
-                            spec.train["batch_size"])
+                            spec.train["batch_size"], encoding=session.encoding)
+    if session.encoding is None:
+        session.encoding = dataset_encoding(spec.data)
     if session.standardizer is None:
         session.standardizer = Standardizer.from_config(spec.data)
     standardizer = session.standardizer
