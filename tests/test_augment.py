@@ -22,6 +22,7 @@ from test_reliability import (
 from kerascli.cli import cli
 from kerascli.data import augment
 from kerascli.data.pipeline import Split
+from kerascli.data.prefetch import PrefetchedSplit
 from kerascli.data.preprocess import Standardizer
 from kerascli.ops import get_ops
 from kerascli.ops.contract import FILL_MODES
@@ -148,9 +149,10 @@ def test_evaluation_reads_the_training_images_as_they_are(tmp_path, augmented_co
 
     session = build_session(load_spec(augmented_config, []))
     splits = load_data(session)
-    assert isinstance(splits["train"], augment.AugmentedSplit)
+    assert isinstance(splits["train"], PrefetchedSplit)  # (augmented batches are made ahead by default)
+    assert isinstance(splits["train"].split, augment.AugmentedSplit)
     trainer = session.trainer
-    plain = trainer.evaluate(splits["train"].split, 16)
+    plain = trainer.evaluate(splits["train"].split.split, 16)
     assert trainer.evaluate(splits["train"], 16) == plain
 
 

@@ -42,6 +42,9 @@ DATA_COMMON = {
     "validation_split": Param("float", 0.0, min=0.0, max=0.9, doc="fraction held out for validation"),
     "test_split": Param("float", 0.0, min=0.0, max=0.9, doc="fraction held out for the test set"),
     "shuffle": Param("bool", True, doc="shuffle (seeded) before splitting"),
+    "prefetch": Param("int", None, nullable=True, min=0, max=64,
+                      doc="batches made ahead on a background thread; default 2 where batches are read from a "
+                          "file, augmented or given batch by batch, else 0"),
     "normalize": Param("str", None, nullable=True, choices=("standardize", "minmax"),
                        doc="per feature, fitted on the training split and stored with the run: standardize "
                            "((x - mean) / std) or minmax ((x - min) / (max - min))"),

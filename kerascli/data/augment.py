@@ -155,7 +155,7 @@ class AugmentedSplit:
     augmented = True  # a device backend takes its batches one at a time (they are made on the host)
 
     def __init__(self, split, params: dict, seed: int, ops, standardizer):
-        as_images(split.x, "the training split")
+        as_images(split.x if hasattr(split, "x") else np.empty((0,) + tuple(split.sample_shape)), "the training split")
         self.split, self.params, self.seed, self.ops = split, params, seed, ops
         self.standardizer = standardizer
         self.data_pass = 0

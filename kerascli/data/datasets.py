@@ -41,14 +41,22 @@ def given_splits(dataset, params: dict) -> tuple[str, ...]:
     return tuple(decide(params)) if callable(decide) else tuple(getattr(dataset, "SPLITS", ()))
 
 
-def check_values(a: np.ndarray, source: str, what: str, unit: str = "sample") -> None:
-    """One clear error for non-numeric values or NaN/Inf in ``a`` (one row per ``unit``)."""
+def check_values(a: np.ndarray, source: str, what: str, unit: str = "sample", first: int = 0) -> None:
+    """One clear error for non-numeric values or NaN/Inf in ``a`` (one row per ``unit``; ``first``: the
+    number of the first row). An array read from its file by rows is checked in chunks."""
+    from kerascli.data.filerows import FileArray
+
     if a.dtype.kind not in "biuf":
         raise DataError(f"{source}: {what} must be numeric, got dtype {a.dtype}")
+    if isinstance(a, FileArray):
+        if a.dtype.kind == "f":
+            for start, chunk in a.chunks():
+                check_values(chunk, source, what, unit, start)
+        return
     if a.dtype.kind == "f" and a.ndim and a.size:
         bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
         if bad.any():
-            raise DataError(f"{source}: {what} contain NaN or Inf (first in {unit} {int(np.argmax(bad))})")
+            raise DataError(f"{source}: {what} contain NaN or Inf (first in {unit} {first + int(np.argmax(bad))})")
 
 
 def check_features(x, y, source: str):
@@ -333,13 +341,18 @@ class NpyPair(Dataset):
 
     @staticmethod
     def load(params):
-        return check_features(_load_npy(params["x"]), _load_npy(params["y"]), params["x"])
+        """The features are read from the file batch by batch (kerascli.data.filerows), never whole."""
+        from kerascli.data.filerows import open_npy
+
+        _require_file(params["x"])
+        x = open_npy(params["x"]) or _load_npy(params["x"])
+        return check_features(x, _load_npy(params["y"]), params["x"])
 
 
 class IdxFiles(Dataset):
     """MNIST's IDX files (plain or .gz): ``x`` the images, ``y`` the labels, and optionally ``x_test`` and
     ``y_test``, the file pair of the data's own test split (MNIST's t10k files), as keras.datasets splits
-    them. Plain files are memory-mapped."""
+    them. Plain image files are read batch by batch (kerascli.data.filerows), never whole."""
 
     PARAMS = {"x": Param("path"), "y": Param("path"),
               "x_test": Param("path", None, nullable=True), "y_test": Param("path", None, nullable=True)}
@@ -360,7 +373,7 @@ class IdxFiles(Dataset):
         from kerascli.data.idx import read_idx
 
         def pair(x, y):
-            images, labels = read_idx(params[x]), read_idx(params[y])
+            images, labels = read_idx(params[x], by_rows=True), read_idx(params[y])
             if labels.ndim != 1:
                 raise DataError(f"{params[y]}: labels must be one value per sample, got shape {labels.shape}")
             return check_features(images, labels, params[x])

@@ -3,8 +3,9 @@
 An IDX file is a 4-byte magic number (two zero bytes, a type code, the number of dimensions), one big-endian
 32-bit size per dimension, then the values, big-endian, in C order. The header is checked before anything
 is read: a known type, sizes that fit this machine's memory, and a file that holds exactly what the header
-declares (a truncated download is named as such). A plain file is memory-mapped, not read; a compressed one
-is decompressed once, with the same checks against what the stream yields.
+declares (a truncated download is named as such). A plain file is memory-mapped, not read (a dataset's
+images are read by rows, batch by batch: kerascli.data.filerows); a compressed one is decompressed once,
+with the same checks against what the stream yields.
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ def _header(f, path: str) -> tuple[np.dtype, tuple[int, ...], int]:
     return dtype, shape, 4 + 4 * ndim
 
 
-def read_idx(path: str) -> np.ndarray:
+def read_idx(path: str, by_rows: bool = False) -> np.ndarray:
     """The array in an IDX file (plain: memory-mapped, read-only), in native byte order where its type has
-    more than one byte (those are copied)."""
+    more than one byte (those are copied). With ``by_rows``, a plain file of rows is a
+    kerascli.data.filerows.FileArray (read batch by batch, never whole)."""
     if not os.path.isfile(path):
         raise DataError(f"data file not found: {path}")
     try:
@@ -73,6 +75,10 @@ def read_idx(path: str) -> np.ndarray:
                             f"({expected:,} bytes with the header), the file has {actual:,}")
         if math.prod(shape) == 0:
             return np.zeros(shape, dtype.newbyteorder("="))
+        if by_rows and len(shape) > 1:  # rows read batch by batch, converted there
+            from kerascli.data.filerows import FileArray
+
+            return FileArray(path, shape, dtype, offset)
         a = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
         return a if dtype.itemsize == 1 else a.astype(dtype.newbyteorder("="))
     except OSError as exc:

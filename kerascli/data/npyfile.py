@@ -59,6 +59,15 @@ def _check_declared(where: str, shape: tuple, dtype: np.dtype, holds: int, compr
     return declared
 
 
+def npy_layout(path: str) -> tuple[bool, int]:
+    """(Fortran order?, byte offset of the data) of an .npy file whose header :func:`check_npy` checked."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        _, fortran, _ = read(f)
+        return bool(fortran), f.tell()
+
+
 def check_npy(path: str, limit: int | None = None) -> tuple[tuple, np.dtype]:
     """Shape and dtype of the .npy file ``path`` after checking its header against its size."""
     with open(path, "rb") as f:

@@ -24,14 +24,9 @@ from kerascli.registry import DATASETS
 SPLITS = ("train", "val", "test")
 
 
-@dataclass
-class Split:
-    x: object  # features: an array, or a dict of arrays by model input name
-    y: object  # targets as the losses take them: an array, or a dict by model output name
-    w: object = None  # each sample's weight (Keras' sample_weight), or None
-
-    def __len__(self) -> int:
-        return len(next(iter(self.x.values())) if isinstance(self.x, dict) else self.x)
+class SampleSplit:
+    """What a split of samples (batches cut from an order of sample positions) says about itself; the
+    subclass gives ``__len__`` (samples) and ``batches``."""
 
     @property
     def size_text(self) -> str:
@@ -56,6 +51,18 @@ class Split:
         """The part of ``order`` that makes batches first .. first + count - 1."""
         return order[first * batch_size : (first + count) * batch_size]
 
+    def end_epoch(self) -> None: ...
+
+
+@dataclass
+class Split(SampleSplit):
+    x: object  # features: an array, or a dict of arrays by model input name
+    y: object  # targets as the losses take them: an array, or a dict by model output name
+    w: object = None  # each sample's weight (Keras' sample_weight), or None
+
+    def __len__(self) -> int:
+        return len(next(iter(self.x.values())) if isinstance(self.x, dict) else self.x)
+
     def head(self, batches: int, batch_size: int) -> "Split":
         """The split's first ``batches`` batches (Keras' validation_steps)."""
         part = slice(0, batches * batch_size)
@@ -68,8 +75,6 @@ class Split:
         for start in range(0, n, batch_size):
             index = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
             yield take(self.x, index), take(self.y, index), None if self.w is None else self.w[index]
-
-    def end_epoch(self) -> None: ...
 
 
 class BatchSplit:
@@ -260,6 +265,11 @@ def _divide(value, source: str, data_spec, seed, model, objective, dtype, batch_
     features, targets, n = prepare_arrays(x, y, model, objective, dtype, source)
     w = sample_weights(value[2], n, source) if len(value) == 3 else None
     pick = split_indices(n, data_spec, seed) if data_spec else {"train": np.arange(n)}
+    from kerascli.data.filerows import FileArray, FileSplit
+
+    if isinstance(features, FileArray):  # splits are index arrays into the file
+        return {s: FileSplit(features, take(targets, idx), None if w is None else w[idx], idx, dtype)
+                for s, idx in pick.items() if len(idx)}
     return {s: Split(take(features, idx), take(targets, idx), None if w is None else w[idx])
             for s, idx in pick.items() if len(idx)}
 
@@ -285,9 +295,14 @@ def prepare_arrays(x, y, model, objective, dtype, source: str):
     lengths = {len(a) for a in list(xs.values()) + list(ys.values())}
     if len(lengths) != 1:
         raise DataError(f"{source}: its arrays have different numbers of samples ({sorted(lengths)})")
+    from kerascli.data.filerows import FileArray
+
     for name, shape in model.input_shapes.items():
         check_input_shape(xs[name], shape, source if len(xs) == 1 else f"{source}, input {name!r}")
-        xs[name] = xs[name].astype(dtype, copy=False)
+        if isinstance(xs[name], FileArray) and len(xs) > 1:
+            xs[name] = np.asarray(xs[name])  # (only a single input is read batch by batch from its file)
+        if not isinstance(xs[name], FileArray):  # a file's rows are converted batch by batch
+            xs[name] = xs[name].astype(dtype, copy=False)
     units = {o: model.output_shapes[o][0] for o in model.outputs}
     targets = objective.targets(ys if objective.multi else ys[model.outputs[0]], units, dtype)
     features = xs if len(xs) > 1 else next(iter(xs.values()))
@@ -310,7 +325,8 @@ def outside_data(path: str, x_key: str | None, y_key: str | None, labels: str | 
     if ext == "npy":
         if not labels:
             raise ConfigError(f"--data {path}: an .npy holds features only; name the labels with --labels FILE.npy")
-        return DATASETS.get("npy").load({"x": path, "y": labels})
+        x, y = DATASETS.get("npy").load({"x": path, "y": labels})
+        return np.asarray(x), y  # (evaluated whole, not batch by batch from its file)
     raise ConfigError(f"--data {path}: expected an .npz, .npy, .csv or .tsv file")
 
 

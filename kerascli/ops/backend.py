@@ -308,8 +308,8 @@ class NumbaCUDAOps(ReferenceOps):
     def batches(self, split, batch_size: int, order=None):
         from kerascli.ops.cuda.data import DeviceBatches, upload_batches
 
-        # batches the dataset gives one at a time, or augmented on the host: each goes up as it comes
-        if getattr(split, "streamed", False) or getattr(split, "augmented", False):
+        # batches the dataset gives one at a time, augmented on the host or read from its file: each goes up as it comes
+        if any(getattr(split, flag, False) for flag in ("streamed", "augmented", "from_file")):
             return upload_batches(split.batches(batch_size, order))
         on_device = split.__dict__.get("_device_batches")
         if on_device is None:

@@ -9,6 +9,7 @@ import numpy as np
 from kerascli.config.loader import format_key
 from kerascli.config.schema import RunSpec
 from kerascli.data.pipeline import dataset_encoding, prepare_splits
+from kerascli.data.prefetch import PrefetchedSplit
 from kerascli.data.preprocess import Standardizer, standardized_split
 from kerascli.errors import ConfigError
 from kerascli.graph.builder import build_model
@@ -199,7 +200,21 @@ def load_data(session: Session) -> dict:
         host_ops = model.ops if model.ops.name in ("cpu", "reference") else get_ops("cpu")  # made on the host
         splits["train"] = AugmentedSplit(splits["train"], params, spec.seed, host_ops, standardizer)
     set_class_weight(session, splits)
+    for name, split in splits.items():
+        depth = prefetch_depth(spec.data, split)
+        if depth:
+            splits[name] = PrefetchedSplit(split, depth)
     return splits
+
+
+def prefetch_depth(data_spec: dict, split) -> int:
+    """data.prefetch, or by default 2 for batches that cost something to make (read from a file, augmented,
+    given by the dataset) and 0 for arrays in memory."""
+    if data_spec.get("prefetch") is not None:
+        return data_spec["prefetch"]
+    inner = getattr(split, "split", split)  # (a split standardised batch by batch)
+    return 2 if any(getattr(s, flag, False) for s in (split, inner) for flag in ("from_file", "augmented",
+                                                                                  "streamed")) else 0
 
 
 def set_class_weight(session: Session, splits: dict) -> None:
