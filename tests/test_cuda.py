@@ -209,6 +209,34 @@ def test_a_dataset_given_batch_by_batch_trains_on_the_device(tmp_path, write_con
 
 
 @needs_cuda
+def test_features_read_from_their_file_train_on_the_device(tmp_path, write_config, rng):
+    """An .npy's rows are read batch by batch on the host (prefetched, standardised) and go up as they come;
+    the run matches the cpu backend's."""
+    x = rng.normal(size=(64, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", (x[:, 0] > 0).astype(np.int64))
+    runs = tmp_path / "runs"
+    for backend in ("cpu", "cuda"):
+        config = write_config(f"""
+            name: {backend}
+            data: {{dataset: npy, x: {tmp_path / "x.npy"}, y: {tmp_path / "y.npy"}, validation_split: 0.25,
+                   normalize: minmax}}
+            model:
+              input_shape: [5]
+              layers:
+                - {{type: Dense, units: 6, activation: tanh}}
+                - {{type: Dense, units: 2, activation: softmax}}
+            compile: {{optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy]}}
+            train: {{epochs: 2, batch_size: 16, backend: {backend}}}
+        """, f"{backend}.yaml")
+        result = invoke("train", config, "--runs-dir", runs, "--quiet")
+        assert result.exit_code == 0, result.output
+    for a, b in zip(metrics(runs / "cpu"), metrics(runs / "cuda")):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
+
+
+@needs_cuda
 def test_a_weight_with_an_axis_of_one_loads_on_the_device():
     """A (4, 1) kernel (Dense with one unit): numba-cuda's copy took a broadcast's size-1 axis for a
     broadcast and refused it."""
