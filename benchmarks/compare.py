@@ -66,7 +66,8 @@ def text_data(n, seed=0):
     return rng.integers(0, TEXT_VOCABULARY, (n, TEXT_STEPS)).astype(np.float32), rng.integers(0, 10, n)
 
 
-DATA = {"mlp": mlp_data, "custom_mlp": mlp_data, "cnn": cnn_data, "cnn_augmented": cnn_data, "lstm": seq_data,
+DATA = {"mlp": mlp_data, "custom_mlp": mlp_data, "cnn": cnn_data, "cnn_augmented": cnn_data,
+        "cnn_augmented_inline": cnn_data, "lstm": seq_data,
         "gru": seq_data,
         "textcnn": text_data}
 
@@ -148,12 +149,23 @@ class Kerascli:
         trainer.augmentation = self.AUGMENTATION
         return trainer
 
+    def cnn_augmented_inline(self):
+        """As cnn_augmented, with each batch made in the training loop (data.prefetch: 0)."""
+        trainer = self.cnn_augmented()
+        trainer.prefetch = 0
+        return trainer
+
     def train_epoch(self, trainer, x, y, batch):
         split = self._split(x, y)
-        if getattr(trainer, "augmentation", None):
+        if getattr(trainer, "augmentation", None):  # as a run makes it (kerascli.train.session.load_data)
             from kerascli.data.augment import AugmentedSplit
+            from kerascli.data.prefetch import PrefetchedSplit
+            from kerascli.data.preprocess import Standardizer
+            from kerascli.train.session import prefetch_depth
 
-            split = AugmentedSplit(split, trainer.augmentation, 0, trainer.ops)
+            aug = trainer.augmentation
+            split = AugmentedSplit(split, aug, 0, trainer.ops, Standardizer.from_config({"augmentation": aug}))
+            split = PrefetchedSplit(split, prefetch_depth({"prefetch": getattr(trainer, "prefetch", None)}, split))
         trainer.train_epoch(split, batch, split.order(0, 1, True), epoch=1)
 
     def predict(self, trainer, x, batch):
@@ -473,6 +485,7 @@ def throughput_cases(quick):
         ("train MLP b512", "mlp", "train", 512, n_mlp),
         ("train CNN b128", "cnn", "train", 128, n_cnn),
         ("train CNN b128 augmented", "cnn_augmented", "train", 128, n_cnn),
+        ("train CNN b128 augmented inline", "cnn_augmented_inline", "train", 128, n_cnn),
         ("train LSTM b64", "lstm", "train", 64, n_seq),
         ("train GRU b64", "gru", "train", 64, n_seq),
         ("train TextCNN b64", "textcnn", "train", 64, n_seq),
