@@ -429,7 +429,7 @@ def read_inputs(path: str, key: str | None, drop_column: str | None, delimiter: 
     ext = os.path.splitext(path)[1].lower()
     if not os.path.isfile(path):
         raise DataError(f"input file not found: {path}")
-    if ext == ".csv" and encoding is not None:
+    if ext == ".csv" and encoding is not None and encoding.features:
         from kerascli.data.table import read_table
 
         return read_table(path, delimiter, drop_column, encoding=encoding, option="--delimiter")[0]

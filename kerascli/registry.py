@@ -338,6 +338,7 @@ DATASETS = Registry("dataset", (
     ("npy", "kerascli.data.datasets:NpyPair"),
     ("idx", "kerascli.data.datasets:IdxFiles"),
     ("csv", "kerascli.data.datasets:CsvFile"),
+    ("images", "kerascli.data.images:ImageFolder"),
 ))
 CALLBACKS = Registry("callback", (  # progress, metrics and checkpoints come from train/checkpoint keys
     ("EarlyStopping", "kerascli.keras_callbacks:EarlyStopping"),

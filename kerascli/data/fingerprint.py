@@ -8,6 +8,7 @@ dataset's ``path`` parameters) in each checkpoint and in summary.json.
 from __future__ import annotations
 
 import hashlib
+import os
 
 from kerascli.errors import DataError
 from kerascli.registry import DATASETS
@@ -32,9 +33,24 @@ def sha256_file(path: str) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+def sha256_folder(path: str) -> tuple[int, str]:
+    """(bytes, SHA-256) of a folder: over each file's path inside it and its own SHA-256, in sorted order."""
+    digest = hashlib.sha256()
+    total = 0
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            size, sha = sha256_file(full)
+            digest.update(f"{os.path.relpath(full, path)}\0{sha}\n".encode())
+            total += size
+    return total, digest.hexdigest()
+
+
 def file_fingerprint(path: str) -> dict:
+    """{bytes, sha256} of a data file, or of a folder of them (an image folder)."""
     try:
-        size, sha = sha256_file(path)
+        size, sha = sha256_folder(path) if os.path.isdir(path) else sha256_file(path)
     except OSError as exc:
         raise DataError(f"cannot read data file {path}: {exc.strerror}") from None
     return {"bytes": size, "sha256": sha}
