@@ -205,7 +205,8 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
     apply_weights(model, load_checkpoint(os.path.join(run_dir, "checkpoints", f"{which}.npz")).weights(), which)
     evaluation = {split: trainer.evaluate(splits[split], EVAL_BATCH) for split in SPLITS if split in splits}
     write_reports(run_dir, trainer, {s: splits[s] for s in SPLITS if s in splits},
-                  per_output(spec.compile, model.outputs)[2], EVAL_BATCH)
+                  per_output(spec.compile, model.outputs)[2], EVAL_BATCH,
+                  session.encoding.classes if session.encoding is not None else None)
     trainable, fixed = model.count_params()
     summary = {
         "name": spec.name,

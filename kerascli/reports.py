@@ -4,6 +4,7 @@ evaluated there (the weights of the run's results)."""
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 
@@ -67,14 +68,18 @@ def report_rows(matrix: np.ndarray) -> list[dict]:
 
 def _csv(header: list[str], rows: list[list]) -> str:
     out = io.StringIO()
-    out.write(",".join(header) + "\n")
+    writer = csv.writer(out, lineterminator="\n")  # (quotes a class name holding a comma)
+    writer.writerow(header)
     for row in rows:
-        out.write(",".join(repr(float(v)) if isinstance(v, (float, np.floating)) else str(v) for v in row) + "\n")
+        writer.writerow([repr(float(v)) if isinstance(v, (float, np.floating)) else str(v) for v in row])
     return out.getvalue()
 
 
-def write_reports(run_dir: str, trainer, splits: dict, metrics: dict, batch_size: int) -> list[str]:
-    """Write the reports of every output that asked for one, for every split; returns the files."""
+def write_reports(run_dir: str, trainer, splits: dict, metrics: dict, batch_size: int,
+                  class_names: list[str] | None = None) -> list[str]:
+    """Write the reports of every output that asked for one, for every split; returns the files. Classes are
+    named by ``class_names`` (a table's labels, an image folder's class folders) where the output has as
+    many classes, else by id."""
     model, written = trainer.model, []
     for output, names in metrics.items():
         if not wants_report(names):
@@ -82,9 +87,13 @@ def write_reports(run_dir: str, trainer, splits: dict, metrics: dict, batch_size
         units = model.output_shapes[output][0]
         classes = 2 if units == 1 else units
         prefix = f"{output}_" if len(metrics) > 1 else ""
+        names = class_names if class_names is not None and len(class_names) == classes else \
+            [str(c) for c in range(classes)]
         for split_name, split in splits.items():
             matrix = confusion(trainer, split, output, classes, batch_size)
             rows = report_rows(matrix)
+            for row in rows[:classes]:
+                row["class"] = names[int(row["class"])]
             folder = os.path.join(run_dir, "reports")
             os.makedirs(folder, exist_ok=True)
             report = os.path.join(folder, f"{prefix}{split_name}_classification_report.csv")
@@ -92,7 +101,7 @@ def write_reports(run_dir: str, trainer, splits: dict, metrics: dict, batch_size
                                            [[r[k] for k in ("class", "precision", "recall", "f1", "support")]
                                             for r in rows]))
             confusion_path = os.path.join(folder, f"{prefix}{split_name}_confusion_matrix.csv")
-            atomic_write_text(confusion_path, _csv(["true \\ predicted"] + [str(c) for c in range(classes)],
-                                                   [[c] + list(matrix[c]) for c in range(classes)]))
+            atomic_write_text(confusion_path, _csv(["true \\ predicted"] + names,
+                                                   [[names[c]] + list(matrix[c]) for c in range(classes)]))
             written += [report, confusion_path]
     return written

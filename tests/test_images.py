@@ -98,7 +98,8 @@ model:
     - {{type: Flatten}}
     - {{type: Dense, units: 8, activation: relu}}
     - {{type: Dense, units: 2, activation: softmax}}
-compile: {{optimizer: {{type: adam, learning_rate: 0.05}}, loss: sparse_categorical_crossentropy, metrics: [accuracy]}}
+compile: {{optimizer: {{type: adam, learning_rate: 0.05}}, loss: sparse_categorical_crossentropy,
+          metrics: [accuracy, classification_report]}}
 train: {{epochs: 8, batch_size: 8, threads: 1}}
 """
 
@@ -115,6 +116,10 @@ def test_a_run_on_an_image_folder_names_its_classes_and_notices_changed_images(t
     assert summary["encoding"]["classes"] == ["blue", "red"]
     assert summary["evaluation"]["val"]["accuracy"] == 1.0
     assert str(root) in summary["data_files"]
+    report = list(csv.reader((run / "reports" / "val_classification_report.csv").open()))
+    assert [r[0] for r in report[1:3]] == ["blue", "red"] and report[1][2] == "1.0"
+    matrix = list(csv.reader((run / "reports" / "val_confusion_matrix.csv").open()))
+    assert matrix[0] == ["true \\ predicted", "blue", "red"] and matrix[1][0] == "blue"
     x, _ = ImageFolder.load({"path": str(root), **PARAMS})
     np.save(tmp_path / "in.npy", x[[0, 20]])
     out = tmp_path / "p.csv"
