@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from kerascli.cli import cli
-from kerascli.data.prefetch import prefetched
+from kerascli.data.prefetch import made_by_workers, prefetched
 
 
 def threads_named(name: str) -> int:
@@ -50,6 +50,27 @@ def test_stopping_early_stops_the_thread_and_closes_the_source():
     assert closed == [True] and threads_named("kerascli-prefetch") == 0
 
 
+def test_workers_hand_batches_over_in_order_and_stop_when_the_loop_does():
+    import time
+
+    def make(key):
+        time.sleep(0.002 * (key % 3))  # finishing out of order
+        if key == 7:
+            raise ValueError("batch 7 is broken")
+        return key * 10
+
+    assert list(made_by_workers(make, range(7), 3, 5)) == [0, 10, 20, 30, 40, 50, 60]
+    got = []
+    with pytest.raises(ValueError, match="batch 7 is broken"):
+        for item in made_by_workers(make, range(20), 3, 5):
+            got.append(item)
+    assert got == [0, 10, 20, 30, 40, 50, 60]
+    it = made_by_workers(make, range(100), 4, 6)
+    assert next(it) == 0
+    it.close()
+    assert threads_named("kerascli-worker_0") == 0
+
+
 def test_a_run_is_the_same_with_and_without_prefetching(tmp_path, rng):
     x = rng.normal(size=(300, 6, 6, 1)).astype(np.float32)
     y = (x.mean(axis=(1, 2, 3)) > 0).astype(np.int64)
@@ -57,7 +78,7 @@ def test_a_run_is_the_same_with_and_without_prefetching(tmp_path, rng):
     np.save(tmp_path / "y.npy", y)
     runner = CliRunner()
     weights = {}
-    for name, prefetch in (("plain", 0), ("ahead", 3)):
+    for name, prefetch in (("plain", "0"), ("ahead", "3"), ("workers", "2, workers: 3")):
         config = tmp_path / f"{name}.yaml"
         config.write_text(f"""
 name: {name}
@@ -78,6 +99,9 @@ train: {{epochs: 2, batch_size: 16, threads: 1}}
         with np.load(tmp_path / "runs" / name / "checkpoints" / "last.npz") as z:
             weights[name] = {k: z[k] for k in z.files if not k.startswith("_")}
         weights[name]["evaluation"] = json.loads((tmp_path / "runs" / name / "summary.json").read_text())["evaluation"]
-    assert weights["ahead"].pop("evaluation") == weights["plain"].pop("evaluation")
-    for key, value in weights["plain"].items():
-        np.testing.assert_array_equal(weights["ahead"][key], value)
+    plain = weights.pop("plain")
+    for other in weights.values():
+        assert other.pop("evaluation") == plain["evaluation"]
+        for key, value in plain.items():
+            if key != "evaluation":
+                np.testing.assert_array_equal(other[key], value)

@@ -45,6 +45,8 @@ DATA_COMMON = {
     "prefetch": Param("int", None, nullable=True, min=0, max=64,
                       doc="batches made ahead on a background thread; default 2 where batches are read from a "
                           "file, augmented or given batch by batch, else 0"),
+    "workers": Param("int", 1, min=1, max=64, doc="threads that make batches ahead (with prefetch); 1: one "
+                                                   "background thread"),
     "normalize": Param("str", None, nullable=True, choices=("standardize", "minmax"),
                        doc="per feature, fitted on the training split and stored with the run: standardize "
                            "((x - mean) / std) or minmax ((x - min) / (max - min))"),

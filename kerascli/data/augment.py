@@ -177,11 +177,18 @@ class AugmentedSplit:
         self.data_pass = epoch  # the pass whose batches come next (the loop asks for its order first)
         return self.split.order(seed, epoch, shuffle)
 
+    def batch_keys(self, batch_size: int, order=None) -> list:
+        return self.split.batch_keys(batch_size, order)
+
+    def make_batch(self, key):
+        """The split's batch ``key``, transformed with draws keyed by the run seed, the pass over the data and
+        the batch's first sample (its position where the split is in order), then standardised."""
+        x, y, w = self.split.make_batch(key)
+        start = key.start if isinstance(key, slice) else (int(key[0]) if len(key) else 0)
+        rng = np.random.default_rng([self.seed, AUGMENT_STREAM, self.data_pass, start])
+        images = as_images(x, "the training split")
+        return self.standardizer.apply(augment_batch(self.ops, images, self.params, rng).reshape(x.shape)), y, w
+
     def batches(self, batch_size: int, order=None):
-        first = 0
-        for x, y, w in self.split.batches(batch_size, order):
-            start = int(order[first]) if order is not None and len(order) else first
-            rng = np.random.default_rng([self.seed, AUGMENT_STREAM, self.data_pass, start])
-            images = as_images(x, "the training split")
-            yield self.standardizer.apply(augment_batch(self.ops, images, self.params, rng).reshape(x.shape)), y, w
-            first += len(y) if not isinstance(y, dict) else len(next(iter(y.values())))
+        for key in self.batch_keys(batch_size, order):
+            yield self.make_batch(key)

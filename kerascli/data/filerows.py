@@ -165,10 +165,7 @@ class FileSplit(SampleSplit):
         return FileSplit(self.source, take(self.y, part), None if self.w is None else self.w[part],
                          self.index[part], self.dtype)
 
-    def batches(self, batch_size: int, order=None):
-        n = len(self) if order is None else len(order)
-        for start in range(0, n, batch_size):
-            positions = np.arange(start, min(n, start + batch_size)) if order is None else \
-                order[start : start + batch_size]
-            x = self.source.rows(self.index[positions], self.dtype)
-            yield x, take(self.y, positions), None if self.w is None else self.w[positions]
+    def make_batch(self, key):
+        positions = np.arange(len(self))[key] if isinstance(key, slice) else key
+        x = self.source.rows(self.index[positions], self.dtype)
+        return x, take(self.y, positions), None if self.w is None else self.w[positions]

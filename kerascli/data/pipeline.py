@@ -53,6 +53,19 @@ class SampleSplit:
 
     def end_epoch(self) -> None: ...
 
+    def batch_keys(self, batch_size: int, order=None) -> list:
+        """What makes each batch (in ``order``, which may cover part of the split; the last may be smaller):
+        the sample positions, a slice where there is no order. ``make_batch(key)`` makes it, on any thread."""
+        n = len(self) if order is None else len(order)
+        return [slice(start, start + batch_size) if order is None else order[start : start + batch_size]
+                for start in range(0, n, batch_size)]
+
+    def batches(self, batch_size: int, order=None):
+        """(x, y, sample weights or None) batches (in ``order``, which may cover part of the split); the last
+        may be smaller."""
+        for key in self.batch_keys(batch_size, order):
+            yield self.make_batch(key)
+
 
 @dataclass
 class Split(SampleSplit):
@@ -68,13 +81,8 @@ class Split(SampleSplit):
         part = slice(0, batches * batch_size)
         return Split(take(self.x, part), take(self.y, part), None if self.w is None else self.w[part])
 
-    def batches(self, batch_size: int, order=None):
-        """(x, y, sample weights or None) batches (in ``order``, which may cover part of the split); the last
-        may be smaller."""
-        n = len(self) if order is None else len(order)
-        for start in range(0, n, batch_size):
-            index = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
-            yield take(self.x, index), take(self.y, index), None if self.w is None else self.w[index]
+    def make_batch(self, index):
+        return take(self.x, index), take(self.y, index), None if self.w is None else self.w[index]
 
 
 class BatchSplit:
@@ -113,33 +121,40 @@ class BatchSplit:
     def head(self, batches: int, batch_size: int) -> "BatchSplit":
         return BatchSplit(self.source, self.indices[:batches], self.convert, self.batch_size, self.name)
 
+    def batch_keys(self, batch_size: int, order=None) -> list:
+        return list(range(len(self.indices)) if order is None else order)
+
     def batches(self, batch_size: int, order=None):
-        positions = range(len(self.indices)) if order is None else order
         counted = order is None or len(order) == len(self.indices)
         total = 0
-        for position in positions:
-            index = int(self.indices[position])
-            where = f"{self.name}, batch {index}"
-            try:
-                item = self.source[index]
-            except DataError:
-                raise
-            except Exception as exc:  # the dataset's own code: its error, named, without a traceback
-                raise DataError(f"{where}: {type(exc).__name__}: {exc}") from exc
-            if not isinstance(item, tuple) or len(item) not in (2, 3):
-                got = f"a tuple of {len(item)}" if isinstance(item, tuple) else type(item).__name__
-                raise DataError(f"{where}: a batch must be a tuple (x, y) or (x, y, sample_weight), got {got}")
-            x, y = self.convert(item[0], item[1], where)
-            rows = len(next(iter(x.values())) if isinstance(x, dict) else x)
-            w = sample_weights(item[2], rows, where) if len(item) == 3 else None
-            if rows > self.batch_size:
-                raise DataError(f"{where}: {rows} samples, more than train.batch_size {self.batch_size}, which "
-                                "the model's buffers are sized for; set train.batch_size to the dataset's largest "
-                                "batch")
-            total += rows
+        for position in self.batch_keys(batch_size, order):
+            x, y, w = self.make_batch(position)
+            total += len(next(iter(x.values())) if isinstance(x, dict) else x)
             yield x, y, w
         if counted and not self.seen:
             self.seen = total
+
+    def make_batch(self, position):
+        """Batch ``position`` of ``indices``, from the dataset, checked and converted."""
+        index = int(self.indices[position])
+        where = f"{self.name}, batch {index}"
+        try:
+            item = self.source[index]
+        except DataError:
+            raise
+        except Exception as exc:  # the dataset's own code: its error, named, without a traceback
+            raise DataError(f"{where}: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(item, tuple) or len(item) not in (2, 3):
+            got = f"a tuple of {len(item)}" if isinstance(item, tuple) else type(item).__name__
+            raise DataError(f"{where}: a batch must be a tuple (x, y) or (x, y, sample_weight), got {got}")
+        x, y = self.convert(item[0], item[1], where)
+        rows = len(next(iter(x.values())) if isinstance(x, dict) else x)
+        w = sample_weights(item[2], rows, where) if len(item) == 3 else None
+        if rows > self.batch_size:
+            raise DataError(f"{where}: {rows} samples, more than train.batch_size {self.batch_size}, which "
+                            "the model's buffers are sized for; set train.batch_size to the dataset's largest "
+                            "batch")
+        return x, y, w
 
     def end_epoch(self) -> None:
         """Keras' PyDataset hook, run after each training epoch."""

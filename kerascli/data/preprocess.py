@@ -221,6 +221,13 @@ class StandardizedBatches:
     def head(self, batches: int, batch_size: int):
         return StandardizedBatches(self.split.head(batches, batch_size), self.standardizer)
 
+    def batch_keys(self, batch_size: int, order=None) -> list:
+        return self.split.batch_keys(batch_size, order)
+
+    def make_batch(self, key):
+        x, y, w = self.split.make_batch(key)
+        return self.standardizer.apply(x), y, w
+
     def batches(self, batch_size: int, order=None):
-        for x, y, w in self.split.batches(batch_size, order):
+        for x, y, w in self.split.batches(batch_size, order):  # (the split's own loop: it may count samples)
             yield self.standardizer.apply(x), y, w

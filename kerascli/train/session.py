@@ -201,9 +201,9 @@ def load_data(session: Session) -> dict:
         splits["train"] = AugmentedSplit(splits["train"], params, spec.seed, host_ops, standardizer)
     set_class_weight(session, splits)
     for name, split in splits.items():
-        depth = prefetch_depth(spec.data, split)
-        if depth:
-            splits[name] = PrefetchedSplit(split, depth)
+        depth, workers = prefetch_depth(spec.data, split), spec.data.get("workers", 1)
+        if depth or workers > 1:
+            splits[name] = PrefetchedSplit(split, depth, workers)
     return splits
 
 
