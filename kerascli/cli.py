@@ -3,6 +3,7 @@ so ``kerascli --help`` answers without loading numpy-heavy modules or Numba."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -269,6 +270,91 @@ def datasets_download(ctx, names, debug):
 
         _download_bars()
         commands.datasets_download(list(names), _console())
+
+    _run(ctx, action)
+
+
+@cli.group()
+def runs() -> None:
+    """The runs under a runs directory: list them, show one, remove them."""
+
+
+def _print_runs(rows: list[dict]) -> None:
+    from rich.table import Table
+
+    table = Table("run", "started", "status", "epochs", "best", "wall time", box=None)
+    for r in rows:
+        best = f"{r['monitor']} {r['best']:.4g}" if r["best"] is not None else "-"
+        wall = f"{r['wall_seconds']:.0f} s" if r["wall_seconds"] is not None else "-"
+        table.add_row(r["name"], r["started"], r["status"], str(r["epochs"]), best, wall)
+    _console().print(table)
+
+
+@runs.command("list")
+@click.option("--runs-dir", default="runs", show_default=True, help="Where the runs are.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON (for scripts).")
+@debug_option
+@click.pass_context
+def runs_list(ctx, runs_dir, as_json, debug):
+    """Each run's name, start, status (running, completed, interrupted, failed), epochs, best monitored
+    value and wall time."""
+
+    def action():
+        from kerascli.runs.manage import list_runs
+
+        rows = list_runs(runs_dir)
+        if as_json:
+            _console().print_json(json.dumps(rows))
+        else:
+            _print_runs(rows)
+
+    _run(ctx, action)
+
+
+@runs.command("show")
+@click.argument("run_dir", metavar="RUN")
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
+@debug_option
+@click.pass_context
+def runs_show(ctx, run_dir, as_json, debug):
+    """One run: its status (with why it stopped), its numbers and its summary."""
+
+    def action():
+        from kerascli.runs.manage import show
+
+        info = show(run_dir)
+        if as_json:
+            _console().print_json(json.dumps(info))
+            return
+        _print_runs([info])
+        if info["message"]:
+            click.echo(f"stopped: {info['message']}")
+        click.echo(f"config: {info['config']}")
+        summary = info["summary"] or {}
+        for split, values in (summary.get("evaluation") or {}).items():
+            if isinstance(values, dict):
+                click.echo(f"{split}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+
+    _run(ctx, action)
+
+
+@runs.command("rm")
+@click.argument("run_dirs", metavar="RUN...", nargs=-1, required=True)
+@click.option("--yes", is_flag=True, help="Remove without asking.")
+@debug_option
+@click.pass_context
+def runs_rm(ctx, run_dirs, yes, debug):
+    """Remove run directories (not one that is training now)."""
+
+    def action():
+        from kerascli.runs.manage import is_run_dir, remove
+
+        for run_dir in run_dirs:
+            if not yes and is_run_dir(run_dir) and not click.confirm(f"remove {run_dir}?", default=False):
+                click.echo(f"kept {run_dir}")
+                continue
+            remove(run_dir)
+            click.echo(f"removed {run_dir}")
 
     _run(ctx, action)
 

@@ -48,6 +48,7 @@ from kerascli.runs.checkpoint import (
     load_checkpoint,
 )
 from kerascli.runs.lock import RunLock
+from kerascli.runs.manage import write_status
 from kerascli.runs.resume import check_same_run, newest_good_checkpoint
 from kerascli.runs.rundir import create_run_dir, write_metrics_csv
 from kerascli.train.loop import TrainingDiverged
@@ -136,7 +137,14 @@ def train(config_path: str, overrides: list, name: str | None, runs_dir: str, qu
                 adapt_layers(session, splits)
                 load_initial_weights(session)
                 check_writable(run_dir)
-        return _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, console, started)
+        try:
+            return _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, console, started)
+        except TrainingInterrupted as exc:  # (how a run stopped, for kerascli runs list)
+            write_status(run_dir, "interrupted", str(exc))
+            raise
+        except BaseException as exc:
+            write_status(run_dir, "failed", f"{type(exc).__name__}: {exc}")
+            raise
     finally:
         lock.release()
 
