@@ -276,7 +276,7 @@ def datasets_download(ctx, names, debug):
 
 @cli.group()
 def runs() -> None:
-    """The runs under a runs directory: list them, show one, remove them."""
+    """The runs under a runs directory: list them, show one, compare them, remove them."""
 
 
 def _print_runs(rows: list[dict]) -> None:
@@ -334,6 +334,41 @@ def runs_show(ctx, run_dir, as_json, debug):
         for split, values in (summary.get("evaluation") or {}).items():
             if isinstance(values, dict):
                 click.echo(f"{split}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+
+    _run(ctx, action)
+
+
+@runs.command("compare")
+@click.argument("run_dirs", metavar="RUN RUN...", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
+@debug_option
+@click.pass_context
+def runs_compare(ctx, run_dirs, as_json, debug):
+    """The config keys that differ between runs, and their results side by side."""
+
+    if len(run_dirs) < 2:
+        raise click.UsageError("give two runs or more")
+
+    def action():
+        from rich.table import Table
+
+        from kerascli.runs.manage import compare
+
+        out = compare(list(run_dirs))
+        if as_json:
+            _console().print_json(json.dumps(out, default=str))
+            return
+        table = Table("config", *out["runs"], box=None)
+        for key, values in out["config"].items():
+            table.add_row(key, *(str(v) for v in values))
+        if not out["config"]:
+            table.add_row("(the same)", *("" for _ in out["runs"]))
+        table.add_section()
+        table.add_row("status", *out["status"])
+        for name, values in out["results"].items():
+            table.add_row(name, *("-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+                                  for v in values))
+        _console().print(table)
 
     _run(ctx, action)
 

@@ -76,3 +76,22 @@ def test_show_and_remove(tmp_path):
     result = runner.invoke(cli, ["runs", "list", "--runs-dir", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "no runs directory" in result.output
     assert not (tmp_path / "runs" / STATUS_NAME).exists()
+
+
+def test_compare_shows_what_differs_and_the_results(tmp_path):
+    runner = CliRunner()
+    assert train(runner, tmp_path, SMALL_MLP, "a").exit_code == 0
+    assert train(runner, tmp_path, SMALL_MLP.replace("epochs: 2", "epochs: 3"), "b").exit_code == 0
+    runs = tmp_path / "runs"
+    result = runner.invoke(cli, ["runs", "compare", str(runs / "a"), str(runs / "b"), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["runs"] == ["a", "b"] and out["status"] == ["completed", "completed"]
+    assert out["config"] == {"name": ["a", "b"], "train.epochs": [2, 3]}
+    for run, column in (("a", 0), ("b", 1)):
+        evaluation = json.loads((runs / run / "summary.json").read_text())["evaluation"]
+        assert out["results"]["test loss"][column] == evaluation["test"]["loss"]
+    table = runner.invoke(cli, ["runs", "compare", str(runs / "a"), str(runs / "b")])
+    assert table.exit_code == 0 and "train.epochs" in table.output and "test accuracy" in table.output
+    one = runner.invoke(cli, ["runs", "compare", str(runs / "a")])
+    assert one.exit_code == 2 and "two runs or more" in one.output

@@ -136,3 +136,53 @@ def remove(run_dir: str) -> None:
         shutil.rmtree(run_dir)
     except OSError as exc:
         raise KerascliError(f"could not remove {run_dir}: {exc.strerror}") from None
+
+
+def _flat(value, prefix: str = "") -> dict:
+    """{'train.epochs': 10, 'model.layers[0].units': 64, ...} of a nested config."""
+    if isinstance(value, dict):
+        out: dict = {}
+        for key, item in value.items():
+            out.update(_flat(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        out = {}
+        for i, item in enumerate(value):
+            out.update(_flat(item, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+ABSENT = "(absent)"
+
+
+def compare(run_dirs: list[str]) -> dict:
+    """The config keys whose values differ between runs, and their results side by side: the last epoch's
+    values and the final evaluation of every split."""
+    import yaml
+
+    infos = [show(d) for d in run_dirs]
+    configs = []
+    for info in infos:
+        try:
+            with open(info["config"]) as f:
+                configs.append(_flat(yaml.safe_load(f) or {}))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{info['config']}: cannot read ({exc})") from None
+    keys = sorted(set().union(*configs))
+    differ = {}
+    for key in keys:
+        values = [c.get(key, ABSENT) for c in configs]
+        if len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1:
+            differ[key] = values
+    results: dict = {}
+    for i, info in enumerate(infos):
+        summary = info["summary"] or {}
+        rows = {f"last epoch {k}": v for k, v in (summary.get("final_epoch") or {}).items() if k != "seconds"}
+        for split, values in (summary.get("evaluation") or {}).items():
+            if isinstance(values, dict):
+                rows.update({f"{split} {k}": v for k, v in values.items()})
+        for name, value in rows.items():
+            results.setdefault(name, [None] * len(infos))[i] = value
+    return {"runs": [info["name"] for info in infos], "status": [info["status"] for info in infos],
+            "config": differ, "results": results}
