@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from kerascli.metrics import divide_no_nan
+from kerascli.predictions import class_names_for
 from kerascli.runs.atomic import atomic_write_text
 
 REPORT = "classification_report"
@@ -87,8 +88,7 @@ def write_reports(run_dir: str, trainer, splits: dict, metrics: dict, batch_size
         units = model.output_shapes[output][0]
         classes = 2 if units == 1 else units
         prefix = f"{output}_" if len(metrics) > 1 else ""
-        names = class_names if class_names is not None and len(class_names) == classes else \
-            [str(c) for c in range(classes)]
+        names = class_names_for(class_names, units) or [str(c) for c in range(classes)]
         for split_name, split in splits.items():
             matrix = confusion(trainer, split, output, classes, batch_size)
             rows = report_rows(matrix)

@@ -415,18 +415,18 @@ def read_numeric_csv(path: str, delimiter: str = ",",
     for i, row in enumerate(rows):
         line = i + (2 if header else 1)
         if len(row) != width:
-            hint = _delimiter_hint(row, delimiter, option)
+            hint = delimiter_hint(row, delimiter, option)
             raise DataError(f"{path}:{line}: expected {width} columns, got {len(row)}{hint}")
         try:
             values[i] = [float(v) for v in row]
         except ValueError:
-            bad = next(v for v in row if not _is_number(v))
-            hint = _delimiter_hint(row, delimiter, option)
+            bad = next(v for v in row if number(v) is None)
+            hint = delimiter_hint(row, delimiter, option)
             raise DataError(f"{path}:{line}: {bad!r} is not a number{hint}") from None
     return header, values
 
 
-def _delimiter_hint(row: list[str], delimiter: str, option: str) -> str:
+def delimiter_hint(row: list[str], delimiter: str, option: str) -> str:
     """'; the file looks ';'-separated: set delimiter: ';'' when another separator is all over the row."""
     text = delimiter.join(row)
     for other in (";", "\t", "|", ","):
@@ -436,12 +436,12 @@ def _delimiter_hint(row: list[str], delimiter: str, option: str) -> str:
     return ""
 
 
-def _is_number(text: str) -> bool:
+def number(text: str) -> float | None:
+    """The number a CSV field holds, or None."""
     try:
-        float(text)
-        return True
+        return float(text)
     except ValueError:
-        return False
+        return None
 
 
 class CsvFile(Dataset):

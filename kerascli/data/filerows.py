@@ -95,14 +95,6 @@ class FileArray:
         if fd is not None:
             os.close(fd)
 
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def nbytes(self) -> int:
-        return self.row_bytes * self.shape[0]
-
     def __len__(self) -> int:
         return self.shape[0]
 

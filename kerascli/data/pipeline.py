@@ -163,6 +163,12 @@ class BatchSplit:
             hook()
 
 
+def made_one_at_a_time(split) -> bool:
+    """Whether a split's batches are made one at a time on the host (given by the dataset, augmented, read
+    from a file) rather than cut from arrays in memory (wrappers answer for the split they wrap)."""
+    return any(getattr(split, flag, False) for flag in ("streamed", "augmented", "from_file"))
+
+
 def take(a, index):
     """``a[index]`` for an array or for every array of a dict."""
     return {k: v[index] for k, v in a.items()} if isinstance(a, dict) else a[index]

@@ -73,12 +73,14 @@ class Standardizer:
             raise DataError("data.normalize: the training split is empty; nothing to fit the statistics on")
         self.stats = {name: self._offset_scale(m) for name, m in sums.items()}
 
+    def _features(self, a: np.ndarray) -> int:
+        """How many features ``a`` (one sample per row) has: its last axis (per channel for images; a
+        (N, H, W) set of images is one channel in Keras' feature-wise step)."""
+        return 1 if a.ndim < 2 or (self.method == "featurewise" and a.ndim == 3) else a.shape[-1]
+
     def _rows(self, a: np.ndarray) -> np.ndarray:
-        """``a`` as (values, features): features on the last axis (per channel for images; a (N, H, W) set of
-        images is one channel in Keras' feature-wise step)."""
-        if self.method == "featurewise" and a.ndim == 3:
-            return a.reshape(-1, 1)
-        return a.reshape(-1, a.shape[-1]) if a.ndim > 1 else a.reshape(-1, 1)
+        """``a`` as (values, features)."""
+        return a.reshape(-1, self._features(a))
 
     def _offset_scale(self, m: _Moments) -> tuple[np.ndarray, np.ndarray]:
         std = np.sqrt(m.m2 / m.n)
@@ -117,7 +119,7 @@ class Standardizer:
                 raise DataError(f"no preprocessing statistics for input {name!r} (the run has: "
                                 f"{', '.join(self.stats) or 'none'})")
             offset, scale = self.stats[name]
-            features = 1 if out.ndim < 2 or (self.method == "featurewise" and out.ndim == 3) else out.shape[-1]
+            features = self._features(out)
             if offset.size != features:
                 raise DataError(f"input {name!r} has {features} features on its last axis; the run's "
                                 f"preprocessing statistics have {offset.size}")

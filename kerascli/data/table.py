@@ -29,8 +29,11 @@ class Encoding:
         """Values per sample: one per numeric column, one per category of each categorical column."""
         return sum(len(self.categories[c]) if c in self.categories else 1 for c in self.features)
 
+    def as_dict(self) -> dict:
+        return {"features": self.features, "categories": self.categories, "classes": self.classes}
+
     def to_json(self) -> str:
-        return json.dumps({"features": self.features, "categories": self.categories, "classes": self.classes})
+        return json.dumps(self.as_dict())
 
     @classmethod
     def from_json(cls, text: str, source: str) -> Encoding:
@@ -41,18 +44,6 @@ class Encoding:
             raise DataError(f"{source}: its stored column encoding is damaged ({exc})") from None
         return out
 
-    def layout(self) -> str:
-        """How a sample's values are laid out, for messages: 'a, b (3 categories), c'."""
-        return ", ".join(f"{c} ({len(self.categories[c])} categories)" if c in self.categories else c
-                         for c in self.features)
-
-
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
 
 def read_table(path: str, delimiter: str = ",", label_column: str | None = "label",
                weight_column: str | None = None, categorical=None, encoding: Encoding | None = None,
@@ -61,12 +52,12 @@ def read_table(path: str, delimiter: str = ",", label_column: str | None = "labe
     header row. Without ``encoding`` it is made from this file (``categorical`` names the columns to
     one-hot encode; text labels become class ids in sorted order); with one, this file is read through it,
     and ``label_column`` may be absent (inputs to predict)."""
-    from kerascli.data.datasets import _delimiter_hint, read_csv_rows
+    from kerascli.data.datasets import delimiter_hint, number, read_csv_rows
 
     rows = read_csv_rows(path, delimiter)
     fresh = encoding is None  # the encoding is made from this file
     header = [h.strip() for h in rows[0]]
-    if all(_number(h) is not None for h in header):
+    if all(number(h) is not None for h in header):
         raise DataError(f"{path}: needs a header row naming the columns"
                         + (f" (label column {label_column!r})" if label_column else ""))
     rows = rows[1:]
@@ -76,7 +67,7 @@ def read_table(path: str, delimiter: str = ",", label_column: str | None = "labe
     for i, row in enumerate(rows):
         if len(row) != width:
             raise DataError(f"{path}:{i + 2}: expected {width} columns, got {len(row)}"
-                            f"{_delimiter_hint(row, delimiter, option)}")
+                            f"{delimiter_hint(row, delimiter, option)}")
     index = {name: j for j, name in enumerate(header)}
     has_label = label_column is not None and label_column in index
     if label_column is not None and not has_label and encoding is None:
@@ -88,11 +79,11 @@ def read_table(path: str, delimiter: str = ",", label_column: str | None = "labe
     def numbers(name: str) -> np.ndarray:
         out = np.empty(len(rows))
         for i, text in enumerate(columns[index[name]]):
-            value = _number(text)
+            value = number(text)
             if value is None:
                 hint = "; if it is a category, add it to data.categorical" if fresh else ""
                 raise DataError(f"{path}:{i + 2}: column {name!r}: {text!r} is not a number{hint}"
-                                f"{_delimiter_hint(rows[i], delimiter, option)}")
+                                f"{delimiter_hint(rows[i], delimiter, option)}")
             out[i] = value
         return out
 
@@ -109,7 +100,7 @@ def read_table(path: str, delimiter: str = ",", label_column: str | None = "labe
         categories = {name: sorted({v.strip() for v in columns[index[name]]}) for name in features if name in wanted}
         classes = None
         label_text = [v.strip() for v in columns[index[label_column]]] if has_label else []
-        text = [_number(v) is None for v in label_text]
+        text = [number(v) is None for v in label_text]
         if any(text) and not all(text):  # a typo among numbers, more likely than class names that look like them
             i = text.index(True) if text.count(True) <= text.count(False) else text.index(False)
             raise DataError(f"{path}:{i + 2}: {label_text[i]!r} is {'not ' if text[i] else ''}a number, but "

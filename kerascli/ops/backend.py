@@ -306,10 +306,10 @@ class NumbaCUDAOps(ReferenceOps):
         return self._gemm(a, b, out, trans_a, trans_b, accumulate)
 
     def batches(self, split, batch_size: int, order=None):
+        from kerascli.data.pipeline import made_one_at_a_time
         from kerascli.ops.cuda.data import DeviceBatches, upload_batches
 
-        # batches the dataset gives one at a time, augmented on the host or read from its file: each goes up as it comes
-        if any(getattr(split, flag, False) for flag in ("streamed", "augmented", "from_file")):
+        if made_one_at_a_time(split):  # each batch goes up as it comes
             return upload_batches(split.batches(batch_size, order))
         on_device = split.__dict__.get("_device_batches")
         if on_device is None:

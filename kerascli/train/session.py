@@ -8,7 +8,7 @@ import numpy as np
 
 from kerascli.config.loader import format_key
 from kerascli.config.schema import RunSpec
-from kerascli.data.pipeline import dataset_encoding, prepare_splits
+from kerascli.data.pipeline import dataset_encoding, made_one_at_a_time, prepare_splits
 from kerascli.data.prefetch import PrefetchedSplit
 from kerascli.data.preprocess import Standardizer, standardized_split
 from kerascli.errors import ConfigError
@@ -33,6 +33,11 @@ class Session:
     # a table's column encoding (kerascli.data.table.Encoding: features, categories, class names), from the
     # training file or a checkpoint; None for other datasets
     encoding: object = None
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The data's class names (a table's text labels, an image folder's class folders), else None."""
+        return self.encoding.classes if self.encoding is not None else None
 
     def input_entries(self) -> dict:
         """Checkpoint entries that say how raw inputs become the model's: the fitted statistics and the
@@ -212,9 +217,7 @@ def prefetch_depth(data_spec: dict, split) -> int:
     given by the dataset) and 0 for arrays in memory."""
     if data_spec.get("prefetch") is not None:
         return data_spec["prefetch"]
-    inner = getattr(split, "split", split)  # (a split standardised batch by batch)
-    return 2 if any(getattr(s, flag, False) for s in (split, inner) for flag in ("from_file", "augmented",
-                                                                                  "streamed")) else 0
+    return 2 if made_one_at_a_time(split) else 0
 
 
 def set_class_weight(session: Session, splits: dict) -> None:
