@@ -72,6 +72,7 @@ class Layer(_Layer):
     optionally ``compute_output_shape(input_shape)`` (otherwise ``call`` is run once on zeros to find it),
     ``get_config``, and optionally a hand-written ``backward``. ``self.config`` holds the arguments
     declared in ``PARAMS``; ``self.rng`` is the layer's seeded random generator."""
+    draws_random = True  # a plugin's layer may use self.rng
 
     PARAMS: dict[str, Param] = {}
 

@@ -163,10 +163,11 @@ class GracefulStop(Callback):
 
     SIGNALS = ("SIGINT", "SIGTERM", "SIGUSR1")
 
-    def __init__(self, checkpoint: ModelCheckpoint):
-        self.checkpoint = checkpoint
+    def __init__(self, checkpoint: ModelCheckpoint | None):
+        self.checkpoint = checkpoint  # None on the ranks other than 0 of a data-parallel run: rank 0 writes it
         self.received: int | None = None
         self._previous: dict = {}
+        self.trainer = None
 
     def _handle(self, signum, frame):
         self.received = self.received or signum
@@ -182,10 +183,16 @@ class GracefulStop(Callback):
             signal.signal(sig, handler)
         self._previous = {}
 
+    def on_train_begin(self, trainer):
+        self.trainer = trainer
+
     def on_batch_end(self, step, logs):
-        if self.received is not None:
-            path = self.checkpoint.save_step()
-            raise TrainingInterrupted(self.received, self.checkpoint.trainer, path)
+        parallel = self.trainer.parallel
+        # data-parallel: every rank stops after the step in which any rank had a signal
+        signum = parallel.world.agreed_signal if parallel is not None else self.received
+        if signum:
+            path = self.checkpoint.save_step() if self.checkpoint is not None else None
+            raise TrainingInterrupted(signum, self.trainer, path)
 
 
 class TrainingInterrupted(KerascliError):
@@ -197,7 +204,8 @@ class TrainingInterrupted(KerascliError):
         name = signal.Signals(signum).name
         super().__init__(
             f"stopped by {name} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch} "
-            f"(global step {trainer.global_step}); checkpoint written to {path}" + (f"; {hint}" if hint else "")
+            f"(global step {trainer.global_step}); "
+            + (f"checkpoint written to {path}" if path else "rank 0 wrote the checkpoint") + (f"; {hint}" if hint else "")
         )
 
 

@@ -34,16 +34,25 @@ def _run(ctx: click.Context, action) -> None:
     except Exception as exc:  # noqa: BLE001 - the one place that decides how errors look
         from kerascli.errors import KerascliError
 
-        if debug:
+        known = isinstance(exc, KerascliError)
+        code = exc.exit_code if known else 1
+        # one of several MPI ranks (kerascli.train.distributed): which rank speaks, and whether the whole job ends
+        world = getattr(sys.modules.get("kerascli.train.distributed"), "current", lambda: None)()
+        speak, abort, rank = True, False, ""
+        if world is not None:
+            speak, abort = world.on_error(exc, code)
+            rank = f"rank {world.rank}: " if not world.leader else ""
+        if debug and speak:
             import traceback
 
             traceback.print_exc()
-        if isinstance(exc, KerascliError):
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        hint = "" if debug else " (run with --debug for a traceback)"
-        click.echo(f"internal error: {type(exc).__name__}: {exc}{hint}", err=True)
-        sys.exit(1)
+        if speak:
+            hint = "" if debug else " (run with --debug for a traceback)"
+            click.echo(f"error: {rank}{exc}" if known else f"internal error: {rank}{type(exc).__name__}: {exc}{hint}",
+                       err=True)
+        if abort:
+            world.abort(code)
+        sys.exit(code)
 
 
 def _threads_override(threads: int | None, backend: str | None = None) -> list:

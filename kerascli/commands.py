@@ -54,6 +54,7 @@ from kerascli.runs.lock import RunLock
 from kerascli.runs.manage import write_status
 from kerascli.runs.resume import check_same_run, newest_good_checkpoint
 from kerascli.runs.rundir import create_run_dir, write_metrics_csv
+from kerascli.train import distributed
 from kerascli.train.loop import TrainingDiverged
 from kerascli.train.session import (
     Session,
@@ -92,9 +93,20 @@ def train(config_path: str, overrides: list, name: str | None, runs_dir: str, qu
     """Train into a new run directory under ``runs_dir``; with ``resume`` ("yes" or "auto") continue
     ``run_dir`` (default runs_dir/<name>) from its newest good checkpoint."""
     started = time.perf_counter()
+    world = distributed.world()  # one of several processes under mpiexec / srun, else None
     spec = load_spec(config_path, overrides, name)
-    session = build_session(spec, initial_weights=False)
+    if world is not None:
+        check_distributable(spec)
+    session = build_session(spec, initial_weights=False,
+                            grad_storage=world.gradient_storage if world is not None else None)
     splits = load_data(session)
+    if world is not None:
+        world.deterministic = spec.train["deterministic"]
+        session.trainer.parallel = distributed.DataParallel(world, session.model, session.trainer.objective,
+                                                            spec.seed)
+        if not world.leader:  # rank 0 alone has a run directory; the others train with it
+            follow(world, spec, session, splits)
+            return run_dir or os.path.join(runs_dir, spec.name)
     data_files = fingerprints(spec.data)
     trainer, model = session.trainer, session.model
     config = spec.to_dict()
@@ -132,6 +144,8 @@ def train(config_path: str, overrides: list, name: str | None, runs_dir: str, qu
                                     "run's; resuming would train on other inputs; start a new run")
                 check_writable(run_dir)
                 if run_is_complete(run_dir, ckpt, spec):
+                    if world is not None:
+                        world.agree_to_start(distributed.NOTHING_TO_DO)
                     console.print(f"{run_dir} is already complete ({ckpt.epoch}/{spec.train['epochs']} epochs); "
                                   f"nothing to do. To train longer: kerascli resume {shlex.quote(run_dir)} --set "
                                   f"train.epochs={spec.train['epochs'] * 2}", highlight=False, soft_wrap=True)
@@ -173,6 +187,10 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
         UserCallback(CALLBACKS.get(c["type"])({k: v for k, v in c.items() if k != "type"}), i, run_dir,
                      checkpoint.save)
         for i, c in enumerate(spec.callbacks)] + [checkpoint, stop]
+    parallel = trainer.parallel
+    if parallel is not None:  # then the other ranks take the state all that left
+        parallel.world.pending_signal = lambda: stop.received or 0
+        callbacks.append(distributed.SyncFromLeader(parallel.world))
     epochs = spec.train["epochs"]
     if not quiet:
         callbacks.append(TerminalProgress(console, epochs, compiling=not model.ops.kernels_on_disk()) if rich
@@ -193,6 +211,8 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
     stop.install()
     try:
         terminated = fit_with_rollback(spec, trainer, splits, callbacks, checkpoint)
+        if parallel is not None:  # the rest (final evaluation, summary) is rank 0's alone
+            parallel.world.finished, trainer.parallel = True, None
         if not terminated and trainer.optimizer.finalize(model.param_buffer):
             checkpoint.save(checkpoint.last_path)  # use_ema: the final weights are the average, as Keras
     except TrainingInterrupted as exc:
@@ -242,6 +262,7 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
                                      if spec.train["steps_per_epoch"] else splits["train"].samples)
         * len(history) / max(train_seconds, 1e-9),
         "time_to_first_batch_seconds": first_batch.seconds,
+        "distributed": None if parallel is None else parallel.world.describe(),
         "versions": {"kerascli": __version__, "numpy": np.__version__, "numba": _numba_version(),
                      "python": platform.python_version()},
         "command": sys.argv,
@@ -286,31 +307,75 @@ def fit_with_rollback(spec: RunSpec, trainer, splits, callbacks, checkpoint: Mod
     checkpoint (last.npz) with the learning rate halved, at most MAX_ROLLBACKS times; with a
     TerminateOnNaN callback it ends training (returned: why it stopped early)."""
     rollbacks = 0
+    # data-parallel: every rank sees the loss diverge at the same step; rank 0 decides and tells the others
+    tell = trainer.parallel.world.broadcast_code if trainer.parallel is not None else (lambda code: code)
     while True:
         try:
-            # overflow on the way to a NaN loss is reported by the loop, naming the step, not as numpy warnings
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                t = spec.train
-                trainer.fit(splits, t["epochs"], t["batch_size"], t["shuffle"], spec.seed, callbacks,
-                            t["validation_freq"], t["steps_per_epoch"], t["validation_steps"])
+            _fit(spec, trainer, splits, callbacks)
             return None
         except TrainingDiverged as exc:
             if any(c["type"] == "TerminateOnNaN" for c in spec.callbacks):
                 if not os.path.exists(checkpoint.last_path):
+                    tell(distributed.GIVE_UP)
                     raise TrainingDiverged(f"{exc}; TerminateOnNaN: nothing to end with (no epoch finished "
                                            "yet)") from None
+                tell(distributed.TERMINATED)
                 _warn(f"{exc}; TerminateOnNaN: training ends here, the results are the checkpoints'")
                 return f"{exc} (TerminateOnNaN)"
             if spec.train["on_nan"] != "rollback":
+                tell(distributed.GIVE_UP)
                 raise
             if rollbacks == MAX_ROLLBACKS or not os.path.exists(checkpoint.last_path):
+                tell(distributed.GIVE_UP)
                 why = "no epoch checkpoint yet" if rollbacks < MAX_ROLLBACKS else f"{MAX_ROLLBACKS} rollbacks"
                 raise TrainingDiverged(f"{exc}; not rolling back ({why})") from None
+            tell(distributed.REFIT)  # the others take the restored state when training starts again
             restore(trainer, load_checkpoint(checkpoint.last_path), callbacks)
             trainer.optimizer.learning_rate_scale /= 2
             rollbacks += 1
             _warn(f"{exc}; rolled back to the end of epoch {trainer.epoch} with learning rate "
                   f"{trainer.optimizer.learning_rate:g}")
+
+
+def _fit(spec: RunSpec, trainer, splits, callbacks) -> None:
+    # overflow on the way to a NaN loss is reported by the loop, naming the step, not as numpy warnings
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        t = spec.train
+        trainer.fit(splits, t["epochs"], t["batch_size"], t["shuffle"], spec.seed, callbacks,
+                    t["validation_freq"], t["steps_per_epoch"], t["validation_steps"])
+
+
+def check_distributable(spec: RunSpec) -> None:
+    """Data-parallel training keeps its sums on the host: the cpu and reference backends."""
+    if spec.train["backend"] not in ("cpu", "reference"):
+        raise ConfigError(f"data-parallel training over MPI runs on the cpu or reference backend, not "
+                          f"{spec.train['backend']}", key="train.backend",
+                          where=spec.source.where(("train", "backend")) if spec.source else None)
+
+
+def follow(world, spec: RunSpec, session: Session, splits: dict) -> None:
+    """A rank other than 0 of a data-parallel run: train on its part of every batch, taking the training
+    state from rank 0 at the start and after each epoch, and rank 0's decision when the loss diverges."""
+    trainer = session.trainer
+    stop = GracefulStop(None)
+    world.pending_signal = lambda: stop.received or 0
+    callbacks = [stop, distributed.SyncFromLeader(world)]
+    stop.install()
+    try:
+        while True:
+            try:
+                _fit(spec, trainer, splits, callbacks)
+                return
+            except distributed.NothingToDo:
+                return
+            except TrainingDiverged:
+                decision = world.broadcast_code()
+                if decision == distributed.TERMINATED:
+                    return
+                if decision != distributed.REFIT:
+                    raise
+    finally:
+        stop.uninstall()
 
 
 def restore(trainer, ckpt: Checkpoint, callbacks) -> None:

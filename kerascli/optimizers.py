@@ -79,6 +79,12 @@ class Optimizer:
         self.bounds = self.ops.to_device(np.asarray(bounds, dtype=np.int64))
         self.weights = list(zip(bounds[:-1], shapes or []))
 
+    @property
+    def changes_gradients(self) -> bool:
+        """Whether ``step`` writes into the gradients it is given (clipping, gradient accumulation)."""
+        return any(self.config.get(k) for k in ("clipnorm", "clipvalue", "global_clipnorm",
+                                                "gradient_accumulation_steps"))
+
     def clip(self, grads) -> None:
         """Keras' gradient clipping, in place: clipnorm per weight, global_clipnorm over all, or clipvalue."""
         c, f = self.config, self.scalar

@@ -87,6 +87,9 @@ class Layer:
     # backend refuses it, saying why
     host_only = False
     host_only_reason = "an axis other than the last"
+    # True where training draws from ``self.rng`` (dropout, noise): data-parallel ranks other than 0
+    # reseed such layers before each step (kerascli.train.distributed)
+    draws_random = False
 
     def __init__(self, name: str, config: dict):
         from kerascli import regularizers

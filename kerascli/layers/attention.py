@@ -18,6 +18,7 @@ from kerascli.graph.layer import Layer, ShapeError
 class MultiHeadAttention(Layer):
     """Inputs: [query, value] or [query, value, key] (key = value when absent), or one input for
     self-attention (the layer before it, in a Sequential model): each (steps, features)."""
+    draws_random = True  # attention dropout
 
     n_inputs = 0
     input_count = (1, 3)
@@ -126,6 +127,7 @@ class Attention(Layer):
     scores q . k (``score_mode: dot``) or sum(tanh(q + k)) (``concat``), softmax over the value steps,
     the weighted sum of the values. ``use_scale`` learns a scalar ``scale`` (and with concat a scalar
     ``concat_score_weight``)."""
+    draws_random = True  # attention dropout
 
     n_inputs = 0
     input_count = (2, 3)

@@ -71,6 +71,7 @@ class Activation(ActivatedLayer):
 
 class Dropout(Layer):
     """Inverted dropout: in training, zero each value with probability ``rate`` and scale the rest."""
+    draws_random = True
 
     PARAMS = {"rate": replace(RATE, default=REQUIRED)}
 
@@ -120,6 +121,7 @@ class SpatialDropout2D(SpatialDropout1D):
 
 class GaussianNoise(Layer):
     """In training, x + normal noise of standard deviation ``stddev``; at inference, x."""
+    draws_random = True
 
     PARAMS = {"stddev": Param("float", min=0.0)}
 
@@ -137,6 +139,7 @@ class GaussianNoise(Layer):
 
 class GaussianDropout(Layer):
     """In training, x times normal noise of mean 1 and standard deviation sqrt(rate / (1 - rate))."""
+    draws_random = True
 
     PARAMS = {"rate": replace(RATE, default=REQUIRED)}
 

@@ -61,6 +61,7 @@ class _ForgetBias(Initializer):
 
 class _Recurrent(Layer):
     """The loop over steps, shared by the cells: ``GATES`` pre-activations per unit."""
+    draws_random = True  # dropout, recurrent_dropout
 
     GATES = 1
 

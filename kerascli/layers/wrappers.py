@@ -11,6 +11,7 @@ from kerascli.registry import LAYERS
 
 
 class Wrapper(Layer):
+    draws_random = True  # the layer it wraps may
     WRAPS = "a layer"
 
     @classmethod

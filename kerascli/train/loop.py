@@ -141,6 +141,8 @@ class Trainer:
         # non-trainable state buffer (BatchNormalization statistics): the seam where data-parallel training
         # averages gradients and synchronises statistics across processes. A hook changes them in place.
         self.gradient_hooks: list = []
+        # data-parallel training over MPI (kerascli.train.distributed.DataParallel): the step of one rank
+        self.parallel = None
 
     def snapshot(self) -> dict:
         """The training position and every stateful callback's state, as JSON-able data."""
@@ -174,6 +176,8 @@ class Trainer:
         """One optimizer step on a batch (arrays, or dicts by input and output name; ``w`` its sample
         weights, or None); returns its mean loss, or None where the loss stays on a GPU until ``totals`` are
         read."""
+        if self.parallel is not None:
+            return self.parallel.step(self, x, t, totals, w)
         n = batch_length(x)
         out = self.model.forward(x, training=True)
         total, pred = self.objective.forward(self.ops, out, t, totals, training=True, weights=w)
@@ -204,6 +208,8 @@ class Trainer:
             self.objective.forward(self.ops, self.model.forward(x, training=False), t, totals, weights=w)
             if self.regularized:
                 self._add_penalty(totals, weight_penalty + self.model.activity_penalty, batch_length(x))
+        if self.parallel is not None:  # this rank's part of the split: the sums over all ranks
+            self.parallel.reduce(totals)
         return totals.means(prefix)
 
     def predict(self, x, batch_size: int):
@@ -279,6 +285,9 @@ class Trainer:
         train, val = splits["train"], splits.get("val")
         if val is not None and validation_steps:
             val = val.head(validation_steps, batch_size)
+        if self.parallel is not None:  # each rank trains and validates on its part of every batch
+            train = self.parallel.world.shard(train, training=True)
+            val = None if val is None else self.parallel.world.shard(val, training=False)
         steps = steps_per_epoch or train.steps(batch_size)
         history: list[dict] = []
         self.callbacks = list(callbacks)

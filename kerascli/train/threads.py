@@ -48,6 +48,11 @@ def choose_threads(requested: int) -> tuple[int, str | None]:
     many times slower (measured: a Dense model 0.5 s alone, 15 s each when two ran at once on 2 cores
     with 2 threads each; 1.3 s each with 2 + 1 threads).
     """
+    from kerascli.train.distributed import local_threads
+
+    launched = local_threads()
+    if launched is not None and not requested:  # one of several MPI ranks: this node's share, no warning
+        return launched, None
     cores, others = available_cores(), other_busy_processes()
     share = max(1, cores // (others + 1))
     busy = f"{others} other kerascli process{'es' if others > 1 else ''} busy on this machine's {cores} cores"

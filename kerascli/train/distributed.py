@@ -1,0 +1,594 @@
+"""Data-parallel training over MPI (mpi4py): every process of ``mpiexec -n P kerascli train ...`` (or
+``srun``) runs the same command on its shard of every global batch.
+
+* Each global batch (the 1-process run's, in its order) is cut into P consecutive parts, one per rank.
+  A rank's gradient (its mean over its part) is weighted by its share of the batch and the weighted
+  gradients are summed over the ranks with one buffer ``Allreduce`` on the flat gradient buffer: every
+  rank then holds the global batch's mean gradient and takes the same optimizer step.
+* With every step, one small ``Allreduce`` carries each rank's sample count, loss and metric sums and
+  the signal it received (if any): the epoch's loss and metrics are over all ranks, a diverging loss is
+  seen by every rank at the same step, and a signal to any rank stops all of them after the same step.
+* BatchNormalization normalises by the statistics of each rank's part (Keras' default,
+  ``synchronized: false``); the moving statistics are averaged over the ranks after each step, weighted
+  by their parts, so every rank holds the same.
+* Dropout and noise layers draw from a stream per rank: rank 0's is the 1-process run's (kept in
+  checkpoints), rank r > 0 reseeds from (seed, layer, r, global step) before each step, so a resume on
+  any number of ranks is reproducible without storing the other ranks' generators.
+* Rank 0 alone writes the run directory, prints, and handles checkpoints and callbacks. After its
+  callbacks at the start of training and at each epoch's end it sends the whole training state (weights,
+  optimizer, position, learning rate, whether to stop) to the other ranks, which take it as if from a
+  checkpoint: a resume, a NaN rollback or a callback's change reaches every rank, and ranks never drift.
+
+``train.deterministic: true`` sums in rank order (an Allgather, then a fixed-order sum) so the same
+command gives the same bits; without it, MPI's Allreduce order is MPI's.
+
+mpi4py is imported only when a launcher started more than one process (PMI_SIZE, OMPI_COMM_WORLD_SIZE,
+or a Slurm job step's SLURM_STEP_NUM_TASKS); rank and size then come from MPI itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+from kerascli.errors import ConfigError, KerascliError
+
+ABORT_GRACE = 0.5  # seconds between a rank's last words and ending the job
+DEFAULT_TIMEOUT = 600.0  # seconds a collective may wait for the other ranks (KERASCLI_MPI_TIMEOUT)
+# what the start-of-training agreement can say for each rank (besides an exit code for a failure)
+READY, NOTHING_TO_DO = 0, 1000
+# after a diverged loss, what rank 0 decided (kerascli.commands.fit_with_rollback)
+REFIT, TERMINATED, GIVE_UP = 0, 1, 2
+
+
+def launched_processes() -> int:
+    """How many processes a launcher says it started (1 when none did)."""
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    # a Slurm job step (srun) has a numeric step id; the batch script itself runs as step "batch"
+    if os.environ.get("SLURM_STEP_ID", "").isdigit() and os.environ.get("SLURM_STEP_NUM_TASKS", "").isdigit():
+        return int(os.environ["SLURM_STEP_NUM_TASKS"])
+    return 1
+
+
+_WORLD: "World | None" = None
+
+
+def current() -> "World | None":
+    """The world made by ``world()`` in this process, if any (error handling asks)."""
+    return _WORLD
+
+
+def world() -> "World | None":
+    """The MPI world when a launcher started several processes, else None (and mpi4py is not imported)."""
+    global _WORLD
+    if _WORLD is not None:
+        return _WORLD
+    launched = launched_processes()
+    if launched <= 1:
+        return None
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise ConfigError(f"started as one of {launched} MPI processes, but mpi4py is not installed: "
+                          "pip install 'kerascli[mpi]' (and an MPI library, e.g. pip install mpich)") from None
+    comm = MPI.COMM_WORLD
+    if comm.Get_size() <= 1:
+        return None
+    _WORLD = World(comm, MPI)
+    return _WORLD
+
+
+class World:
+    """This process's place among the ranks, and the collective operations training uses."""
+
+    def __init__(self, comm, mpi):
+        self.comm, self.MPI = comm, mpi
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.local_size = comm.Split_type(mpi.COMM_TYPE_SHARED).Get_size()  # ranks on this node
+        self.deterministic = False
+        self.started = False  # past the start-of-training agreement: a failure now aborts every rank
+        self.finished = False  # training over: what rank 0 does after it concerns no other rank
+        self.pending_signal = lambda: 0  # the signal this rank received and has not acted on (GracefulStop)
+        self.agreed_signal = 0  # the signal all ranks stop on after this step (0: none)
+        self.allreduce_seconds = 0.0  # time in the gradient sums, for the summary
+        self.steps = 0
+        # a rank that dies is noticed by the launcher (mpiexec ends the job); one that hangs, or a launcher
+        # that lets the others wait, is noticed here: no collective of training may take longer than this
+        self.timeout = float(os.environ.get("KERASCLI_MPI_TIMEOUT", DEFAULT_TIMEOUT))
+        self._waiting_since: float | None = None
+        self.shared: SharedSums | None = None  # gradient sums through shared memory (one node)
+        if self.timeout > 0:
+            threading.Thread(target=self._watch, name="kerascli-mpi-watchdog", daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(min(1.0, self.timeout / 4))
+            since = self._waiting_since
+            if since is not None and time.monotonic() - since > self.timeout:
+                sys.stderr.write(f"error: rank {self.rank}: no word from the other ranks for {self.timeout:g} s (a rank "
+                                 "died or hangs); ending the job (KERASCLI_MPI_TIMEOUT sets the limit)\n")
+                self.abort(1)
+
+    @contextlib.contextmanager
+    def _waiting(self):
+        self._waiting_since = time.monotonic()
+        try:
+            yield
+        finally:
+            self._waiting_since = None
+
+    @property
+    def leader(self) -> bool:
+        return self.rank == 0
+
+    def describe(self) -> dict:
+        """For summary.json: the ranks, and the time per step spent summing gradients over them."""
+        return {"ranks": self.size, "ranks_per_node": self.local_size, "deterministic": self.deterministic,
+                "allreduce_ms_per_step": 1e3 * self.allreduce_seconds / max(self.steps, 1),
+                "gradient_sums": "shared memory" if self.shared is not None else "MPI Allreduce",
+                "mpi": self.MPI.Get_library_version().splitlines()[0].strip()}
+
+    # ------------------------------------------------------------- collectives
+    def sum(self, buf: np.ndarray) -> None:
+        """Replace ``buf`` on every rank by its sum over the ranks (the same bits on each)."""
+        with self._waiting():
+            if self.deterministic:  # every rank adds the ranks' parts in rank order
+                gathered = np.empty((self.size,) + buf.shape, buf.dtype)
+                self.comm.Allgather(buf, gathered)
+                buf[...] = gathered[0]
+                for part in gathered[1:]:
+                    buf += part
+            else:
+                self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
+
+    def maximum(self, buf: np.ndarray) -> None:
+        with self._waiting():
+            self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.MAX)
+
+    def broadcast_bytes(self, data: bytes | None) -> bytes:
+        """Rank 0's bytes, on every rank."""
+        with self._waiting():
+            size = np.array([len(data) if self.leader else 0], np.int64)
+            self.comm.Bcast(size, root=0)
+            buf = np.frombuffer(data, np.uint8).copy() if self.leader else np.empty(int(size[0]), np.uint8)
+            self.comm.Bcast(buf, root=0)
+        return buf.tobytes()
+
+    def broadcast_code(self, code: int | None = None) -> int:
+        value = np.array([code if self.leader else 0], np.int64)
+        with self._waiting():
+            self.comm.Bcast(value, root=0)
+        return int(value[0])
+
+    def gradient_storage(self, size: int, dtype) -> np.ndarray:
+        """The model's gradient buffer (Model.allocate): where every rank runs on one node, in memory the
+        ranks share (``SharedSums``), else its own."""
+        # KERASCLI_MPI_SHARED=0: Allreduce even on one node (where a site's shared memory misbehaves)
+        if self.local_size == self.size and self.shared is None and os.environ.get("KERASCLI_MPI_SHARED") != "0":
+            self.shared = SharedSums(self, size, np.dtype(dtype))
+            return self.shared.mine
+        return np.zeros(size, dtype)
+
+    # ------------------------------------------------------------- starting and failing
+    def agree_to_start(self, code: int = READY) -> np.ndarray:
+        """Every rank says whether it is ready (``code`` 0), has nothing to do (rank 0: the run is complete)
+        or failed (its exit code); returns what each rank said."""
+        said = np.zeros(self.size, np.int64)
+        said[self.rank] = code
+        # not watched: rank 0 may spend long on its setup (hashing large data files) before it says
+        self.comm.Allreduce(self.MPI.IN_PLACE, said, op=self.MPI.SUM)
+        self.started = True
+        return said
+
+    def fail(self, exit_code: int) -> bool:
+        """This rank is failing with ``exit_code``: tell the others (before training started, through the
+        start agreement; afterwards there is no waiting for them). Returns whether this rank should print its
+        message (rank 0 always; another rank unless rank 0 failed too, which says the same thing)."""
+        if self.started:
+            return True
+        said = self.agree_to_start(exit_code or 1)
+        return self.leader or said[0] in (READY, NOTHING_TO_DO)
+
+    def on_error(self, exc: BaseException, exit_code: int) -> tuple[bool, bool]:
+        """How this rank ends on ``exc``: (print its message?, abort every rank?). Stopping on a signal or a
+        diverged loss happens on every rank at the same step (rank 0 speaks for all); any other failure
+        during training would leave the others waiting, so it ends the whole job."""
+        from kerascli.callbacks import TrainingInterrupted
+        from kerascli.train.loop import TrainingDiverged
+
+        if isinstance(exc, FailedElsewhere):
+            return False, False
+        if not self.started:
+            return self.fail(exit_code), False
+        if self.finished:
+            return True, False
+        if isinstance(exc, (TrainingInterrupted, TrainingDiverged)):
+            return self.leader, False
+        return True, True
+
+    def abort(self, exit_code: int) -> None:
+        """End every rank of the job now (a rank failed while the others wait in a collective)."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        time.sleep(ABORT_GRACE)  # the launcher forwards this rank's output: let it arrive before the kill
+        self.comm.Abort(exit_code)
+
+    # ------------------------------------------------------------- batches
+    def shard(self, split, training: bool):
+        from kerascli.data.prefetch import PrefetchedSplit
+
+        if isinstance(split, PrefetchedSplit):  # cut under the prefetching, so workers make only this part
+            return PrefetchedSplit(ShardedSplit(split.split, self.rank, self.size, training), split.depth,
+                                   split.workers)
+        return ShardedSplit(split, self.rank, self.size, training)
+
+
+class SharedSums:
+    """Gradient sums through memory the ranks of one node share (MPI-3 shared windows), in place of an
+    Allreduce: each rank's backward pass writes its gradient straight into its part of a shared window and
+    its step's counts into another; after a barrier, rank r adds up its 1/P slice of everyone's gradients,
+    each weighted by its share of the batch, in rank order (so the sums are the same bits on every run),
+    into a shared sum; after a second barrier every rank's optimizer reads the whole sum. Two barriers a
+    step and one pass over the gradients, shared between the ranks: no copies in or out."""
+
+    def __init__(self, world: World, size: int, dtype: np.dtype):
+        self.world, self.size, self.dtype = world, size, dtype
+        node = world.comm  # one node: the world is the node
+        itemsize = dtype.itemsize
+        self._windows = []
+        self.grads = self._allocate(node, size * itemsize, dtype, size)
+        self.mine = self.grads[world.rank]
+        self.mine[...] = 0
+        sums = self._allocate(node, size * itemsize if world.leader else 0, dtype, size)
+        self.sums = sums[0]
+        bounds = np.linspace(0, size, world.size + 1).astype(int)
+        self.lo, self.hi = int(bounds[world.rank]), int(bounds[world.rank + 1])
+        self._scratch = np.empty(self.hi - self.lo, dtype)
+        self.counts = None  # the steps' count vectors (float64), made at the first step (their length)
+
+    def _allocate(self, comm, nbytes: int, dtype: np.dtype, count: int) -> list[np.ndarray]:
+        mpi = self.world.MPI
+        win = mpi.Win.Allocate_shared(nbytes, dtype.itemsize, comm=comm)
+        win.Lock_all(mpi.MODE_NOCHECK)  # one passive epoch for the run; Sync + Barrier order the accesses
+        self._windows.append(win)
+        views = []
+        for rank in range(comm.Get_size()):
+            buf, _ = win.Shared_query(rank)
+            views.append(np.frombuffer(buf, dtype, count) if len(buf) else None)
+        return views
+
+    def _barrier(self) -> None:
+        for win in self._windows:
+            win.Sync()
+        with self.world._waiting():
+            self.world.comm.Barrier()
+        for win in self._windows:
+            win.Sync()
+
+    def reduce(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sum this step's count vectors (``counts``: row count first) and gradients over the ranks; returns
+        (summed counts, the batch's mean gradient, shared and read-only until the next step)."""
+        if self.counts is None:
+            self.counts = self._allocate(self.world.comm, counts.nbytes, np.dtype(np.float64), len(counts))
+        self.counts[self.world.rank][...] = counts
+        self._barrier()
+        total = self.counts[0].copy()
+        for part in self.counts[1:]:
+            total += part
+        out, tmp = self.sums[self.lo : self.hi], self._scratch
+        for rank, (grads, part) in enumerate(zip(self.grads, self.counts)):
+            share = self.dtype.type(part[0] / total[0])
+            if rank == 0:
+                np.multiply(grads[self.lo : self.hi], share, out=out)
+            else:
+                np.multiply(grads[self.lo : self.hi], share, out=tmp)
+                out += tmp
+        self._barrier()
+        return total, self.sums
+
+
+class Padding(np.ndarray):
+    """The sample weights of a stand-in batch: a rank whose part of a global batch is empty (a batch with
+    fewer samples than ranks) runs one sample of it so that it can take part in the step, and counts
+    nothing of it."""
+
+
+def _rows(x) -> int:
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
+def _cut(value, part: slice):
+    return None if value is None else {k: v[part] for k, v in value.items()} if isinstance(value, dict) else value[part]
+
+
+class ShardedSplit:
+    """This rank's part of each batch of ``split``: the global batches (sizes and order) are the split's,
+    each cut into ``size`` consecutive parts (np.array_split's). In training a rank with an empty part gets a
+    stand-in (``Padding`` weights); in evaluation it gets no batch. Everything else (order, steps, sample
+    counts) is the whole split's."""
+
+    def __init__(self, split, rank: int, size: int, training: bool):
+        self.split, self.rank, self.size, self.training = split, rank, size, training
+        # batches cut by sample position can be made from the part's positions alone; others (a dataset's
+        # batches, augmented ones, whose draws follow the whole batch) are made whole and then cut
+        self._by_position = not (getattr(split, "streamed", False) or getattr(split, "augmented", False))
+
+    def __getattr__(self, name):
+        return getattr(self.split, name)
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def head(self, batches: int, batch_size: int):
+        return ShardedSplit(self.split.head(batches, batch_size), self.rank, self.size, self.training)
+
+    def _part(self, rows: int) -> tuple[slice, bool]:
+        """This rank's rows of a batch of ``rows``, and whether they are a stand-in."""
+        base, extra = divmod(rows, self.size)
+        start = self.rank * base + min(self.rank, extra)
+        stop = start + base + (self.rank < extra)
+        if stop > start or not self.training:
+            return slice(start, stop), False
+        return slice(0, 1), True
+
+    def batch_keys(self, batch_size: int, order=None) -> list:
+        keys = []
+        for key in self.split.batch_keys(batch_size, order):
+            if self._by_position and isinstance(key, (slice, np.ndarray)):
+                if isinstance(key, slice):
+                    key = np.arange(*key.indices(len(self.split)))
+                part, padding = self._part(len(key))
+                if part.stop > part.start:
+                    keys.append((key[part], None, padding))
+            else:
+                keys.append((key, True, False))
+        return keys
+
+    def make_batch(self, key):
+        inner, whole, padding = key
+        x, y, w = self.split.make_batch(inner)
+        if whole:
+            part, padding = self._part(_rows(x))
+            if part.stop == part.start:
+                return None
+            x, y, w = _cut(x, part), _cut(y, part), _cut(w, part)
+        if padding:
+            w = np.zeros(_rows(x), np.float64).view(Padding)
+        return x, y, w
+
+    def batches(self, batch_size: int, order=None):
+        for key in self.batch_keys(batch_size, order):
+            batch = self.make_batch(key)
+            if batch is not None:
+                yield batch
+
+
+class DataParallel:
+    """The training step of one rank (see the module's docstring); ``Trainer.train_step`` hands over to
+    ``step`` when the trainer has one."""
+
+    def __init__(self, world: World, model, objective, seed: int):
+        self.world, self.model, self.objective, self.seed = world, model, objective, seed
+        self.names = list(objective.names)
+        self.vector_names = list(objective.results)
+        self.vector_sizes: list[int] | None = None
+        # the non-trainable weights a training step updates (BatchNormalization's moving statistics)
+        self.moving = [view for key, view, spec in model.weight_items()
+                       if not spec.trainable and spec.name.startswith("moving_")]
+        self._moving_buf = np.zeros(sum(v.size for v in self.moving), model.dtype)
+        self._stochastic = [(i, layer) for i, layer in enumerate(model.layers)
+                            if layer.rng is not None and layer.draws_random]
+
+    @staticmethod
+    def _writes_gradients(trainer) -> bool:
+        opt = trainer.optimizer
+        built_in = type(opt).__module__ == "kerascli.optimizers"
+        return bool(trainer.gradient_hooks) or not built_in or opt.changes_gradients
+
+    def _reseed(self, global_step: int) -> None:
+        for i, layer in self._stochastic:
+            layer.rng.bit_generator.state = np.random.PCG64([self.seed, 1, i, self.world.rank, global_step]).state
+
+    def pack(self, totals, rows: int) -> np.ndarray:
+        """[rows, each rank's signal, sums by name, samples counted, vectors...] of a step or evaluation."""
+        w = self.world
+        sizes = self.vector_sizes or [len(totals.vectors[k]) for k in self.vector_names]
+        vec = np.zeros(2 + w.size + len(self.names) + sum(sizes), np.float64)
+        totals.flush()
+        vec[0] = rows
+        vec[1] = totals.count
+        vec[2 + w.rank] = w.pending_signal() or 0
+        at = 2 + w.size
+        vec[at : at + len(self.names)] = [totals.sums[n] for n in self.names]
+        at += len(self.names)
+        for name, size in zip(self.vector_names, sizes):
+            if name in totals.vectors:
+                vec[at : at + size] = totals.vectors[name]
+            at += size
+        return vec
+
+    def unpack_into(self, vec: np.ndarray, totals) -> None:
+        """Add the summed step (or evaluation) to ``totals``."""
+        at = 2 + self.world.size
+        for name in self.names:
+            totals.sums[name] += float(vec[at])
+            at += 1
+        for name, size in zip(self.vector_names, self.vector_sizes or []):
+            totals.vectors[name] = totals.vectors.get(name, 0.0) + vec[at : at + size]
+            at += size
+        totals.count += int(vec[1])
+
+    def step(self, trainer, x, t, totals, w) -> float:
+        """One optimizer step on this rank's part of a global batch; returns the global batch's mean loss."""
+        from kerascli.train.loop import Totals
+
+        model, objective, ops, world = self.model, self.objective, trainer.ops, self.world
+        padding = isinstance(w, Padding)
+        if padding:
+            w = None
+        if world.rank and self._stochastic:
+            self._reseed(trainer.global_step)
+        n = _rows(x)
+        local = Totals(self.names, objective.results)
+        out = model.forward(x, training=True)
+        _, pred = objective.forward(ops, out, t, local, training=True, weights=w)
+        model.backward(objective.backward(ops, out, pred, t, 1.0 / n))
+        if trainer.regularized:
+            penalty = model.weight_penalty() + model.activity_penalty
+            model.add_penalty_gradients()
+            trainer._add_penalty(local, penalty, n)
+        rows = 0 if padding else n
+        if self.vector_sizes is None:  # known once every rank ran a step with samples
+            self.vector_sizes = [len(local.vectors[k]) for k in self.vector_names]
+        vec = self.pack(local, rows) * (0.0 if padding else 1.0)
+        vec[2 + world.rank] = world.pending_signal() or 0
+        started = time.perf_counter()
+        if world.shared is not None:  # one node: through shared memory
+            vec, grads = world.shared.reduce(vec)
+            share = rows / vec[0]
+            if self._writes_gradients(trainer):  # the sum is every rank's: change a copy of it
+                np.copyto(model.grad_buffer, grads)
+                grads = model.grad_buffer
+        else:
+            world.sum(vec)
+            share = rows / vec[0]
+            grads = model.grad_buffer
+            grads *= grads.dtype.type(share)
+            world.sum(grads)
+        if self.moving:  # moving statistics: the parts' average, weighted by their sizes
+            buf, at = self._moving_buf, 0
+            for view in self.moving:
+                buf[at : at + view.size] = view.ravel() * share
+                at += view.size
+            world.sum(buf)
+            at = 0
+            for view in self.moving:
+                view[...] = buf[at : at + view.size].reshape(view.shape)
+                at += view.size
+        world.allreduce_seconds += time.perf_counter() - started
+        world.steps += 1
+        world.agreed_signal = int(vec[2 : 2 + world.size].max())
+        for hook in trainer.gradient_hooks:
+            hook(grads, model.state_buffer)
+        trainer.optimizer.step(model.param_buffer, grads)
+        model.apply_constraints()
+        self.unpack_into(vec, totals)
+        loss_at = 2 + world.size + self.names.index("loss")
+        return float(vec[loss_at] / max(vec[1], 1.0))
+
+    def reduce(self, totals) -> None:
+        """Replace this rank's evaluation ``totals`` by their sum over the ranks (a rank without samples
+        has no vectors yet: their sizes are agreed first)."""
+        sizes = np.array([len(totals.vectors[k]) if k in totals.vectors else 0 for k in self.vector_names],
+                         np.int64)
+        self.world.maximum(sizes)
+        self.vector_sizes = [int(s) for s in sizes]
+        vec = self.pack(totals, 0)
+        vec[2 + self.world.rank] = 0
+        self.world.sum(vec)
+        totals.sums = {name: 0.0 for name in self.names}
+        totals.count, totals.vectors = 0, {}
+        self.unpack_into(vec, totals)
+
+
+# ----------------------------------------------------------------- the training state, from rank 0
+def _state_bytes(trainer) -> bytes:
+    from kerascli.runs.checkpoint import checkpoint_arrays
+
+    arrays = checkpoint_arrays(trainer.model, trainer.optimizer, {}, trainer.epoch, trainer.snapshot())
+    arrays["_sync"] = np.array(json.dumps({"stop_training": bool(trainer.stop_training)}))
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _take_state(trainer, data: bytes) -> None:
+    from kerascli.runs.checkpoint import Checkpoint, apply_training_state, apply_weights
+
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if not k.startswith("_rng/")}  # each rank keeps its own streams
+    ckpt = Checkpoint("rank 0's training state", arrays)
+    apply_weights(trainer.model, ckpt.weights(), ckpt.path)
+    apply_training_state(trainer.model, trainer.optimizer, ckpt)
+    trainer.restore(ckpt.state, [])
+    trainer.stop_training = json.loads(str(arrays["_sync"]))["stop_training"]
+
+
+class FailedElsewhere(KerascliError):
+    """Another rank failed before training started; it printed why."""
+
+    def __init__(self, exit_code: int, rank: int):
+        super().__init__(f"rank {rank} failed before training started")
+        self.exit_code = exit_code
+        self.quiet = True
+
+
+class NothingToDo(Exception):
+    """Rank 0 found the run complete: the other ranks have nothing to train."""
+
+
+def _check_start(said: np.ndarray) -> None:
+    """Raise where a rank failed to start, or where rank 0 has nothing to do."""
+    for r, code in enumerate(said):
+        if code not in (READY, NOTHING_TO_DO):
+            raise FailedElsewhere(int(code), r)
+    if said[0] == NOTHING_TO_DO:
+        raise NothingToDo()
+
+
+class SyncFromLeader:
+    """A callback of every rank: at the start of training (after the start agreement) and after each
+    epoch's callbacks, rank 0 sends its training state and the others take it."""
+
+    state_key = None
+
+    def __init__(self, world: World):
+        self.world = world
+        self.trainer = None
+
+    def _sync(self) -> None:
+        w = self.world
+        data = w.broadcast_bytes(_state_bytes(self.trainer) if w.leader else None)
+        if not w.leader:
+            _take_state(self.trainer, data)
+
+    def on_train_begin(self, trainer):
+        self.trainer = trainer
+        if not self.world.started:
+            _check_start(self.world.agree_to_start(READY))
+        self._sync()
+
+    def on_epoch_begin(self, epoch, steps): ...
+    def on_batch_end(self, step, logs): ...
+
+    def on_epoch_end(self, epoch, logs):
+        self._sync()
+
+    def on_train_end(self, logs): ...
+
+    def get_state(self):
+        return None
+
+    def set_state(self, state): ...
+
+
+def local_threads() -> int | None:
+    """Threads per rank under a launcher: this node's cores shared among its ranks (None: not launched)."""
+    w = current()
+    if w is None:
+        return None
+    from kerascli.ops.backend import available_cores
+
+    cores = available_cores()
+    if cores < (os.cpu_count() or cores):  # the launcher bound this rank to its own cores (srun, --bind-to)
+        return cores
+    return max(1, cores // w.local_size)
