@@ -10,6 +10,7 @@ from a device. tests/test_cuda_ptx.py runs it when KERASCLI_CUDA_SIGNATURES name
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import json
 
@@ -50,13 +51,16 @@ def record(path: str):
 
     def write():
         kernel.Kernel.__getitem__ = original
-        try:
-            with open(path) as f:
-                seen.update(json.dumps(entry) for entry in json.load(f))
-        except FileNotFoundError:
-            pass
-        with open(path, "w") as f:
-            json.dump(sorted(json.loads(entry) for entry in seen), f, indent=0)
+        # test workers (pytest -n) each merge theirs into the one file, one at a time
+        with open(path + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                with open(path) as f:
+                    seen.update(json.dumps(entry) for entry in json.load(f))
+            except FileNotFoundError:
+                pass
+            with open(path, "w") as f:
+                json.dump(sorted(json.loads(entry) for entry in seen), f, indent=0)
 
     return write
 
