@@ -283,6 +283,62 @@ def datasets_download(ctx, names, debug):
     _run(ctx, action)
 
 
+class SweepGroup(click.Group):
+    """``kerascli sweep FILE`` runs the sweep (``run`` is implied); ``kerascli sweep status FILE`` reports."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=SweepGroup)
+def sweep() -> None:
+    """Hyperparameter sweeps: kerascli sweep SWEEP.yaml [--workers N] [--trial K]; kerascli sweep status
+    SWEEP.yaml."""
+
+
+runs_dir_option = click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False),
+                               help="Folder that holds the sweep's folder (one run directory per trial).")
+
+
+@sweep.command("run")
+@click.argument("sweep_file", metavar="SWEEP", type=click.Path())
+@runs_dir_option
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Trials run at once, each in a process of its own (the cores are split among them).")
+@click.option("--trial", type=click.IntRange(min=0), default=None,
+              help="Run trial K only (a job array task: --trial $SLURM_ARRAY_TASK_ID).")
+@debug_option
+@click.pass_context
+def sweep_run(ctx, sweep_file, runs_dir, workers, trial, debug):
+    """Run the sweep's trials that have not finished; rerun to go on after an interruption."""
+
+    def action():
+        from kerascli import sweep as sweeps
+
+        sys.exit(sweeps.run_sweep(sweeps.load_sweep(sweep_file), runs_dir, workers, trial, _console()))
+
+    _run(ctx, action)
+
+
+@sweep.command("status")
+@click.argument("sweep_file", metavar="SWEEP", type=click.Path())
+@runs_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the trials as JSON.")
+@debug_option
+@click.pass_context
+def sweep_status(ctx, sweep_file, runs_dir, as_json, debug):
+    """How many trials finished, run, failed or were stopped early, and the leaderboard."""
+
+    def action():
+        from kerascli import sweep as sweeps
+
+        sweeps.status(sweeps.load_sweep(sweep_file), runs_dir, _console(), as_json)
+
+    _run(ctx, action)
+
+
 @cli.group()
 def runs() -> None:
     """The runs under a runs directory: list them, show one, compare them, remove them."""

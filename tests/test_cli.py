@@ -108,6 +108,7 @@ def test_plain_progress_and_quiet(tmp_path, small_config):
     quiet = invoke("train", small_config, "--runs-dir", tmp_path, "--quiet")
     assert not [line for line in quiet.output.splitlines() if line.startswith("epoch ")]
     assert "test: loss=" in quiet.output
+    assert "\x1b" not in result.output  # off a terminal (a cluster log): no control codes
 
 
 def test_rich_progress_on_a_terminal(tmp_path, small_config):
