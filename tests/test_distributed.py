@@ -373,3 +373,54 @@ def test_batches_made_whole_are_cut_after():
     parts = [list(ShardedSplit(split, r, 3, training=True).batches(4, np.array([1, 0]))) for r in range(3)]
     assert [list(p[0][1]) for p in parts] == [[10, 11], [12], [13]]
     assert [list(p[1][1]) for p in parts] == [[0, 1], [2], [3]]
+
+
+def test_synchronized_batch_norm_alone_is_plain_batch_norm():
+    """Through the synchronized path with one rank (sums over nothing else), forward and backward are the
+    plain kernels' (float64)."""
+    from kerascli.config import resolve_config
+    from kerascli.config.loader import LoadedConfig
+    from kerascli.graph.builder import build_model
+    from kerascli.ops import get_ops
+
+    spec = resolve_config(LoadedConfig(data={
+        "data": {"dataset": "digits"}, "compile": {"loss": "mse"},
+        "model": {"input_shape": [5], "layers": [{"type": "BatchNormalization", "synchronized": True}]}},
+        source="test"))
+    model = build_model(spec.model, spec.source)
+    model.set_backend(get_ops("cpu"), 0)
+    model.allocate(np.float64, 0)
+    (layer,) = model.layers
+    rng = np.random.default_rng(0)
+    x, dy = rng.normal(size=(7, 5)) * 3 + 1, rng.normal(size=(7, 5))
+    layer.params["gamma"][...] = rng.normal(size=5)
+
+    class One:
+        rows = 7
+
+        class world:
+            @staticmethod
+            def sum(buf):
+                pass
+
+    plain = layer.forward(x, training=True).copy(), layer.backward(dy).copy(), layer.grads["gamma"].copy()
+    layer.sync = One()
+    synced = layer.forward(x, training=True).copy(), layer.backward(dy).copy(), layer.grads["gamma"].copy()
+    for a, b in zip(plain, synced):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@needs_mpi
+def test_synchronized_batch_norm_trains_the_weights_of_one_process(config, tmp_path):
+    bn = open(config).read().replace("    - {type: Dense, units: 16, activation: tanh}",
+                                     "    - {type: Dense, units: 16, use_bias: false}\n"
+                                     "    - {type: BatchNormalization, synchronized: true, momentum: 0.5}")
+    path = tmp_path / "bn.yaml"
+    path.write_text(bn)
+    runs = {}
+    for ranks in (1, 3):
+        result = kerascli(["train", str(path), "--runs-dir", str(tmp_path / f"r{ranks}"), "-q"], ranks=ranks)
+        assert result.returncode == 0, result.stderr
+        runs[ranks] = str(tmp_path / f"r{ranks}" / "dp")
+    assert_close(weights(runs[3]), weights(runs[1]))
+    np.testing.assert_allclose(metrics(runs[3]), metrics(runs[1]), rtol=1e-5)

@@ -32,7 +32,11 @@ class BatchNormalization(Layer):
         **_scale_and_shift_params(),
         "moving_mean_initializer": Param("typed", "zeros", choices=INITIALIZERS),
         "moving_variance_initializer": Param("typed", "ones", choices=INITIALIZERS),
+        "synchronized": Param("bool", False, doc="data-parallel training: the batch statistics of the whole "
+                              "batch, over every rank's part (PyTorch's SyncBatchNorm); one process: no effect"),
     }
+    # set by data-parallel training (kerascli.train.distributed.DataParallel) where synchronized is on
+    sync = None
 
     def build(self, input_shape):
         c = self.config
@@ -60,7 +64,11 @@ class BatchNormalization(Layer):
                 x2, self.params["moving_mean"], self.params["moving_variance"], gamma, beta, eps
             )
             return self._axes.restore(self.ops, y, self._moved)
-        y, mean, var, self._xhat, self._inv_std = self.ops.batch_norm_forward_train(x2, gamma, beta, eps)
+        self._synced = self.sync if self.config["synchronized"] else None
+        if self._synced is not None:
+            y, mean, var, self._xhat, self._inv_std = self._synchronized_forward(x2, gamma, beta, eps)
+        else:
+            y, mean, var, self._xhat, self._inv_std = self.ops.batch_norm_forward_train(x2, gamma, beta, eps)
         momentum = self.config["momentum"]
         self.ops.moving_average_update(self.params["moving_mean"], mean, momentum)
         self.ops.moving_average_update(self.params["moving_variance"], var, momentum)
@@ -73,9 +81,49 @@ class BatchNormalization(Layer):
             dx = self.ops.batch_norm_inference(dy2, zeros, self.params["moving_variance"], self._gamma, zeros,
                                                self.config["epsilon"])
             return self._axes.restore(self.ops, dx, self._moved)
-        dx, dgamma, dbeta = self.ops.batch_norm_backward(dy2, self._xhat, self._gamma, self._inv_std)
+        if self._synced is not None:
+            dx, dgamma, dbeta = self._synchronized_backward(dy2)
+        else:
+            dx, dgamma, dbeta = self.ops.batch_norm_backward(dy2, self._xhat, self._gamma, self._inv_std)
         _store_scale_shift_grads(self, dgamma, dbeta)
         return self._axes.restore(self.ops, dx, self._moved)
+
+    # With synchronized on, under data-parallel training (host arrays: the backends that train so), the
+    # statistics are those of the whole batch: each rank adds its part's count, sum and sum of squares to the
+    # others'. A rank's loss gradient is its part's mean (1 / n of its samples), and its parameter gradients
+    # are weighted by n / N when summed; so its backward pass takes the whole batch's sums of dy and dy * xhat
+    # in that scale (each rank's weighted by n / N) and returns dx in its own (see the module docstring of
+    # kerascli.train.distributed).
+    def _synchronized_forward(self, x2, gamma, beta, eps):
+        import numpy as np
+
+        sync, c = self._synced, self.channels
+        n = sync.rows  # 0 for a stand-in batch: it counts for nothing
+        x = np.asarray(x2, np.float64)
+        sums = np.concatenate([[n], n * x.mean(axis=0), n * (x * x).mean(axis=0)])
+        sync.world.sum(sums)
+        total = sums[0]
+        mean = sums[1 : c + 1] / total
+        var = np.maximum(sums[c + 1 :] / total - mean * mean, 0.0)
+        inv_std = 1.0 / np.sqrt(var + eps)
+        xhat = (x - mean) * inv_std
+        dt = x2.dtype
+        self._rows = (n, total)
+        return ((xhat * gamma + beta).astype(dt), mean.astype(dt), var.astype(dt), xhat.astype(dt),
+                inv_std.astype(dt))
+
+    def _synchronized_backward(self, dy2):
+        import numpy as np
+
+        n, total = self._rows
+        dy, xhat = np.asarray(dy2, np.float64), np.asarray(self._xhat, np.float64)
+        dbeta, dgamma = dy.sum(axis=0), (dy * xhat).sum(axis=0)
+        sums = np.concatenate([dbeta, dgamma]) * (n / total)
+        self._synced.world.sum(sums)
+        c, m = self.channels, max(n, 1)
+        dx = (np.asarray(self._gamma, np.float64) * self._inv_std) * (dy - sums[:c] / m - xhat * (sums[c:] / m))
+        dt = dy2.dtype
+        return dx.astype(dt), dgamma.astype(dt), dbeta.astype(dt)
 
 
 def _constant(layer, name, value, size, dtype):

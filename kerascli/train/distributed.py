@@ -9,8 +9,10 @@
   the signal it received (if any): the epoch's loss and metrics are over all ranks, a diverging loss is
   seen by every rank at the same step, and a signal to any rank stops all of them after the same step.
 * BatchNormalization normalises by the statistics of each rank's part (Keras' default,
-  ``synchronized: false``); the moving statistics are averaged over the ranks after each step, weighted
-  by their parts, so every rank holds the same.
+  ``synchronized: false``), or with ``synchronized: true`` by those of the whole batch (each rank's
+  counts, sums and sums of squares added up in the forward pass, the sums of its backward pass likewise);
+  the moving statistics are averaged over the ranks after each step, weighted by their parts, so every
+  rank holds the same.
 * Dropout and noise layers draw from a stream per rank: rank 0's is the 1-process run's (kept in
   checkpoints), rank r > 0 reseeds from (seed, layer, r, global step) before each step, so a resume on
   any number of ranks is reproducible without storing the other ranks' generators.
@@ -387,6 +389,10 @@ class DataParallel:
         self._moving_buf = np.zeros(sum(v.size for v in self.moving), model.dtype)
         self._stochastic = [(i, layer) for i, layer in enumerate(model.layers)
                             if layer.rng is not None and layer.draws_random]
+        self.rows = 0  # this rank's samples in the step under way (0 for a stand-in): synchronized layers ask
+        for layer in model.layers:
+            if layer.config.get("synchronized"):  # BatchNormalization(synchronized=True): whole-batch statistics
+                layer.sync = self
 
     @staticmethod
     def _writes_gradients(trainer) -> bool:
@@ -438,6 +444,7 @@ class DataParallel:
         if world.rank and self._stochastic:
             self._reseed(trainer.global_step)
         n = _rows(x)
+        self.rows = 0 if padding else n
         local = Totals(self.names, objective.results)
         out = model.forward(x, training=True)
         _, pred = objective.forward(ops, out, t, local, training=True, weights=w)
