@@ -205,13 +205,40 @@ def predict(ctx, target, input_path, output_path, which, classes_only, key, deli
     _run(ctx, action)
 
 
+@cli.command("plot-model")
+@click.argument("target", metavar="CONFIG_OR_RUN", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="model.svg (drawn here), model.dot (Graphviz text) or model.png (needs Graphviz's dot).")
+@set_option
+@click.option("--show-shapes", is_flag=True, help="Each layer's input and output shapes.")
+@click.option("--show-dtype", is_flag=True, help="The dtype of each layer.")
+@click.option("--show-layer-activations", "show_activations", is_flag=True, help="The activation of layers that have one.")
+@click.option("--show-trainable", is_flag=True, help="Whether each layer is trainable.")
+@click.option("--rankdir", type=click.Choice(["TB", "LR"]), default="TB", show_default=True,
+              help="Top to bottom, or left to right.")
+@debug_option
+@click.pass_context
+def plot_model(ctx, target, output, overrides, show_shapes, show_dtype, show_activations, show_trainable, rankdir,
+               debug):
+    """Draw the model's graph of layers (Keras' plot_model), from a config or a run directory."""
+
+    def action():
+        from kerascli import commands
+
+        options = {"show_shapes": show_shapes, "show_dtype": show_dtype, "show_activations": show_activations,
+                   "show_trainable": show_trainable}
+        commands.plot_model(target, list(overrides), output, options, rankdir, _console())
+
+    _run(ctx, action)
+
+
 @cli.command()
-@click.argument("config", type=click.Path())
+@click.argument("config", metavar="CONFIG_OR_RUN", type=click.Path())
 @set_option
 @debug_option
 @click.pass_context
 def summary(ctx, config, overrides, debug):
-    """Print the model's layers, output shapes and parameter counts."""
+    """Print the model's layers, output shapes and parameter counts (from a config or a run directory)."""
 
     def action():
         from kerascli import commands

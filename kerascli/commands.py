@@ -555,13 +555,49 @@ def _shapes(model) -> str:
 
 
 
+def config_of(target: str) -> str:
+    """A config file, or the config.yaml of a run directory."""
+    if os.path.isdir(target):
+        path = os.path.join(target, "config.yaml")
+        if not os.path.isfile(path):
+            raise ConfigError(f"{target} is not a run directory (no config.yaml)")
+        return path
+    return target
+
+
 def summary(config_path: str, overrides: list[str], console: Console) -> None:
     from kerascli.graph.builder import build_model
 
-    spec = load_spec(config_path, overrides)
+    spec = load_spec(config_of(config_path), overrides)
     model = build_model(spec.model, spec.source)
     console.print(summary_table(model, spec.name))
     console.print(totals_text(model), highlight=False)
+
+
+def plot_model(target: str, overrides: list[str], output: str, options: dict, rankdir: str,
+               console: Console) -> None:
+    """The model as DOT, SVG or PNG (by ``output``'s extension); ``options``: show_shapes, show_dtype,
+    show_activations, show_trainable."""
+    from kerascli.graph.builder import build_model
+    from kerascli.ui import plot_model as plot
+
+    ext = os.path.splitext(output)[1].lower()
+    if ext not in (".svg", ".png", ".dot"):
+        raise ConfigError(f"-o must end in .svg, .png or .dot, got {output}")
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"output folder does not exist: {folder}")
+    spec = load_spec(config_of(target), overrides)
+    model = build_model(spec.model, spec.source)
+    boxes = plot.describe(model, dtype=spec.train["dtype"], **options)
+    if ext == ".svg":
+        atomic_write_text(output, plot.to_svg(boxes, spec.name, rankdir))
+    elif ext == ".dot":
+        atomic_write_text(output, plot.to_dot(boxes, spec.name, rankdir))
+    else:
+        png = plot.to_png(plot.to_dot(boxes, spec.name, rankdir))
+        atomic_write(output, lambda f: f.write(png))
+    console.print(f"wrote {output}", highlight=False)
 
 
 def validate(config_path: str, overrides: list[str], console: Console) -> None:
