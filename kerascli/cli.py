@@ -205,6 +205,25 @@ def predict(ctx, target, input_path, output_path, which, classes_only, key, deli
     _run(ctx, action)
 
 
+@cli.command("plot")
+@click.argument("run_dirs", metavar="RUN...", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="curves.svg (drawn here) or curves.png (needs kerascli[plots]: matplotlib).")
+@click.option("--metrics", default=None, help="Comma-separated: which panels (default: loss, every metric, lr).")
+@debug_option
+@click.pass_context
+def plot(ctx, run_dirs, output, metrics, debug):
+    """Loss and metric curves of one run or several overlaid (train solid, validation dashed)."""
+
+    def action():
+        from kerascli import commands
+
+        chosen = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+        commands.plot_runs(list(run_dirs), output, chosen, _console())
+
+    _run(ctx, action)
+
+
 @cli.command("plot-model")
 @click.argument("target", metavar="CONFIG_OR_RUN", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),

@@ -66,6 +66,7 @@ from kerascli.train.session import (
     use_threads,
 )
 from kerascli.ui.progress import PlainProgress, TerminalProgress, print_results
+from kerascli.ui.report import run_confusion, write_pictures, write_report
 from kerascli.ui.summary import summary_table, summary_text, totals_text
 
 EVAL_BATCH = 256
@@ -267,7 +268,14 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
                      "python": platform.python_version()},
         "command": sys.argv,
     }
+    # what to look at: curves.png, confusion_matrix.png (matplotlib) and report.html; summary.json last
+    confusion = run_confusion(trainer, {s: splits[s] for s in SPLITS if s in splits}, session.class_names,
+                              EVAL_BATCH)
+    note = write_pictures(run_dir, confusion)
+    write_report(run_dir, summary, confusion)
     atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2) + "\n")
+    if note and not quiet:
+        Console(stderr=True, highlight=False).print(f"note: {note}", soft_wrap=True, markup=False)
     epoch = checkpoint.best_epoch if which == "best" else len(history)
     print_results(console, evaluation, f"{which} checkpoint, epoch {epoch}", rich)
     console.print(f"saved to {run_dir}", highlight=False)
@@ -386,7 +394,7 @@ def restore(trainer, ckpt: Checkpoint, callbacks) -> None:
 
 
 def _warn(message: str) -> None:
-    Console(stderr=True, highlight=False).print(f"warning: {message}", soft_wrap=True)
+    Console(stderr=True, highlight=False).print(f"warning: {message}", soft_wrap=True, markup=False)
 
 
 def find_resume_point(run_dir: str, resume: str) -> Checkpoint | None:
@@ -597,6 +605,34 @@ def plot_model(target: str, overrides: list[str], output: str, options: dict, ra
     else:
         png = plot.to_png(plot.to_dot(boxes, spec.name, rankdir))
         atomic_write(output, lambda f: f.write(png))
+    console.print(f"wrote {output}", highlight=False)
+
+
+def plot_runs(run_dirs: list[str], output: str, metrics: list[str] | None, console: Console) -> None:
+    """Loss and metric curves of the runs, overlaid (train solid, val dashed): SVG drawn here, or PNG
+    through matplotlib."""
+    from kerascli.ui import charts
+
+    ext = os.path.splitext(output)[1].lower()
+    if ext not in (".svg", ".png"):
+        raise ConfigError(f"-o must end in .svg or .png, got {output}")
+    if ext == ".png" and not charts.have_matplotlib():
+        raise ConfigError("a PNG needs matplotlib: pip install 'kerascli[plots]' (or -o FILE.svg, drawn without it)")
+    runs = {}
+    for run in run_dirs:
+        if not os.path.isfile(os.path.join(run, "metrics.csv")):
+            raise ConfigError(f"{run} is not a run directory with metrics (no metrics.csv)")
+        name = os.path.basename(os.path.normpath(run))
+        runs[name if name not in runs else run] = charts.read_history(run)
+    known = set().union(*(charts.panels(h) for h in runs.values()))
+    for metric in metrics or []:
+        if metric not in known:
+            raise ConfigError(f"--metrics: no {metric!r} in these runs (they have {', '.join(sorted(known))})")
+    if ext == ".png":
+        charts.curves_png(output, runs, metrics)
+    else:
+        panels = charts.curves_svg(runs, metrics)
+        atomic_write_text(output, charts.side_by_side(panels))
     console.print(f"wrote {output}", highlight=False)
 
 

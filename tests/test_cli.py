@@ -1,6 +1,7 @@
 """The command line: each subcommand, the run directory, and every bad-input case."""
 
 import csv
+import importlib.util
 import json
 import os
 import re
@@ -53,8 +54,9 @@ def test_python_dash_m_and_version():
 
 
 def test_run_directory_contents(trained):
-    assert sorted(os.listdir(trained)) == [".lock", "checkpoints", "config.yaml", "metrics.csv",
-                                           "model_summary.txt", "summary.json"]
+    pictures = ["confusion_matrix.png", "curves.png"] if importlib.util.find_spec("matplotlib") else []
+    assert sorted(os.listdir(trained)) == sorted([".lock", "checkpoints", "config.yaml", "metrics.csv",
+                                                  "model_summary.txt", "report.html", "summary.json", *pictures])
     assert (trained / ".lock").read_text() == ""  # released
     assert sorted(os.listdir(trained / "checkpoints")) == ["best.npz", "last.npz"]
     rows = read_metrics(trained)
