@@ -96,6 +96,7 @@ def train(config_path: str, overrides: list, name: str | None, runs_dir: str, qu
     started = time.perf_counter()
     world = distributed.world()  # one of several processes under mpiexec / srun, else None
     spec = load_spec(config_path, overrides, name)
+    check_callbacks_installed(spec)
     if world is not None:
         check_distributable(spec)
     session = build_session(spec, initial_weights=False,
@@ -184,10 +185,14 @@ def _train_in(run_dir, spec, session, splits, data_files, config, ckpt, quiet, c
     stop = GracefulStop(checkpoint)
     # the config's callbacks (EarlyStopping, ReduceLROnPlateau, plugins') see each epoch's end before the
     # checkpoint is written, so what they changed (a learning rate, their counters) is in it
+    configured = list(spec.callbacks)
+    if spec.train["tensorboard"] and not any(c["type"] == "TensorBoard" for c in configured):
+        configured.append({"type": "TensorBoard", "log_dir": "tensorboard", "histogram_freq": 0,
+                           "update_freq": "epoch", "write_steps_per_second": False})
     callbacks = [first_batch, metrics] + [
         UserCallback(CALLBACKS.get(c["type"])({k: v for k, v in c.items() if k != "type"}), i, run_dir,
                      checkpoint.save)
-        for i, c in enumerate(spec.callbacks)] + [checkpoint, stop]
+        for i, c in enumerate(configured)] + [checkpoint, stop]
     parallel = trainer.parallel
     if parallel is not None:  # then the other ranks take the state all that left
         parallel.world.pending_signal = lambda: stop.received or 0
@@ -351,6 +356,15 @@ def _fit(spec: RunSpec, trainer, splits, callbacks) -> None:
         t = spec.train
         trainer.fit(splits, t["epochs"], t["batch_size"], t["shuffle"], spec.seed, callbacks,
                     t["validation_freq"], t["steps_per_epoch"], t["validation_steps"])
+
+
+def check_callbacks_installed(spec: RunSpec) -> None:
+    """A callback that writes through an optional package (TensorBoard) says so before anything is made."""
+    types = [c["type"] for c in spec.callbacks] + (["TensorBoard"] if spec.train["tensorboard"] else [])
+    for name in types:
+        check = getattr(CALLBACKS.get(name), "check_installed", None)
+        if check is not None:
+            check()
 
 
 def check_distributable(spec: RunSpec) -> None:

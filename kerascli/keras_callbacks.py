@@ -264,3 +264,93 @@ class TerminateOnNaN(Callback):
     results come from its last good checkpoints, and summary.json says where it stopped. (Without it, the
     same loss stops the run with an error, or rolls back with ``train.on_nan: rollback``.) The training
     command acts on it: the loss is checked where it is computed, before any callback sees it."""
+
+
+class TensorBoard(Callback):
+    """Keras' TensorBoard: event files that TensorBoard reads, under ``log_dir`` (inside the run directory
+    when relative), as Keras lays them out: ``train/`` with ``epoch_loss``, ``epoch_<metric>`` and
+    ``epoch_learning_rate`` per epoch (steps count epochs from 0, as Keras), ``validation/`` with the val_
+    values under the same names; with ``update_freq`` "batch" or N, ``batch_<name>`` every N batches in
+    ``train/`` (steps count batches over the whole run); with ``histogram_freq`` N, a histogram of every
+    weight (``<layer>/<weight>/histogram``) every N epochs; ``write_steps_per_second`` adds
+    ``epoch_steps_per_second``. Written by tensorboardX (``pip install 'kerascli[tensorboard]'``). A resumed
+    run adds event files to the same folders, its steps following on."""
+
+    PARAMS = {
+        "log_dir": Param("str", "logs"),
+        "histogram_freq": Param("int", 0, min=0, doc="weight histograms every N epochs (0: none)"),
+        "update_freq": Param("update_freq", "epoch", doc="'epoch', 'batch', or every so many batches"),
+        "write_steps_per_second": Param("bool", False),
+    }
+
+    @staticmethod
+    def check_installed() -> None:
+        """Before a run directory is made: the event-file writer is importable."""
+        try:
+            import tensorboardX  # noqa: F401
+        except ImportError:
+            from kerascli.errors import ConfigError
+
+            raise ConfigError("TensorBoard event files need tensorboardX: pip install 'kerascli[tensorboard]'",
+                              key="callbacks") from None
+
+    def on_train_begin(self, logs=None):
+        import time
+
+        from tensorboardX import SummaryWriter
+
+        folder = _in_run(self, self.config["log_dir"])
+        # a file of its own per start (a resume in the same second must not overwrite the last one's)
+        suffix = f".{os.getpid()}.{time.time_ns()}.v2"
+        self.writers = {part: SummaryWriter(os.path.join(folder, part), filename_suffix=suffix)
+                        for part in ("train", "validation")}
+        if not hasattr(self, "step"):
+            self.step = 0  # batches trained over the run (kept in checkpoints)
+        freq = self.config["update_freq"]
+        self.every = 1 if freq == "batch" else (freq if isinstance(freq, int) else 0)
+        self._epoch_steps, self._epoch_started = 0, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        import time
+
+        self._epoch_steps, self._epoch_started = 0, time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        self._epoch_steps += 1
+        if self.every and self.step % self.every == 0:
+            for name, value in (logs or {}).items():
+                self.writers["train"].add_scalar(f"batch_{name}", float(value), self.step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        import time
+
+        step = epoch - 1  # Keras counts epochs from 0
+        for name, value in (logs or {}).items():
+            if name == "seconds" or not isinstance(value, (int, float)):
+                continue
+            if name == "lr":
+                self.writers["train"].add_scalar("epoch_learning_rate", float(value), step)
+            elif name.startswith("val_"):
+                self.writers["validation"].add_scalar(f"epoch_{name[4:]}", float(value), step)
+            else:
+                self.writers["train"].add_scalar(f"epoch_{name}", float(value), step)
+        if self.config["write_steps_per_second"] and self._epoch_started is not None:
+            seconds = max(time.perf_counter() - self._epoch_started, 1e-9)
+            self.writers["train"].add_scalar("epoch_steps_per_second", self._epoch_steps / seconds, step)
+        freq = self.config["histogram_freq"]
+        if freq and epoch % freq == 0:
+            for key, values in self.model.get_weights().items():
+                self.writers["train"].add_histogram(f"{key}/histogram", values, step)
+        for writer in self.writers.values():
+            writer.flush()
+
+    def on_train_end(self, logs=None):
+        for writer in self.writers.values():
+            writer.close()
+
+    def get_state(self):
+        return {"step": self.step}
+
+    def set_state(self, state):
+        self.step = state["step"]

@@ -347,6 +347,7 @@ CALLBACKS = Registry("callback", (  # progress, metrics and checkpoints come fro
     ("ModelCheckpoint", "kerascli.keras_callbacks:ModelCheckpoint"),
     ("CSVLogger", "kerascli.keras_callbacks:CSVLogger"),
     ("TerminateOnNaN", "kerascli.keras_callbacks:TerminateOnNaN"),
+    ("TensorBoard", "kerascli.keras_callbacks:TensorBoard"),
 ))
 
 REGISTRIES = (LAYERS, ACTIVATIONS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, INITIALIZERS, REGULARIZERS, CONSTRAINTS,

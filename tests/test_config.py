@@ -41,7 +41,7 @@ def test_resolves_every_default():
     assert d["train"] == {"epochs": 2, "batch_size": 16, "shuffle": True, "dtype": "float32", "backend": "cpu",
                           "threads": 0, "deterministic": False, "on_nan": "stop", "validation_freq": 1,
                           "initial_epoch": 0, "steps_per_epoch": None, "validation_steps": None,
-                          "class_weight": None}
+                          "class_weight": None, "tensorboard": False}
     assert d["checkpoint"] == {"monitor": "val_loss", "mode": "auto", "every_steps": 0, "every_seconds": 0.0,
                                "keep": 3}
     assert d["data"]["shuffle"] is True

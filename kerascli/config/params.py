@@ -161,10 +161,13 @@ class Checker:
                 raise self.error(path, f"expected a finite number, got {value}")
             self._range(value, param, path)
             return value
-        if kind == "freq":  # Keras' save_freq: "epoch", or every so many batches
-            if value == "epoch" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        if kind in ("freq", "update_freq"):  # Keras' save_freq: "epoch", or every so many batches (update_freq:
+            # also "batch", every batch)
+            words = ("epoch", "batch") if kind == "update_freq" else ("epoch",)
+            if value in words or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
                 return value
-            raise self.error(path, f"expected 'epoch' or a number of batches (1 or more), got {_describe(value)}")
+            raise self.error(path, f"expected {' or '.join(repr(w) for w in words)} or a number of batches (1 or "
+                                   f"more), got {_describe(value)}")
         if kind == "bool":
             if not isinstance(value, bool):
                 raise self.error(path, f"expected true or false, got {_describe(value)}")

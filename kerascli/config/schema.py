@@ -68,6 +68,8 @@ TRAIN_PARAMS = {
     "steps_per_epoch": Param("int", None, min=1, nullable=True,
                              doc="batches per epoch, passes over the data continuing across epochs"),
     "validation_steps": Param("int", None, min=1, nullable=True, doc="validate on the first N batches"),
+    "tensorboard": Param("bool", False, doc="write TensorBoard event files into the run's tensorboard/ folder "
+                                            "(a TensorBoard callback with its defaults; kerascli[tensorboard])"),
 }
 CHECKPOINT_PARAMS = {
     "monitor": Param("str", "val_loss", doc="metric that decides best.npz"),

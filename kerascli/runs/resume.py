@@ -11,7 +11,7 @@ from kerascli.runs.checkpoint import Checkpoint, load_checkpoint
 # Keys a resumed run may change: how long to train and how checkpoints are taken; and its name, which
 # is only a folder name (a run directory may be renamed, copied, or be runs/<name>-3).
 MAY_CHANGE = {("name",), ("train", "epochs"), ("train", "threads"), ("train", "backend"), ("checkpoint", "every_steps"),
-              ("checkpoint", "every_seconds"), ("checkpoint", "keep")}
+              ("checkpoint", "every_seconds"), ("checkpoint", "keep"), ("train", "tensorboard")}
 
 
 def candidates(run_dir: str) -> list[str]:
@@ -61,8 +61,8 @@ def check_same_run(stored: dict | None, config: dict, ckpt: Checkpoint, threads:
         key = ".".join(str(p) for p in path)
         raise ConfigError(
             f"the config differs from the run being resumed at {key}: {old!r} in the run, {new!r} now; "
-            "only train.epochs, train.threads and the checkpoint frequency may change (train without --resume "
-            "for a new run)"
+            "only train.epochs, train.threads, train.backend, train.tensorboard and the checkpoint frequency may "
+            "change (train without --resume for a new run)"
         )
     if config["train"].get("deterministic") and ckpt.state.get("threads") not in (None, threads):
         raise ConfigError(
