@@ -205,6 +205,45 @@ def predict(ctx, target, input_path, output_path, which, classes_only, key, deli
     _run(ctx, action)
 
 
+@cli.command("export")
+@click.argument("target", metavar="RUN_OR_CHECKPOINT", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["keras", "keras-json"]), default="keras", show_default=True,
+              help="keras: a .keras archive keras.saving.load_model opens; keras-json: what model.to_json() writes.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="model.keras or model.json.")
+@which_option
+@debug_option
+@click.pass_context
+def export(ctx, target, fmt, output, which, debug):
+    """Write a trained model for Keras (needs h5py for .keras: kerascli[keras])."""
+
+    def action():
+        from kerascli import commands
+
+        commands.export_model(target, fmt, output, which, _console())
+
+    _run(ctx, action)
+
+
+@cli.command("import")
+@click.argument("path", metavar="MODEL.keras|MODEL.json", type=click.Path())
+@click.option("--weights", "weights_path", default=None, type=click.Path(),
+              help="Keras weights (.weights.h5) for a model given as JSON.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The kerascli config to write (its weights go beside it, NAME.weights.npz).")
+@set_option
+@debug_option
+@click.pass_context
+def import_(ctx, path, weights_path, output, overrides, debug):
+    """Turn a Keras model (Sequential or functional) into a kerascli config and weights."""
+
+    def action():
+        from kerascli import commands
+
+        commands.import_model(path, weights_path, output, list(overrides), _console())
+
+    _run(ctx, action)
+
+
 @cli.command("plot")
 @click.argument("run_dirs", metavar="RUN...", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),

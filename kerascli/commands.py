@@ -650,6 +650,60 @@ def plot_runs(run_dirs: list[str], output: str, metrics: list[str] | None, conso
     console.print(f"wrote {output}", highlight=False)
 
 
+def export_model(target: str, fmt: str, output: str, which: str, console: Console) -> None:
+    """A run's (or checkpoint's) model for Keras: a .keras archive, or what model.to_json() writes."""
+    from kerascli import exchange
+    from kerascli.graph.builder import build_model
+
+    exchange.export_path_check(output, fmt)
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"output folder does not exist: {folder}")
+    path = checkpoint_path(target, which)
+    ckpt = load_checkpoint(path)
+    if ckpt.config is None:
+        raise CheckpointError(f"{path} has no stored config (_config)")
+    spec = resolve_config(LoadedConfig(data=ckpt.config, source=f"{path} (stored config)"))
+    model = build_model(spec.model, spec.source)
+    if fmt == "keras-json":
+        atomic_write_text(output, json.dumps(exchange.keras_config(spec, model)) + "\n")
+    else:
+        data = exchange.keras_archive(spec, model, ckpt.weights())
+        atomic_write(output, lambda f: f.write(data))
+    if any(k.startswith(("_preprocessing/", "_encoding")) for k in ckpt.arrays):
+        _warn("the run transforms its inputs before the model (data.normalize, feature-wise statistics, a table's "
+              "encoding): the exported model expects inputs so transformed")
+    console.print(f"wrote {output} ({spec.name}, {which} checkpoint, epoch {ckpt.epoch})", highlight=False)
+
+
+def import_model(path: str, weights_path: str | None, output: str, overrides: list[str], console: Console) -> None:
+    """A Keras model as a kerascli config (with the weights, when the file has them, in an npz beside it)."""
+
+    from kerascli import exchange
+    from kerascli.graph.builder import build_model
+
+    if os.path.splitext(output)[1].lower() not in (".yaml", ".yml"):
+        raise ConfigError(f"-o must end in .yaml, got {output}")
+    from kerascli.config.schema import resolve_model_section
+
+    keras, weights = exchange.read_keras(path, weights_path)
+    config = exchange.kerascli_config(keras, path)
+    loaded = apply_overrides(LoadedConfig(data=config, source=output), list(overrides))
+    config = loaded.data
+    model = build_model(resolve_model_section(loaded), output)  # every layer and shape checked
+    arrays = exchange.weights_npz(model, weights) if weights is not None else None
+    npz = os.path.splitext(output)[0] + ".weights.npz"
+    if arrays is not None:
+        config["model"]["weights"] = npz
+    complete = all(k in config for k in ("data", "compile"))
+    text = (f"# imported from {os.path.basename(path)}" + ("" if complete else "; add data: and compile: sections "
+            "(see the README) to train or evaluate it") + "\n" + _dump_yaml(config))
+    if arrays is not None:
+        atomic_write(npz, lambda f: np.savez(f, **arrays))
+    atomic_write_text(output, text)
+    console.print(f"wrote {output}" + (f" and {npz}" if arrays is not None else ""), highlight=False)
+
+
 def validate(config_path: str, overrides: list[str], console: Console) -> None:
     spec = load_spec(config_path, overrides)
     session = build_session(spec)

@@ -139,6 +139,12 @@ def default_layer_name(type_name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])", "_", type_name).lower()
 
 
+def resolve_model_section(loaded: LoadedConfig) -> ModelSpec:
+    """The model section alone, checked (kerascli import builds a model before its config is complete)."""
+    check = Checker(loaded)
+    return _resolve_model(check, check.mapping(loaded.data, ()).get("model"))
+
+
 def resolve_config(loaded: LoadedConfig, default_name: str | None = None) -> RunSpec:
     check = Checker(loaded)
     top = check.mapping(loaded.data, ())

@@ -1,0 +1,176 @@
+"""Keras exchange: kerascli export writes what keras.saving.load_model opens and predicts the same with (Keras
+as the oracle, where installed); kerascli import brings a Keras model back with its weights; layers Keras
+nests are refused by name."""
+
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import CONFIGS
+
+from kerascli.cli import cli
+from kerascli.config import resolve_config
+from kerascli.config.loader import LoadedConfig
+from kerascli.train.session import build_session
+
+pytest.importorskip("h5py")
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def keras_or_skip():
+    return pytest.importorskip("keras")
+
+
+CASES = {
+    "dense": ([6], [{"type": "Dense", "units": 5, "activation": "tanh",
+                     "kernel_regularizer": {"type": "l2", "l2": 0.01}, "kernel_constraint": "non_neg"},
+                    {"type": "Dense", "units": 3, "use_bias": False, "kernel_initializer": "he_normal"}]),
+    "conv": ([9, 8, 2], [{"type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
+                         {"type": "Conv2D", "filters": 3, "kernel_size": [2, 3], "strides": 2, "dilation_rate": 1},
+                         {"type": "MaxPooling2D", "pool_size": 2, "padding": "same"},
+                         {"type": "Conv2DTranspose", "filters": 2, "kernel_size": 3, "strides": 2},
+                         {"type": "DepthwiseConv2D", "kernel_size": 3, "depth_multiplier": 2},
+                         {"type": "SeparableConv2D", "filters": 3, "kernel_size": 2},
+                         {"type": "GlobalAveragePooling2D"}]),
+    "sequence": ([7, 3], [{"type": "Conv1D", "filters": 4, "kernel_size": 2, "padding": "causal"},
+                          {"type": "AveragePooling1D", "pool_size": 2},
+                          {"type": "ZeroPadding1D", "padding": 1}, {"type": "UpSampling1D", "size": 2},
+                          {"type": "Cropping1D", "cropping": [1, 2]}, {"type": "LayerNormalization"},
+                          {"type": "GlobalMaxPooling1D"}]),
+    "normalization": ([8], [{"type": "Dense", "units": 6}, {"type": "BatchNormalization", "momentum": 0.9},
+                            {"type": "GroupNormalization", "groups": 3}, {"type": "UnitNormalization"},
+                            {"type": "PReLU"}, {"type": "LeakyReLU", "negative_slope": 0.2}, {"type": "ELU"},
+                            {"type": "ReLU", "max_value": 6.0}, {"type": "Rescaling", "scale": 2.0, "offset": 1.0},
+                            {"type": "Dropout", "rate": 0.3}, {"type": "Dense", "units": 4},
+                            {"type": "Softmax"}]),
+    "shapes": ([4, 6], [{"type": "Permute", "dims": [2, 1]}, {"type": "Reshape", "target_shape": [24]},
+                        {"type": "RepeatVector", "n": 2}, {"type": "Flatten"},
+                        {"type": "EinsumDense", "equation": "ab,bc->ac", "output_shape": 5, "bias_axes": "c"}]),
+    "embedding": ([5], [{"type": "Embedding", "input_dim": 11, "output_dim": 4},
+                        {"type": "GlobalAveragePooling1D"}, {"type": "Dense", "units": 2}]),
+}
+
+
+def session_for(input_shape, layers, seed=3):
+    spec = resolve_config(LoadedConfig(data={
+        "name": "ex", "seed": seed, "data": {"dataset": "digits"}, "compile": {"loss": "mse"},
+        "model": {"input_shape": input_shape, "layers": layers}}, source="test"))
+    return spec, build_session(spec)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_keras_opens_the_archive_and_predicts_the_same(case, tmp_path):
+    keras = keras_or_skip()
+    from kerascli import exchange
+    from kerascli.graph.builder import build_model
+
+    input_shape, layers = CASES[case]
+    spec, session = session_for(input_shape, layers)
+    model = session.model
+    rng = np.random.default_rng(1)  # weights away from their initial values (BatchNormalization's statistics too)
+    weights = {k: (v + rng.normal(scale=0.1, size=v.shape)).astype(np.float32) if "moving_variance" not in k
+               else np.abs(v + rng.normal(scale=0.1, size=v.shape)).astype(np.float32)
+               for k, v in model.get_weights().items()}
+    from kerascli.runs.checkpoint import apply_weights
+
+    apply_weights(model, weights, "test")
+    path = tmp_path / "m.keras"
+    path.write_bytes(exchange.keras_archive(spec, build_model(spec.model, spec.source), weights))
+    loaded = keras.saving.load_model(path)
+    x = (np.random.default_rng(2).integers(0, 11, (4,) + tuple(input_shape)).astype(np.float32) if case == "embedding"
+         else np.random.default_rng(2).normal(size=(4,) + tuple(input_shape)).astype(np.float32))
+    ours = session.trainer.predict(x, 16)
+    theirs = np.asarray(loaded.predict(x, verbose=0))
+    np.testing.assert_allclose(ours, theirs, rtol=2e-4, atol=2e-5)
+    json_text = json.dumps(exchange.keras_config(spec, build_model(spec.model, spec.source)))
+    assert type(keras.models.model_from_json(json_text)).__name__ == "Sequential"
+
+
+def test_a_trained_functional_run_exports_and_imports(tmp_path):
+    keras = keras_or_skip()
+    config = os.path.join(CONFIGS, "functional_branches.yaml")
+    assert invoke("train", config, "--runs-dir", tmp_path, "-q", "--set", "train.epochs=2").exit_code == 0
+    run = tmp_path / "digits-branches"
+    result = invoke("export", run, "-o", tmp_path / "m.keras")
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(tmp_path / "m.keras") as z:
+        assert sorted(z.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    x = np.random.default_rng(0).random((6, 64)).astype(np.float32) * 16
+    np.save(tmp_path / "x.npy", x)
+    assert invoke("predict", run, tmp_path / "x.npy", "-o", tmp_path / "p.npy").exit_code == 0
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), np.asarray(loaded.predict(x, verbose=0)), rtol=1e-4,
+                               atol=1e-6)
+    as_json = invoke("export", run, "--format", "keras-json", "-o", tmp_path / "m.json")
+    assert as_json.exit_code == 0
+    assert json.loads((tmp_path / "m.json").read_text())["class_name"] == "Functional"
+    # and back: the config and weights give the same predictions
+    back = invoke("import", tmp_path / "m.keras", "-o", tmp_path / "back.yaml", "--set", "data.dataset=digits",
+                  "--set", "compile.loss=sparse_categorical_crossentropy")
+    assert back.exit_code == 0, back.output
+    assert (tmp_path / "back.weights.npz").exists()
+    trained = invoke("train", tmp_path / "back.yaml", "--runs-dir", tmp_path / "again", "-q", "--set",
+                     "train.epochs=1", "--set", "compile.optimizer={type: sgd, learning_rate: 1.0e-12}")
+    assert trained.exit_code == 0, trained.output
+    (again,) = os.listdir(tmp_path / "again")
+    assert invoke("predict", tmp_path / "again" / again, tmp_path / "x.npy", "-o", tmp_path / "q.npy",
+                  "--checkpoint", "last").exit_code == 0
+    np.testing.assert_allclose(np.load(tmp_path / "q.npy"), np.load(tmp_path / "p.npy"), rtol=1e-3, atol=1e-5)
+
+
+def test_import_a_keras_sequential_model(tmp_path):
+    keras = keras_or_skip()
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, activation="relu", name="hidden"),
+                              keras.layers.BatchNormalization(), keras.layers.Dense(2, activation="softmax")])
+    x = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
+    model.save(tmp_path / "k.keras")
+    result = invoke("import", tmp_path / "k.keras", "-o", tmp_path / "k.yaml")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "k.yaml").read_text()
+    assert text.startswith("# imported from k.keras; add data: and compile: sections")
+    from kerascli.runs.checkpoint import load_checkpoint
+
+    arrays = load_checkpoint(str(tmp_path / "k.weights.npz")).weights()
+    ref = {f"{layer.name}/{w.name}": np.asarray(w.numpy()) for layer in model.layers for w in layer.weights}
+    assert sorted(arrays) == sorted(ref)
+    for key in ref:
+        np.testing.assert_array_equal(arrays[key], ref[key])
+    import yaml
+
+    config = yaml.safe_load(text)
+    config.update(data={"dataset": "digits"}, compile={"loss": "mse"})
+    spec = resolve_config(LoadedConfig(data=config, source="k.yaml"))
+    session = build_session(spec)
+    np.testing.assert_allclose(session.trainer.predict(x, 8), np.asarray(model.predict(x, verbose=0)), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_layers_keras_nests_are_refused_by_name(tmp_path, write_config):
+    config = write_config("""
+        name: rnn
+        data: {dataset: synthetic_sequences, samples: 40, steps: 5, features: 3, classes: 2}
+        model:
+          input_shape: [5, 3]
+          layers:
+            - {type: LSTM, units: 4}
+            - {type: Dense, units: 2, activation: softmax}
+        compile: {loss: sparse_categorical_crossentropy}
+        train: {epochs: 1}
+    """)
+    assert invoke("train", config, "--runs-dir", tmp_path, "-q").exit_code == 0
+    result = invoke("export", tmp_path / "rnn", "-o", tmp_path / "m.keras")
+    assert result.exit_code == 2
+    assert "layer 'lstm' (LSTM) cannot be exported to Keras yet" in result.output
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_export_names_its_formats(tmp_path):
+    result = invoke("export", tmp_path, "-o", tmp_path / "m.h5")
+    assert result.exit_code == 2 and "-o must end in .keras" in result.output
