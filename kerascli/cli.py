@@ -205,6 +205,40 @@ def predict(ctx, target, input_path, output_path, which, classes_only, key, deli
     _run(ctx, action)
 
 
+@cli.command("init")
+@click.argument("template", type=click.Choice(["mlp", "cnn", "rnn", "functional", "regression"]), default="mlp")
+@click.option("-o", "--output", default="config.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
+@debug_option
+@click.pass_context
+def init(ctx, template, output, force, debug):
+    """Write a commented starter config that trains as is: mlp, cnn, rnn, functional or regression."""
+
+    def action():
+        from kerascli import commands
+
+        commands.init_config(template, output, force, _console())
+
+    _run(ctx, action)
+
+
+@cli.command("config")
+@click.argument("target", metavar="CONFIG_OR_RUN", type=click.Path())
+@set_option
+@click.option("--json", "as_json", is_flag=True, help="Every value as {key, value, from}.")
+@debug_option
+@click.pass_context
+def config_(ctx, target, overrides, as_json, debug):
+    """Print the fully resolved config, each value with where it came from (file:line, --set, or default)."""
+
+    def action():
+        from kerascli import commands
+
+        commands.show_config(target, list(overrides), as_json, _console())
+
+    _run(ctx, action)
+
+
 @cli.command("export")
 @click.argument("target", metavar="RUN_OR_CHECKPOINT", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["keras", "keras-json"]), default="keras", show_default=True,

@@ -704,6 +704,33 @@ def import_model(path: str, weights_path: str | None, output: str, overrides: li
     console.print(f"wrote {output}" + (f" and {npz}" if arrays is not None else ""), highlight=False)
 
 
+TEMPLATES = ("mlp", "cnn", "rnn", "functional", "regression")
+
+
+def init_config(template: str, output: str, force: bool, console: Console) -> None:
+    """A commented starter config that trains as is (on data that ships with kerascli or is generated)."""
+    from importlib import resources
+
+    if os.path.exists(output) and not force:
+        raise ConfigError(f"{output} exists; choose another name, or --force to replace it")
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"output folder does not exist: {folder}")
+    text = resources.files("kerascli.templates").joinpath(f"{template}.yaml").read_text()
+    atomic_write_text(output, text)
+    console.print(f"wrote {output} ({template}); train it with: kerascli train {shlex.quote(output)}", highlight=False)
+
+
+def show_config(target: str, overrides: list[str], as_json: bool, console: Console) -> None:
+    """The fully resolved config, each value with where it came from."""
+    from kerascli.config.explain import explain, explain_json
+
+    loaded = apply_overrides(load_config_file(config_of(target)), list(overrides))
+    resolved = resolve_config(loaded).to_dict()
+    text = explain_json(resolved, loaded) if as_json else explain(resolved, loaded)
+    console.file.write(text)
+
+
 def validate(config_path: str, overrides: list[str], console: Console) -> None:
     spec = load_spec(config_path, overrides)
     session = build_session(spec)
