@@ -241,14 +241,16 @@ def config_(ctx, target, overrides, as_json, debug):
 
 @cli.command("export")
 @click.argument("target", metavar="RUN_OR_CHECKPOINT", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["keras", "keras-json"]), default="keras", show_default=True,
-              help="keras: a .keras archive keras.saving.load_model opens; keras-json: what model.to_json() writes.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="model.keras or model.json.")
+@click.option("--format", "fmt", type=click.Choice(["keras", "keras-json", "onnx"]), default="keras",
+              show_default=True, help="keras: a .keras archive keras.saving.load_model opens; keras-json: what "
+                                      "model.to_json() writes; onnx: an ONNX model (opset 17, any batch size).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="model.keras, model.json or model.onnx.")
 @which_option
 @debug_option
 @click.pass_context
 def export(ctx, target, fmt, output, which, debug):
-    """Write a trained model for Keras (needs h5py for .keras: kerascli[keras])."""
+    """Write a trained model for Keras (.keras needs h5py: kerascli[keras]) or ONNX (kerascli[onnx])."""
 
     def action():
         from kerascli import commands

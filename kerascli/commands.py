@@ -651,7 +651,7 @@ def plot_runs(run_dirs: list[str], output: str, metrics: list[str] | None, conso
 
 
 def export_model(target: str, fmt: str, output: str, which: str, console: Console) -> None:
-    """A run's (or checkpoint's) model for Keras: a .keras archive, or what model.to_json() writes."""
+    """A run's (or checkpoint's) model for Keras (a .keras archive, or what model.to_json() writes) or ONNX."""
     from kerascli import exchange
     from kerascli.graph.builder import build_model
 
@@ -667,6 +667,11 @@ def export_model(target: str, fmt: str, output: str, which: str, console: Consol
     model = build_model(spec.model, spec.source)
     if fmt == "keras-json":
         atomic_write_text(output, json.dumps(exchange.keras_config(spec, model)) + "\n")
+    elif fmt == "onnx":
+        from kerascli.onnx_export import onnx_model
+
+        data = onnx_model(spec, model, ckpt.weights())
+        atomic_write(output, lambda f: f.write(data))
     else:
         data = exchange.keras_archive(spec, model, ckpt.weights())
         atomic_write(output, lambda f: f.write(data))

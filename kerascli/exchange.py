@@ -372,3 +372,5 @@ def export_path_check(output: str, fmt: str) -> None:
         raise ConfigError(f"--format keras writes a .keras archive: -o must end in .keras, got {output}")
     if fmt == "keras-json" and ext != ".json":
         raise ConfigError(f"--format keras-json writes JSON: -o must end in .json, got {output}")
+    if fmt == "onnx" and ext != ".onnx":
+        raise ConfigError(f"--format onnx writes an ONNX model: -o must end in .onnx, got {output}")
