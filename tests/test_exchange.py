@@ -88,7 +88,7 @@ def test_keras_opens_the_archive_and_predicts_the_same(case, tmp_path):
          else np.random.default_rng(2).normal(size=(4,) + tuple(input_shape)).astype(np.float32))
     ours = session.trainer.predict(x, 16)
     theirs = np.asarray(loaded.predict(x, verbose=0))
-    np.testing.assert_allclose(ours, theirs, rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
     json_text = json.dumps(exchange.keras_config(spec, build_model(spec.model, spec.source)))
     assert type(keras.models.model_from_json(json_text)).__name__ == "Sequential"
 
@@ -106,7 +106,7 @@ def test_a_trained_functional_run_exports_and_imports(tmp_path):
     x = np.random.default_rng(0).random((6, 64)).astype(np.float32) * 16
     np.save(tmp_path / "x.npy", x)
     assert invoke("predict", run, tmp_path / "x.npy", "-o", tmp_path / "p.npy").exit_code == 0
-    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), np.asarray(loaded.predict(x, verbose=0)), rtol=1e-4,
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), np.asarray(loaded.predict(x, verbose=0)), rtol=1e-5,
                                atol=1e-6)
     as_json = invoke("export", run, "--format", "keras-json", "-o", tmp_path / "m.json")
     assert as_json.exit_code == 0

@@ -48,8 +48,13 @@ def classifier_run(tmp_path_factory):
 
 def test_a_classifier_run_leaves_curves_confusion_matrix_and_report(classifier_run):
     pytest.importorskip("matplotlib")
+    sizes = {}
     for name in ("curves.png", "confusion_matrix.png"):
-        assert (classifier_run / name).read_bytes().startswith(PNG)
+        data = (classifier_run / name).read_bytes()
+        assert data.startswith(PNG) and data[12:16] == b"IHDR"
+        sizes[name] = (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"))
+    # loss, accuracy and the learning rate side by side (4.6 x 3.4 inches each at 100 dpi); 3 classes
+    assert sizes == {"curves.png": (1380, 340), "confusion_matrix.png": (385, 385)}
     assert (classifier_run / "report.html").exists()
     # summary.json is still the last word (a run without it did not finish)
     last = max((n for n in os.listdir(classifier_run) if not n.startswith(".")),
