@@ -1,8 +1,9 @@
 """Keras exchange: a trained model out as a Keras 3 ``.keras`` archive (config.json, metadata.json,
 model.weights.h5) or ``model.to_json()`` text, and a Keras model in as a kerascli config plus an npz of its
 weights. kerascli's layers already have Keras' names, arguments and weight layout, so a layer's config
-crosses as it is, wrapped the way Keras serializes it; layers whose Keras weights sit in nested objects
-(recurrent cells, wrappers, attention's sub-layers, adapted preprocessing) are refused by name, both ways.
+crosses as it is, wrapped the way Keras serializes it (a recurrent layer's weights in its cell, as Keras
+keeps them); layers whose Keras weights sit in other nested objects (wrappers, attention's sub-layers,
+adapted preprocessing) are refused by name, both ways.
 Writing and reading the weights file needs h5py (``pip install 'kerascli[keras]'``); Keras itself is not
 needed."""
 
@@ -28,8 +29,10 @@ EXCHANGED = {
     "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "BatchNormalization", "LayerNormalization",
     "GroupNormalization", "UnitNormalization", "Embedding", "Add", "Subtract", "Multiply", "Average", "Maximum",
-    "Minimum", "Concatenate", "Dot", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax",
+    "Minimum", "Concatenate", "Dot", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "SimpleRNN", "LSTM", "GRU",
 }
+# recurrent layers: Keras keeps their weights in their cell (layers/<group>/cell/vars/<i>)
+CELLS = {"SimpleRNN", "LSTM", "GRU"}
 # kerascli's own keys in a layer's config (not Keras arguments)
 OWN_KEYS = {"type", "name", "inputs", "trainable"}
 KERAS_VERSION = "3.15.1"  # the Keras whose format this writes (any Keras 3 reads it)
@@ -218,6 +221,8 @@ def weights_h5(config: dict, model, weights: dict[str, np.ndarray]) -> bytes:
         group = f.create_group("layers")
         for entry, name in zip(entries, h5_names([e["class_name"] for e in entries])):
             variables = group.create_group(name).create_group("vars")
+            if entry["class_name"] in CELLS:
+                variables = group[name].create_group("cell").create_group("vars")
             layer = layers.get(entry["config"]["name"]) if entry["class_name"] != "InputLayer" else None
             for i, spec in enumerate(layer.weight_specs if layer is not None else []):
                 variables.create_dataset(str(i), data=weights[f"{layer.name}/{spec.name}"])
@@ -302,7 +307,7 @@ def read_keras(path: str, weights_path: str | None = None) -> tuple[dict, dict |
         try:
             with h5py.File(io.BytesIO(h5_bytes), "r") as f:
                 for name, group in f.get("layers", {}).items():
-                    variables = group.get("vars", {})
+                    variables = (group["cell"] if "cell" in group else group).get("vars", {})
                     groups[name] = [np.asarray(variables[k]) for k in sorted(variables, key=int)]
         except (OSError, ValueError) as exc:
             raise DataError(f"{weights_path or path}: not a readable Keras weights file: {exc}") from None

@@ -55,6 +55,10 @@ CASES = {
                         {"type": "EinsumDense", "equation": "ab,bc->ac", "output_shape": 5, "bias_axes": "c"}]),
     "embedding": ([5], [{"type": "Embedding", "input_dim": 11, "output_dim": 4},
                         {"type": "GlobalAveragePooling1D"}, {"type": "Dense", "units": 2}]),
+    "recurrent": ([6, 3], [{"type": "SimpleRNN", "units": 4, "return_sequences": True},
+                           {"type": "LSTM", "units": 5, "return_sequences": True, "go_backwards": True},
+                           {"type": "GRU", "units": 3, "reset_after": True, "return_sequences": True},
+                           {"type": "GRU", "units": 2, "reset_after": False}]),
 }
 
 
@@ -159,7 +163,7 @@ def test_layers_keras_nests_are_refused_by_name(tmp_path, write_config):
         model:
           input_shape: [5, 3]
           layers:
-            - {type: LSTM, units: 4}
+            - {type: Bidirectional, layer: {type: LSTM, units: 4}}
             - {type: Dense, units: 2, activation: softmax}
         compile: {loss: sparse_categorical_crossentropy}
         train: {epochs: 1}
@@ -167,10 +171,26 @@ def test_layers_keras_nests_are_refused_by_name(tmp_path, write_config):
     assert invoke("train", config, "--runs-dir", tmp_path, "-q").exit_code == 0
     result = invoke("export", tmp_path / "rnn", "-o", tmp_path / "m.keras")
     assert result.exit_code == 2
-    assert "layer 'lstm' (LSTM) cannot be exported to Keras yet" in result.output
+    assert "layer 'bidirectional' (Bidirectional) cannot be exported to Keras yet" in result.output
     assert not (tmp_path / "m.keras").exists()
 
 
 def test_export_names_its_formats(tmp_path):
     result = invoke("export", tmp_path, "-o", tmp_path / "m.h5")
     assert result.exit_code == 2 and "-o must end in .keras" in result.output
+
+
+def test_import_a_keras_recurrent_model(tmp_path):
+    keras = keras_or_skip()
+    model = keras.Sequential([keras.Input((6, 3)), keras.layers.GRU(4, return_sequences=True),
+                              keras.layers.LSTM(3), keras.layers.Dense(2)])
+    model.save(tmp_path / "r.keras")
+    result = invoke("import", tmp_path / "r.keras", "-o", tmp_path / "r.yaml", "--set", "data.dataset=digits",
+                    "--set", "compile.loss=mse")
+    assert result.exit_code == 0, result.output
+    import yaml
+
+    spec = resolve_config(LoadedConfig(data=yaml.safe_load((tmp_path / "r.yaml").read_text()), source="r.yaml"))
+    x = np.random.default_rng(0).normal(size=(4, 6, 3)).astype(np.float32)
+    np.testing.assert_allclose(build_session(spec).trainer.predict(x, 8), np.asarray(model.predict(x, verbose=0)),
+                               rtol=1e-5, atol=1e-6)
