@@ -215,9 +215,9 @@ def init(ctx, template, output, force, debug):
     """Write a commented starter config that trains as is: mlp, cnn, rnn, functional or regression."""
 
     def action():
-        from kerascli import commands
+        from kerascli import tool_commands
 
-        commands.init_config(template, output, force, _console())
+        tool_commands.init_config(template, output, force, _console())
 
     _run(ctx, action)
 
@@ -232,9 +232,9 @@ def config_(ctx, target, overrides, as_json, debug):
     """Print the fully resolved config, each value with where it came from (file:line, --set, or default)."""
 
     def action():
-        from kerascli import commands
+        from kerascli import tool_commands
 
-        commands.show_config(target, list(overrides), as_json, _console())
+        tool_commands.show_config(target, list(overrides), as_json, _console())
 
     _run(ctx, action)
 
@@ -253,9 +253,9 @@ def export(ctx, target, fmt, output, which, debug):
     """Write a trained model for Keras (.keras needs h5py: kerascli[keras]) or ONNX (kerascli[onnx])."""
 
     def action():
-        from kerascli import commands
+        from kerascli import tool_commands
 
-        commands.export_model(target, fmt, output, which, _console())
+        tool_commands.export_model(target, fmt, output, which, _console())
 
     _run(ctx, action)
 
@@ -273,9 +273,9 @@ def import_(ctx, path, weights_path, output, overrides, debug):
     """Turn a Keras model (Sequential or functional) into a kerascli config and weights."""
 
     def action():
-        from kerascli import commands
+        from kerascli import tool_commands
 
-        commands.import_model(path, weights_path, output, list(overrides), _console())
+        tool_commands.import_model(path, weights_path, output, list(overrides), _console())
 
     _run(ctx, action)
 
@@ -291,10 +291,10 @@ def plot(ctx, run_dirs, output, metrics, debug):
     """Loss and metric curves of one run or several overlaid (train solid, validation dashed)."""
 
     def action():
-        from kerascli import commands
+        from kerascli import tool_commands
 
         chosen = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
-        commands.plot_runs(list(run_dirs), output, chosen, _console())
+        tool_commands.plot_runs(list(run_dirs), output, chosen, _console())
 
     _run(ctx, action)
 
@@ -317,11 +317,11 @@ def plot_model(ctx, target, output, overrides, show_shapes, show_dtype, show_act
     """Draw the model's graph of layers (Keras' plot_model), from a config or a run directory."""
 
     def action():
-        from kerascli import commands
+        from kerascli import tool_commands
 
         options = {"show_shapes": show_shapes, "show_dtype": show_dtype, "show_activations": show_activations,
                    "show_trainable": show_trainable}
-        commands.plot_model(target, list(overrides), output, options, rankdir, _console())
+        tool_commands.plot_model(target, list(overrides), output, options, rankdir, _console())
 
     _run(ctx, action)
 
@@ -335,9 +335,9 @@ def summary(ctx, config, overrides, debug):
     """Print the model's layers, output shapes and parameter counts (from a config or a run directory)."""
 
     def action():
-        from kerascli import commands
+        from kerascli import tool_commands
 
-        commands.summary(config, list(overrides), _console())
+        tool_commands.summary(config, list(overrides), _console())
 
     _run(ctx, action)
 
@@ -381,9 +381,9 @@ def datasets_list(ctx, as_json, debug):
     """Each dataset's size and whether it is in the cache."""
 
     def action():
-        from kerascli import commands
+        from kerascli import tool_commands
 
-        commands.datasets_list(_console(), as_json)
+        tool_commands.datasets_list(_console(), as_json)
 
     _run(ctx, action)
 
@@ -396,10 +396,10 @@ def datasets_download(ctx, names, debug):
     """Fetch datasets into the cache now (for a machine that will be offline)."""
 
     def action():
-        from kerascli import commands
+        from kerascli import tool_commands
 
         _download_bars()
-        commands.datasets_download(list(names), _console())
+        tool_commands.datasets_download(list(names), _console())
 
     _run(ctx, action)
 

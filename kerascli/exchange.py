@@ -177,6 +177,12 @@ def _inputs_of(entry: dict) -> list[str]:
     return [t["config"]["keras_history"][0] for t in tensors]
 
 
+def _outputs_of(body: dict) -> list[str]:
+    """The output layers' names of a functional config (one output is written flat, several as a list)."""
+    outs = body.get("output_layers") or []
+    return [outs[0]] if outs and isinstance(outs[0], str) else [o[0] for o in outs]
+
+
 def _entries(config: dict) -> list[dict]:
     """The layer entries in the order of Keras' ``model.layers``, which names the weights file's groups: a
     Sequential model's layers as listed; a functional model's as Keras' graph map orders them (by depth
@@ -187,8 +193,7 @@ def _entries(config: dict) -> list[dict]:
     by_name = {e["config"]["name"] if e.get("class_name") != "InputLayer" else e.get("name", e["config"]["name"]): e
                for e in entries}
     inputs = {name: _inputs_of(e) for name, e in by_name.items()}
-    outs = config["config"].get("output_layers") or []
-    outs = [outs[0]] if outs and isinstance(outs[0], str) else [o[0] for o in outs]
+    outs = _outputs_of(config["config"])
     index: dict[str, int] = {}
     finished: list[str] = []
 
@@ -344,13 +349,9 @@ def kerascli_config(keras: dict, source: str) -> dict:
         if len(nodes) != 1:
             raise ConfigError(f"{source}: layer {layer['name']!r} is called {len(nodes)} times; kerascli layers are "
                               "called once")
-        args = nodes[0].get("args") or []
-        tensors = args[0] if len(args) == 1 and isinstance(args[0], list) else args
-        layer["inputs"] = [t["config"]["keras_history"][0] for t in tensors]
+        layer["inputs"] = _inputs_of(entry)
         out_layers.append(layer)
-    outs = body.get("output_layers") or []
-    outs = [outs[0]] if outs and isinstance(outs[0], str) else [o[0] for o in outs]
-    model = {"inputs": model_inputs, "layers": out_layers, "outputs": outs}
+    model = {"inputs": model_inputs, "layers": out_layers, "outputs": _outputs_of(body)}
     return {"name": body.get("name") or "imported", "model": model}
 
 

@@ -16,7 +16,8 @@ import pytest
 from kerascli.data.pipeline import BatchSplit, Split
 from kerascli.errors import ConfigError
 from kerascli.train import distributed
-from kerascli.train.distributed import Padding, ShardedSplit, launched_processes
+from kerascli.train.distributed import launched_processes
+from kerascli.train.sharding import Padding, ShardedSplit
 
 MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
 

@@ -8,7 +8,7 @@ import yaml
 from click.testing import CliRunner
 
 from kerascli.cli import cli
-from kerascli.commands import TEMPLATES
+from kerascli.tool_commands import TEMPLATES
 
 
 def invoke(*args):
