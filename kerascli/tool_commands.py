@@ -179,22 +179,27 @@ def show_config(target: str, overrides: list[str], as_json: bool, console: Conso
 
 
 def datasets_list(console: Console, as_json: bool) -> None:
-    """The datasets that download: name, size, whether cached, where."""
+    """The datasets that download: name, size, whether cached, where from."""
+    import urllib.parse
+
     from rich.table import Table
 
     from kerascli.data.catalog import catalog
-    from kerascli.data.download import base_url, cache_dir
+    from kerascli.data.download import URL_ENV, base_url, cache_dir
 
     rows = catalog()
     if as_json:
         console.print_json(json.dumps({"cache": cache_dir(), "url": base_url(), "datasets": rows}))
         return
-    table = Table("dataset", "size", "cached", box=None)
+    table = Table("dataset", "size", "cached", "from", box=None)
     for row in rows:
-        table.add_row(row["name"], f"{row['bytes'] / 1e6:,.1f} MB", row["cached"])
+        table.add_row(row["name"], f"{row['bytes'] / 1e6:,.1f} MB", row["cached"],
+                      urllib.parse.urlsplit(row["urls"][0]).netloc)
     console.print(table)
-    console.print(f"cache: {os.path.join(cache_dir(), 'datasets')}  (KERASCLI_CACHE_DIR)\nfrom:  {base_url()}  "
-                  "(KERASCLI_DATA_URL)", highlight=False)
+    mirror = os.environ.get(URL_ENV)
+    console.print(f"cache: {os.path.join(cache_dir(), 'datasets')}  (KERASCLI_CACHE_DIR)\n"
+                  + (f"from:  {mirror}  ({URL_ENV})" if mirror else f"({URL_ENV} names a mirror for them all)"),
+                  highlight=False, markup=False)
 
 
 def datasets_download(names: list[str], console: Console) -> None:

@@ -15,13 +15,14 @@ def downloadable() -> dict:
 
 
 def catalog() -> list[dict]:
-    """One row per downloadable dataset: name, bytes, cached (yes / partly / no), its files' cache paths."""
+    """One row per downloadable dataset: name, bytes, cached (yes / partly / no), its files' cache paths and
+    URLs."""
     rows = []
     for name, dataset in downloadable().items():
         cached = sum(f.cached() for f in dataset.FILES)
         rows.append({"name": name, "bytes": sum(f.size for f in dataset.FILES),
                      "cached": "yes" if cached == len(dataset.FILES) else ("partly" if cached else "no"),
-                     "files": [f.path for f in dataset.FILES]})
+                     "files": [f.path for f in dataset.FILES], "urls": [f.url for f in dataset.FILES]})
     return rows
 
 

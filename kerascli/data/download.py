@@ -32,13 +32,15 @@ CHUNK_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """A file under the base URL (``name``), cached as ``folder``/``name``, ``size`` bytes with digest
-    ``sha256``."""
+    """A file published at ``origin`` + ``name``, cached as ``folder``/``name``, ``size`` bytes with digest
+    ``sha256``. ``KERASCLI_DATA_URL``, when set, replaces every file's origin (a mirror holds them side by
+    side)."""
 
     name: str
     sha256: str
     size: int
     folder: str = ""
+    origin: str = DEFAULT_BASE_URL
 
     @property
     def path(self) -> str:
@@ -47,7 +49,7 @@ class RemoteFile:
 
     @property
     def url(self) -> str:
-        return base_url() + urllib.parse.quote(self.name)
+        return base_url(self.origin) + urllib.parse.quote(self.name)
 
     def cached(self) -> bool:
         """Whether it is in the cache at its size (its digest is checked when it is used)."""
@@ -61,8 +63,9 @@ def cache_dir() -> str:
     return os.path.expanduser(os.environ.get(CACHE_ENV) or os.path.join("~", ".cache", "kerascli"))
 
 
-def base_url() -> str:
-    url = os.environ.get(URL_ENV) or DEFAULT_BASE_URL
+def base_url(origin: str = DEFAULT_BASE_URL) -> str:
+    """Where files are fetched from: the mirror ``KERASCLI_DATA_URL`` names, else ``origin``."""
+    url = os.environ.get(URL_ENV) or origin
     return url if url.endswith("/") else url + "/"
 
 
@@ -105,7 +108,7 @@ def fetch(file: RemoteFile) -> str:
 
 
 def _offline_hint(file: RemoteFile, path: str) -> str:
-    return (f"to work offline, fetch {DEFAULT_BASE_URL}{file.name} ({file.size:,} bytes) yourself and put it at "
+    return (f"to work offline, fetch {file.origin}{file.name} ({file.size:,} bytes) yourself and put it at "
             f"{path}, or set {URL_ENV} to a mirror")
 
 

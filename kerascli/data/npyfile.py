@@ -116,3 +116,41 @@ def _check_limit(path: str, nbytes: int, limit: int | None) -> None:
     if nbytes > limit:
         raise DataError(f"{path}: its arrays need {nbytes / 2**30:,.1f} GiB, more than the "
                         f"{limit / 2**30:,.1f} GiB this can use")
+
+
+def load_npz_sequences(path: str, names: list[str]) -> dict:
+    """The arrays ``names`` of an .npz file whose arrays may hold Python objects (keras.datasets' imdb.npz and
+    reuters.npz keep ragged sequences so): an object array's pickle stream is read by
+    kerascli.data.pickled, which builds lists and numbers and never unpickles; numeric arrays are read with
+    pickle off, their headers checked first."""
+    from kerascli.data.pickled import read_pickle
+
+    arrays = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {i.filename[:-4] if i.filename.endswith(".npy") else i.filename: i for i in archive.infolist()}
+            for name in names:
+                if name not in members:
+                    raise DataError(f"{path}: no array named {name!r} (arrays: {', '.join(members) or 'none'})")
+                info, where = members[name], f"{path}: array {name!r}"
+                _check_limit(where, info.file_size, None)
+                with archive.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape, fortran, dtype = read(f)
+                    offset = f.tell()
+                    if not dtype.hasobject:
+                        _check_declared(where, shape, dtype, info.file_size - offset,
+                                        info.compress_size if info.compress_type != zipfile.ZIP_STORED else None)
+                        arrays[name] = np.frombuffer(f.read(), dtype=dtype).reshape(shape, order="F" if fortran
+                                                                                     else "C")
+                        continue
+                    value = read_pickle(f.read(), where)
+                if not (isinstance(value, np.ndarray) and value.shape == tuple(shape)):
+                    raise DataError(f"{where}: its pickled data is not the array of shape {tuple(shape)} its header "
+                                    "declares")
+                arrays[name] = value
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    return arrays
