@@ -1,9 +1,9 @@
 """Keras exchange: a trained model out as a Keras 3 ``.keras`` archive (config.json, metadata.json,
 model.weights.h5) or ``model.to_json()`` text, and a Keras model in as a kerascli config plus an npz of its
 weights. kerascli's layers already have Keras' names, arguments and weight layout, so a layer's config
-crosses as it is, wrapped the way Keras serializes it (a recurrent layer's weights in its cell, as Keras
-keeps them); layers whose Keras weights sit in other nested objects (wrappers, attention's sub-layers,
-adapted preprocessing) are refused by name, both ways.
+crosses as it is, wrapped the way Keras serializes it, and each weight goes to the variable group where
+Keras keeps it (a recurrent layer's in its cell, a wrapper's in its inner layers, attention's in its
+projections: ``h5_places``). A layer kerascli lacks (or a plugin's) is refused by name, both ways.
 Writing and reading the weights file needs h5py (``pip install 'kerascli[keras]'``); Keras itself is not
 needed."""
 
@@ -30,9 +30,15 @@ EXCHANGED = {
     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "BatchNormalization", "LayerNormalization",
     "GroupNormalization", "UnitNormalization", "Embedding", "Add", "Subtract", "Multiply", "Average", "Maximum",
     "Minimum", "Concatenate", "Dot", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "SimpleRNN", "LSTM", "GRU",
+    "Bidirectional", "TimeDistributed", "MultiHeadAttention", "Attention", "AdditiveAttention", "Normalization",
 }
 # recurrent layers: Keras keeps their weights in their cell (layers/<group>/cell/vars/<i>)
 CELLS = {"SimpleRNN", "LSTM", "GRU"}
+# attention layers: their inputs are call arguments in Keras (query, value, key), use_causal_mask too
+ATTENTION = {"MultiHeadAttention", "Attention", "AdditiveAttention"}
+# MultiHeadAttention's projections: kerascli's weight prefix -> Keras' sub-layer
+MHA_GROUPS = {"query": "query_dense", "key": "key_dense", "value": "value_dense", "attention_output": "output_dense"}
+CALL_KEYS = {"use_causal_mask"}  # kerascli arguments that are call arguments in Keras
 # kerascli's own keys in a layer's config (not Keras arguments)
 OWN_KEYS = {"type", "name", "inputs", "trainable"}
 KERAS_VERSION = "3.15.1"  # the Keras whose format this writes (any Keras 3 reads it)
@@ -78,10 +84,32 @@ def _constraint_class(name: str) -> str:
             "unit_norm": "UnitNorm"}.get(name, _camel(name))
 
 
+def _keras_layer(layer: dict, dtype: str) -> dict:
+    """A layer in Keras' serialized form (module, class_name, config)."""
+    return {"module": "keras.layers", "class_name": layer["type"], "config": _keras_layer_config(layer, dtype),
+            "registered_name": None}
+
+
+def _inner_layers(layer: dict, dtype: str) -> dict:
+    """A wrapper's inner layer(s) as Keras serializes them: TimeDistributed's ``layer``; Bidirectional's
+    ``layer`` and ``backward_layer`` (the same layer reading the other way, as kerascli runs it)."""
+    inner = layer["layer"]
+    base = snake_case(inner["type"])
+    if layer["type"] == "TimeDistributed":
+        return {"layer": _keras_layer({**inner, "name": base}, dtype)}
+    backwards = inner.get("go_backwards", False)
+    return {"layer": _keras_layer({**inner, "name": f"forward_{base}"}, dtype),
+            "backward_layer": _keras_layer({**inner, "name": f"backward_{base}", "go_backwards": not backwards},
+                                           dtype)}
+
+
 def _keras_layer_config(layer: dict, dtype: str) -> dict:
     config = {"name": layer["name"], "trainable": layer.get("trainable", True), "dtype": dtype}
     for key, value in layer.items():
-        if key in OWN_KEYS:
+        if key in OWN_KEYS or (key in CALL_KEYS and layer["type"] in ATTENTION):
+            continue
+        if key == "layer" and isinstance(value, dict):
+            config.update(_inner_layers(layer, dtype))
             continue
         if key.endswith("_initializer"):
             value = _serialized("initializers", value)
@@ -104,8 +132,8 @@ def keras_config(spec, model) -> dict:
     layers = spec.model.layers
     for layer in layers:
         if layer["type"] not in EXCHANGED:
-            raise ConfigError(f"layer {layer['name']!r} ({layer['type']}) cannot be exported to Keras yet (its "
-                              "Keras weights sit in nested objects); exported layers: "
+            raise ConfigError(f"layer {layer['name']!r} ({layer['type']}) cannot be exported to Keras (Keras has "
+                              "no such layer); exported layers: "
                               + ", ".join(sorted(EXCHANGED)))
     entries = []
     shapes = dict(model.input_shapes)
@@ -114,7 +142,8 @@ def keras_config(spec, model) -> dict:
     sequential = all(len(n.inputs) == 1 for n in model.nodes) and len(model.input_shapes) == 1 and \
         len(model.outputs) == 1 and all(n.inputs[0] == (model.nodes[i - 1].layer.name if i else
                                                          next(iter(model.input_shapes)))
-                                        for i, n in enumerate(model.nodes))
+                                        for i, n in enumerate(model.nodes)) and \
+        not any(layer["type"] in ATTENTION for layer in layers)  # Keras calls them with query and value
     by_name = {layer["name"]: layer for layer in layers}
     for name, shape in model.input_shapes.items():
         entry = {"module": "keras.layers", "class_name": "InputLayer",
@@ -131,8 +160,10 @@ def keras_config(spec, model) -> dict:
         entry["build_config"] = {"input_shape": in_shape if node.layer.n_inputs == 0 else in_shape[0]}
         if not sequential:
             tensors = [_tensor(s, shapes[s], dtype) for s in node.inputs]
-            entry.update(name=node.layer.name,
-                         inbound_nodes=[{"args": [tensors] if node.layer.n_inputs == 0 else tensors, "kwargs": {}}])
+            args, kwargs = [tensors] if node.layer.n_inputs == 0 else tensors, {}
+            if layer["type"] in ATTENTION:
+                args, kwargs, entry["build_config"] = _attention_call(layer, tensors, in_shape)
+            entry.update(name=node.layer.name, inbound_nodes=[{"args": args, "kwargs": kwargs}])
         entries.append(entry)
     if sequential:
         (shape,) = model.input_shapes.values()
@@ -146,6 +177,20 @@ def keras_config(spec, model) -> dict:
               "input_layers": ins[0] if len(ins) == 1 else ins, "output_layers": outs[0] if len(outs) == 1 else outs}
     return {"module": "keras.src.models.functional", "class_name": "Functional", "config": config,
             "registered_name": "Functional", "build_config": {"input_shape": None}}
+
+
+def _attention_call(layer: dict, tensors: list, shapes: list) -> tuple[list, dict, dict]:
+    """(args, kwargs, build_config) of an attention layer's call in Keras: MultiHeadAttention(query, value,
+    key=...), Attention([query, value, key]); one input is self-attention (query = value)."""
+    if len(tensors) == 1:
+        tensors, shapes = tensors * 2, shapes * 2
+    kwargs = {"use_causal_mask": True} if layer.get("use_causal_mask") else {}
+    if layer["type"] != "MultiHeadAttention":
+        return [tensors], kwargs, {"input_shape": shapes}
+    if len(tensors) == 3:
+        kwargs["key"] = tensors[2]
+    names = ("query_shape", "value_shape", "key_shape")
+    return tensors[:2], kwargs, {"shapes_dict": dict(zip(names, shapes))}
 
 
 def snake_case(name: str) -> str:
@@ -169,12 +214,31 @@ def h5_names(class_names: list[str]) -> list[str]:
 
 
 def _inputs_of(entry: dict) -> list[str]:
+    """The layers whose outputs a layer of a functional config takes: its call's tensors (one list, or
+    several arguments, and an attention layer's ``key``)."""
     nodes = entry.get("inbound_nodes") or []
     if not nodes:
         return []
     args = nodes[0].get("args") or []
-    tensors = args[0] if len(args) == 1 and isinstance(args[0], list) else args
+    tensors = args[0] if len(args) == 1 and isinstance(args[0], list) else list(args)
+    key = (nodes[0].get("kwargs") or {}).get("key")
+    if isinstance(key, dict) and key.get("class_name") == "__keras_tensor__":
+        tensors = tensors + [key]
     return [t["config"]["keras_history"][0] for t in tensors]
+
+
+def _call_arguments(entry: dict, layer: dict, where: str) -> None:
+    """An attention layer's call arguments that kerascli keeps as layer arguments (use_causal_mask); any
+    other call argument with a value is refused by name."""
+    nodes = entry.get("inbound_nodes") or []
+    for key, value in ((nodes[0].get("kwargs") or {}) if nodes else {}).items():
+        if value is None or value is False or key == "key" and layer["type"] == "MultiHeadAttention":
+            continue
+        if key == "use_causal_mask" and layer["type"] in ATTENTION:
+            layer[key] = bool(value)
+            continue
+        raise ConfigError(f"{where}: layer {layer['name']!r} ({layer['type']}) is called with {key}={value!r}, "
+                          "which kerascli's layer does not take")
 
 
 def _outputs_of(body: dict) -> list[str]:
@@ -216,8 +280,33 @@ def _entries(config: dict) -> list[dict]:
     return [by_name[n] for n in order]
 
 
+def h5_places(kind: str, config: dict, names: list[str]) -> list[tuple[str, str, int]]:
+    """Where Keras keeps each weight of a layer of class ``kind`` (kerascli ``config``, weight ``names`` in
+    kerascli's order): (weight name, its variables group under the layer's group, index in it)."""
+    if kind in CELLS:
+        return [(n, "cell/vars", i) for i, n in enumerate(names)]
+    if kind == "MultiHeadAttention":  # query/kernel -> query_dense/vars/0, query/bias -> .../1
+        return [(n, f"{MHA_GROUPS[n.split('/')[0]]}/vars", 0 if n.endswith("/kernel") else 1) for n in names]
+    if kind in ("Bidirectional", "TimeDistributed"):
+        inner = config["layer"]
+        base = inner["type"].lower()  # kerascli's inner layer names (kerascli.layers.wrappers)
+        halves = ((f"forward_{base}/", "forward_layer"), (f"backward_{base}/", "backward_layer")) \
+            if kind == "Bidirectional" else ((f"{base}/", "layer"),)
+        out = []
+        for prefix, group in halves:
+            own = [n[len(prefix):] for n in names if n.startswith(prefix)]
+            out += [(prefix + n, f"{group}/{path}", i) for n, path, i in h5_places(inner["type"], inner, own)]
+        return out
+    return [(n, "vars", i) for i, n in enumerate(names)]
+
+
+def _h5_extras(kind: str, names: list[str]) -> dict[str, np.ndarray]:
+    """Variables Keras keeps that kerascli has no use for: an adapted Normalization's sample count."""
+    return {"vars/2": np.array(0, dtype=np.int32)} if kind == "Normalization" and names else {}
+
+
 def weights_h5(config: dict, model, weights: dict[str, np.ndarray]) -> bytes:
-    """Keras 3's model.weights.h5: layers/<group>/vars/<i> in each layer's weight order."""
+    """Keras 3's model.weights.h5: layers/<group>/.../vars/<i>, each weight where Keras keeps it."""
     h5py = need_h5py()
     layers = {layer.name: layer for layer in model.layers}
     entries = _entries(config)
@@ -225,12 +314,16 @@ def weights_h5(config: dict, model, weights: dict[str, np.ndarray]) -> bytes:
     with h5py.File(buf, "w") as f:
         group = f.create_group("layers")
         for entry, name in zip(entries, h5_names([e["class_name"] for e in entries])):
-            variables = group.create_group(name).create_group("vars")
-            if entry["class_name"] in CELLS:
-                variables = group[name].create_group("cell").create_group("vars")
+            own = group.create_group(name)
+            own.create_group("vars")
             layer = layers.get(entry["config"]["name"]) if entry["class_name"] != "InputLayer" else None
-            for i, spec in enumerate(layer.weight_specs if layer is not None else []):
-                variables.create_dataset(str(i), data=weights[f"{layer.name}/{spec.name}"])
+            if layer is None:
+                continue
+            names = [spec.name for spec in layer.weight_specs]
+            places = {f"{path}/{i}": weights[f"{layer.name}/{n}"]
+                      for n, path, i in h5_places(entry["class_name"], layer.config, names)}
+            for path, value in {**places, **_h5_extras(entry["class_name"], names)}.items():
+                own.create_dataset(path, data=value)
         f.create_group("vars")
     return buf.getvalue()
 
@@ -278,15 +371,51 @@ def _layer_from_keras(entry: dict, where: str) -> dict:
         if key in known:
             if key.endswith(("_initializer", "_regularizer", "_constraint")):
                 value = _from_serialized(value)
+            elif key == "layer" and isinstance(value, dict):
+                value = _inner_from_keras(config, f"{where}: layer {config['name']!r}")
             layer[key] = value
     if config.get("trainable") is False:
         layer["trainable"] = False
+    if kind == "MultiHeadAttention":
+        _attention_from_keras(config, layer, where)
     return layer
 
 
+def _attention_from_keras(config: dict, layer: dict, where: str) -> None:
+    """MultiHeadAttention's Keras arguments kerascli takes in another form, or only at their defaults."""
+    shape = layer.get("output_shape")
+    if isinstance(shape, list):  # Keras keeps (features,) as a list
+        if len(shape) != 1:
+            raise ConfigError(f"{where}: layer {layer['name']!r} has output_shape {shape}; kerascli's "
+                              "MultiHeadAttention gives (steps, features): one number")
+        layer["output_shape"] = shape[0]
+    for key, default in (("attention_axes", (None, [1], [-2], 1, -2)), ("use_gate", (None, False)),
+                         ("sliding_window", (None,))):
+        if config.get(key) not in default:
+            raise ConfigError(f"{where}: layer {layer['name']!r} has {key}={config[key]!r}; kerascli's "
+                              f"MultiHeadAttention attends over the steps of (steps, features) inputs, ungated")
+
+
+def _inner_from_keras(config: dict, where: str) -> dict:
+    """A wrapper's inner layer as kerascli's ``layer:`` argument; Bidirectional's ``backward_layer`` must be
+    the same layer reading the other way (kerascli builds it so)."""
+    inner = _layer_from_keras(config["layer"], where)
+    inner.pop("name")
+    backward = config.get("backward_layer")
+    if backward is not None:
+        mirrored = _layer_from_keras(backward, where)
+        mirrored.pop("name")
+        flipped = not config["layer"].get("config", {}).get("go_backwards", False)
+        if mirrored.pop("go_backwards", False) != flipped or {k: v for k, v in inner.items()
+                                                               if k != "go_backwards"} != mirrored:
+            raise ConfigError(f"{where}: a backward_layer other than the forward layer reading the other way; "
+                              "kerascli's Bidirectional runs one layer both ways")
+    return inner
+
+
 def read_keras(path: str, weights_path: str | None = None) -> tuple[dict, dict | None]:
-    """(config.json, weights by layer name as lists of arrays, or None) from a .keras archive or a JSON file
-    (with an optional .weights.h5)."""
+    """(config.json, weights by layer name as {path under the layer's group: array}, or None) from a .keras
+    archive or a JSON file (with an optional .weights.h5)."""
     h5_bytes = None
     try:
         if zipfile.is_zipfile(path):
@@ -312,15 +441,16 @@ def read_keras(path: str, weights_path: str | None = None) -> tuple[dict, dict |
         try:
             with h5py.File(io.BytesIO(h5_bytes), "r") as f:
                 for name, group in f.get("layers", {}).items():
-                    variables = (group["cell"] if "cell" in group else group).get("vars", {})
-                    groups[name] = [np.asarray(variables[k]) for k in sorted(variables, key=int)]
+                    found = groups[name] = {}
+                    group.visititems(lambda path, item, found=found: found.__setitem__(path, np.asarray(item))
+                                     if isinstance(item, h5py.Dataset) else None)
         except (OSError, ValueError) as exc:
             raise DataError(f"{weights_path or path}: not a readable Keras weights file: {exc}") from None
         try:
             entries = _entries(config)
         except (KeyError, TypeError):
             raise DataError(f"{path}: no model config with layers") from None
-        weights = {e["config"]["name"]: groups.get(name, [])
+        weights = {e["config"]["name"]: groups.get(name, {})
                    for e, name in zip(entries, h5_names([e.get("class_name", "") for e in entries]))}
     return config, weights
 
@@ -350,21 +480,28 @@ def kerascli_config(keras: dict, source: str) -> dict:
             raise ConfigError(f"{source}: layer {layer['name']!r} is called {len(nodes)} times; kerascli layers are "
                               "called once")
         layer["inputs"] = _inputs_of(entry)
+        _call_arguments(entry, layer, source)
         out_layers.append(layer)
     model = {"inputs": model_inputs, "layers": out_layers, "outputs": _outputs_of(body)}
     return {"name": body.get("name") or "imported", "model": model}
 
 
-def weights_npz(model, keras_weights: dict[str, list]) -> dict[str, np.ndarray]:
-    """kerascli's ``<layer>/<weight>`` arrays from Keras' per-layer variable lists (checked against the
+def weights_npz(model, keras_weights: dict[str, dict]) -> dict[str, np.ndarray]:
+    """kerascli's ``<layer>/<weight>`` arrays from Keras' variables of each layer (checked against the
     model built from the imported config)."""
     out = {}
     for layer in model.layers:
-        given = keras_weights.get(layer.name, [])
-        if len(given) != len(layer.weight_specs):
+        given = keras_weights.get(layer.name, {})
+        names = [spec.name for spec in layer.weight_specs]
+        places = h5_places(layer.type_name, layer.config, names)
+        expected = len(places) + len(_h5_extras(layer.type_name, names))
+        missing = [f"{path}/{i}" for _, path, i in places if f"{path}/{i}" not in given]
+        if len(given) != expected or missing:
             raise DataError(f"Keras weights of layer {layer.name!r}: {len(given)} variables, kerascli's "
-                            f"{layer.type_name} has {len(layer.weight_specs)}")
-        for spec, value in zip(layer.weight_specs, given):
+                            f"{layer.type_name} has {expected}" + (f" (no {missing[0]})" if missing else ""))
+        where = {n: f"{path}/{i}" for n, path, i in places}
+        for spec in layer.weight_specs:
+            value = given[where[spec.name]]
             if tuple(value.shape) != tuple(spec.shape):
                 raise DataError(f"Keras weights of {layer.name}/{spec.name}: shape {tuple(value.shape)}, kerascli "
                                 f"expects {tuple(spec.shape)}")

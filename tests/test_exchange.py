@@ -1,6 +1,6 @@
 """Keras exchange: kerascli export writes what keras.saving.load_model opens and predicts the same with (Keras
-as the oracle, where installed); kerascli import brings a Keras model back with its weights; layers Keras
-nests are refused by name."""
+as the oracle, where installed), for every layer kerascli has; kerascli import brings a Keras model back with its
+weights; a layer one side lacks is refused by name."""
 
 import json
 import os
@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import CONFIGS
+from conftest import CONFIGS, ROOT
 
 from kerascli.cli import cli
 from kerascli.config import resolve_config
@@ -59,6 +59,17 @@ CASES = {
                            {"type": "LSTM", "units": 5, "return_sequences": True, "go_backwards": True},
                            {"type": "GRU", "units": 3, "reset_after": True, "return_sequences": True},
                            {"type": "GRU", "units": 2, "reset_after": False}]),
+    "wrappers": ([6, 3], [{"type": "Bidirectional", "layer": {"type": "LSTM", "units": 4, "return_sequences": True}},
+                          {"type": "Bidirectional", "merge_mode": "sum",
+                           "layer": {"type": "GRU", "units": 3, "return_sequences": True, "go_backwards": True}},
+                          {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 2, "activation": "relu"}},
+                          {"type": "Normalization"},
+                          {"type": "Bidirectional", "merge_mode": "ave", "layer": {"type": "SimpleRNN", "units": 2}}]),
+    "attention": ([5, 4], [{"type": "MultiHeadAttention", "num_heads": 2, "key_dim": 3, "use_causal_mask": True},
+                           {"type": "Normalization", "axis": None, "mean": 0.5, "variance": 2.0},
+                           {"type": "MultiHeadAttention", "num_heads": 1, "key_dim": 2, "value_dim": 3,
+                            "output_shape": 6, "use_bias": False},
+                           {"type": "Flatten"}]),
 }
 
 
@@ -79,7 +90,7 @@ def test_keras_opens_the_archive_and_predicts_the_same(case, tmp_path):
     spec, session = session_for(input_shape, layers)
     model = session.model
     rng = np.random.default_rng(1)  # weights away from their initial values (BatchNormalization's statistics too)
-    weights = {k: (v + rng.normal(scale=0.1, size=v.shape)).astype(np.float32) if "moving_variance" not in k
+    weights = {k: (v + rng.normal(scale=0.1, size=v.shape)).astype(np.float32) if not k.endswith("variance")
                else np.abs(v + rng.normal(scale=0.1, size=v.shape)).astype(np.float32)
                for k, v in model.get_weights().items()}
     from kerascli.runs.checkpoint import apply_weights
@@ -94,7 +105,9 @@ def test_keras_opens_the_archive_and_predicts_the_same(case, tmp_path):
     theirs = np.asarray(loaded.predict(x, verbose=0))
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
     json_text = json.dumps(exchange.keras_config(spec, build_model(spec.model, spec.source)))
-    assert type(keras.models.model_from_json(json_text)).__name__ == "Sequential"
+    # Keras calls attention layers with query and value: such a model is functional there
+    assert type(keras.models.model_from_json(json_text)).__name__ == ("Functional" if case == "attention"
+                                                                      else "Sequential")
 
 
 def test_a_trained_functional_run_exports_and_imports(tmp_path):
@@ -156,23 +169,84 @@ def test_import_a_keras_sequential_model(tmp_path):
                                atol=1e-6)
 
 
-def test_layers_keras_nests_are_refused_by_name(tmp_path, write_config):
-    config = write_config("""
-        name: rnn
-        data: {dataset: synthetic_sequences, samples: 40, steps: 5, features: 3, classes: 2}
+def test_a_layer_keras_lacks_is_refused_by_name(tmp_path, write_config):
+    """Out: a plugin's layer (Keras would not know it); in: a Keras layer kerascli lacks. Nothing written."""
+    config = write_config(f"""
+        name: plugin
+        plugins: [{os.path.join(ROOT, "examples", "plugins", "layers.py")}]
+        data: {{dataset: synthetic_regression, samples: 10, features: 4, outputs: 2}}
         model:
-          input_shape: [5, 3]
+          input_shape: [4]
           layers:
-            - {type: Bidirectional, layer: {type: LSTM, units: 4}}
-            - {type: Dense, units: 2, activation: softmax}
-        compile: {loss: sparse_categorical_crossentropy}
-        train: {epochs: 1}
+            - {{type: ScaledDense, units: 2, scale: 1.5}}
+        compile: {{loss: mse}}
+        train: {{epochs: 1}}
     """)
     assert invoke("train", config, "--runs-dir", tmp_path, "-q").exit_code == 0
-    result = invoke("export", tmp_path / "rnn", "-o", tmp_path / "m.keras")
+    result = invoke("export", tmp_path / "plugin", "-o", tmp_path / "m.keras")
     assert result.exit_code == 2
-    assert "layer 'bidirectional' (Bidirectional) cannot be exported to Keras yet" in result.output
+    assert "layer 'scaled_dense' (ScaledDense) cannot be exported to Keras" in result.output
     assert not (tmp_path / "m.keras").exists()
+    keras = keras_or_skip()
+    keras.Sequential([keras.Input((4, 4, 4, 1)), keras.layers.Conv3D(2, 3)]).save(tmp_path / "k.keras")
+    result = invoke("import", tmp_path / "k.keras", "-o", tmp_path / "k.yaml")
+    assert result.exit_code == 2 and "layer 'conv3d' (Conv3D) has no kerascli counterpart" in result.output
+    assert not (tmp_path / "k.yaml").exists()
+
+
+def test_import_keras_wrappers_attention_and_normalization(tmp_path):
+    """A functional Keras model with every nested-weight layer: imported, it predicts as Keras does."""
+    keras = keras_or_skip()
+    layers = keras.layers
+    rng = np.random.default_rng(0)
+    query, memory = keras.Input((5, 4), name="query"), keras.Input((7, 4), name="memory")
+    normalization = layers.Normalization()
+    normalization.adapt(rng.normal(2.0, 3.0, (20, 5, 4)).astype(np.float32))
+    q = normalization(query)
+    q = layers.Bidirectional(layers.LSTM(3, return_sequences=True), merge_mode="concat")(q)
+    q = layers.TimeDistributed(layers.Dense(4, activation="tanh"))(q)
+    m = layers.Bidirectional(layers.GRU(2, return_sequences=True, go_backwards=True), merge_mode="sum",
+                             backward_layer=layers.GRU(2, return_sequences=True))(memory)
+    m = layers.Dense(4)(m)
+    outs = [layers.MultiHeadAttention(num_heads=2, key_dim=3)(q, m, key=memory),
+            layers.MultiHeadAttention(num_heads=1, key_dim=2, value_dim=5, output_shape=4)(q, q, use_causal_mask=True),
+            layers.Attention(use_scale=True, score_mode="concat")([q, m]),
+            layers.AdditiveAttention()([q, m, memory]),
+            layers.Attention()([q, q], use_causal_mask=True)]
+    model = keras.Model([query, memory], layers.Dense(2)(layers.Flatten()(layers.Concatenate()(outs))))
+    for weight in model.weights:  # away from the initial values (Attention's scales start at 1)
+        weight.assign(np.asarray(weight.numpy()) + rng.normal(scale=0.3, size=weight.shape).astype(weight.dtype)
+                      if "float" in str(weight.dtype) else weight.numpy())
+    model.save(tmp_path / "k.keras")
+    result = invoke("import", tmp_path / "k.keras", "-o", tmp_path / "k.yaml", "--set", "data.dataset=digits",
+                    "--set", "compile.loss=mse")
+    assert result.exit_code == 0, result.output
+    import yaml
+
+    spec = resolve_config(LoadedConfig(data=yaml.safe_load((tmp_path / "k.yaml").read_text()), source="k.yaml"))
+    session = build_session(spec)
+    from kerascli.runs.checkpoint import apply_weights, load_checkpoint
+
+    apply_weights(session.model, load_checkpoint(str(tmp_path / "k.weights.npz")).weights(), "k")
+    x = {"query": rng.normal(size=(3, 5, 4)).astype(np.float32), "memory": rng.normal(size=(3, 7, 4)).astype(np.float32)}
+    np.testing.assert_allclose(session.trainer.predict(x, 8), np.asarray(model.predict(x, verbose=0)), rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_import_refuses_what_kerascli_cannot_take(tmp_path):
+    keras = keras_or_skip()
+    layers = keras.layers
+    x = keras.Input((5, 4))
+    mismatched = layers.Bidirectional(layers.LSTM(3), backward_layer=layers.LSTM(2, go_backwards=True))(x)
+    keras.Model(x, mismatched).save(tmp_path / "b.keras")
+    result = invoke("import", tmp_path / "b.keras", "-o", tmp_path / "b.yaml")
+    assert result.exit_code == 2 and "a backward_layer other than the forward layer reading the other way" in \
+        result.output
+    mask = keras.Input((5, 5))
+    masked = layers.MultiHeadAttention(num_heads=1, key_dim=2)(x, x, attention_mask=mask)
+    keras.Model([x, mask], masked).save(tmp_path / "m.keras")
+    result = invoke("import", tmp_path / "m.keras", "-o", tmp_path / "m.yaml")
+    assert result.exit_code == 2 and "is called with attention_mask=" in result.output
 
 
 def test_export_names_its_formats(tmp_path):
