@@ -39,6 +39,8 @@ ATTENTION = {"MultiHeadAttention", "Attention", "AdditiveAttention"}
 # MultiHeadAttention's projections: kerascli's weight prefix -> Keras' sub-layer
 MHA_GROUPS = {"query": "query_dense", "key": "key_dense", "value": "value_dense", "attention_output": "output_dense"}
 CALL_KEYS = {"use_causal_mask"}  # kerascli arguments that are call arguments in Keras
+# layers whose Keras constructor takes neither trainable nor activity_regularizer (weightless: dropped)
+NO_BASE_ARGUMENTS = {"SpatialDropout1D", "SpatialDropout2D"}
 # kerascli's own keys in a layer's config (not Keras arguments)
 OWN_KEYS = {"type", "name", "inputs", "trainable"}
 KERAS_VERSION = "3.15.1"  # the Keras whose format this writes (any Keras 3 reads it)
@@ -118,6 +120,11 @@ def _keras_layer_config(layer: dict, dtype: str) -> dict:
         elif key.endswith("_constraint"):
             value = _serialized("constraints", value)
         config[key] = value
+    if layer["type"] in NO_BASE_ARGUMENTS:
+        if config.pop("activity_regularizer", None) is not None:
+            raise ConfigError(f"layer {layer['name']!r} ({layer['type']}): Keras' {layer['type']} takes no "
+                              "activity_regularizer")
+        config.pop("trainable")
     return config
 
 
@@ -365,6 +372,9 @@ def _layer_from_keras(entry: dict, where: str) -> dict:
         raise ConfigError(f"{where}: layer {entry.get('config', {}).get('name')!r} ({kind}) has no kerascli "
                           "counterpart that imports (see kerascli export's list)")
     config = entry.get("config") or {}
+    if config.get("data_format") == "channels_first":
+        raise ConfigError(f"{where}: layer {config.get('name')!r} ({kind}) reads channels first; kerascli's "
+                          "images and sequences are channels last, as Keras' default")
     known = LAYERS.get(kind).PARAMS
     layer = {"type": kind, "name": config["name"]}
     for key, value in config.items():

@@ -70,14 +70,49 @@ CASES = {
                            {"type": "MultiHeadAttention", "num_heads": 1, "key_dim": 2, "value_dim": 3,
                             "output_shape": 6, "use_bias": False},
                            {"type": "Flatten"}]),
+    "images": ([8, 8, 2], [{"type": "ZeroPadding2D", "padding": 1}, {"type": "Cropping2D", "cropping": [[1, 0], [0, 1]]},
+                           {"type": "UpSampling2D", "size": 2}, {"type": "AveragePooling2D", "pool_size": 2},
+                           {"type": "SpatialDropout2D", "rate": 0.2}, {"type": "GaussianNoise", "stddev": 0.1},
+                           {"type": "GaussianDropout", "rate": 0.1}, {"type": "AlphaDropout", "rate": 0.1},
+                           {"type": "Identity"}, {"type": "GlobalMaxPooling2D"}, {"type": "Activation",
+                                                                                  "activation": "selu"}]),
+    "sequence_separable": ([8, 3], [{"type": "SeparableConv1D", "filters": 4, "kernel_size": 3, "depth_multiplier": 2},
+                                    {"type": "MaxPooling1D", "pool_size": 2}, {"type": "SpatialDropout1D", "rate": 0.1},
+                                    {"type": "Flatten"}]),
+    # a functional model: its inputs by name, then layers naming theirs; the output is the last layer
+    "merges": ([{"name": "left", "shape": [6]}, {"name": "right", "shape": [6]}],
+               [{"type": "Dense", "units": 4, "name": "a", "inputs": ["left"]},
+                {"type": "Dense", "units": 4, "name": "b", "inputs": ["right"]},
+                *({"type": kind, "name": kind.lower(), "inputs": ["a", "b"]}
+                  for kind in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")),
+                {"type": "Dot", "axes": 1, "name": "dot", "inputs": ["a", "b"]},
+                {"type": "Concatenate", "name": "joined",
+                 "inputs": ["add", "subtract", "multiply", "average", "maximum", "minimum", "dot"]},
+                {"type": "Dense", "units": 2, "name": "out", "inputs": ["joined"]}]),
+    "dot_attention": ([{"name": "query", "shape": [5, 4]}, {"name": "memory", "shape": [6, 4]}],
+                      [{"type": "Attention", "use_scale": True, "score_mode": "concat", "name": "luong",
+                        "inputs": ["query", "memory"]},
+                       {"type": "AdditiveAttention", "name": "bahdanau", "inputs": ["query", "memory", "memory"]},
+                       {"type": "Attention", "use_causal_mask": True, "name": "causal", "inputs": ["query", "query"]},
+                       {"type": "Concatenate", "name": "joined", "inputs": ["luong", "bahdanau", "causal"]},
+                       {"type": "Flatten", "name": "flat", "inputs": ["joined"]}]),
 }
 
 
-def session_for(input_shape, layers, seed=3):
+def session_for(inputs, layers, seed=3):
+    model = {"input_shape": inputs, "layers": layers} if not isinstance(inputs[0], dict) else \
+        {"inputs": inputs, "layers": layers, "outputs": [layers[-1]["name"]]}
     spec = resolve_config(LoadedConfig(data={
-        "name": "ex", "seed": seed, "data": {"dataset": "digits"}, "compile": {"loss": "mse"},
-        "model": {"input_shape": input_shape, "layers": layers}}, source="test"))
+        "name": "ex", "seed": seed, "data": {"dataset": "digits"}, "compile": {"loss": "mse"}, "model": model},
+        source="test"))
     return spec, build_session(spec)
+
+
+def test_every_layer_both_have_is_checked_against_keras():
+    from kerascli.exchange import EXCHANGED
+
+    tested = {layer["type"] for _, layers in CASES.values() for layer in layers}
+    assert EXCHANGED - tested == set(), "add these layers to CASES"
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -99,14 +134,19 @@ def test_keras_opens_the_archive_and_predicts_the_same(case, tmp_path):
     path = tmp_path / "m.keras"
     path.write_bytes(exchange.keras_archive(spec, build_model(spec.model, spec.source), weights))
     loaded = keras.saving.load_model(path)
-    x = (np.random.default_rng(2).integers(0, 11, (4,) + tuple(input_shape)).astype(np.float32) if case == "embedding"
-         else np.random.default_rng(2).normal(size=(4,) + tuple(input_shape)).astype(np.float32))
+    rng = np.random.default_rng(2)
+    if case == "embedding":
+        x = rng.integers(0, 11, (4,) + tuple(input_shape)).astype(np.float32)
+    elif isinstance(input_shape[0], dict):
+        x = {i["name"]: rng.normal(size=(4, *i["shape"])).astype(np.float32) for i in input_shape}
+    else:
+        x = rng.normal(size=(4,) + tuple(input_shape)).astype(np.float32)
     ours = session.trainer.predict(x, 16)
     theirs = np.asarray(loaded.predict(x, verbose=0))
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
     json_text = json.dumps(exchange.keras_config(spec, build_model(spec.model, spec.source)))
     # Keras calls attention layers with query and value: such a model is functional there
-    assert type(keras.models.model_from_json(json_text)).__name__ == ("Functional" if case == "attention"
+    assert type(keras.models.model_from_json(json_text)).__name__ == ("Functional" if case in ("attention", "merges", "dot_attention")
                                                                       else "Sequential")
 
 
@@ -247,6 +287,10 @@ def test_import_refuses_what_kerascli_cannot_take(tmp_path):
     keras.Model([x, mask], masked).save(tmp_path / "m.keras")
     result = invoke("import", tmp_path / "m.keras", "-o", tmp_path / "m.yaml")
     assert result.exit_code == 2 and "is called with attention_mask=" in result.output
+    keras.Sequential([keras.Input((2, 6, 6)), layers.Conv2D(2, 3, data_format="channels_first")]).save(
+        tmp_path / "c.keras")
+    result = invoke("import", tmp_path / "c.keras", "-o", tmp_path / "c.yaml")
+    assert result.exit_code == 2 and "(Conv2D) reads channels first" in result.output
 
 
 def test_export_names_its_formats(tmp_path):

@@ -29,7 +29,7 @@ model:
     - {type: BatchNormalization}
     - {type: Dense, units: 3, activation: softmax}
 compile: {optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy]}
-train: {epochs: 4, batch_size: 16, deterministic: true}
+train: {epochs: 4, batch_size: 16, deterministic: true, threads: 1}  # no note of other processes when tests run side by side
 checkpoint: {every_steps: 1, keep: 3}
 """
 
