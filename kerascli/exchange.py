@@ -381,6 +381,10 @@ def _layer_from_keras(entry: dict, where: str) -> dict:
         if key in known:
             if key.endswith(("_initializer", "_regularizer", "_constraint")):
                 value = _from_serialized(value)
+            elif known[key].kind == "int" and isinstance(value, list) and len(value) == 1:
+                value = value[0]  # a 1D layer's sizes: Keras keeps them as 1-tuples
+            elif known[key].kind == "int_list" and value == [] and known[key].nullable:
+                value = None  # Normalization's axis=None: Keras keeps the empty tuple
             elif key == "layer" and isinstance(value, dict):
                 value = _inner_from_keras(config, f"{where}: layer {config['name']!r}")
             layer[key] = value

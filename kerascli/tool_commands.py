@@ -139,6 +139,7 @@ def import_model(path: str, weights_path: str | None, output: str, overrides: li
     config = loaded.data
     model = build_model(resolve_model_section(loaded), output)  # every layer and shape checked
     arrays = exchange.weights_npz(model, weights) if weights is not None else None
+    arrays = arrays or None  # a model without weights needs no file of them
     npz = os.path.splitext(output)[0] + ".weights.npz"
     if arrays is not None:
         config["model"]["weights"] = npz

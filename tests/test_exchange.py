@@ -146,8 +146,25 @@ def test_keras_opens_the_archive_and_predicts_the_same(case, tmp_path):
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
     json_text = json.dumps(exchange.keras_config(spec, build_model(spec.model, spec.source)))
     # Keras calls attention layers with query and value: such a model is functional there
-    assert type(keras.models.model_from_json(json_text)).__name__ == ("Functional" if case in ("attention", "merges", "dot_attention")
-                                                                      else "Sequential")
+    functional = case in ("attention", "merges", "dot_attention")
+    assert type(keras.models.model_from_json(json_text)).__name__ == ("Functional" if functional else "Sequential")
+    # and back from the file Keras itself writes: the imported config and weights predict what Keras does
+    loaded.save(tmp_path / "resaved.keras")
+    result = invoke("import", tmp_path / "resaved.keras", "-o", tmp_path / "back.yaml", "--set",
+                    "data.dataset=digits", "--set", "compile.loss=mse")
+    assert result.exit_code == 0, result.output
+    import yaml
+
+    from kerascli.runs.checkpoint import load_checkpoint
+
+    back = resolve_config(LoadedConfig(data=yaml.safe_load((tmp_path / "back.yaml").read_text()), source="back"))
+    imported = build_session(back)
+    if imported.model.get_weights():
+        apply_weights(imported.model, load_checkpoint(str(tmp_path / "back.weights.npz")).weights(), "back")
+    else:  # a model without weights gets no weights file
+        assert not (tmp_path / "back.weights.npz").exists()
+        assert "weights" not in yaml.safe_load((tmp_path / "back.yaml").read_text())["model"]
+    np.testing.assert_allclose(imported.trainer.predict(x, 16), theirs, rtol=1e-5, atol=1e-5)
 
 
 def test_a_trained_functional_run_exports_and_imports(tmp_path):
