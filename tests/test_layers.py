@@ -424,7 +424,6 @@ def test_layers_with_weights_match_keras(type_name, params, shape, rng):
     ("Conv2DTranspose", {"filters": 2, "kernel_size": 2}, (3, 3), r"expects input of shape \(height, width"),
 ])
 def test_convolutions_refuse_arguments_keras_refuses(type_name, params, shape, message):
-    from kerascli.graph.layer import ShapeError
 
     with pytest.raises(ShapeError, match=message):
         make_layer(type_name, params, shape, "cpu")
@@ -440,7 +439,6 @@ def test_convolutions_refuse_arguments_keras_refuses(type_name, params, shape, m
     ({"equation": "ab,bc->acd", "output_shape": [2, 2]}, (3,), "output axis 'd' appears in neither"),
 ])
 def test_einsum_dense_refuses_equations_keras_refuses(params, shape, message):
-    from kerascli.graph.layer import ShapeError
 
     with pytest.raises(ShapeError, match=message):
         make_layer("EinsumDense", params, shape, "cpu")
@@ -522,9 +520,11 @@ def test_dot_and_additive_attention_match_keras(type_name, params, shape, rng):
     np.testing.assert_allclose(layer.forward(xs, False), out, rtol=1e-5, atol=1e-6)
 
 
-def test_embedding_refuses_mask_zero_rather_than_ignoring_it():
-    with pytest.raises(ShapeError, match="mask_zero: true is not supported yet"):
-        make_layer("Embedding", {"input_dim": 4, "output_dim": 2, "mask_zero": True}, (3,), "cpu")
+def test_embedding_mask_zero_marks_the_zero_ids():
+    layer, _ = make_layer("Embedding", {"input_dim": 4, "output_dim": 2, "mask_zero": True}, (3,), "cpu")
+    ids = np.array([[0, 2, 0], [3, 1, 1]], np.float64)
+    layer.forward(ids, False)
+    np.testing.assert_array_equal(layer.output_mask([None]), ids != 0)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

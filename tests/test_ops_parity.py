@@ -536,6 +536,61 @@ def test_scatter_add_rows(rng, dtype, other):
         close(grads[1], grads[0], dtype)
 
 
+def step_mask(rng, batch, steps, dtype):
+    """A 0/1 mask over (batch, steps) with a sample all padding and one all data."""
+    keep = (rng.random((batch, steps)) > 0.4).astype(dtype)
+    keep[0] = 0
+    keep[-1] = 1
+    return keep
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@parity("mask_from_ids", "carry_masked", "hold_masked", "zero_masked_steps")
+def test_step_masks(rng, dtype, other):
+    for batch, steps, width in ((1, 1, 1), (4, 6, 3), (9, 5, 33)):
+        ids = rng.integers(0, 3, (batch, steps))
+        ref, fast = run_out(other, "mask_from_ids", ids, outs=[((batch, steps), dtype)])
+        np.testing.assert_array_equal(fast, ref)
+        np.testing.assert_array_equal(ref, ids != 0)
+        keep = step_mask(rng, batch, steps, dtype)[:, 0].copy()
+        new, old = rng.normal(size=(batch, width)).astype(dtype), rng.normal(size=(batch, width)).astype(dtype)
+        outs = [new.copy(), new.copy()]
+        for module, out in zip((reference, other), outs):
+            module.carry_masked(out, old, keep)
+        np.testing.assert_array_equal(outs[1], outs[0])
+        np.testing.assert_array_equal(outs[0], np.where(keep[:, None] == 0, old, new))
+        grads, throughs = [new.copy(), new.copy()], [np.full((batch, width), 7, dtype) for _ in range(2)]
+        for module, grad, through in zip((reference, other), grads, throughs):
+            module.hold_masked(grad, keep, through)
+        np.testing.assert_array_equal(grads[1], grads[0])
+        np.testing.assert_array_equal(throughs[1], throughs[0])
+        np.testing.assert_array_equal(grads[0] + throughs[0], new)
+        x = rng.normal(size=(batch, steps, width)).astype(dtype)
+        keep = step_mask(rng, batch, steps, dtype)
+        xs = [x.copy(), x.copy()]
+        for module, value in zip((reference, other), xs):
+            module.zero_masked_steps(value, keep)
+        np.testing.assert_array_equal(xs[1], xs[0])
+        np.testing.assert_array_equal(xs[0], x * keep[:, :, None])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@parity("masked_step_mean", "masked_step_mean_backward")
+def test_masked_step_mean(rng, dtype, other):
+    for batch, steps, width in ((1, 1, 1), (4, 6, 3), (9, 5, 33)):
+        x = rng.normal(size=(batch, steps, width)).astype(dtype)
+        keep = step_mask(rng, batch, steps, dtype)
+        ref, fast = run_out(other, "masked_step_mean", x, keep, outs=[((batch, width), dtype)])
+        close(ref, fast, dtype)
+        count = np.maximum(keep.sum(1), 1)[:, None]
+        close(ref, (x * keep[:, :, None]).sum(1) / count, dtype)
+        assert batch == 1 or not ref[0].any()  # a sample with every step padding gives 0
+        dy = rng.normal(size=(batch, width)).astype(dtype)
+        ref, fast = run_out(other, "masked_step_mean_backward", dy, keep, outs=[((batch, steps, width), dtype)])
+        close(ref, fast, dtype)
+        close(ref, dy[:, None, :] * (keep / count)[:, :, None], dtype)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @parity("dropout")
 def test_dropout(rng, dtype, other):

@@ -6,6 +6,7 @@ from kerascli.config.loader import LoadedConfig, format_key
 from kerascli.config.schema import ModelSpec
 from kerascli.errors import ConfigError
 from kerascli.graph.layer import ShapeError
+from kerascli.graph.masks import mask_flow
 from kerascli.graph.model import Model, ModelSizeError, Node
 from kerascli.registry import LAYERS
 
@@ -45,6 +46,14 @@ def build_model(spec: ModelSpec, source: LoadedConfig | None = None) -> Model:
             raise ConfigError(f"layer {node.layer.name!r} ({node.layer.type_name}) with input shape {ins}: {exc}",
                               key=format_key(path) or node.layer.name, where=where(path)) from None
     model.output_shapes = {name: shapes[name] for name in model.outputs}
+    flags, problem = mask_flow(model)
+    if problem is not None:
+        name, message = problem
+        paths = dict(zip((n.layer.name for n in nodes), spec.layer_paths or [()] * len(nodes)))
+        path = paths.get(name, ("model", "outputs")) if name else ("model", "outputs")
+        raise ConfigError(f"layer {name!r}: {message}" if name else message, key=format_key(path) or name,
+                          where=where(path))
+    model.masked = any(flags.values())
     try:
         model.check_size()
     except ModelSizeError as exc:

@@ -90,6 +90,14 @@ class Layer:
     # True where training draws from ``self.rng`` (dropout, noise): data-parallel ranks other than 0
     # reseed such layers before each step (kerascli.train.distributed)
     draws_random = False
+    # Keras' masks (kerascli.graph.masks): True where Keras' layer supports masking and keeps its input's
+    # mask on its output unchanged; other layers end a mask (as Keras does, with a warning there), unless
+    # they say otherwise in ``output_mask``
+    mask_passes = False
+    # True where the layer reads its input's mask: the model sets ``self.mask`` (None or a (batch, steps)
+    # 0/1 array of the model's dtype) before each forward call
+    takes_mask = False
+    mask = None
 
     def __init__(self, name: str, config: dict):
         from kerascli import regularizers
@@ -205,6 +213,16 @@ class Layer:
     absorbed_by: "Layer | None" = None
     # ... only in inference (predict, evaluate); training runs the layer itself
     inference_absorbed_by: "Layer | None" = None
+
+    # ------------------------------------------------------------- masks
+    def output_mask(self, masks: list):
+        """The mask of the output from the masks of the inputs (Keras' ``compute_mask``): each None, or a
+        (batch, steps) 0/1 array; when the model is built, None or True ("a mask comes")."""
+        return masks[0] if self.mask_passes else None
+
+    def mask_refused(self, masks: list) -> str | None:
+        """Why this layer cannot take the masks coming (some not None), or None."""
+        return None
 
 
 class ActivatedLayer(Layer):

@@ -50,6 +50,7 @@ class Model:
         self.constrained: list = []
         self.activity_penalty = 0.0
         self._activity_outputs: dict = {}
+        self.masked = False  # an Embedding makes a mask (kerascli.graph.masks): forward carries masks along
 
     # ------------------------------------------------------------- shapes and weights
     def infer_shapes_of(self, node: Node, shapes: dict[str, tuple]) -> None:
@@ -204,16 +205,25 @@ class Model:
         values: dict[str, np.ndarray] = dict(x) if isinstance(x, dict) else {next(iter(self.input_shapes)): x}
         self.activity_penalty = 0.0
         self._activity_outputs = {}
+        masks: dict | None = {} if self.masked else None
         for node in self.nodes:
             layer = node.layer
+            if masks is not None:
+                ins = [masks.get(s) for s in node.inputs]
+                if layer.takes_mask:
+                    layer.mask = ins[0]
             if layer.absorbed_by is not None or (not training and layer.inference_absorbed_by is not None):
                 # the layer before it already did its work
                 values[layer.name] = values[node.inputs[0]]
+                if masks is not None:
+                    masks[layer.name] = ins[0]
                 continue
             if layer.n_inputs == 0:
                 values[layer.name] = layer.forward([values[s] for s in node.inputs], training)
             else:
                 values[layer.name] = layer.forward(values[node.inputs[0]], training)
+            if masks is not None:
+                masks[layer.name] = layer.output_mask(ins)
             if layer.activity_regularizer is not None:
                 y = values[layer.name]
                 self.activity_penalty += layer.activity_regularizer.penalty(y) / len(y)

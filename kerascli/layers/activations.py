@@ -10,6 +10,7 @@ from kerascli.registry import INITIALIZERS
 
 
 class _Elementwise(Layer):
+    mask_passes = True  # Keras keeps the mask of its input on its output
     def build(self, input_shape):
         return tuple(input_shape)
 
@@ -58,6 +59,8 @@ class PReLU(Layer):
     """x where positive, alpha * x elsewhere, with a learned ``alpha`` per value (shared along
     ``shared_axes``, counted from 1 as in Keras)."""
 
+    mask_passes = True  # Keras keeps the mask of its input on its output
+
     PARAMS = {
         "alpha_initializer": Param("typed", "zeros", choices=INITIALIZERS),
         "alpha_regularizer": regularizer_param(),
@@ -86,6 +89,8 @@ class PReLU(Layer):
 
 class Softmax(Layer):
     """softmax along ``axis`` (-1: the last; counted with the batch axis as 0, as in Keras)."""
+
+    mask_passes = True  # Keras keeps the mask of its input on its output
 
     PARAMS = {"axis": Param("int", -1, min=-64, max=64)}
     code = SOFTMAX

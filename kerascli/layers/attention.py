@@ -15,11 +15,16 @@ from kerascli.config.params import (
 from kerascli.graph.layer import Layer, ShapeError
 
 
+def _no_masks(layer, masks) -> str:
+    return "attention layers take no masks yet (Keras' query and value masks); leave mask_zero off"
+
+
 class MultiHeadAttention(Layer):
     """Inputs: [query, value] or [query, value, key] (key = value when absent), or one input for
     self-attention (the layer before it, in a Sequential model): each (steps, features)."""
     draws_random = True  # attention dropout
 
+    mask_refused = _no_masks
     n_inputs = 0
     input_count = (1, 3)
     host_only = True
@@ -129,6 +134,7 @@ class Attention(Layer):
     ``concat_score_weight``)."""
     draws_random = True  # attention dropout
 
+    mask_refused = _no_masks
     n_inputs = 0
     input_count = (2, 3)
     host_only = True

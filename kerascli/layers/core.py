@@ -20,6 +20,8 @@ from kerascli.registry import ACTIVATIONS, INITIALIZERS
 class Dense(ActivatedLayer):
     """y = activation(x @ kernel + bias) over the last axis; kernel is (in, units)."""
 
+    mask_passes = True  # Keras keeps the mask of its input on its output
+
     PARAMS = {
         "units": Param("int", min=1),
         "activation": Param("str", "linear", choices=ACTIVATIONS),
@@ -50,6 +52,7 @@ class Dense(ActivatedLayer):
 
 
 class Activation(ActivatedLayer):
+    mask_passes = True  # Keras keeps the mask of its input on its output
     PARAMS = {"activation": Param("str", choices=ACTIVATIONS)}
 
     def build(self, input_shape):
@@ -71,6 +74,8 @@ class Activation(ActivatedLayer):
 
 class Dropout(Layer):
     """Inverted dropout: in training, zero each value with probability ``rate`` and scale the rest."""
+
+    mask_passes = True  # Keras keeps the mask of its input on its output
     draws_random = True
 
     PARAMS = {"rate": replace(RATE, default=REQUIRED)}
@@ -94,6 +99,8 @@ class Dropout(Layer):
 
 class SpatialDropout1D(Dropout):
     """Dropout of whole channels: one draw per sample and channel, shared by every step (or pixel)."""
+
+    mask_passes = False  # Keras' SpatialDropout does not support masking
 
     RANK = 2
 
@@ -121,6 +128,8 @@ class SpatialDropout2D(SpatialDropout1D):
 
 class GaussianNoise(Layer):
     """In training, x + normal noise of standard deviation ``stddev``; at inference, x."""
+
+    mask_passes = True  # Keras keeps the mask of its input on its output
     draws_random = True
 
     PARAMS = {"stddev": Param("float", min=0.0)}
@@ -139,6 +148,8 @@ class GaussianNoise(Layer):
 
 class GaussianDropout(Layer):
     """In training, x times normal noise of mean 1 and standard deviation sqrt(rate / (1 - rate))."""
+
+    mask_passes = True  # Keras keeps the mask of its input on its output
     draws_random = True
 
     PARAMS = {"rate": replace(RATE, default=REQUIRED)}
@@ -219,6 +230,8 @@ class Reshape(Layer):
 class Rescaling(Layer):
     """y = x * scale + offset, e.g. scale: 0.0625 maps 0..16 pixels to 0..1."""
 
+    mask_passes = True  # Keras keeps the mask of its input on its output
+
     PARAMS = {"scale": Param("float"), "offset": Param("float", 0.0)}
 
     def build(self, input_shape):
@@ -233,6 +246,8 @@ class Rescaling(Layer):
 
 class Identity(Layer):
     """Its input, as it is."""
+
+    mask_passes = True  # Keras keeps the mask of its input on its output
 
     PARAMS: dict = {}
 
@@ -293,13 +308,20 @@ class Embedding(Layer):
         "embeddings_initializer": Param("typed", "random_uniform", choices=INITIALIZERS),  # Keras: "uniform"
         "embeddings_regularizer": regularizer_param(),
         "embeddings_constraint": constraint_param(),
-        "mask_zero": Param("bool", False, doc="only false: masks are not propagated yet"),
+        "mask_zero": Param("bool", False, doc="id 0 is padding: a mask for the layers after (graph/masks.py)"),
     }
+
+    @property
+    def makes_mask(self) -> bool:
+        return self.config["mask_zero"]
+
+    def output_mask(self, masks):
+        if not self.config["mask_zero"]:
+            return None
+        return self.ops.mask_from_ids(self._ids, self.workspace("mask", self._ids.shape))
 
     def build(self, input_shape):
         c = self.config
-        if c["mask_zero"]:  # refused rather than ignored: the layers after it would treat padding as data
-            raise ShapeError("mask_zero: true is not supported yet (masks are not passed to later layers)")
         self.add_weight("embeddings", (c["input_dim"], c["output_dim"]), c["embeddings_initializer"],
                         regularizer=c["embeddings_regularizer"], constraint=c["embeddings_constraint"])
         return tuple(input_shape) + (c["output_dim"],)

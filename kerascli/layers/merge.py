@@ -7,6 +7,15 @@ from kerascli.config.params import Param
 from kerascli.graph.layer import Layer, ShapeError
 
 
+def either_mask(ops, masks):
+    """Keras' merge layers' mask: a step is kept where any input keeps it; no mask where an input has none."""
+    if any(m is None for m in masks):
+        return None
+    if all(m is True for m in masks):  # the model's walk at build time
+        return True
+    return ops.elementwise_extreme(list(masks), True)[0]
+
+
 class Add(Layer):
     PARAMS: dict = {}
     n_inputs = 0
@@ -28,6 +37,9 @@ class Add(Layer):
 
     def backward(self, dy):
         return [dy] * self._count
+
+    def output_mask(self, masks):
+        return either_mask(self.ops, masks)
 
 
 class Subtract(Add):
@@ -105,6 +117,14 @@ class Concatenate(Layer):
 
     def backward(self, dy):
         return self.ops.split(dy, self._sizes, self._axis)
+
+    def output_mask(self, masks):  # along the features: as the other merge layers (Keras' any over them)
+        return either_mask(self.ops, masks)
+
+    def mask_refused(self, masks):
+        if self._axis != len(self.input_shape[0]):
+            return "kerascli's Concatenate takes masks only along the last axis"
+        return None
 
 
 class Dot(Layer):

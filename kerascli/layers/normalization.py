@@ -25,6 +25,8 @@ def _scale_and_shift_params() -> dict:
 class BatchNormalization(Layer):
     """Training: normalise by batch statistics and update moving ones; inference: use the moving ones."""
 
+    mask_passes = True  # Keras keeps the mask of its input on its output
+
     PARAMS = {
         "axis": Param("int", -1, min=-64, max=64, doc="the feature axis (-1: the last)"),
         "momentum": Param("float", 0.99, min=0.0, max=1.0),
@@ -153,6 +155,8 @@ class LayerNormalization(Layer):
     """Each sample normalised by its own mean and variance over ``axis`` (one axis or several), then scaled
     by ``gamma`` and shifted by ``beta``, which have the shape of those axes."""
 
+    mask_passes = True  # Keras keeps the mask of its input on its output
+
     PARAMS = {
         "axis": Param("int_list", -1, doc="axis or axes normalised over (-1: the last)"),
         "epsilon": Param("float", 0.001, min=0.0, exclusive_min=True),
@@ -188,6 +192,8 @@ class LayerNormalization(Layer):
 class GroupNormalization(Layer):
     """The channels (``axis``) in ``groups`` groups; each sample's group normalised over every position and
     its channels, then scaled and shifted per channel."""
+
+    mask_passes = True  # Keras keeps the mask of its input on its output
 
     PARAMS = {
         "groups": Param("int", 32, min=1),
@@ -232,6 +238,8 @@ class GroupNormalization(Layer):
 class UnitNormalization(Layer):
     """Each sample divided by its L2 norm over ``axis`` (one or several)."""
 
+    mask_passes = True  # Keras keeps the mask of its input on its output
+
     PARAMS = {"axis": Param("int_list", -1, doc="axis or axes of the norm (-1: the last)")}
     host_only = True
     EPSILON = 1e-12  # Keras': the largest factor is 1 / epsilon
@@ -256,6 +264,8 @@ class Normalization(Layer):
     for one mean over everything), from the given ``mean`` and ``variance`` or, without them, statistics
     adapted to the training split before the first epoch and stored in the run as the non-trainable weights
     ``mean`` and ``variance``; ``invert`` applies the inverse. Host numpy (refused on the cuda backend)."""
+
+    mask_passes = True  # Keras keeps the mask of its input on its output
 
     host_only = True
     EPSILON = 1e-7  # Keras' backend epsilon: the smallest scale divided by

@@ -215,11 +215,21 @@ class GlobalAveragePooling1D(_Via2D):
         out = super().build(input_shape)
         return (1,) + out if self.config["keepdims"] else out
 
+    takes_mask = True  # the mean of the kept steps (a sample with none gives 0)
+
     def forward(self, x, training):
-        y = super().forward(x, training)
+        self._keep = self.mask
+        if self._keep is not None:
+            y = self.ops.masked_step_mean(x, self._keep, self.workspace("y", (len(x), x.shape[2])))
+        else:
+            y = super().forward(x, training)
         return y.reshape((len(x),) + self.output_shape)
 
     def backward(self, dy):
+        if self._keep is not None:
+            n, steps, channels = len(dy), self.input_shape[0], self.input_shape[1]
+            return self.ops.masked_step_mean_backward(dy.reshape(n, channels), self._keep,
+                                                      self.workspace("dx", (n, steps, channels)))
         return super().backward(dy.reshape(len(dy), -1))
 
 
@@ -227,6 +237,7 @@ class GlobalMaxPooling1D(GlobalAveragePooling1D):
     """The maximum over every step of each channel; its gradient goes to that step (the first of ties)."""
 
     POOL = GlobalMaxPooling2D
+    takes_mask = False  # as Keras' (the mask ends here)
 
 
 class ZeroPadding1D(_Via2D):

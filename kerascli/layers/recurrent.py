@@ -60,8 +60,11 @@ class _ForgetBias(Initializer):
 
 
 class _Recurrent(Layer):
-    """The loop over steps, shared by the cells: ``GATES`` pre-activations per unit."""
+    """The loop over steps, shared by the cells: ``GATES`` pre-activations per unit. With a mask (an
+    Embedding's ``mask_zero``), a padded step changes nothing: the state (and the output) of that sample
+    carry over it, as in Keras."""
     draws_random = True  # dropout, recurrent_dropout
+    takes_mask = True
 
     GATES = 1
 
@@ -123,6 +126,9 @@ class _Recurrent(Layer):
         n, steps, units = len(x), self.steps, self.units
         if c["go_backwards"]:
             x = ops.reverse_time(x)
+        self._keep = None  # (steps, batch): 1 where a step is data, 0 where it is padding
+        if self.mask is not None:
+            self._keep = ops.swap_batch_and_time(ops.reverse_time(self.mask) if c["go_backwards"] else self.mask)
         self._in_mask, self._state_mask = self._masks(n, x.dtype, training)
         if self._in_mask is not None:
             x = ops.scale_by(x, self._in_mask[:, None, :])
@@ -144,6 +150,32 @@ class _Recurrent(Layer):
         if c["return_sequences"]:
             return ops.swap_batch_and_time(out)
         return out[-1]
+
+    def output_mask(self, masks):
+        return masks[0] if self.config["return_sequences"] else None
+
+    def carry(self, t, *pairs):
+        """Padded samples keep their (new, old) state through step t."""
+        if self._keep is not None:
+            for new, old in pairs:
+                self.ops.carry_masked(new, old, self._keep[t])
+
+    def hold(self, t, *grads):
+        """Backward through ``carry``: the gradients of padded samples at step t set aside (returned for
+        ``release``) and zero in ``grads``, so the step's own computation passes nothing back for them."""
+        if self._keep is None:
+            return None
+        held = []
+        for i, grad in enumerate(grads):
+            through = self.workspace(f"held{i}", grad.shape)
+            self.ops.hold_masked(grad, self._keep[t], through)
+            held.append(through)
+        return held
+
+    def release(self, held, *grads):
+        """The set-aside gradients go on to the state before the step."""
+        for grad, through in zip(grads, held or ()):
+            grad += through
 
     def input_bias(self):
         return self.params["bias"]
@@ -230,6 +262,7 @@ class SimpleRNN(_Recurrent):
         for t in range(self.steps):
             ops.gemm(self.recurrent_input(t), U, out=rec)
             ops.simple_rnn_step_forward(self._xw[t], rec, self.act, self._h[t + 1])
+            self.carry(t, (self._h[t + 1], self._h[t]))
 
     def run_backward(self, dh_out, n):
         ops = self.ops
@@ -240,8 +273,10 @@ class SimpleRNN(_Recurrent):
             arriving = self.arriving(dh_out, t)
             if arriving is not None:
                 dh += arriving
+            held = self.hold(t, dh)
             ops.bias_activation_backward(dh, self._h[t + 1], self.act, dz[t])
             self.state_gradient(dz[t], dh, add=False)
+            self.release(held, dh)
         self.recurrent_kernel_gradient(dz)
         return dz
 
@@ -267,6 +302,7 @@ class LSTM(_Recurrent):
             ops.gemm(self.recurrent_input(t), U, out=rec)
             ops.lstm_step_forward(self._xw[t], rec, self._c[t], self.act, self.rec_act, self._gates[t],
                                   self._c[t + 1], self._h[t + 1])
+            self.carry(t, (self._c[t + 1], self._c[t]), (self._h[t + 1], self._h[t]))
 
     def run_backward(self, dh_out, n):
         ops, units = self.ops, self.units
@@ -278,10 +314,12 @@ class LSTM(_Recurrent):
             arriving = self.arriving(dh_out, t)
             if arriving is not None:
                 dh += arriving
+            held = self.hold(t, dh, dc)
             ops.lstm_step_backward(dh, dc, self._gates[t], self._c[t], self._c[t + 1], self.act, self.rec_act,
                                    dz[t], dc_prev)
             dc, dc_prev = dc_prev, dc
             self.state_gradient(dz[t], dh, add=False)
+            self.release(held, dh, dc)
         self.recurrent_kernel_gradient(dz)
         return dz
 
@@ -321,6 +359,7 @@ class GRU(_Recurrent):
             else:
                 rh = ops.gemm(self._rh[t], U[:, 2 * units:], out=rec_h)
             ops.gru_output_forward(self._xw[t], rh, self._h[t], self.act, self._gates[t], self._h[t + 1])
+            self.carry(t, (self._h[t + 1], self._h[t]))
 
     def run_backward(self, dh_out, n):
         ops, U, units = self.ops, self.params["recurrent_kernel"], self.units
@@ -334,6 +373,7 @@ class GRU(_Recurrent):
             arriving = self.arriving(dh_out, t)
             if arriving is not None:
                 dh += arriving
+            held = self.hold(t, dh)
             ops.gru_output_backward(dh, self._gates[t], self._h[t], self.act, self.rec_act, dxw[t], dh_prev)
             if reset_after:
                 d_rh[...] = dxw[t][:, 2 * units:]
@@ -345,6 +385,7 @@ class GRU(_Recurrent):
             # the products took the (masked) state; without reset_after the candidate's took r * state
             self.state_gradient(drec[t] if reset_after else drec[t][:, :2 * units], dh,
                                 slice(None) if reset_after else slice(0, 2 * units))
+            self.release(held, dh)
         if reset_after:
             self.recurrent_kernel_gradient(drec)
         else:

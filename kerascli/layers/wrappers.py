@@ -60,10 +60,14 @@ class Bidirectional(Wrapper):
         "merge_mode": Param("str", "concat", choices=("concat", "sum", "mul", "ave")),
     }
     batch_parallel = True
+    takes_mask = True  # each half reads it; with return_sequences padded steps give 0, as in Keras
 
     @classmethod
     def accepts(cls, layer_class) -> bool:
         return issubclass(layer_class, _Recurrent)
+
+    def output_mask(self, masks):
+        return masks[0] if self.config["layer"]["return_sequences"] else None
 
     WRAPS = "SimpleRNN, LSTM or GRU"
 
@@ -82,10 +86,14 @@ class Bidirectional(Wrapper):
         outs = []
         for half in self._halves:
             self._wire(half)
+            half.mask = self.mask
             outs.append(half.forward(x, training))
         forward, backward = outs
         if self._halves[0].config["return_sequences"]:  # the backward half's steps back in time order
             backward = self.ops.reverse_time(backward)
+            if self.mask is not None:  # Keras' zero_output_for_mask, which Bidirectional sets
+                for out in (forward, backward):
+                    self.ops.zero_masked_steps(out, self.mask)
         self._outs = forward, backward
         mode = self.config["merge_mode"]
         if mode == "concat":
@@ -108,6 +116,9 @@ class Bidirectional(Wrapper):
         else:
             d_forward = d_backward = dy * 0.5
         if self._halves[0].config["return_sequences"]:
+            if self.mask is not None:  # the padded steps' outputs were zeros: no gradient through them
+                for d in (d_forward, d_backward):
+                    self.ops.zero_masked_steps(d, self.mask)
             d_backward = self.ops.reverse_time(d_backward)
         dxs = [half.backward(d) for half, d in zip(self._halves, (d_forward, d_backward))]
         return None if dxs[0] is None else dxs[0] + dxs[1]
@@ -115,6 +126,8 @@ class Bidirectional(Wrapper):
 
 class TimeDistributed(Wrapper):
     """The same layer applied to every step of a sequence: (steps, ...) -> (steps, the layer's output)."""
+
+    mask_passes = True  # Keras keeps the mask of its input on its output
 
     PARAMS = {"layer": Param("typed", choices=LAYERS, doc="the layer applied to each step: {type: Dense, ...}")}
     WRAPS = "a layer with one input"

@@ -262,4 +262,4 @@ FILL_MODES = {"constant": FILL_CONSTANT, "nearest": FILL_NEAREST, "reflect": FIL
 # Kernel families: every backend's kernels live in modules of these names (kerascli/ops/reference/<family>.py,
 # kerascli/ops/cpu/<family>.py, ...), function for function with the reference signatures.
 KERNEL_FAMILIES = ("activations", "losses", "conv", "pooling", "norm", "dropout", "optim", "recurrent", "augment",
-                   "embedding", "winograd")
+                   "embedding", "winograd", "masks")
