@@ -57,6 +57,48 @@ def test_masked_gradients(type_name, params, backend, rng):
         assert_grad_close(g, numeric_grad(loss, layer.params[name]), f"{type_name} weight {name}")
 
 
+VALUE_MASK = np.array([[1, 0, 1, 1, 0], [1, 1, 1, 0, 0], [0, 0, 0, 0, 0]], dtype=np.float64)
+ATTENTION_LAYERS = [
+    ("MultiHeadAttention", {"num_heads": 2, "key_dim": 2}),
+    ("MultiHeadAttention", {"num_heads": 1, "key_dim": 3, "value_dim": 2, "use_causal_mask": True}),
+    ("Attention", {"use_scale": True}),
+    ("Attention", {"score_mode": "concat", "use_causal_mask": True}),
+    ("AdditiveAttention", {}),
+]
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+@pytest.mark.parametrize("type_name,params", ATTENTION_LAYERS,
+                         ids=[f"{t}-{i}" for i, (t, _) in enumerate(ATTENTION_LAYERS)])
+def test_masked_attention_gradients(type_name, params, backend, rng):
+    """Query and value masks (a query all padding, a value all padding) through the attention layers."""
+    layer, _ = make_layer(type_name, params, [(STEPS, FEATURES)] * 2, backend)
+    xs = [rng.normal(size=(BATCH, STEPS, FEATURES)) for _ in range(2)]
+    r = rng.normal(size=(BATCH,) + layer.output_shape)
+
+    # Keras' Attention lowers a padded score by 1e9: with every value step padding, the scores sit near -1e9,
+    # where float64 central differences cannot resolve them; that case is checked for MultiHeadAttention
+    value_mask = VALUE_MASK.copy()
+    if type_name != "MultiHeadAttention":
+        value_mask[2, :2] = 1  # (and with use_causal_mask, the first query step sees the first value step)
+
+    def loss():
+        layer.mask = [MASK, value_mask]
+        return float((layer.forward(xs, True) * r).sum())
+
+    loss()
+    dxs = layer.backward(r.copy())
+    analytic = {k: g.copy() for k, g in layer.grads.items()}
+    for i, (x, dx) in enumerate(zip(xs, dxs)):
+        assert_grad_close(dx, numeric_grad(loss, x), f"{type_name} input {i}")
+    if type_name != "MultiHeadAttention":  # (whose padded queries attend evenly to every step, as Keras')
+        # a padded value step gets nothing back where some step is kept (with none, Keras' attention goes
+        # to all of them)
+        assert not dxs[1][0][value_mask[0] == 0].any()
+    for name, g in analytic.items():
+        assert_grad_close(g, numeric_grad(loss, layer.params[name]), f"{type_name} weight {name}")
+
+
 def session(layers, steps=STEPS, seed=3):
     spec = resolve_config(LoadedConfig(data={
         "name": "masks", "seed": seed, "data": {"dataset": "digits"}, "compile": {"loss": "mse"},
@@ -99,6 +141,11 @@ KERAS_CASES = {
                        "layer": {"type": "LSTM", "units": 2, "return_sequences": True}},
                       {"type": "GlobalAveragePooling1D"}],
     "ended": [EMBEDDING, {"type": "Flatten"}, {"type": "Dense", "units": 2}],  # Flatten ends the mask
+    # self-attention over the padded sequence (query, value and key masks; a Sequential model's one input),
+    # then the mean of the kept steps
+    "self_attention": [EMBEDDING, {"type": "MultiHeadAttention", "num_heads": 2, "key_dim": 3},
+                       {"type": "MultiHeadAttention", "num_heads": 1, "key_dim": 2, "use_causal_mask": True},
+                       {"type": "GlobalAveragePooling1D"}],
     # what padded steps output, seen through Flatten: the carried output, and Bidirectional's zeros
     "carried": [EMBEDDING, {"type": "LSTM", "units": 2, "return_sequences": True}, {"type": "Flatten"}],
     "zeroed": [EMBEDDING, {"type": "Bidirectional", "layer": {"type": "SimpleRNN", "units": 2,
@@ -135,12 +182,52 @@ def test_masks_agree_with_keras(case, tmp_path, rng):
     np.testing.assert_allclose(s.trainer.predict(x, 8), want, rtol=1e-5, atol=1e-5)
 
 
+def test_cross_attention_masks_agree_with_keras(tmp_path, rng):
+    """A functional model: two padded inputs, each through its Embedding with mask_zero, into
+    MultiHeadAttention, Attention and AdditiveAttention, pooled over the query's kept steps."""
+    pytest.importorskip("h5py")
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    pytest.importorskip("torch")
+    keras = pytest.importorskip("keras")
+    from kerascli import exchange
+    from kerascli.graph.builder import build_model
+    from kerascli.runs.checkpoint import apply_weights
+
+    def pooled(name, layer, inputs):
+        return [{**layer, "name": name, "inputs": inputs},
+                {"type": "GlobalAveragePooling1D", "name": f"{name}_mean", "inputs": [name]}]
+
+    layers = [{**EMBEDDING, "name": "q_embed", "inputs": ["q"]}, {**EMBEDDING, "name": "v_embed", "inputs": ["v"]},
+              *pooled("mha", {"type": "MultiHeadAttention", "num_heads": 2, "key_dim": 2}, ["q_embed", "v_embed"]),
+              *pooled("luong", {"type": "Attention", "use_scale": True}, ["q_embed", "v_embed"]),
+              *pooled("bahdanau", {"type": "AdditiveAttention"}, ["q_embed", "v_embed", "v_embed"]),
+              {"type": "Concatenate", "name": "joined", "inputs": ["mha_mean", "luong_mean", "bahdanau_mean"]},
+              {"type": "Dense", "units": 2, "name": "out", "inputs": ["joined"]}]
+    spec = resolve_config(LoadedConfig(data={
+        "name": "cross", "seed": 1, "data": {"dataset": "digits"}, "compile": {"loss": "mse"},
+        "model": {"inputs": [{"name": "q", "shape": [5]}, {"name": "v", "shape": [7]}], "layers": layers,
+                  "outputs": ["out"]}}, source="test"))
+    s = build_session(spec)
+    weights = {k: (v + rng.normal(scale=0.3, size=v.shape)).astype(np.float32)
+               for k, v in s.model.get_weights().items()}
+    apply_weights(s.model, weights, "test")
+    (tmp_path / "m.keras").write_bytes(exchange.keras_archive(spec, build_model(spec.model, spec.source), weights))
+    theirs = keras.saving.load_model(tmp_path / "m.keras")
+    x = {"q": rng.integers(1, 9, (5, 5)).astype(np.float32), "v": rng.integers(1, 9, (5, 7)).astype(np.float32)}
+    x["q"][0, 3:] = 0
+    x["q"][1, :2] = 0
+    x["v"][0, 4:] = 0
+    x["v"][2, ::2] = 0
+    x["v"][3, :] = 0  # a sample with nothing to attend to
+    want = np.asarray(theirs.predict(x, verbose=0))
+    np.testing.assert_allclose(s.trainer.predict(x, 8), want, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("layers, needle", [
-    ([EMBEDDING, {"type": "MultiHeadAttention", "num_heads": 1, "key_dim": 2}, {"type": "Flatten"}],
-     "layer 'multi_head_attention': receives the mask of an Embedding with mask_zero: attention layers take no "
-     "masks yet"),
     ([EMBEDDING, {"type": "LSTM", "units": 2, "return_sequences": True}],
      "output 'lstm' carries the mask of an Embedding with mask_zero"),
+    ([EMBEDDING, {"type": "MultiHeadAttention", "num_heads": 1, "key_dim": 2}],
+     "output 'multi_head_attention' carries the mask"),  # attention keeps the query's
 ])
 def test_masks_where_kerascli_cannot_follow_are_refused(layers, needle):
     with pytest.raises(ConfigError, match=needle):

@@ -210,8 +210,8 @@ class Model:
             layer = node.layer
             if masks is not None:
                 ins = [masks.get(s) for s in node.inputs]
-                if layer.takes_mask:
-                    layer.mask = ins[0]
+                if layer.takes_mask:  # a layer of several inputs gets theirs (or None when none has one)
+                    layer.mask = ins[0] if layer.n_inputs else (ins if any(m is not None for m in ins) else None)
             if layer.absorbed_by is not None or (not training and layer.inference_absorbed_by is not None):
                 # the layer before it already did its work
                 values[layer.name] = values[node.inputs[0]]

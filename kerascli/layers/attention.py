@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import numpy as np
+
 from kerascli.config.params import (
     RATE,
     Param,
@@ -15,8 +17,9 @@ from kerascli.config.params import (
 from kerascli.graph.layer import Layer, ShapeError
 
 
-def _no_masks(layer, masks) -> str:
-    return "attention layers take no masks yet (Keras' query and value masks); leave mask_zero off"
+def _query_mask(layer, masks):
+    """Keras' attention layers' output mask: the query's."""
+    return masks[0]
 
 
 class MultiHeadAttention(Layer):
@@ -24,7 +27,7 @@ class MultiHeadAttention(Layer):
     self-attention (the layer before it, in a Sequential model): each (steps, features)."""
     draws_random = True  # attention dropout
 
-    mask_refused = _no_masks
+    takes_mask = True  # masks of query, value and key: Keras' automatic attention masks
     n_inputs = 0
     input_count = (1, 3)
     host_only = True
@@ -88,10 +91,30 @@ class MultiHeadAttention(Layer):
             self.grads[f"{name}/bias"][...] = d2.sum(axis=0).reshape(self.grads[f"{name}/bias"].shape)
         return self.ops.gemm(d2, kernel.reshape(fan_in, -1), trans_b=True).reshape(x.shape)
 
+    output_mask = _query_mask
+
+    def _allowed(self, n, tq, tv):
+        """(B, 1, Tq, Tv): False where the masks of the query, the value or the key keep a query step from
+        a key step (Keras' automatic mask), or None without masks."""
+        masks = self.mask if self.mask is not None else [None]
+        q = masks[0]
+        v = masks[1] if len(masks) > 1 else q  # self-attention: the value is the query
+        k = masks[2] if len(masks) > 2 else v
+        if q is None and v is None and k is None:
+            return None
+        allowed = np.ones((n, 1, tq, tv), bool)
+        if q is not None:
+            allowed &= (q != 0)[:, None, :, None]
+        for m in (v, k):
+            if m is not None:
+                allowed &= (m != 0)[:, None, None, :]
+        return allowed
+
     def forward(self, xs, training):
         query, value = xs[0], xs[1] if len(xs) > 1 else xs[0]
         key = xs[2] if len(xs) > 2 else value
         self._inputs = (query, key, value)
+        self._allowed_steps = self._allowed(len(query), query.shape[1], value.shape[1])
         self._q, self._k, self._v = self._project("query", query), self._project("key", key), \
             self._project("value", value)
         rate = self.config["dropout"]
@@ -102,14 +125,15 @@ class MultiHeadAttention(Layer):
             keep = self.ops.dropout_mask(self.rng, shape, query.dtype, rate)
         self._keep = keep
         self._o, self._used, self._weights = self.ops.attention_forward(self._q, self._k, self._v,
-                                                                        self.config["use_causal_mask"], keep)
+                                                                        self.config["use_causal_mask"], keep,
+                                                                        self._allowed_steps)
         return self._project("attention_output", self._o, n_in=2)
 
     def backward(self, dy):
         query, key, value = self._inputs
         do = self._project_backward("attention_output", self._o, dy, n_in=2)
         dq, dk, dv = self.ops.attention_backward(do, self._q, self._k, self._v, self._used, self._weights,
-                                                 self._keep)
+                                                 self._keep, self._allowed_steps)
         d_query = self._project_backward("query", query, dq)
         d_key = self._project_backward("key", key, dk)
         d_value = self._project_backward("value", value, dv)
@@ -134,7 +158,7 @@ class Attention(Layer):
     ``concat_score_weight``)."""
     draws_random = True  # attention dropout
 
-    mask_refused = _no_masks
+    takes_mask = True  # masks of query, value and key: Keras' automatic attention masks
     n_inputs = 0
     input_count = (2, 3)
     host_only = True
@@ -172,6 +196,8 @@ class Attention(Layer):
         return (None if scale is None else scale if scale.ndim else float(scale),
                 None if weight is None else float(weight))
 
+    output_mask = _query_mask
+
     def forward(self, xs, training):
         query, value = xs[0], xs[1]
         key = xs[2] if len(xs) > 2 else value
@@ -181,12 +207,19 @@ class Attention(Layer):
         if training and rate > 0:
             shape = (len(query), query.shape[1], value.shape[1])
             self._keep = self.ops.dropout_mask(self.rng, shape, query.dtype, rate)
+        # Keras' masks here: the value's keeps the queries from padded value steps, the query's zeroes the
+        # outputs of padded query steps
+        q_mask, v_mask = (self.mask[0], self.mask[1]) if self.mask is not None else (None, None)
+        allowed = None if v_mask is None else (v_mask != 0)[:, None, :]
         out, self._cache = self.ops.scored_attention_forward(query, key, value, self.mode(),
                                                              *self._scale_weight(), self.config["use_causal_mask"],
-                                                             self._keep)
-        return out
+                                                             self._keep, allowed)
+        self._q_kept = None if q_mask is None else (q_mask != 0)[:, :, None]
+        return out if self._q_kept is None else np.where(self._q_kept, out, 0).astype(out.dtype)
 
     def backward(self, dy):
+        if self._q_kept is not None:
+            dy = np.where(self._q_kept, dy, 0).astype(dy.dtype)
         query, key, value = self._inputs
         dq, dk, dv, dscale, dweight = self.ops.scored_attention_backward(
             dy, query, key, value, self.mode(), *self._scale_weight(), self._keep, self._cache)

@@ -15,11 +15,16 @@ from kerascli.ops.contract import SOFTMAX
 MASKED = -1e9  # added to the scores of masked positions before the softmax (as Keras' softmax with a mask)
 
 
-def _masked_softmax(ops, scores, causal: bool, dtype):
+def _masked_softmax(ops, scores, causal: bool, dtype, allowed=None, fill=False):
     """softmax over the last axis of ``scores`` (any leading axes), each query step kept from later steps
-    with ``causal``; through the softmax kernels."""
+    with ``causal`` and from the key steps ``allowed`` (broadcast to ``scores``) is False for (padding);
+    through the softmax kernels. A masked score is lowered by 1e9 (Keras' Attention), or with ``fill``
+    replaced by -1e9 (Keras' MultiHeadAttention, whose softmax takes the mask)."""
     if causal:
-        scores = scores + np.triu(np.full(scores.shape[-2:], MASKED, scores.dtype), 1)
+        lower = np.tril(np.ones(scores.shape[-2:], bool))
+        allowed = lower if allowed is None else allowed & lower
+    if allowed is not None:
+        scores = np.where(allowed, scores, MASKED if fill else scores + MASKED)
     rows = np.ascontiguousarray(scores, dtype=dtype).reshape(-1, scores.shape[-1])
     return ops.bias_activation_forward(rows, ops.no_bias(dtype), SOFTMAX, np.empty_like(rows)).reshape(scores.shape)
 
@@ -33,22 +38,25 @@ def _softmax_backward(ops, dweights, weights, keep):
                                         np.empty_like(rows))[0].reshape(weights.shape)
 
 
-def attention_forward(ops, q, k, v, causal: bool, keep):
+def attention_forward(ops, q, k, v, causal: bool, keep, allowed=None):
     """(output (B, Tq, H, dv), the attention weights after dropout, before it). ``keep`` is the dropout's
-    scaled keep mask (B, H, Tq, Tv), or None."""
+    scaled keep mask (B, H, Tq, Tv), or None; ``allowed`` (B, 1, Tq, Tv) False where masks keep a query
+    from a key step, or None."""
     scale = 1.0 / math.sqrt(q.shape[-1])
     scores = np.matmul(q.transpose(0, 2, 1, 3), k.transpose(0, 2, 3, 1)) * scale
-    weights = _masked_softmax(ops, scores, causal, q.dtype)
+    weights = _masked_softmax(ops, scores, causal, q.dtype, allowed, fill=True)
     used = weights if keep is None else weights * keep
     out = np.matmul(used, v.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     return np.ascontiguousarray(out, dtype=q.dtype), used, weights
 
 
-def attention_backward(ops, dout, q, k, v, used, weights, keep):
+def attention_backward(ops, dout, q, k, v, used, weights, keep, allowed=None):
     """(dq, dk, dv) for attention_forward, from the gradient of its output."""
     d = dout.transpose(0, 2, 1, 3)  # (B, H, Tq, dv)
     dv = np.matmul(used.transpose(0, 1, 3, 2), d).transpose(0, 2, 1, 3)
     dscores = _softmax_backward(ops, np.matmul(d, v.transpose(0, 2, 3, 1)), weights, keep) / math.sqrt(q.shape[-1])
+    if allowed is not None:  # a masked score was replaced: nothing flows back to it
+        dscores = np.where(allowed, dscores, 0)
     dq = np.matmul(dscores, k.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     dk = np.matmul(dscores.transpose(0, 1, 3, 2), q.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     dt = q.dtype
@@ -56,8 +64,9 @@ def attention_backward(ops, dout, q, k, v, used, weights, keep):
             np.ascontiguousarray(dv, dtype=dt))
 
 
-def scored_attention_forward(ops, q, k, v, mode: str, scale, weight, causal: bool, keep):
-    """Keras' Attention and AdditiveAttention: q (B, Tq, d), k and v (B, Tv, d). Scores: ``dot``, q . k
+def scored_attention_forward(ops, q, k, v, mode: str, scale, weight, causal: bool, keep, allowed=None):
+    """Keras' Attention and AdditiveAttention: q (B, Tq, d), k and v (B, Tv, d), ``allowed`` (B, 1, Tv) False at
+    padded value steps or None. Scores: ``dot``, q . k
     times ``scale`` (a scalar, or None); ``concat``, ``weight`` * sum(tanh(scale * (q + k))) (scalars, or
     None); ``additive``, sum(scale * tanh(q + k)) (``scale`` a (d,) vector, or None). Returns (output, a
     cache for the backward pass)."""
@@ -73,7 +82,7 @@ def scored_attention_forward(ops, q, k, v, mode: str, scale, weight, causal: boo
         tanh = np.tanh(q[:, :, None, :] + k[:, None, :, :])
         raw = None
         scores = (tanh * scale).sum(axis=-1) if scale is not None else tanh.sum(axis=-1)
-    weights = _masked_softmax(ops, scores, causal, q.dtype)
+    weights = _masked_softmax(ops, scores, causal, q.dtype, allowed)
     used = weights if keep is None else weights * keep
     out = np.matmul(used, v).astype(q.dtype)
     return out, (raw, tanh, weights, used)
