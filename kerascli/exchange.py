@@ -31,6 +31,7 @@ EXCHANGED = {
     "GroupNormalization", "UnitNormalization", "Embedding", "Add", "Subtract", "Multiply", "Average", "Maximum",
     "Minimum", "Concatenate", "Dot", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "SimpleRNN", "LSTM", "GRU",
     "Bidirectional", "TimeDistributed", "MultiHeadAttention", "Attention", "AdditiveAttention", "Normalization",
+    "Masking",
 }
 # recurrent layers: Keras keeps their weights in their cell (layers/<group>/cell/vars/<i>)
 CELLS = {"SimpleRNN", "LSTM", "GRU"}

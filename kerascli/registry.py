@@ -177,6 +177,7 @@ LAYERS = Registry("layer type", (
     ("GlobalAveragePooling2D", "kerascli.layers.pooling:GlobalAveragePooling2D", "GlobalAvgPool2D"),
     ("GlobalMaxPooling2D", "kerascli.layers.pooling:GlobalMaxPooling2D", "GlobalMaxPool2D"),
     ("Identity", "kerascli.layers.core:Identity"),
+    ("Masking", "kerascli.layers.core:Masking"),
     ("Permute", "kerascli.layers.core:Permute"),
     ("RepeatVector", "kerascli.layers.core:RepeatVector"),
     ("ZeroPadding2D", "kerascli.layers.pooling:ZeroPadding2D"),

@@ -110,6 +110,7 @@ ROWS = {
     "GlobalAveragePooling2D": [({}, (3, 4, 2)), ({"keepdims": True}, (2, 2, 3))],
     "GlobalMaxPooling2D": [({}, (3, 4, 2)), ({"keepdims": True}, (2, 3, 1))],
     "Identity": [({}, (3, 2))],
+    "Masking": [({}, (4, 3)), ({"mask_value": 0.5}, (3, 2))],
     "Permute": [({"dims": [2, 1]}, (3, 4)), ({"dims": [3, 1, 2]}, (2, 3, 4))],
     "RepeatVector": [({"n": 3}, (4,))],
     "ZeroPadding2D": [({}, (2, 3, 2)), ({"padding": [[0, 2], [1, 0]]}, (3, 2, 1))],

@@ -182,6 +182,19 @@ def test_masks_agree_with_keras(case, tmp_path, rng):
     np.testing.assert_allclose(s.trainer.predict(x, 8), want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_masking_pads_steps_of_values(backend, rng):
+    """Keras' Masking: steps whose every feature is mask_value are zeroed and masked; their gradient is 0."""
+    layer, _ = make_layer("Masking", {"mask_value": 0.5}, (STEPS, FEATURES), backend)
+    x = rng.normal(size=(BATCH, STEPS, FEATURES))
+    x[MASK == 0] = 0.5
+    x[0, 0, 1] = 0.5  # one feature at the mask value does not make a step padding
+    y = layer.forward(x, True)
+    np.testing.assert_array_equal(layer.output_mask([None]), MASK)
+    np.testing.assert_array_equal(y, x * MASK[:, :, None])
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), np.broadcast_to(MASK[:, :, None], x.shape))
+
+
 def test_cross_attention_masks_agree_with_keras(tmp_path, rng):
     """A functional model: two padded inputs, each through its Embedding with mask_zero, into
     MultiHeadAttention, Attention and AdditiveAttention, pooled over the query's kept steps."""

@@ -545,9 +545,15 @@ def step_mask(rng, batch, steps, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@parity("mask_from_ids", "carry_masked", "hold_masked", "zero_masked_steps")
+@parity("mask_from_ids", "mask_from_values", "carry_masked", "hold_masked", "zero_masked_steps")
 def test_step_masks(rng, dtype, other):
     for batch, steps, width in ((1, 1, 1), (4, 6, 3), (9, 5, 33)):
+        values = rng.normal(size=(batch, steps, width)).astype(dtype)
+        values[:, ::2] = 0.5  # every feature the mask value
+        values[-1, -1, 0] = 0.5  # and one of several
+        ref, fast = run_out(other, "mask_from_values", values, 0.5, outs=[((batch, steps), dtype)])
+        np.testing.assert_array_equal(fast, ref)
+        np.testing.assert_array_equal(ref, (values != 0.5).any(-1))
         ids = rng.integers(0, 3, (batch, steps))
         ref, fast = run_out(other, "mask_from_ids", ids, outs=[((batch, steps), dtype)])
         np.testing.assert_array_equal(fast, ref)

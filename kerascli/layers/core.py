@@ -244,6 +244,36 @@ class Rescaling(Layer):
         return self.ops.scale_shift(dy, self.config["scale"], 0.0)
 
 
+class Masking(Layer):
+    """Keras' Masking: a step whose every feature equals ``mask_value`` is padding; it is set to 0 and a mask
+    marking it goes to the layers after (kerascli.graph.masks), as an Embedding's ``mask_zero`` does."""
+
+    PARAMS = {"mask_value": Param("float", 0.0)}
+    makes_mask = True
+
+    def build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ShapeError(f"expects sequences of shape (steps, features), got {tuple(input_shape)}")
+        return tuple(input_shape)
+
+    def forward(self, x, training):
+        self._keep = self.ops.mask_from_values(x, self.config["mask_value"],
+                                               self.workspace("mask", x.shape[:2]))
+        y = self.workspace("y", x.shape)
+        self.ops.assign(y, x)
+        self.ops.zero_masked_steps(y, self._keep)
+        return y
+
+    def backward(self, dy):
+        dx = self.workspace("dx", dy.shape)
+        self.ops.assign(dx, dy)
+        self.ops.zero_masked_steps(dx, self._keep)
+        return dx
+
+    def output_mask(self, masks):
+        return self._keep
+
+
 class Identity(Layer):
     """Its input, as it is."""
 

@@ -16,6 +16,19 @@ def mask_from_ids(ids, out):
 
 
 @njit(**opts)
+def mask_from_values(x, mask_value, out):
+    for b in range(x.shape[0]):
+        for t in range(x.shape[1]):
+            kept = 0
+            for c in range(x.shape[2]):
+                if x[b, t, c] != mask_value:
+                    kept = 1
+                    break
+            out[b, t] = kept
+    return out
+
+
+@njit(**opts)
 def carry_masked(new, old, keep):
     for b in range(new.shape[0]):
         if keep[b] == 0:

@@ -24,6 +24,25 @@ def mask_from_ids(ids, out):
 
 
 @kernel
+def _mask_from_values(x, mask_value, out):
+    i = cuda.grid(1)
+    batch, steps, features = x.shape
+    if i < batch * steps:
+        b, t = i // steps, i % steps
+        kept = 0
+        for c in range(features):
+            if x[b, t, c] != mask_value:
+                kept = 1
+        out[b, t] = kept
+
+
+def mask_from_values(x, mask_value, out):
+    if out.size:
+        _mask_from_values[blocks(out.size)](x, mask_value, out)
+    return out
+
+
+@kernel
 def _carry_masked(new, old, keep):
     i = cuda.grid(1)
     rows, cols = new.shape

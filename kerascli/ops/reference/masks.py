@@ -13,6 +13,13 @@ def mask_from_ids(ids, out):
     return out
 
 
+def mask_from_values(x, mask_value, out):
+    """Keras' Masking: 1 where a step of ``x`` (batch, steps, features) has a feature other than
+    ``mask_value``."""
+    out[...] = (x != mask_value).any(axis=-1)
+    return out
+
+
 def carry_masked(new, old, keep):
     """A recurrent step over a padded sample changes nothing: rows of ``new`` (batch, units) whose ``keep``
     is 0 take ``old``'s."""
