@@ -342,6 +342,29 @@ train: {epochs: 20, batch_size: 32, threads: 1}
     train_then_evaluate(config, tmp_path / "runs" / "imdb-small", server, ["imdb.npz"])
 
 
+def test_the_imdb_example_trains_on_a_served_stand_in(server, monkeypatch, tmp_path, rng):  # noqa: F811
+    """configs/imdb_lstm.yaml, three epochs of a smaller LSTM, on 300 + 100 reviews whose last word says the
+    class."""
+    from conftest import CONFIGS
+
+    def reviews(n):
+        y = rng.integers(0, 2, n)
+        x = np.empty(n, dtype=object)
+        for i in range(n):
+            x[i] = rng.integers(10, 500, rng.integers(5, 120)).tolist()
+            x[i][-1] = 1 + int(y[i])  # (index_from 3: ids 4 and 5 in the sequences)
+        return x, y
+
+    (x_train, y_train), (x_test, y_test) = reviews(300), reviews(100)
+    serve_as(server, monkeypatch, Imdb, [npz_bytes(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)])
+    result = CliRunner().invoke(cli, ["train", os.path.join(CONFIGS, "imdb_lstm.yaml"), "--set", "train.epochs=3",
+                                      "--set", "model.layers[1].units=16", "--runs-dir", str(tmp_path / "runs"),
+                                      "-q"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "runs" / "imdb-lstm" / "summary.json").read_text())
+    assert summary["evaluation"]["test"]["accuracy"] > 0.8
+
+
 def test_the_new_datasets_are_listed(server, monkeypatch):  # noqa: F811
     listed = json.loads(CliRunner().invoke(cli, ["datasets", "list", "--json"]).output)
     rows = {row["name"]: row for row in listed["datasets"]}
