@@ -271,7 +271,7 @@ def test_rescale_applies_to_every_split_and_to_predict(tmp_path):
         assert result.exit_code == 0, result.output
         result = runner.invoke(cli, ["evaluate", str(run), "--data", str(tmp_path / data), "--json"])
         assert result.exit_code == 0, result.output
-        outputs[name] = (evaluation, np.load(run / "p.npy"), json.loads(result.output)["loss"])
+        outputs[name] = (evaluation, np.load(run / "p.npy"), json.loads(result.stdout)["loss"])
     assert outputs["scaled"][0] == outputs["rescaled"][0]
     np.testing.assert_array_equal(outputs["scaled"][1], outputs["rescaled"][1])
     assert outputs["scaled"][2] == outputs["rescaled"][2]

@@ -110,7 +110,7 @@ def test_a_run_with_class_weights_resumes_and_evaluates(tmp_path):
     assert result.exit_code == 0, result.output
     out = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "cw"), "--split", "val", "--json"])
     summary = json.loads((tmp_path / "cw" / "summary.json").read_text())
-    assert json.loads(out.output)["loss"] == pytest.approx(summary["evaluation"]["val"]["loss"])
+    assert json.loads(out.stdout)["loss"] == pytest.approx(summary["evaluation"]["val"]["loss"])
 
 
 # ---------------------------------------------------------------- sample weights from the dataset

@@ -131,10 +131,10 @@ def test_evaluate_reproduces_summary(trained):
     summary = json.loads((trained / "summary.json").read_text())
     result = invoke("evaluate", trained, "--json")
     assert result.exit_code == 0, result.output
-    got = json.loads(result.output)
+    got = json.loads(result.stdout)
     assert got["accuracy"] == pytest.approx(summary["evaluation"]["test"]["accuracy"], abs=1e-12)
     assert got["loss"] == pytest.approx(summary["evaluation"]["test"]["loss"], rel=1e-6)
-    val = json.loads(invoke("evaluate", trained / "checkpoints" / "best.npz", "--split", "val", "--json").output)
+    val = json.loads(invoke("evaluate", trained / "checkpoints" / "best.npz", "--split", "val", "--json").stdout)
     assert val["accuracy"] == pytest.approx(summary["evaluation"]["val"]["accuracy"])
     text = invoke("evaluate", trained, "--checkpoint", "last")
     assert text.exit_code == 0 and "test: loss=" in text.output
@@ -447,7 +447,7 @@ def test_evaluate_on_an_outside_file(tmp_path, small_config):
 
     runs = tmp_path / "runs"
     assert invoke("train", small_config, "--runs-dir", runs, "--quiet").exit_code == 0
-    expected = _json.loads(invoke("evaluate", runs / "small", "--json").output)
+    expected = _json.loads(invoke("evaluate", runs / "small", "--json").stdout)
     session = build_session(load_spec(small_config, []))
     test = load_data(session)["test"]
     np.savez(tmp_path / "outside.npz", features=test.x, labels=test.y)
@@ -461,7 +461,7 @@ def test_evaluate_on_an_outside_file(tmp_path, small_config):
                  ["--data", tmp_path / "x.npy", "--labels", tmp_path / "y.npy"]):
         result = invoke("evaluate", runs / "small", "--json", *args)
         assert result.exit_code == 0, result.output
-        got = _json.loads(result.output)
+        got = _json.loads(result.stdout)
         assert got["data"] == str(args[1])
         for name in ("loss", "accuracy"):
             assert got[name] == pytest.approx(expected[name], rel=1e-5)

@@ -171,7 +171,7 @@ def test_training_on_the_device_matches_cpu_and_checkpoints_cross(tmp_path, writ
     for run, backend in (("cuda", "cpu"), ("cuda", "cuda"), ("cpu", "cuda")):
         out = invoke("evaluate", runs / run, "--backend", backend, "--json")
         assert out.exit_code == 0, out.output
-        results[run, backend] = json.loads(out.output)
+        results[run, backend] = json.loads(out.stdout)
     assert results["cuda", "cpu"]["loss"] == pytest.approx(results["cuda", "cuda"]["loss"], rel=1e-5)
     cpu_summary = json.loads((runs / "cpu" / "summary.json").read_text())
     assert results["cpu", "cuda"]["loss"] == pytest.approx(cpu_summary["evaluation"]["test"]["loss"], rel=1e-4)

@@ -140,7 +140,7 @@ def test_an_npz_with_its_own_test_split(tmp_path, write_config):
     summary = json.loads((tmp_path / "runs" / "own" / "summary.json").read_text())
     assert set(summary["evaluation"]) == {"checkpoint", "train", "val", "test"}
     evaluated = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "runs" / "own"), "--split", "test", "--json"])
-    assert json.loads(evaluated.output)["accuracy"] == pytest.approx(summary["evaluation"]["test"]["accuracy"])
+    assert json.loads(evaluated.stdout)["accuracy"] == pytest.approx(summary["evaluation"]["test"]["accuracy"])
     for change, message in [(", y_test: y_test", "data.y_test: y_test: x_test names the split's features, "
                                                  "y_test must name its labels"),
                             ("validation_split: 0.25", "validation_split: 0.25, test_split: 0.1")]:

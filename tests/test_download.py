@@ -238,14 +238,14 @@ def test_datasets_list_and_download(server, monkeypatch, tmp_path):
     body = npz_bytes(x=np.zeros((5, 8)), y=np.zeros(5))
     serve_as(server, monkeypatch, datasets.CaliforniaHousing, [body])
     runner = CliRunner()
-    listed = json.loads(runner.invoke(cli, ["datasets", "list", "--json"]).output)
+    listed = json.loads(runner.invoke(cli, ["datasets", "list", "--json"]).stdout)
     rows = {row["name"]: row for row in listed["datasets"]}
     assert set(rows) >= {"mnist", "fashion_mnist", "boston_housing", "california_housing"}
     assert rows["california_housing"]["cached"] == "no" and listed["url"] == server.url
     result = runner.invoke(cli, ["datasets", "download", "california_housing"])
     assert result.exit_code == 0, result.output
     assert str(tmp_path / "cache" / "datasets" / "california_housing.npz") in result.output
-    listed = json.loads(runner.invoke(cli, ["datasets", "list", "--json"]).output)
+    listed = json.loads(runner.invoke(cli, ["datasets", "list", "--json"]).stdout)
     assert {row["name"]: row["cached"] for row in listed["datasets"]}["california_housing"] == "yes"
     result = runner.invoke(cli, ["datasets", "download", "nope"])
     assert result.exit_code == 2 and "no downloadable dataset 'nope' (valid: mnist" in result.output

@@ -54,7 +54,7 @@ def test_config_says_where_each_value_came_from(tmp_path):
     from kerascli.commands import load_spec
 
     assert yaml.safe_load(result.output) == load_spec(str(config), ["train.epochs=3"]).to_dict()
-    rows = json.loads(invoke("config", config, "--json").output)
+    rows = json.loads(invoke("config", config, "--json").stdout)
     by_key = {r["key"]: r for r in rows}
     assert by_key["model.layers[1].units"] == {"key": "model.layers[1].units", "value": 128,
                                                "from": f"{config}:13"}

@@ -366,7 +366,7 @@ def test_the_imdb_example_trains_on_a_served_stand_in(server, monkeypatch, tmp_p
 
 
 def test_the_new_datasets_are_listed(server, monkeypatch):  # noqa: F811
-    listed = json.loads(CliRunner().invoke(cli, ["datasets", "list", "--json"]).output)
+    listed = json.loads(CliRunner().invoke(cli, ["datasets", "list", "--json"]).stdout)
     rows = {row["name"]: row for row in listed["datasets"]}
     assert {"cifar10", "cifar100", "imdb", "reuters"} <= set(rows) <= set(DATASETS.names())
     assert rows["cifar10"]["bytes"] == 170498071 and rows["imdb"]["urls"] == [server.url + "imdb.npz"]

@@ -135,7 +135,7 @@ def test_statistics_are_stored_with_the_run_and_used_by_evaluate_and_predict(tmp
         assert result.exit_code == 0, result.output
         result = runner.invoke(cli, ["evaluate", str(r), "--data", str(tmp_path / data), "--json"])
         assert result.exit_code == 0, result.output
-        (r / "data_loss.txt").write_text(str(json.loads(result.output)["loss"]))
+        (r / "data_loss.txt").write_text(str(json.loads(result.stdout)["loss"]))
     np.testing.assert_array_equal(np.load(run / "p.npy"), np.load(plain / "p.npy"))
     assert (run / "data_loss.txt").read_text() == (plain / "data_loss.txt").read_text()
 

@@ -39,7 +39,7 @@ def test_runs_are_listed_with_their_status_and_numbers(tmp_path):
     try:
         result = runner.invoke(cli, ["runs", "list", "--runs-dir", str(runs), "--json"])
         assert result.exit_code == 0, result.output
-        rows = {r["name"]: r for r in json.loads(result.output)}
+        rows = {r["name"]: r for r in json.loads(result.stdout)}
         assert set(rows) == {"done", "broken", "killed", "stopped", "live"}
         assert {n: r["status"] for n, r in rows.items()} == {"done": "completed", "broken": "failed",
                                                              "killed": "interrupted", "stopped": "interrupted",
@@ -54,7 +54,7 @@ def test_runs_are_listed_with_their_status_and_numbers(tmp_path):
         assert result.exit_code == 2 and "training now" in result.output and (runs / "live").exists()
     finally:
         lock.release()
-    assert json.loads(runner.invoke(cli, ["runs", "show", str(runs / "live"), "--json"]).output)["status"] == \
+    assert json.loads(runner.invoke(cli, ["runs", "show", str(runs / "live"), "--json"]).stdout)["status"] == \
         "completed"
 
 
@@ -65,7 +65,7 @@ def test_show_and_remove(tmp_path):
     result = runner.invoke(cli, ["runs", "show", str(run)])
     assert result.exit_code == 0 and "completed" in result.output and "config.yaml" in result.output
     assert "test: loss" in result.output
-    info = json.loads(runner.invoke(cli, ["runs", "show", str(run), "--json"]).output)
+    info = json.loads(runner.invoke(cli, ["runs", "show", str(run), "--json"]).stdout)
     assert info["summary"]["name"] == "one" and info["config"].endswith("config.yaml")
     result = runner.invoke(cli, ["runs", "rm", str(run)], input="n\n")
     assert result.exit_code == 0 and "kept" in result.output and run.exists()
@@ -85,7 +85,7 @@ def test_compare_shows_what_differs_and_the_results(tmp_path):
     runs = tmp_path / "runs"
     result = runner.invoke(cli, ["runs", "compare", str(runs / "a"), str(runs / "b"), "--json"])
     assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
+    out = json.loads(result.stdout)
     assert out["runs"] == ["a", "b"] and out["status"] == ["completed", "completed"]
     assert out["config"] == {"name": ["a", "b"], "train.epochs": [2, 3]}
     for run, column in (("a", 0), ("b", 1)):

@@ -131,7 +131,7 @@ def test_a_table_run_stores_its_encoding_and_predicts_class_names(tmp_path, rng)
     held_out = write_table(tmp_path / "held.csv", flowers(np.random.default_rng(9), 60))
     result = runner.invoke(cli, ["evaluate", str(run), "--data", held_out, "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["accuracy"] > 0.9
+    assert json.loads(result.stdout)["accuracy"] > 0.9
 
     bad = write_table(tmp_path / "bad.csv", [["long", "pink", "2.1"]], header=("shape", "color", "size"))
     result = runner.invoke(cli, ["predict", str(run), bad, "-o", str(tmp_path / "bad_out.csv")])
