@@ -240,8 +240,8 @@ def _call_arguments(entry: dict, layer: dict, where: str) -> None:
     other call argument with a value is refused by name."""
     nodes = entry.get("inbound_nodes") or []
     for key, value in ((nodes[0].get("kwargs") or {}) if nodes else {}).items():
-        if value is None or value is False or key == "key" and layer["type"] == "MultiHeadAttention":
-            continue
+        if value is None or value is False or (key == "key" and layer["type"] == "MultiHeadAttention"):
+            continue  # unset, or MultiHeadAttention's key (an input: _inputs_of)
         if key == "use_causal_mask" and layer["type"] in ATTENTION:
             layer[key] = bool(value)
             continue
@@ -456,9 +456,13 @@ def read_keras(path: str, weights_path: str | None = None) -> tuple[dict, dict |
         try:
             with h5py.File(io.BytesIO(h5_bytes), "r") as f:
                 for name, group in f.get("layers", {}).items():
-                    found = groups[name] = {}
-                    group.visititems(lambda path, item, found=found: found.__setitem__(path, np.asarray(item))
-                                     if isinstance(item, h5py.Dataset) else None)
+                    groups[name] = found = {}  # every variable under the layer's group, by its path there
+
+                    def keep(path, item, found=found):
+                        if isinstance(item, h5py.Dataset):
+                            found[path] = np.asarray(item)
+
+                    group.visititems(keep)
         except (OSError, ValueError) as exc:
             raise DataError(f"{weights_path or path}: not a readable Keras weights file: {exc}") from None
         try:

@@ -31,18 +31,23 @@ def memory_bytes() -> int:
         return 1 << 40
 
 
-def _header(f, where: str) -> tuple[tuple, np.dtype, int]:
-    """(shape, dtype, header length in bytes) of the .npy stream ``f`` at its start."""
+def _read_header(f, where: str) -> tuple[tuple, bool, np.dtype]:
+    """(shape, Fortran order?, dtype) of the .npy stream ``f`` at its start, left at its data."""
     try:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version in ((2, 0), (3, 0)):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise ValueError(f"unsupported .npy version {version}")
+            return np.lib.format.read_array_header_1_0(f)
+        if version in ((2, 0), (3, 0)):
+            return np.lib.format.read_array_header_2_0(f)
+        raise ValueError(f"unsupported .npy version {version}")
     except (ValueError, EOFError, OSError, SyntaxError) as exc:
         raise DataError(f"{where}: not a readable .npy array ({exc})") from None
+
+
+def _header(f, where: str) -> tuple[tuple, np.dtype, int]:
+    """(shape, dtype, header length in bytes) of the .npy stream ``f`` at its start; an array of Python
+    objects is refused."""
+    shape, _, dtype = _read_header(f, where)
     if dtype.hasobject:
         raise DataError(f"{where}: holds Python objects, which would need pickle to read; refused")
     return tuple(shape), dtype, f.tell()
@@ -135,10 +140,7 @@ def load_npz_sequences(path: str, names: list[str]) -> dict:
                 info, where = members[name], f"{path}: array {name!r}"
                 _check_limit(where, info.file_size, None)
                 with archive.open(info) as f:
-                    version = np.lib.format.read_magic(f)
-                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                            else np.lib.format.read_array_header_2_0)
-                    shape, fortran, dtype = read(f)
+                    shape, fortran, dtype = _read_header(f, where)
                     offset = f.tell()
                     if not dtype.hasobject:
                         _check_declared(where, shape, dtype, info.file_size - offset,

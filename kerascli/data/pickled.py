@@ -10,8 +10,9 @@ Python 3 writes bytes in protocol 2, and each is recognised by name and its
 effect done here. Anything else (another name, an opcode outside this subset, a
 truncated or inconsistent stream) is a DataError naming the byte offset.
 
-Text written by Python 2 (``str``, opcodes ``S``/``T``/``U``) comes back as
-bytes, as Keras reads these files with ``encoding="bytes"``.
+Protocols 2 to 4 are read (what Python 2's cPickle and numpy's savez wrote them
+in). Text written by Python 2 (``str``, opcodes ``T``/``U``) comes back as bytes,
+as Keras reads these files with ``encoding="bytes"``.
 """
 
 from __future__ import annotations
@@ -263,30 +264,12 @@ def _tuple(n):
     return op
 
 
-def _text_int(r):
-    text = r.line()
-    if text in ("00", "01"):  # protocol 0's False and True
-        r.stack.append(text == "01")
-        return
-    try:
-        r.stack.append(int(text.rstrip("L")))
-    except ValueError:
-        r.fail(f"{text!r} is not a whole number")
-
-
-def _index(r) -> int:
-    text = r.line()
-    if not text.isdigit():
-        r.fail(f"{text!r} is not a memo index")
-    return int(text)
-
-
 def _long(r, size_format: str):
     n = r.unpack(size_format)
     r.stack.append(int.from_bytes(r.take(n), "little", signed=True))
 
 
-def _bytes(size_format: str | None):
+def _bytes(size_format: str):
     def op(r):
         r.stack.append(bytes(r.take(r.unpack(size_format))))
     return op
@@ -300,11 +283,6 @@ def _text(size_format: str):
         except UnicodeDecodeError:
             r.fail("a string that is not UTF-8")
     return op
-
-
-def _binstring(r):
-    n = r.unpack("<i")
-    r.stack.append(bytes(r.take(n)))
 
 
 def _global(r):
@@ -360,14 +338,12 @@ _OPS = {
     ord("M"): lambda r: r.stack.append(r.unpack("<H")),
     0x8A: lambda r: _long(r, "<B"),
     0x8B: lambda r: _long(r, "<i"),
-    ord("I"): _text_int,
-    ord("L"): _text_int,
     ord("G"): lambda r: r.stack.append(r.unpack(">d")),
     ord("N"): lambda r: r.stack.append(None),
     0x88: lambda r: r.stack.append(True),
     0x89: lambda r: r.stack.append(False),
     ord("U"): _bytes("<B"),
-    ord("T"): _binstring,
+    ord("T"): _bytes("<i"),  # a negative length is refused by take()
     ord("C"): _bytes("<B"),
     ord("B"): _bytes("<I"),
     0x8E: _bytes("<Q"),
@@ -377,10 +353,8 @@ _OPS = {
     ord("q"): lambda r: r.put(r.unpack("<B")),
     ord("r"): lambda r: r.put(r.unpack("<I")),
     0x94: lambda r: r.put(len(r.memo)),
-    ord("p"): lambda r: r.put(_index(r)),
     ord("h"): lambda r: r.get(r.unpack("<B")),
     ord("j"): lambda r: r.get(r.unpack("<I")),
-    ord("g"): lambda r: r.get(_index(r)),
     ord("c"): _global,
     0x93: _stack_global,
     ord("R"): lambda r: r.reduce(),

@@ -56,7 +56,11 @@ class Ragged:
 
     @property
     def starts(self) -> np.ndarray:
-        return np.concatenate(([0], np.cumsum(self.lengths)[:-1])).astype(np.int64)
+        return _starts(self.lengths)
+
+    def sample_of_token(self) -> np.ndarray:
+        """Each token's sequence."""
+        return np.repeat(np.arange(len(self.lengths)), self.lengths)
 
     def positions(self) -> np.ndarray:
         """Each token's place within its sequence."""
@@ -64,16 +68,17 @@ class Ragged:
 
     def take(self, rows: np.ndarray) -> Ragged:
         lengths = self.lengths[rows]
-        new_starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
-        gather = np.repeat(self.starts[rows] - new_starts, lengths) + np.arange(int(lengths.sum()))
+        gather = np.repeat(self.starts[rows] - _starts(lengths), lengths) + np.arange(int(lengths.sum()))
         return Ragged(self.tokens[gather], lengths)
 
     def keep_tokens(self, mask: np.ndarray) -> Ragged:
-        rows = np.repeat(np.arange(len(self.lengths)), self.lengths)
-        return Ragged(self.tokens[mask], np.bincount(rows[mask], minlength=len(self.lengths)).astype(np.int64))
+        counts = np.bincount(self.sample_of_token()[mask], minlength=len(self.lengths))
+        return Ragged(self.tokens[mask], counts.astype(np.int64))
 
-    def lists(self) -> list[list[int]]:
-        return [t.tolist() for t in np.split(self.tokens, np.cumsum(self.lengths)[:-1])]
+
+def _starts(lengths: np.ndarray) -> np.ndarray:
+    """Where each sequence of these lengths starts in the flat token array."""
+    return np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
 
 
 def keras_sequences(parts: list[tuple[Ragged, np.ndarray]], p: dict, where: str) -> list[tuple[Ragged, np.ndarray]]:
@@ -81,12 +86,10 @@ def keras_sequences(parts: list[tuple[Ragged, np.ndarray]], p: dict, where: str)
     the ``maxlen`` filter (Keras keeps sequences shorter than maxlen), the vocabulary cut."""
     out = []
     for seqs, labels in parts:
-        tokens = seqs.tokens + p["index_from"]
+        tokens, lengths = seqs.tokens + p["index_from"], seqs.lengths
         if p["start_char"] is not None:
-            tokens = np.insert(tokens, seqs.starts, p["start_char"])
-            seqs = Ragged(tokens, seqs.lengths + 1)
-        else:
-            seqs = Ragged(tokens, seqs.lengths)
+            tokens, lengths = np.insert(tokens, seqs.starts, p["start_char"]), lengths + 1
+        seqs = Ragged(tokens, lengths)
         if p["maxlen"]:
             kept = np.flatnonzero(seqs.lengths < p["maxlen"])
             seqs, labels = seqs.take(kept), labels[kept]
@@ -116,8 +119,7 @@ def pad(seqs: Ragged, length: int, padding: str, truncating: str) -> np.ndarray:
     step = place - (lengths - kept) if truncating == "pre" else place
     keep = (step >= 0) & (step < length)
     column = step + (length - kept) if padding == "pre" else step
-    rows = np.repeat(np.arange(len(seqs.lengths)), seqs.lengths)
-    out[rows[keep], column[keep]] = seqs.tokens[keep]
+    out[seqs.sample_of_token()[keep], column[keep]] = seqs.tokens[keep]
     return out
 
 
@@ -127,8 +129,7 @@ def multi_hot(seqs: Ragged, width: int) -> np.ndarray:
         raise DataError(f"word index {int(seqs.tokens.max())} does not fit a multi-hot row of num_words {width} "
                         "(is oov_char below num_words?)")
     out = np.zeros((len(seqs.lengths), width), dtype=np.uint8)
-    rows = np.repeat(np.arange(len(seqs.lengths)), seqs.lengths)
-    out[rows, seqs.tokens] = 1
+    out[seqs.sample_of_token(), seqs.tokens] = 1
     return out
 
 

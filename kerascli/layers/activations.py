@@ -11,6 +11,7 @@ from kerascli.registry import INITIALIZERS
 
 class _Elementwise(Layer):
     mask_passes = True  # Keras keeps the mask of its input on its output
+
     def build(self, input_shape):
         return tuple(input_shape)
 

@@ -53,6 +53,7 @@ class Dense(ActivatedLayer):
 
 class Activation(ActivatedLayer):
     mask_passes = True  # Keras keeps the mask of its input on its output
+
     PARAMS = {"activation": Param("str", choices=ACTIVATIONS)}
 
     def build(self, input_shape):

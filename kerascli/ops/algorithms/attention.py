@@ -16,9 +16,9 @@ MASKED = -1e9  # added to the scores of masked positions before the softmax (as 
 
 
 def _masked_softmax(ops, scores, causal: bool, dtype, allowed=None, fill=False):
-    """softmax over the last axis of ``scores`` (any leading axes), each query step kept from later steps
-    with ``causal`` and from the key steps ``allowed`` (broadcast to ``scores``) is False for (padding);
-    through the softmax kernels. A masked score is lowered by 1e9 (Keras' Attention), or with ``fill``
+    """softmax over the last axis of ``scores`` (any leading axes), through the softmax kernels; each query
+    step is kept from later steps with ``causal``, and from the key steps where ``allowed`` (broadcast to
+    ``scores``, or None) is False. A masked score is lowered by 1e9 (Keras' Attention), or with ``fill``
     replaced by -1e9 (Keras' MultiHeadAttention, whose softmax takes the mask)."""
     if causal:
         lower = np.tril(np.ones(scores.shape[-2:], bool))
