@@ -2,11 +2,10 @@
 ``lstm/kernel``, ``lstm/recurrent_kernel``, ``lstm/bias``; gates in Keras' order).
 
 Batch-major sequences (samples, steps, features) as Keras'. The input projection of every step is one
-product (steps x samples rows); then each step is one product with the recurrent kernel (BLAS) and one
-Numba kernel for the cell (kerascli/ops/cpu/recurrent.py); the weight gradients are again one product each
-after the backward loop. The loop over steps runs in Python around those two calls: without SciPy Numba
-cannot call BLAS from a kernel, and a product written in Numba is several times slower than OpenBLAS at
-these sizes.
+product (steps x samples rows); the loop over steps (each step's product with the recurrent kernel and its
+cell update) is one call of the Ops (kerascli/ops/algorithms/recurrent.py; on the cpu one Numba kernel per
+direction, calling BLAS from inside it); the weight gradients are again one product each after the backward
+loop.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from kerascli.config.params import (
 from kerascli.graph.layer import Layer, ShapeError
 from kerascli.initializers import Initializer
 from kerascli.initializers import make as make_initializer
-from kerascli.ops.contract import LINEAR, activation
+from kerascli.ops.contract import activation
 from kerascli.registry import ACTIVATIONS, INITIALIZERS
 
 
@@ -154,45 +153,18 @@ class _Recurrent(Layer):
     def output_mask(self, masks):
         return masks[0] if self.config["return_sequences"] else None
 
-    def carry(self, t, *pairs):
-        """Padded samples keep their (new, old) state through step t."""
-        if self._keep is not None:
-            for new, old in pairs:
-                self.ops.carry_masked(new, old, self._keep[t])
-
-    def hold(self, t, *grads):
-        """Backward through ``carry``: the gradients of padded samples at step t set aside (returned for
-        ``release``) and zero in ``grads``, so the step's own computation passes nothing back for them."""
-        if self._keep is None:
-            return None
-        held = []
-        for i, grad in enumerate(grads):
-            through = self.workspace(f"held{i}", grad.shape)
-            self.ops.hold_masked(grad, self._keep[t], through)
-            held.append(through)
-        return held
-
-    def release(self, held, *grads):
-        """The set-aside gradients go on to the state before the step."""
-        for grad, through in zip(grads, held or ()):
-            grad += through
-
     def input_bias(self):
         return self.params["bias"]
-
-    def recurrent_input(self, t):
-        """The state entering step t, after recurrent dropout."""
-        h = self._h[t]
-        return h if self._state_mask is None else self.ops.scale_by(h, self._state_mask)
 
     # ------------------------------------------------------------------ backward
     def backward(self, dy):
         ops, c = self.ops, self.config
         steps, n = self.steps, self._xw.shape[1]
         # the gradient arriving at each step's output: every step's, or the last one's alone
-        dh_out = ops.swap_batch_and_time(dy) if c["return_sequences"] else {steps - 1: dy}
-        self._kernel_t = {}  # recurrent_kernel's columns transposed, made contiguous once per backward pass
-        dxw = self.run_backward(dh_out, n)  # (steps, n, gates * units): the input projections' gradient
+        arriving = ops.swap_batch_and_time(dy) if c["return_sequences"] else dy[None]
+        dh = self.workspace("dh", (n, self.units))  # the final state's gradient in, the initial state's out
+        dh[...] = 0
+        dxw = self.run_backward(arriving, dh, n)  # (steps, n, gates * units): the input projections' gradient
         dxw2 = dxw.reshape(steps * n, -1)
         if "bias" in self.grads:  # [kernel; bias]'s gradient in one product
             both = ops.gemm(self._x2, dxw2, trans_a=True, out=self.workspace("dkernel_and_bias", (
@@ -213,31 +185,6 @@ class _Recurrent(Layer):
     def store_input_bias_gradient(self, grad):
         self.grads["bias"][...] = grad
 
-    def state_gradient(self, drec, dh_prev, columns=slice(None), add=True):
-        """dh_prev (+)= drec @ recurrent_kernel[:, columns].T, through recurrent dropout; without ``add``
-        written over dh_prev."""
-        key = (columns.start, columns.stop)
-        kernel_t = self._kernel_t.get(key)
-        if kernel_t is None:  # a product with a contiguous copy is faster than with a transposed view (25 vs 34 us)
-            part = self.params["recurrent_kernel"][:, columns]
-            kernel_t = self._kernel_t[key] = self.workspace(f"recurrent_kernel_t{key}", part.shape[::-1])
-            kernel_t[...] = part.T
-        if not add and self._state_mask is None:
-            self.ops.gemm(drec, kernel_t, out=dh_prev)
-            return
-        step = self.ops.gemm(drec, kernel_t, out=self.workspace("dstate", dh_prev.shape))
-        if self._state_mask is not None:
-            step = self.ops.scale_by(step, self._state_mask)
-        if add:
-            dh_prev += step
-        else:
-            dh_prev[...] = step
-
-    @staticmethod
-    def arriving(dh_out, t):
-        """The gradient arriving at step t's output from after the layer, or None."""
-        return dh_out.get(t) if isinstance(dh_out, dict) else dh_out[t]
-
     def recurrent_kernel_gradient(self, drec_all, columns=slice(None), states=None):
         """recurrent_kernel's gradient (its ``columns``) from every step's recurrent product gradient and
         the states that entered the products (``states``: the masked states h[0..T-1] unless given)."""
@@ -257,26 +204,13 @@ class SimpleRNN(_Recurrent):
     GATES = 1
 
     def run_forward(self, n):
-        ops, U = self.ops, self.params["recurrent_kernel"]
-        rec = self.workspace("rec", (n, self.units))
-        for t in range(self.steps):
-            ops.gemm(self.recurrent_input(t), U, out=rec)
-            ops.simple_rnn_step_forward(self._xw[t], rec, self.act, self._h[t + 1])
-            self.carry(t, (self._h[t + 1], self._h[t]))
+        self.ops.simple_rnn_sequence_forward(self._xw, self.params["recurrent_kernel"], self._h, self._keep,
+                                             self._state_mask, self.act, self.workspace)
 
-    def run_backward(self, dh_out, n):
-        ops = self.ops
+    def run_backward(self, arriving, dh, n):
         dz = self.workspace("dz", (self.steps, n, self.units))
-        dh = self.workspace("dh", (n, self.units))
-        dh[...] = 0
-        for t in range(self.steps - 1, -1, -1):
-            arriving = self.arriving(dh_out, t)
-            if arriving is not None:
-                dh += arriving
-            held = self.hold(t, dh)
-            ops.bias_activation_backward(dh, self._h[t + 1], self.act, dz[t])
-            self.state_gradient(dz[t], dh, add=False)
-            self.release(held, dh)
+        self.ops.simple_rnn_sequence_backward(arriving, dh, self.params["recurrent_kernel"], self._h, self._keep,
+                                              self._state_mask, self.act, dz, self.workspace)
         self.recurrent_kernel_gradient(dz)
         return dz
 
@@ -293,33 +227,19 @@ class LSTM(_Recurrent):
         return _ForgetBias(c["bias_initializer"], self.units) if c["unit_forget_bias"] else c["bias_initializer"]
 
     def run_forward(self, n):
-        ops, U, units = self.ops, self.params["recurrent_kernel"], self.units
+        units = self.units
         self._c = self.workspace("c", (self.steps + 1, n, units))
         self._c[0] = 0
         self._gates = self.workspace("gates", (self.steps, n, 4 * units))
-        rec = self.workspace("rec", (n, 4 * units))
-        for t in range(self.steps):
-            ops.gemm(self.recurrent_input(t), U, out=rec)
-            ops.lstm_step_forward(self._xw[t], rec, self._c[t], self.act, self.rec_act, self._gates[t],
-                                  self._c[t + 1], self._h[t + 1])
-            self.carry(t, (self._c[t + 1], self._c[t]), (self._h[t + 1], self._h[t]))
+        self.ops.lstm_sequence_forward(self._xw, self.params["recurrent_kernel"], self._h, self._c, self._gates,
+                                       self._keep, self._state_mask, self.act, self.rec_act, self.workspace)
 
-    def run_backward(self, dh_out, n):
-        ops, units = self.ops, self.units
-        dz = self.workspace("dz", (self.steps, n, 4 * units))
-        dh, dc, dc_prev = (self.workspace(k, (n, units)) for k in ("dh", "dc", "dc_prev"))
-        dh[...] = 0
+    def run_backward(self, arriving, dh, n):
+        dz = self.workspace("dz", (self.steps, n, 4 * self.units))
+        dc = self.workspace("dc", dh.shape)
         dc[...] = 0
-        for t in range(self.steps - 1, -1, -1):
-            arriving = self.arriving(dh_out, t)
-            if arriving is not None:
-                dh += arriving
-            held = self.hold(t, dh, dc)
-            ops.lstm_step_backward(dh, dc, self._gates[t], self._c[t], self._c[t + 1], self.act, self.rec_act,
-                                   dz[t], dc_prev)
-            dc, dc_prev = dc_prev, dc
-            self.state_gradient(dz[t], dh, add=False)
-            self.release(held, dh, dc)
+        self.ops.lstm_sequence_backward(arriving, dh, dc, self.params["recurrent_kernel"], self._gates, self._c,
+                                        self._keep, self._state_mask, self.act, self.rec_act, dz, self.workspace)
         self.recurrent_kernel_gradient(dz)
         return dz
 
@@ -340,52 +260,21 @@ class GRU(_Recurrent):
         return bias[0] if self.config["reset_after"] else bias
 
     def run_forward(self, n):
-        ops, U, units = self.ops, self.params["recurrent_kernel"], self.units
         reset_after = self.config["reset_after"]
-        self._gates = self.workspace("gates", (self.steps, n, 4 * units))
-        self._rh = self.workspace("rh", (self.steps, n, units))
-        width = 3 * units if reset_after else 2 * units
-        rec = self.workspace("rec", (n, width))
-        rec_h = self.workspace("rec_h", (n, units))
-        for t in range(self.steps):
-            h_in = self.recurrent_input(t)
-            ops.gemm(h_in, U[:, :width], out=rec)
-            if reset_after and "bias" in self.params:
-                ops.bias_activation_inplace(rec, self.params["bias"][1], LINEAR)
-            ops.gru_gates_forward(self._xw[t], rec, self._h[t], self.rec_act, reset_after, self._gates[t],
-                                  self._rh[t])
-            if reset_after:
-                rh = self._rh[t]
-            else:
-                rh = ops.gemm(self._rh[t], U[:, 2 * units:], out=rec_h)
-            ops.gru_output_forward(self._xw[t], rh, self._h[t], self.act, self._gates[t], self._h[t + 1])
-            self.carry(t, (self._h[t + 1], self._h[t]))
+        self._gates = self.workspace("gates", (self.steps, n, 4 * self.units))
+        self._rh = self.workspace("rh", (self.steps, n, self.units))
+        recurrent_bias = self.params["bias"][1] if reset_after and "bias" in self.params else None
+        self.ops.gru_sequence_forward(self._xw, self.params["recurrent_kernel"], recurrent_bias, self._h,
+                                      self._gates, self._rh, self._keep, self._state_mask, self.act, self.rec_act,
+                                      reset_after, self.workspace)
 
-    def run_backward(self, dh_out, n):
-        ops, U, units = self.ops, self.params["recurrent_kernel"], self.units
-        reset_after = self.config["reset_after"]
+    def run_backward(self, arriving, dh, n):
+        units, reset_after = self.units, self.config["reset_after"]
         dxw = self.workspace("dxw", (self.steps, n, 3 * units))
         drec = self._drec = self.workspace("drec", (self.steps, n, 3 * units))
-        dh, dh_prev = self.workspace("dh", (n, units)), self.workspace("dh_prev", (n, units))
-        d_rh = self.workspace("d_rh", (n, units))
-        dh[...] = 0
-        for t in range(self.steps - 1, -1, -1):
-            arriving = self.arriving(dh_out, t)
-            if arriving is not None:
-                dh += arriving
-            held = self.hold(t, dh)
-            ops.gru_output_backward(dh, self._gates[t], self._h[t], self.act, self.rec_act, dxw[t], dh_prev)
-            if reset_after:
-                d_rh[...] = dxw[t][:, 2 * units:]
-            else:
-                ops.gemm(dxw[t][:, 2 * units:], U[:, 2 * units:], out=d_rh, trans_b=True)
-            ops.gru_gates_backward(d_rh, self._gates[t], self._h[t], self.rec_act, reset_after, dxw[t], drec[t],
-                                   dh_prev)
-            dh, dh_prev = dh_prev, dh
-            # the products took the (masked) state; without reset_after the candidate's took r * state
-            self.state_gradient(drec[t] if reset_after else drec[t][:, :2 * units], dh,
-                                slice(None) if reset_after else slice(0, 2 * units))
-            self.release(held, dh)
+        self.ops.gru_sequence_backward(arriving, dh, self.params["recurrent_kernel"], self._gates, self._h,
+                                       self._keep, self._state_mask, self.act, self.rec_act, reset_after, dxw, drec,
+                                       self.workspace)
         if reset_after:
             self.recurrent_kernel_gradient(drec)
         else:

@@ -28,11 +28,12 @@ from kerascli.ops.algorithms import (
     norm,
     optim,
     pooling,
+    recurrent,
 )
 from kerascli.ops.contract import KERNEL_FAMILIES
 from kerascli.ops.memory import aligned_empty
 
-ALGORITHM_MODULES = (dense, conv, pooling, optim, arrays, activations, norm, attention)
+ALGORITHM_MODULES = (dense, conv, pooling, optim, arrays, activations, norm, attention, recurrent)
 
 
 def public_functions(module: ModuleType) -> dict:
@@ -185,9 +186,11 @@ class NumbaCPUOps(ReferenceOps):
 
     def __init__(self):
         super().__init__()
-        from kerascli.ops.cpu import workers
+        from kerascli.ops.cpu import algorithms, workers
 
         self._workers = workers
+        for name, f in public_functions(algorithms).items():  # its own algorithms over the definitions
+            setattr(self, name, f.__get__(self))
 
     def set_threads(self, threads: int, batch_parallel: bool = True) -> int:
         """Use ``threads`` threads (0: every available core); returns the count applied.

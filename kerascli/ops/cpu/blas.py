@@ -1,0 +1,184 @@
+"""Matrix products from inside Numba kernels, through the BLAS numpy itself uses.
+
+Numba calls BLAS from a kernel only with SciPy installed. A recurrent layer's loop over time steps is one
+product and one cell update per step; to run that loop in one kernel (no return to Python between steps),
+the kernel calls cblas ``sgemm``/``dgemm`` of the BLAS library already loaded in the process (found by
+threadpoolctl, a dependency) through its address. The address is a run-time argument, so kernels stay
+cacheable on disk. Where the library is not one whose calling convention is known here (OpenBLAS, MKL's
+LP64 interface), the kernels take a product written in Numba: correct, several times slower.
+
+``handle()`` is what a kernel is given: int64 [sgemm address, dgemm address, 1 if integers are 64-bit];
+zeros mean "no BLAS, use the loops".
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+from kerascli.ops.cpu.jit import opts
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+
+
+def _intrinsic_gemm(int_bits: int):
+    """An intrinsic calling a cblas ?gemm whose integers are ``int_bits`` wide, at an address given at run
+    time: (address, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc); alpha is 1, a is never transposed."""
+
+    @intrinsic
+    def call(typingctx, address, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc):
+        if not all(isinstance(x, types.Array) for x in (a, b, c)) or len({a.dtype, b.dtype, c.dtype}) != 1:
+            return None
+        if a.dtype not in (types.float32, types.float64):
+            return None
+        sig = types.void(address, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc)
+
+        def codegen(context, builder, signature, args):
+            address, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc = args
+            arg_types = signature.args
+            real = context.get_value_type(arg_types[5].dtype)
+            integer, enum = ir.IntType(int_bits), ir.IntType(32)
+            pointer = real.as_pointer()
+            function = ir.FunctionType(ir.VoidType(), [enum, enum, enum, integer, integer, integer, real, pointer,
+                                                       integer, pointer, integer, real, pointer, integer])
+
+            def whole(i, value):  # an int64 argument at the library's integer width
+                return context.cast(builder, value, arg_types[i], types.int64) if int_bits == 64 else \
+                    builder.trunc(context.cast(builder, value, arg_types[i], types.int64), integer)
+
+            def data(i, value):
+                return context.make_array(arg_types[i])(context, builder, value).data
+
+            def scalar(i, value):
+                return context.cast(builder, value, arg_types[i], arg_types[5].dtype)
+
+            trans = builder.select(builder.icmp_signed("!=", context.cast(builder, trans_b, arg_types[1],
+                                                                          types.int64),
+                                                       ir.Constant(ir.IntType(64), 0)),
+                                   ir.Constant(enum, _TRANS), ir.Constant(enum, _NO_TRANS))
+            target = builder.inttoptr(context.cast(builder, address, arg_types[0], types.int64),
+                                      function.as_pointer())
+            builder.call(target, [ir.Constant(enum, _ROW_MAJOR), ir.Constant(enum, _NO_TRANS), trans,
+                                  whole(2, m), whole(3, n), whole(4, k), ir.Constant(real, 1.0), data(5, a),
+                                  whole(6, lda), data(7, b), whole(8, ldb), scalar(9, beta), data(10, c),
+                                  whole(11, ldc)])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return call
+
+
+_gemm_lp64 = _intrinsic_gemm(32)
+_gemm_ilp64 = _intrinsic_gemm(64)
+
+
+@njit(inline="always", **opts)
+def _rows_apart(a):
+    """The distance between a matrix's rows in elements, or -1 when BLAS cannot read it as it lies (its
+    own elements not adjacent; rows overlapping or in reverse)."""
+    if a.shape[1] > 1 and a.strides[1] != a.itemsize:
+        return -1
+    if a.shape[0] > 1:
+        if a.strides[0] % a.itemsize != 0 or a.strides[0] < max(a.shape[1], 1) * a.itemsize:
+            return -1
+        return a.strides[0] // a.itemsize
+    return max(a.shape[1], 1)
+
+
+@njit(inline="always", **opts)
+def _gemm_loops(a, b, c, trans_b, beta):
+    """c = a @ op(b) + beta * c, written out (for a BLAS this module cannot call)."""
+    for i in range(c.shape[0]):
+        for j in range(c.shape[1]):
+            c[i, j] = c[i, j] * beta if beta != 0 else 0
+        for p in range(a.shape[1]):
+            v = a[i, p]
+            if trans_b:
+                for j in range(c.shape[1]):
+                    c[i, j] += v * b[j, p]
+            else:
+                for j in range(c.shape[1]):
+                    c[i, j] += v * b[p, j]
+
+
+@njit(**opts)
+def gemm(blas, a, b, c, trans_b, beta):
+    """c = a @ b (``trans_b``: a @ b.T) + beta * c, for 2-D float arrays of one dtype; beta is 0 or 1."""
+    m, n, k = c.shape[0], c.shape[1], a.shape[1]
+    address = blas[0] if c.itemsize == 4 else blas[1]
+    lda, ldb, ldc = _rows_apart(a), _rows_apart(b), _rows_apart(c)
+    if address == 0 or lda < 0 or ldb < 0 or ldc < 0 or m == 0 or n == 0:
+        _gemm_loops(a, b, c, trans_b, beta)
+    elif k == 0:
+        if beta == 0:
+            c[...] = 0
+    elif blas[2]:
+        _gemm_ilp64(address, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc)
+    else:
+        _gemm_lp64(address, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc)
+
+
+_HANDLE: np.ndarray | None = None
+NO_BLAS = np.zeros(3, np.int64)
+
+
+def _find() -> tuple[np.ndarray, str]:
+    """(handle, what it calls) for the first loaded BLAS whose calling convention is known here."""
+    if os.environ.get("KERASCLI_KERNEL_BLAS", "").lower() in ("0", "off", "none", "loops"):
+        return NO_BLAS, "loops (KERASCLI_KERNEL_BLAS)"
+    try:
+        from threadpoolctl import threadpool_info
+
+        libraries = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    except Exception:
+        return NO_BLAS, "loops (no BLAS found)"
+    for lib in libraries:
+        try:
+            found = _symbols(ctypes.CDLL(lib["filepath"]), lib.get("internal_api"))
+        except OSError:
+            continue
+        if found is not None:
+            sgemm, dgemm, ilp64 = found
+            return np.array([sgemm, dgemm, int(ilp64)], np.int64), f"{lib['internal_api']} {lib['filepath']}"
+    return NO_BLAS, "loops (no OpenBLAS or MKL loaded)"
+
+
+def _symbols(library, api) -> tuple[int, int, bool] | None:
+    def address(name):
+        try:
+            return ctypes.cast(getattr(library, name), ctypes.c_void_p).value
+        except AttributeError:
+            return None
+
+    if api == "openblas":  # numpy's wheels bundle it renamed (scipy_ prefix, 64_ suffix for 64-bit integers)
+        for prefix in ("scipy_", ""):
+            for suffix in ("64_", ""):
+                sgemm, dgemm = address(f"{prefix}cblas_sgemm{suffix}"), address(f"{prefix}cblas_dgemm{suffix}")
+                config = address(f"{prefix}openblas_get_config{suffix}")
+                if sgemm and dgemm and config:
+                    get_config = ctypes.CFUNCTYPE(ctypes.c_char_p)(config)
+                    return sgemm, dgemm, suffix == "64_" or b"USE64BITINT" in (get_config() or b"")
+        return None
+    if api == "mkl" and os.environ.get("MKL_INTERFACE_LAYER", "LP64").upper().startswith("LP64"):
+        sgemm, dgemm = address("cblas_sgemm"), address("cblas_dgemm")
+        return (sgemm, dgemm, False) if sgemm and dgemm else None
+    return None
+
+
+def handle() -> np.ndarray:
+    """What kernels pass to :func:`gemm` (found once per process)."""
+    global _HANDLE
+    if _HANDLE is None:
+        _HANDLE, _ = _find()
+    return _HANDLE
+
+
+def describe() -> str:
+    """Which BLAS the kernels call, for a run's summary and the benchmarks."""
+    return _find()[1]

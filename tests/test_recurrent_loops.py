@@ -1,0 +1,163 @@
+"""The recurrent layers' time loops: the cpu Ops' one-kernel-per-direction loops (kerascli/ops/cpu/sequences.py)
+against their definition (kerascli/ops/algorithms/recurrent.py over the reference kernels), and the BLAS
+call those kernels make (kerascli/ops/cpu/blas.py), with numpy's BLAS and with the loops that stand in
+for one."""
+
+import numpy as np
+import pytest
+
+from kerascli.ops import get_ops
+from kerascli.ops.contract import RELU, SIGMOID, TANH
+from kerascli.ops.cpu import blas
+
+reference, cpu = get_ops("reference"), get_ops("cpu")
+STEPS, N, UNITS = 5, 4, 3
+
+
+@pytest.fixture(params=["blas", "loops"])
+def kernel_blas(request, monkeypatch):
+    """Each case runs with the BLAS found in this process and with the Numba loops used without one."""
+    if request.param == "loops":
+        monkeypatch.setattr(blas, "_HANDLE", blas.NO_BLAS)
+    elif not blas.handle()[0]:
+        pytest.skip(f"no BLAS callable from kernels here ({blas.describe()})")
+    return request.param
+
+
+def workspaces(dtype):
+    """Scratch arrays as a layer hands them out, NaN where unwritten so a loop reading one shows."""
+    made = {}
+
+    def ws(name, shape, kind=None):
+        key = (name, tuple(shape))
+        if key not in made:
+            made[key] = np.full(shape, np.nan, kind or dtype)
+        return made[key]
+
+    return ws
+
+
+def case_arrays(rng, dtype, gates, masked, dropped, every_step):
+    m = lambda *shape: rng.normal(size=shape).astype(dtype)  # noqa: E731
+    keep = None
+    if masked:
+        keep = (rng.random((STEPS, N)) > 0.4).astype(dtype)
+        keep[:, 0] = 1
+        keep[:2, 1] = 0  # a sample whose first steps are padding
+    state_mask = (rng.random((N, UNITS)) > 0.3).astype(dtype) / 0.7 if dropped else None
+    arriving = m(STEPS if every_step else 1, N, UNITS)
+    return m(STEPS, N, gates * UNITS), m(UNITS, gates * UNITS) * 0.5, keep, state_mask, arriving, m
+
+
+def close(a, b, dtype):
+    tol = 2e-5 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+MASKS = [(False, False), (True, False), (False, True), (True, True)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("masked,dropped", MASKS)
+@pytest.mark.parametrize("every_step", [True, False])
+@pytest.mark.parametrize("acts", [(TANH, SIGMOID), (RELU, SIGMOID)])
+def test_lstm_loops(rng, kernel_blas, dtype, masked, dropped, every_step, acts):
+    xw, kernel, keep, state_mask, arriving, m = case_arrays(rng, dtype, 4, masked, dropped, every_step)
+    h0, c0, dh_final, dc_final = m(N, UNITS), m(N, UNITS), m(N, UNITS), m(N, UNITS)
+    results = []
+    for ops in (reference, cpu):
+        h, c = np.full((STEPS + 1, N, UNITS), np.nan, dtype), np.full((STEPS + 1, N, UNITS), np.nan, dtype)
+        h[0], c[0] = h0, c0
+        gates = np.full((STEPS, N, 4 * UNITS), np.nan, dtype)
+        ops.lstm_sequence_forward(xw, kernel, h, c, gates, keep, state_mask, *acts, workspaces(dtype))
+        dh, dc = dh_final.copy(), dc_final.copy()
+        dz = np.full((STEPS, N, 4 * UNITS), np.nan, dtype)
+        ops.lstm_sequence_backward(arriving, dh, dc, kernel, gates, c, keep, state_mask, *acts, dz, workspaces(dtype))
+        results.append((h, c, gates, dh, dc, dz))
+    for want, got in zip(*results):
+        close(got, want, dtype)
+    if masked:  # a padded step carries both states over
+        h = results[1][0]
+        np.testing.assert_array_equal(h[1:3, 1], np.broadcast_to(h0[1], (2, UNITS)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("masked,dropped", MASKS)
+@pytest.mark.parametrize("every_step", [True, False])
+@pytest.mark.parametrize("reset_after,recurrent_bias", [(True, True), (True, False), (False, False)])
+def test_gru_loops(rng, kernel_blas, dtype, masked, dropped, every_step, reset_after, recurrent_bias):
+    xw, kernel, keep, state_mask, arriving, m = case_arrays(rng, dtype, 3, masked, dropped, every_step)
+    bias = m(3 * UNITS) if recurrent_bias else None
+    h0, dh_final = m(N, UNITS), m(N, UNITS)
+    results = []
+    for ops in (reference, cpu):
+        h = np.full((STEPS + 1, N, UNITS), np.nan, dtype)
+        h[0] = h0
+        gates = np.full((STEPS, N, 4 * UNITS), np.nan, dtype)
+        rh = np.full((STEPS, N, UNITS), np.nan, dtype)
+        ops.gru_sequence_forward(xw, kernel, bias, h, gates, rh, keep, state_mask, TANH, SIGMOID, reset_after,
+                                 workspaces(dtype))
+        dh = dh_final.copy()
+        dxw, drec = np.full((STEPS, N, 3 * UNITS), np.nan, dtype), np.full((STEPS, N, 3 * UNITS), np.nan, dtype)
+        ops.gru_sequence_backward(arriving, dh, kernel, gates, h, keep, state_mask, TANH, SIGMOID, reset_after,
+                                  dxw, drec, workspaces(dtype))
+        used = slice(None) if reset_after else slice(0, 2 * UNITS)  # gates[..., 3u:] holds reset_after's alone
+        results.append((h, gates[..., used], rh, dh, dxw, drec))
+    for want, got in zip(*results):
+        close(got, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("masked,dropped", MASKS)
+@pytest.mark.parametrize("every_step", [True, False])
+@pytest.mark.parametrize("act", [TANH, RELU])
+def test_simple_rnn_loops(rng, kernel_blas, dtype, masked, dropped, every_step, act):
+    xw, kernel, keep, state_mask, arriving, m = case_arrays(rng, dtype, 1, masked, dropped, every_step)
+    h0, dh_final = m(N, UNITS), m(N, UNITS)
+    results = []
+    for ops in (reference, cpu):
+        h = np.full((STEPS + 1, N, UNITS), np.nan, dtype)
+        h[0] = h0
+        ops.simple_rnn_sequence_forward(xw, kernel, h, keep, state_mask, act, workspaces(dtype))
+        dh = dh_final.copy()
+        dz = np.full((STEPS, N, UNITS), np.nan, dtype)
+        ops.simple_rnn_sequence_backward(arriving, dh, kernel, h, keep, state_mask, act, dz, workspaces(dtype))
+        results.append((h, dh, dz))
+    for want, got in zip(*results):
+        close(got, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+@pytest.mark.parametrize("layout", ["contiguous", "column slice", "strided", "empty inner"])
+def test_kernel_gemm(rng, kernel_blas, dtype, trans_b, beta, layout):
+    """c = a @ op(b) + beta c as BLAS reads it, and views BLAS cannot read going to the loops."""
+    k = 0 if layout == "empty inner" else 7
+    a = rng.normal(size=(5, k)).astype(dtype)
+    wide = rng.normal(size=(9, 2 * 12)).astype(dtype)
+    b = {"contiguous": rng.normal(size=(3, k) if trans_b else (k, 3)).astype(dtype),
+         "column slice": wide[:3, 4:4 + k] if trans_b else wide[:k, 4:7],
+         "strided": wide[:3, :2 * k:2] if trans_b else wide[:k, :6:2],
+         "empty inner": np.zeros((3, 0) if trans_b else (0, 3), dtype)}[layout]
+    c0 = rng.normal(size=(5, 3)).astype(dtype)
+    want = a @ (b.T if trans_b else b) + beta * c0
+    got = c0.copy()
+    blas.gemm(blas.handle(), a, b, got, trans_b, beta)
+    close(got, want, dtype)
+
+
+def test_numpys_blas_is_found_and_named():
+    """On a machine whose numpy uses OpenBLAS (PyPI's wheels), the kernels call it."""
+    from threadpoolctl import threadpool_info
+
+    if not any(lib.get("internal_api") == "openblas" for lib in threadpool_info()):
+        pytest.skip("numpy here does not use OpenBLAS")
+    handle = blas.handle()
+    assert handle[0] and handle[1] and blas.describe().startswith("openblas ")
+
+
+def test_blas_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("KERASCLI_KERNEL_BLAS", "loops")
+    handle, what = blas._find()
+    assert not handle.any() and "KERASCLI_KERNEL_BLAS" in what
