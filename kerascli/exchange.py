@@ -19,6 +19,7 @@ import zipfile
 import numpy as np
 
 from kerascli.errors import ConfigError, DataError
+from kerascli.graph.names import output_index, output_name, producer
 
 # the layers whose Keras weights are the layer's own variables, in kerascli's order
 EXCHANGED = {
@@ -130,8 +131,10 @@ def _keras_layer_config(layer: dict, dtype: str) -> dict:
 
 
 def _tensor(source: str, shape: tuple, dtype: str) -> dict:
+    """A Keras tensor in a call's arguments: output ``output_index`` of its layer (``enc[1]``: an LSTM's h)."""
     return {"class_name": "__keras_tensor__",
-            "config": {"shape": [None, *shape], "dtype": dtype, "keras_history": [source, 0, 0]}}
+            "config": {"shape": [None, *shape], "dtype": dtype,
+                       "keras_history": [producer(source), 0, output_index(source)]}}
 
 
 def keras_config(spec, model) -> dict:
@@ -147,6 +150,8 @@ def keras_config(spec, model) -> dict:
     shapes = dict(model.input_shapes)
     for node in model.nodes:
         shapes[node.layer.name] = node.layer.output_shape
+        for i, shape in enumerate(node.layer.extra_output_shapes, 1):
+            shapes[output_name(node.layer.name, i)] = shape
     sequential = all(len(n.inputs) == 1 for n in model.nodes) and len(model.input_shapes) == 1 and \
         len(model.outputs) == 1 and all(n.inputs[0] == (model.nodes[i - 1].layer.name if i else
                                                          next(iter(model.input_shapes)))
@@ -171,6 +176,10 @@ def keras_config(spec, model) -> dict:
             args, kwargs = [tensors] if node.layer.n_inputs == 0 else tensors, {}
             if layer["type"] in ATTENTION:
                 args, kwargs, entry["build_config"] = _attention_call(layer, tensors, in_shape)
+            elif layer["type"] in CELLS and len(tensors) > 1:  # Keras: layer(sequences, initial_state=[...])
+                args, kwargs = tensors[:1], {"initial_state": tensors[1:]}
+                entry["build_config"] = {"shapes_dict": {"sequences_shape": in_shape[0],
+                                                         "initial_state_shape": in_shape[1:]}}
             entry.update(name=node.layer.name, inbound_nodes=[{"args": args, "kwargs": kwargs}])
         entries.append(entry)
     if sequential:
@@ -180,7 +189,7 @@ def keras_config(spec, model) -> dict:
         return {"module": "keras", "class_name": "Sequential", "config": config, "registered_name": None,
                 "build_config": {"input_shape": [None, *shape]}}
     ins = [[n, 0, 0] for n in model.input_shapes]
-    outs = [[o, 0, 0] for o in model.outputs]
+    outs = [[producer(o), 0, output_index(o)] for o in model.outputs]
     config = {"name": spec.name, "trainable": True, "layers": entries,
               "input_layers": ins[0] if len(ins) == 1 else ins, "output_layers": outs[0] if len(outs) == 1 else outs}
     return {"module": "keras.src.models.functional", "class_name": "Functional", "config": config,
@@ -222,17 +231,28 @@ def h5_names(class_names: list[str]) -> list[str]:
 
 
 def _inputs_of(entry: dict) -> list[str]:
-    """The layers whose outputs a layer of a functional config takes: its call's tensors (one list, or
-    several arguments, and an attention layer's ``key``)."""
+    """The outputs a layer of a functional config takes (``name``, or ``name[i]`` for output i of a layer
+    with several): its call's tensors (one list, or several arguments, an attention layer's ``key``, a
+    recurrent layer's ``initial_state``)."""
     nodes = entry.get("inbound_nodes") or []
     if not nodes:
         return []
     args = nodes[0].get("args") or []
     tensors = args[0] if len(args) == 1 and isinstance(args[0], list) else list(args)
-    key = (nodes[0].get("kwargs") or {}).get("key")
+    kwargs = nodes[0].get("kwargs") or {}
+    key = kwargs.get("key")
     if isinstance(key, dict) and key.get("class_name") == "__keras_tensor__":
         tensors = tensors + [key]
-    return [t["config"]["keras_history"][0] for t in tensors]
+    states = kwargs.get("initial_state")
+    if isinstance(states, dict):
+        states = [states]
+    tensors = tensors + [t for t in states or () if isinstance(t, dict) and t.get("class_name") == "__keras_tensor__"]
+    return [_history_name(t["config"]["keras_history"]) for t in tensors]
+
+
+def _history_name(history: list) -> str:
+    """kerascli's name of the tensor a Keras keras_history [layer, node, index] refers to."""
+    return output_name(history[0], int(history[2]) if len(history) > 2 else 0)
 
 
 def _call_arguments(entry: dict, layer: dict, where: str) -> None:
@@ -240,8 +260,9 @@ def _call_arguments(entry: dict, layer: dict, where: str) -> None:
     other call argument with a value is refused by name."""
     nodes = entry.get("inbound_nodes") or []
     for key, value in ((nodes[0].get("kwargs") or {}) if nodes else {}).items():
-        if value is None or value is False or (key == "key" and layer["type"] == "MultiHeadAttention"):
-            continue  # unset, or MultiHeadAttention's key (an input: _inputs_of)
+        if value is None or value is False or (key == "key" and layer["type"] == "MultiHeadAttention") or \
+                (key == "initial_state" and layer["type"] in CELLS):
+            continue  # unset, or an input (_inputs_of): MultiHeadAttention's key, a recurrent layer's states
         if key == "use_causal_mask" and layer["type"] in ATTENTION:
             layer[key] = bool(value)
             continue
@@ -252,7 +273,7 @@ def _call_arguments(entry: dict, layer: dict, where: str) -> None:
 def _outputs_of(body: dict) -> list[str]:
     """The output layers' names of a functional config (one output is written flat, several as a list)."""
     outs = body.get("output_layers") or []
-    return [outs[0]] if outs and isinstance(outs[0], str) else [o[0] for o in outs]
+    return [_history_name(outs)] if outs and isinstance(outs[0], str) else [_history_name(o) for o in outs]
 
 
 def _entries(config: dict) -> list[dict]:
@@ -274,15 +295,15 @@ def _entries(config: dict) -> list[dict]:
             return
         index.setdefault(name, len(index))
         for src in inputs[name]:
-            walk(src)
+            walk(producer(src))
         finished.append(name)
 
     for name in outs:
-        walk(name)
+        walk(producer(name))
     depth: dict[str, int] = {}
     for name in reversed(finished):  # Keras' depths: from the outputs
         d = depth.setdefault(name, 0)
-        for src in inputs[name]:
+        for src in map(producer, inputs[name]):
             depth[src] = max(d + 1, depth.get(src, 0))
     order = sorted(finished, key=lambda n: (-depth[n], index[n]))
     return [by_name[n] for n in order]

@@ -90,6 +90,15 @@ CASES = {
                 {"type": "Concatenate", "name": "joined",
                  "inputs": ["add", "subtract", "multiply", "average", "maximum", "minimum", "dot"]},
                 {"type": "Dense", "units": 2, "name": "out", "inputs": ["joined"]}]),
+    # return_state and initial_state: Keras' tensor indices (enc[1], enc[2]) and its initial_state argument
+    "recurrent_states": ([{"name": "x", "shape": [5, 3]}], [
+        {"name": "enc", "type": "LSTM", "units": 4, "return_state": True, "inputs": ["x"]},
+        {"name": "dec", "type": "LSTM", "units": 4, "return_sequences": True, "inputs": ["x", "enc[1]", "enc[2]"]},
+        {"name": "back", "type": "GRU", "units": 4, "go_backwards": True, "return_state": True,
+         "inputs": ["dec", "enc[1]"]},
+        {"name": "rnn", "type": "SimpleRNN", "units": 4, "inputs": ["x", "back[1]"]},
+        {"name": "joined", "type": "Concatenate", "inputs": ["enc", "rnn", "enc[2]"]},
+        {"name": "out", "type": "Dense", "units": 3, "inputs": ["joined"]}]),
     "dot_attention": ([{"name": "query", "shape": [5, 4]}, {"name": "memory", "shape": [6, 4]}],
                       [{"type": "Attention", "use_scale": True, "score_mode": "concat", "name": "luong",
                         "inputs": ["query", "memory"]},
@@ -149,7 +158,7 @@ def test_keras_opens_the_archive_and_predicts_the_same(case, tmp_path):
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
     json_text = json.dumps(exchange.keras_config(spec, build_model(spec.model, spec.source)))
     # Keras calls attention layers with query and value: such a model is functional there
-    functional = case in ("attention", "merges", "dot_attention")
+    functional = case in ("attention", "merges", "dot_attention", "recurrent_states")
     assert type(keras.models.model_from_json(json_text)).__name__ == ("Functional" if functional else "Sequential")
     # and back from the file Keras itself writes: the imported config and weights predict what Keras does
     loaded.save(tmp_path / "resaved.keras")
@@ -332,3 +341,31 @@ def test_import_a_keras_recurrent_model(tmp_path):
     x = np.random.default_rng(0).normal(size=(4, 6, 3)).astype(np.float32)
     np.testing.assert_allclose(build_session(spec).trainer.predict(x, 8), np.asarray(model.predict(x, verbose=0)),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_a_state_as_a_model_output_goes_to_keras_and_back(tmp_path):
+    """A model whose outputs include an LSTM's state c (enc[2]): Keras' output_layers name it [enc, 0, 2]."""
+    keras = keras_or_skip()
+    from kerascli import exchange
+    from kerascli.graph.builder import build_model
+
+    spec = resolve_config(LoadedConfig(data={
+        "name": "st", "seed": 2, "data": {"dataset": "digits"}, "compile": {"loss": "mse"},
+        "model": {"inputs": [{"name": "x", "shape": [4, 3]}],
+                  "layers": [{"name": "enc", "type": "LSTM", "units": 3, "return_state": True, "inputs": ["x"]},
+                             {"name": "out", "type": "Dense", "units": 2, "inputs": ["enc[1]"]}],
+                  "outputs": ["out", "enc[2]"]}}, source="test"))
+    session = build_session(spec)
+    config = exchange.keras_config(spec, build_model(spec.model, spec.source))
+    assert config["config"]["output_layers"] == [["out", 0, 0], ["enc", 0, 2]]
+    path = tmp_path / "st.keras"
+    path.write_bytes(exchange.keras_archive(spec, build_model(spec.model, spec.source), session.model.get_weights()))
+    loaded = keras.saving.load_model(path)
+    x = np.random.default_rng(0).normal(size=(3, 4, 3)).astype(np.float32)
+    ours = session.trainer.predict(x, 8)
+    theirs = loaded.predict(x, verbose=0)
+    np.testing.assert_allclose(ours["out"], np.asarray(theirs[0]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours["enc[2]"], np.asarray(theirs[1]), rtol=1e-5, atol=1e-6)
+    back = exchange.kerascli_config(json.loads(loaded.to_json()), "st.keras")
+    assert back["model"]["outputs"] == ["out", "enc[2]"]
+    assert back["model"]["layers"][1]["inputs"] == ["enc[1]"]

@@ -19,6 +19,7 @@ from kerascli.config.compile import (
 )
 from kerascli.config.loader import LoadedConfig
 from kerascli.config.params import Checker, Param, common_params
+from kerascli.graph.names import output_name
 from kerascli.registry import (
     BUILT_IN,
     CALLBACKS,
@@ -329,6 +330,27 @@ def _resolve_data(check: Checker, raw: Any) -> dict:
     return out
 
 
+_OUTPUT_INDEX = re.compile(r"^(.+)\[(\d+)\]$")
+
+
+def _output_reference(check: Checker, ref: str, taken: set, output_counts: dict, path: tuple, layer_input):
+    """A layer's input (``layer_input``) or a model output: a name, or ``name[i]`` for output i of a layer
+    with several (Keras' tensor index: an LSTM with return_state gives lstm, lstm[1], lstm[2]; ``name[0]``
+    is ``name``). Returns the name in its canonical form."""
+    match = _OUTPUT_INDEX.match(ref)
+    name, index = (match.group(1), int(match.group(2))) if match else (ref, 0)
+    if name not in taken:
+        if layer_input:
+            raise check.error(path, f"{ref!r} is not an input or an earlier layer (known: "
+                                    f"{', '.join(sorted(taken))})")
+        raise check.error(path, f"{ref!r} is not a layer of this model")
+    count = output_counts.get(name, 1)
+    if index >= count:
+        raise check.error(path, f"{ref!r}: {name!r} has {'one output' if count == 1 else f'{count} outputs'} "
+                                f"({name}{''.join(f', {name}[{i}]' for i in range(1, count))})")
+    return output_name(name, index)
+
+
 def _resolve_model(check: Checker, raw: Any) -> ModelSpec:
     raw = check.mapping(raw, ("model",))
     sequential = "inputs" not in raw
@@ -370,6 +392,7 @@ def _resolve_model(check: Checker, raw: Any) -> ModelSpec:
                 raise check.error(("model", "inputs", j, "name"), f"duplicate input name {name!r}")
 
     taken: set[str] = {i["name"] for i in inputs}
+    output_counts: dict[str, int] = {}  # layers with several outputs (return_state): how many
     counters: dict[str, int] = {}
     layers, paths = [], []
     previous = inputs[0]["name"]
@@ -404,10 +427,13 @@ def _resolve_model(check: Checker, raw: Any) -> ModelSpec:
                 raise check.error(p, "missing required key 'inputs' (names of the layers or inputs feeding it)")
             layer_inputs = check.value(item["inputs"], Param("str_list"), p + ("inputs",))
             for j, src in enumerate(layer_inputs):
-                if src not in taken:
-                    known = sorted(taken)
-                    raise check.error(p + ("inputs", j), f"{src!r} is not an input or an earlier layer (known: {', '.join(known)})")
+                layer_inputs[j] = _output_reference(check, src, taken, output_counts, p + ("inputs", j), True)
         taken.add(name)
+        output_counts[name] = cls.output_count(params)
+        if sequential and output_counts[name] > 1:
+            raise check.error(p, f"layer {name!r} ({type_name}) gives {output_counts[name]} outputs "
+                                 "(return_state); a Sequential model passes one on: write the model with "
+                                 "inputs/outputs and name the outputs as name[1], name[2] ...")
         layers.append({"type": type_name, "name": name, "inputs": layer_inputs, **params})
         paths.append(p)
         previous = name
@@ -421,10 +447,9 @@ def _resolve_model(check: Checker, raw: Any) -> ModelSpec:
         if not outputs:
             raise check.error(("model", "outputs"), "expected one or more layer names")
         for j, out in enumerate(outputs):
-            if outputs.index(out) != j:
+            outputs[j] = _output_reference(check, out, taken, output_counts, ("model", "outputs", j), None)
+            if outputs.index(outputs[j]) != j:
                 raise check.error(("model", "outputs", j), f"{out!r} is listed twice")
-            if out not in taken:
-                raise check.error(("model", "outputs", j), f"{out!r} is not a layer of this model")
     freeze = check.value(raw.get("freeze", []), Param("str_list"), ("model", "freeze"))
     for j, name in enumerate(freeze):
         if name not in taken or name in {i["name"] for i in inputs}:

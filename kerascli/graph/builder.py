@@ -27,8 +27,10 @@ def build_model(spec: ModelSpec, source: LoadedConfig | None = None) -> Model:
         nodes.append(Node(layer, list(layer_spec["inputs"])))
     for node, path in zip(nodes, spec.layer_paths or [()] * len(nodes)):
         layer = node.layer
-        if layer.n_inputs == 1 and len(node.inputs) != 1:
-            raise ConfigError(f"{layer.type_name} takes one input, got {len(node.inputs)}: {node.inputs}",
+        extra = layer.extra_input_count() if layer.n_inputs == 1 else 0
+        if layer.n_inputs == 1 and len(node.inputs) != 1 and len(node.inputs) != 1 + extra:
+            wanted = f"one input, or {1 + extra} ({layer.extra_inputs_doc})" if extra else "one input"
+            raise ConfigError(f"{layer.type_name} takes {wanted}, got {len(node.inputs)}: {node.inputs}",
                               key=format_key(path) or layer.name, where=where(path))
         low, high = getattr(layer, "input_count", (2, None))
         if layer.n_inputs == 0 and not (low <= len(node.inputs) <= (high or len(node.inputs))):

@@ -98,6 +98,30 @@ class Layer:
     # 0/1 array of the model's dtype) before each forward call
     takes_mask = False
     mask = None
+    # More outputs than the main one (a recurrent layer's return_state): after forward, ``extra_outputs``
+    # holds outputs 1, 2, ... (``name[1]``, ``name[2]`` in a config), with ``extra_output_shapes`` from build;
+    # before backward the model sets ``extra_output_grads`` (None where nothing reads one), and the main
+    # output's gradient passed to backward may then be None.
+    extra_outputs: tuple = ()
+    extra_output_shapes: tuple = ()
+    extra_output_grads: tuple = ()
+    # More inputs than the main one (a recurrent layer's initial states, Keras' initial_state): the model
+    # sets ``extra_inputs`` before forward (``extra_input_shapes`` before build) and reads
+    # ``extra_input_grads`` after backward, one gradient (or None) per extra input.
+    extra_inputs: tuple = ()
+    extra_input_shapes: tuple = ()
+    extra_input_grads: tuple = ()
+
+    @classmethod
+    def output_count(cls, params: dict) -> int:
+        """How many outputs a layer of these (resolved) params gives."""
+        return 1
+
+    extra_inputs_doc = ""  # what the extra inputs are, for messages
+
+    def extra_input_count(self) -> int:
+        """How many inputs beyond its main one this layer takes (all of them or none)."""
+        return 0
 
     def __init__(self, name: str, config: dict):
         from kerascli import regularizers

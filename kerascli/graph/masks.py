@@ -17,12 +17,12 @@ def mask_flow(model) -> tuple[dict[str, bool], tuple | None]:
     flags: dict[str, bool] = {name: False for name in model.input_shapes}
     for node in model.nodes:
         layer = node.layer
-        ins = [True if flags[s] else None for s in node.inputs]
+        ins = [True if flags.get(s) else None for s in node.inputs]  # a state output (lstm[1]) has none
         refused = layer.mask_refused(ins) if any(ins) else None
         if refused:
             return flags, (layer.name, f"receives the mask of an Embedding with mask_zero: {refused}")
         flags[layer.name] = bool(getattr(layer, "makes_mask", False) or layer.output_mask(ins))
-    masked = [name for name in model.outputs if flags[name]]
+    masked = [name for name in model.outputs if flags.get(name)]
     if masked:
         return flags, (None, f"output {masked[0]!r} carries the mask of an Embedding with mask_zero; kerascli "
                              "does not weight the loss by masks: end the sequence first (a recurrent layer "

@@ -15,6 +15,7 @@ import numpy as np
 from kerascli import constraints, initializers, regularizers
 from kerascli.graph import fusion
 from kerascli.graph.layer import ActivatedLayer, Layer
+from kerascli.graph.names import output_name
 from kerascli.ops.memory import align_up
 from kerascli.ops.tuning import INFERENCE_ACTIVATION_BYTES
 
@@ -58,6 +59,8 @@ class Model:
         layer = node.layer
         ins = [shapes[src] for src in node.inputs]
         layer.input_shape = ins if layer.n_inputs == 0 else ins[0]
+        if layer.n_inputs == 1:
+            layer.extra_input_shapes = tuple(ins[1:])
         layer.weight_specs = []
         layer.output_shape = tuple(layer.setup(layer.input_shape))
         shapes[layer.name] = layer.output_shape
@@ -65,6 +68,9 @@ class Model:
         # (Rescaling or Reshape ahead of a first Conv2D do not make it need one)
         layer.need_input_grad = any(self._grad_flows.get(src, False) for src in node.inputs)
         self._grad_flows[layer.name] = layer.need_input_grad or any(w.trainable for w in layer.weight_specs)
+        for i, shape in enumerate(layer.extra_output_shapes, 1):
+            shapes[output_name(layer.name, i)] = tuple(shape)
+            self._grad_flows[output_name(layer.name, i)] = self._grad_flows[layer.name]
 
     def count_params(self) -> tuple[int, int]:
         trainable = sum(w.size for layer in self.layers for w in layer.weight_specs if w.trainable)
@@ -221,7 +227,11 @@ class Model:
             if layer.n_inputs == 0:
                 values[layer.name] = layer.forward([values[s] for s in node.inputs], training)
             else:
+                if len(node.inputs) > 1:
+                    layer.extra_inputs = [values[s] for s in node.inputs[1:]]
                 values[layer.name] = layer.forward(values[node.inputs[0]], training)
+            for i, extra in enumerate(layer.extra_outputs, 1):
+                values[output_name(layer.name, i)] = extra
             if masks is not None:
                 masks[layer.name] = layer.output_mask(ins)
             if layer.activity_regularizer is not None:
@@ -239,17 +249,20 @@ class Model:
         for node in reversed(self.nodes):
             layer = node.layer
             dy = grads.pop(layer.name, None)
-            if dy is None or not self._grad_flows[layer.name]:
+            if layer.extra_output_shapes:
+                layer.extra_output_grads = [grads.pop(output_name(layer.name, i), None)
+                                            for i in range(1, len(layer.extra_output_shapes) + 1)]
+            if (dy is None and not any(g is not None for g in layer.extra_output_grads)) \
+                    or not self._grad_flows[layer.name]:
                 continue  # nothing at or before it learns (a frozen base): no work at all
             if layer.name in self._activity_outputs:
                 y = self._activity_outputs[layer.name]
-                dy = dy + layer.activity_regularizer.gradient(y) / len(y)
+                penalty = layer.activity_regularizer.gradient(y) / len(y)
+                dy = penalty if dy is None else dy + penalty
             dx = dy if layer.absorbed_by is not None else layer.backward(dy)
-            if dx is None:
-                continue
-            dxs = dx if layer.n_inputs == 0 else [dx]
-            for src, g in zip(node.inputs, dxs):
-                if src in self.input_shapes:
+            dxs = dx if layer.n_inputs == 0 else [dx, *layer.extra_input_grads]
+            for src, g in zip(node.inputs, dxs or ()):
+                if g is None or src in self.input_shapes:
                     continue
                 grads[src] = g if src not in grads else self.ops.add_n([grads[src], g])
 

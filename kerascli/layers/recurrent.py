@@ -41,6 +41,8 @@ def _rnn_params(**extra) -> dict:
         "dropout": replace(RATE, doc="fraction of the inputs dropped (one mask per sequence)"),
         "recurrent_dropout": replace(RATE, doc="fraction of the state dropped"),
         "return_sequences": Param("bool", False),
+        "return_state": Param("bool", False, doc="also give the final states as outputs name[1] (h), name[2] "
+                                                 "(an LSTM's c)"),
         "go_backwards": Param("bool", False),
     }
 
@@ -66,6 +68,15 @@ class _Recurrent(Layer):
     takes_mask = True
 
     GATES = 1
+    STATES = ("h",)  # Keras' states, in its order
+    extra_inputs_doc = "the sequence, then the initial state h"
+
+    @classmethod
+    def output_count(cls, params):
+        return 1 + len(cls.STATES) if params.get("return_state") else 1
+
+    def extra_input_count(self):
+        return len(self.STATES)  # Keras' initial_state: every state, or none
 
     @classmethod
     def resolve_params(cls, params, error):
@@ -85,6 +96,11 @@ class _Recurrent(Layer):
         self.units = units = c["units"]
         self.act = ACTIVATIONS.get(c["activation"])
         self.rec_act = ACTIVATIONS.get(c.get("recurrent_activation", "sigmoid"))
+        for i, shape in enumerate(self.extra_input_shapes):
+            if tuple(shape) != (units,):
+                raise ShapeError(f"initial state {self.STATES[i]} (input {i + 2}) must have shape ({units},) for "
+                                 f"{units} units, got {tuple(shape)}")
+        self.extra_output_shapes = ((units,),) * len(self.STATES) if c["return_state"] else ()
         width = self.GATES * units
         self.add_weight("kernel", (self.features, width), c["kernel_initializer"],
                         regularizer=c["kernel_regularizer"], constraint=c["kernel_constraint"])
@@ -142,9 +158,11 @@ class _Recurrent(Layer):
             weights[-1] = self.input_bias()
         xw = ops.gemm(self._x2, weights, out=self.workspace("xw", (steps * n, self.GATES * units)))
         self._xw = xw.reshape(steps, n, -1)
-        self._h = self.workspace("h", (steps + 1, n, units))  # h[0] = 0: the state before the first step
-        self._h[0] = 0
+        self._h = self.workspace("h", (steps + 1, n, units))  # h[0]: the state before the first step
+        self._h[0] = self.extra_inputs[0] if self.extra_inputs else 0
         self.run_forward(n)
+        if c["return_state"]:
+            self.extra_outputs = self.final_states()
         out = self._h[1:]
         if c["return_sequences"]:
             return ops.swap_batch_and_time(out)
@@ -153,6 +171,23 @@ class _Recurrent(Layer):
     def output_mask(self, masks):
         return masks[0] if self.config["return_sequences"] else None
 
+    def final_states(self):
+        return [self._h[-1]]
+
+    def state_gradients(self, n):
+        """The workspaces the backward loop takes the final states' gradients in (those that return_state
+        outputs received, else zeros) and gives the initial states' back in."""
+        grads = []
+        for i, name in enumerate(self.STATES):
+            grad = self.workspace(f"d{name}", (n, self.units))
+            given = self.extra_output_grads[i] if i < len(self.extra_output_grads) else None
+            if given is None:
+                grad[...] = 0
+            else:
+                grad[...] = given
+            grads.append(grad)
+        return grads
+
     def input_bias(self):
         return self.params["bias"]
 
@@ -160,11 +195,16 @@ class _Recurrent(Layer):
     def backward(self, dy):
         ops, c = self.ops, self.config
         steps, n = self.steps, self._xw.shape[1]
-        # the gradient arriving at each step's output: every step's, or the last one's alone
-        arriving = ops.swap_batch_and_time(dy) if c["return_sequences"] else dy[None]
-        dh = self.workspace("dh", (n, self.units))  # the final state's gradient in, the initial state's out
-        dh[...] = 0
-        dxw = self.run_backward(arriving, dh, n)  # (steps, n, gates * units): the input projections' gradient
+        # the gradient arriving at each step's output: every step's, or the last one's alone (none where only
+        # the states are read)
+        if dy is None:
+            arriving = self.workspace("no_output_gradient", (1, n, self.units))
+            arriving[...] = 0
+        else:
+            arriving = ops.swap_batch_and_time(dy) if c["return_sequences"] else dy[None]
+        states = self.state_gradients(n)  # the final states' gradients in, the initial states' out
+        dxw = self.run_backward(arriving, *states, n)  # (steps, n, gates * units): the input projections'
+        self.extra_input_grads = states if self.extra_inputs else ()
         dxw2 = dxw.reshape(steps * n, -1)
         if "bias" in self.grads:  # [kernel; bias]'s gradient in one product
             both = ops.gemm(self._x2, dxw2, trans_a=True, out=self.workspace("dkernel_and_bias", (
@@ -221,6 +261,11 @@ class LSTM(_Recurrent):
     PARAMS = _rnn_params(recurrent_activation=Param("str", "sigmoid", choices=ACTIVATIONS),
                          unit_forget_bias=Param("bool", True))
     GATES = 4
+    STATES = ("h", "c")
+    extra_inputs_doc = "the sequence, then the initial states h and c"
+
+    def final_states(self):
+        return [self._h[-1], self._c[-1]]
 
     def bias_initializer(self):
         c = self.config
@@ -229,15 +274,13 @@ class LSTM(_Recurrent):
     def run_forward(self, n):
         units = self.units
         self._c = self.workspace("c", (self.steps + 1, n, units))
-        self._c[0] = 0
+        self._c[0] = self.extra_inputs[1] if self.extra_inputs else 0
         self._gates = self.workspace("gates", (self.steps, n, 4 * units))
         self.ops.lstm_sequence_forward(self._xw, self.params["recurrent_kernel"], self._h, self._c, self._gates,
                                        self._keep, self._state_mask, self.act, self.rec_act, self.workspace)
 
-    def run_backward(self, arriving, dh, n):
+    def run_backward(self, arriving, dh, dc, n):
         dz = self.workspace("dz", (self.steps, n, 4 * self.units))
-        dc = self.workspace("dc", dh.shape)
-        dc[...] = 0
         self.ops.lstm_sequence_backward(arriving, dh, dc, self.params["recurrent_kernel"], self._gates, self._c,
                                         self._keep, self._state_mask, self.act, self.rec_act, dz, self.workspace)
         self.recurrent_kernel_gradient(dz)

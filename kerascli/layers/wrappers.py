@@ -29,6 +29,9 @@ class Wrapper(Layer):
             raise error("layer", f"{kind} needs its arguments: {{type: {kind}, ...}}")
         rest = layer_class.resolve_params({k: v for k, v in inner.items() if k != "type"},
                                           lambda key, message: error("layer", f"{key}: {message}"))
+        if rest.get("return_state"):
+            raise error("layer", f"return_state: kerascli's {cls.type_name} does not pass a wrapped layer's "
+                                 "states on yet; use the recurrent layers themselves for their states")
         params["layer"] = {"type": kind, **rest}
         return params
 

@@ -45,6 +45,7 @@ def _shape(shape) -> str:
 def describe(model, show_shapes: bool, show_dtype: bool, show_activations: bool, dtype: str,
              show_trainable: bool = False) -> list[Box]:
     """A box per model input and layer, with the lines Keras' plot_model shows for the options."""
+    from kerascli.graph.names import producer
     from kerascli.ops.contract import ACTIVATION_TABLE, LINEAR
 
     names = {a.code: a.name for a in ACTIVATION_TABLE}
@@ -67,11 +68,11 @@ def describe(model, show_shapes: bool, show_dtype: bool, show_activations: bool,
         if show_dtype:
             lines.append(f"dtype: {dtype}")
         if show_shapes:
-            given = layer.input_shape
-            shapes = ", ".join(_shape(s) for s in given) if layer.n_inputs == 0 else _shape(given)
-            lines.append(f"input: {shapes}")
-            lines.append(f"output: {_shape(layer.output_shape)}")
-        boxes.append(Box(layer.name, lines, list(node.inputs)))
+            given = layer.input_shape if layer.n_inputs == 0 else [layer.input_shape, *layer.extra_input_shapes]
+            lines.append(f"input: {', '.join(_shape(s) for s in given)}")
+            lines.append(f"output: {', '.join(_shape(s) for s in [layer.output_shape, *layer.extra_output_shapes])}")
+        # an arrow from the layer a state output (lstm[1]) comes from, once
+        boxes.append(Box(layer.name, lines, list(dict.fromkeys(producer(s) for s in node.inputs))))
     return boxes
 
 

@@ -29,7 +29,10 @@ def summary_table(model, title: str) -> Table:
     for node in model.nodes:
         layer = node.layer
         params = sum(w.size for w in layer.weight_specs)
-        row = [f"{layer.name} ({layer.type_name})", _shape(layer.output_shape), f"{params:,}"]
+        shape = _shape(layer.output_shape)
+        if layer.extra_output_shapes:  # as Keras lists a layer's several outputs (return_state)
+            shape = "[" + ", ".join(_shape(s) for s in (layer.output_shape, *layer.extra_output_shapes)) + "]"
+        row = [f"{layer.name} ({layer.type_name})", shape, f"{params:,}"]
         if functional:
             row.append(", ".join(node.inputs))
         table.add_row(*row)
