@@ -36,6 +36,8 @@ EXCHANGED = {
 }
 # recurrent layers: Keras keeps their weights in their cell (layers/<group>/cell/vars/<i>)
 CELLS = {"SimpleRNN", "LSTM", "GRU"}
+# layers called with initial_state in Keras (their inputs after the sequence)
+STATEFUL = CELLS | {"Bidirectional"}
 # attention layers: their inputs are call arguments in Keras (query, value, key), use_causal_mask too
 ATTENTION = {"MultiHeadAttention", "Attention", "AdditiveAttention"}
 # MultiHeadAttention's projections: kerascli's weight prefix -> Keras' sub-layer
@@ -176,7 +178,7 @@ def keras_config(spec, model) -> dict:
             args, kwargs = [tensors] if node.layer.n_inputs == 0 else tensors, {}
             if layer["type"] in ATTENTION:
                 args, kwargs, entry["build_config"] = _attention_call(layer, tensors, in_shape)
-            elif layer["type"] in CELLS and len(tensors) > 1:  # Keras: layer(sequences, initial_state=[...])
+            elif layer["type"] in STATEFUL and len(tensors) > 1:  # Keras: layer(sequences, initial_state=[...])
                 args, kwargs = tensors[:1], {"initial_state": tensors[1:]}
                 entry["build_config"] = {"shapes_dict": {"sequences_shape": in_shape[0],
                                                          "initial_state_shape": in_shape[1:]}}
@@ -261,7 +263,7 @@ def _call_arguments(entry: dict, layer: dict, where: str) -> None:
     nodes = entry.get("inbound_nodes") or []
     for key, value in ((nodes[0].get("kwargs") or {}) if nodes else {}).items():
         if value is None or value is False or (key == "key" and layer["type"] == "MultiHeadAttention") or \
-                (key == "initial_state" and layer["type"] in CELLS):
+                (key == "initial_state" and layer["type"] in STATEFUL):
             continue  # unset, or an input (_inputs_of): MultiHeadAttention's key, a recurrent layer's states
         if key == "use_causal_mask" and layer["type"] in ATTENTION:
             layer[key] = bool(value)

@@ -99,6 +99,15 @@ CASES = {
         {"name": "rnn", "type": "SimpleRNN", "units": 4, "inputs": ["x", "back[1]"]},
         {"name": "joined", "type": "Concatenate", "inputs": ["enc", "rnn", "enc[2]"]},
         {"name": "out", "type": "Dense", "units": 3, "inputs": ["joined"]}]),
+    # Bidirectional's states: the forward half's, then the backward half's (enc[1..4] of an LSTM)
+    "bidirectional_states": ([{"name": "x", "shape": [5, 3]}], [
+        {"name": "enc", "type": "Bidirectional", "layer": {"type": "LSTM", "units": 3, "return_state": True},
+         "inputs": ["x"]},
+        {"name": "dec", "type": "Bidirectional", "merge_mode": "sum",
+         "layer": {"type": "GRU", "units": 3, "return_sequences": True}, "inputs": ["x", "enc[1]", "enc[3]"]},
+        {"name": "flat", "type": "Flatten", "inputs": ["dec"]},
+        {"name": "joined", "type": "Concatenate", "inputs": ["flat", "enc[2]", "enc[4]", "enc"]},
+        {"name": "out", "type": "Dense", "units": 2, "inputs": ["joined"]}]),
     "dot_attention": ([{"name": "query", "shape": [5, 4]}, {"name": "memory", "shape": [6, 4]}],
                       [{"type": "Attention", "use_scale": True, "score_mode": "concat", "name": "luong",
                         "inputs": ["query", "memory"]},
@@ -158,7 +167,7 @@ def test_keras_opens_the_archive_and_predicts_the_same(case, tmp_path):
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
     json_text = json.dumps(exchange.keras_config(spec, build_model(spec.model, spec.source)))
     # Keras calls attention layers with query and value: such a model is functional there
-    functional = case in ("attention", "merges", "dot_attention", "recurrent_states")
+    functional = case in ("attention", "merges", "dot_attention", "recurrent_states", "bidirectional_states")
     assert type(keras.models.model_from_json(json_text)).__name__ == ("Functional" if functional else "Sequential")
     # and back from the file Keras itself writes: the imported config and weights predict what Keras does
     loaded.save(tmp_path / "resaved.keras")

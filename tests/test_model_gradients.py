@@ -86,7 +86,18 @@ STATES_GRU = """
     - {name: out, type: Dense, units: 3, activation: softmax, inputs: [both]}
   outputs: [out]"""
 
+BIDIRECTIONAL_STATES = """
+  inputs: [{name: x, shape: [3, 2]}]
+  layers:
+    - {name: enc, type: Bidirectional, layer: {type: LSTM, units: 2, return_state: true}, inputs: [x]}
+    - {name: dec, type: Bidirectional, merge_mode: mul, layer: {type: SimpleRNN, units: 2},
+       inputs: [x, "enc[1]", "enc[3]"]}
+    - {name: both, type: Concatenate, inputs: [dec, "enc[4]"]}
+    - {name: out, type: Dense, units: 3, activation: softmax, inputs: [both]}
+  outputs: [out]"""
+
 MODELS = {
+    "recurrent states of both halves (Bidirectional)": (BIDIRECTIONAL_STATES, "categorical_crossentropy", 6),
     "recurrent states into a decoder (LSTM)": (SEQ2SEQ_LSTM, "categorical_crossentropy", 6),
     "recurrent state read twice and given (GRU, SimpleRNN)": (STATES_GRU, "categorical_crossentropy", 6),
     "branches and merges": (BRANCHES, "categorical_crossentropy", 5),

@@ -98,11 +98,17 @@ BAD = {
     - {name: enc, type: GRU, units: 4, return_state: true, inputs: [x]}
     - {name: dec, type: GRU, units: 5, inputs: [x, "enc[1]"]}
   outputs: [dec]""", "initial state h (input 2) must have shape (5,) for 5 units, got (4,)"),
-    "return_state inside Bidirectional": ("""
-  input_shape: [5, 3]
+    "return_state inside TimeDistributed": ("""
+  input_shape: [5, 3, 2]
   layers:
-    - {type: Bidirectional, layer: {type: LSTM, units: 4, return_state: true}}""",
-        "Bidirectional does not pass a wrapped layer's states on yet"),
+    - {type: TimeDistributed, layer: {type: LSTM, units: 4, return_state: true}}""",
+        "return_state: TimeDistributed gives one output"),
+    "too few initial states for Bidirectional": ("""
+  inputs: [{name: x, shape: [5, 3]}]
+  layers:
+    - {name: enc, type: LSTM, units: 4, return_state: true, inputs: [x]}
+    - {name: both, type: Bidirectional, layer: {type: LSTM, units: 4}, inputs: [x, "enc[1]", "enc[2]"]}
+  outputs: [both]""", "Bidirectional takes one input, or 5 (the sequence, then the forward half's initial states"),
 }
 
 

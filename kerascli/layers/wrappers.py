@@ -13,6 +13,7 @@ from kerascli.registry import LAYERS
 class Wrapper(Layer):
     draws_random = True  # the layer it wraps may
     WRAPS = "a layer"
+    passes_states = False  # whether a wrapped recurrent layer's return_state gives this layer more outputs
 
     @classmethod
     def accepts(cls, layer_class) -> bool:
@@ -29,9 +30,9 @@ class Wrapper(Layer):
             raise error("layer", f"{kind} needs its arguments: {{type: {kind}, ...}}")
         rest = layer_class.resolve_params({k: v for k, v in inner.items() if k != "type"},
                                           lambda key, message: error("layer", f"{key}: {message}"))
-        if rest.get("return_state"):
-            raise error("layer", f"return_state: kerascli's {cls.type_name} does not pass a wrapped layer's "
-                                 "states on yet; use the recurrent layers themselves for their states")
+        if rest.get("return_state") and not cls.passes_states:
+            raise error("layer", f"return_state: {cls.type_name} gives one output; a wrapped layer's states "
+                                 "have nowhere to go (Bidirectional passes them on)")
         params["layer"] = {"type": kind, **rest}
         return params
 
@@ -62,7 +63,19 @@ class Bidirectional(Wrapper):
         "layer": Param("typed", choices=LAYERS, doc="the recurrent layer: {type: LSTM | GRU | SimpleRNN, ...}"),
         "merge_mode": Param("str", "concat", choices=("concat", "sum", "mul", "ave")),
     }
+    # with the layer's return_state, Keras' outputs: the merged output, the forward half's states, the
+    # backward half's; initial states likewise (forward's, then backward's)
+    passes_states = True
+    extra_inputs_doc = "the sequence, then the forward half's initial states and the backward half's"
     batch_parallel = True
+
+    @classmethod
+    def output_count(cls, params):
+        inner = params["layer"]
+        return 1 + 2 * len(LAYERS.get(inner["type"]).STATES) if inner.get("return_state") else 1
+
+    def extra_input_count(self):
+        return 2 * len(LAYERS.get(self.config["layer"]["type"]).STATES)
     takes_mask = True  # each half reads it; with return_sequences padded steps give 0, as in Keras
 
     @classmethod
@@ -79,18 +92,25 @@ class Bidirectional(Wrapper):
         cls = LAYERS.get(inner.pop("type"))
         base = cls.__name__.lower()
         self._halves = []
-        for direction, backwards in (("forward", inner["go_backwards"]), ("backward", not inner["go_backwards"])):
-            self._halves.append(self.adopt(cls(f"{direction}_{base}", {**inner, "go_backwards": backwards}),
-                                           tuple(input_shape)))
+        self._states = k = len(cls.STATES)
+        for i, (direction, backwards) in enumerate((("forward", inner["go_backwards"]),
+                                                   ("backward", not inner["go_backwards"]))):
+            half = cls(f"{direction}_{base}", {**inner, "go_backwards": backwards})
+            half.extra_input_shapes = tuple(self.extra_input_shapes[i * k:(i + 1) * k])
+            self._halves.append(self.adopt(half, tuple(input_shape)))
+        self.extra_output_shapes = tuple(s for half in self._halves for s in half.extra_output_shapes)
         shape = self._halves[0].output_shape
         return shape[:-1] + (2 * shape[-1],) if self.config["merge_mode"] == "concat" else shape
 
     def forward(self, x, training):
-        outs = []
-        for half in self._halves:
+        outs, k = [], self._states
+        for i, half in enumerate(self._halves):
             self._wire(half)
             half.mask = self.mask
+            half.extra_inputs = self.extra_inputs[i * k:(i + 1) * k]
             outs.append(half.forward(x, training))
+        if self.extra_output_shapes:
+            self.extra_outputs = [state for half in self._halves for state in half.extra_outputs]
         forward, backward = outs
         if self._halves[0].config["return_sequences"]:  # the backward half's steps back in time order
             backward = self.ops.reverse_time(backward)
@@ -110,7 +130,12 @@ class Bidirectional(Wrapper):
     def backward(self, dy):
         forward, backward = self._outs
         mode = self.config["merge_mode"]
-        if mode == "concat":
+        k = self._states
+        for i, half in enumerate(self._halves):
+            half.extra_output_grads = tuple(self.extra_output_grads[i * k:(i + 1) * k])
+        if dy is None:  # only the states are read
+            d_forward = d_backward = None
+        elif mode == "concat":
             d_forward, d_backward = self.ops.split(dy, [forward.shape[-1], backward.shape[-1]], -1)
         elif mode == "sum":
             d_forward, d_backward = dy, dy
@@ -118,12 +143,13 @@ class Bidirectional(Wrapper):
             d_forward, d_backward = dy * backward, dy * forward
         else:
             d_forward = d_backward = dy * 0.5
-        if self._halves[0].config["return_sequences"]:
+        if self._halves[0].config["return_sequences"] and dy is not None:
             if self.mask is not None:  # the padded steps' outputs were zeros: no gradient through them
                 for d in (d_forward, d_backward):
                     self.ops.zero_masked_steps(d, self.mask)
             d_backward = self.ops.reverse_time(d_backward)
         dxs = [half.backward(d) for half, d in zip(self._halves, (d_forward, d_backward))]
+        self.extra_input_grads = [g for half in self._halves for g in half.extra_input_grads]
         return None if dxs[0] is None else dxs[0] + dxs[1]
 
 
