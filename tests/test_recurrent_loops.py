@@ -18,7 +18,7 @@ STEPS, N, UNITS = 5, 4, 3
 def kernel_blas(request, monkeypatch):
     """Each case runs with the BLAS found in this process and with the Numba loops used without one."""
     if request.param == "loops":
-        monkeypatch.setattr(blas, "_HANDLE", blas.NO_BLAS)
+        monkeypatch.setattr(blas, "_FOUND", (blas.NO_BLAS, "loops"))
     elif not blas.handle()[0]:
         pytest.skip(f"no BLAS callable from kernels here ({blas.describe()})")
     return request.param

@@ -19,7 +19,7 @@ from kerascli.config.compile import (
 )
 from kerascli.config.loader import LoadedConfig
 from kerascli.config.params import Checker, Param, common_params
-from kerascli.graph.names import output_name
+from kerascli.graph.names import output_name, parse
 from kerascli.registry import (
     BUILT_IN,
     CALLBACKS,
@@ -330,15 +330,11 @@ def _resolve_data(check: Checker, raw: Any) -> dict:
     return out
 
 
-_OUTPUT_INDEX = re.compile(r"^(.+)\[(\d+)\]$")
-
-
 def _output_reference(check: Checker, ref: str, taken: set, output_counts: dict, path: tuple, layer_input):
     """A layer's input (``layer_input``) or a model output: a name, or ``name[i]`` for output i of a layer
     with several (Keras' tensor index: an LSTM with return_state gives lstm, lstm[1], lstm[2]; ``name[0]``
     is ``name``). Returns the name in its canonical form."""
-    match = _OUTPUT_INDEX.match(ref)
-    name, index = (match.group(1), int(match.group(2))) if match else (ref, 0)
+    name, index = parse(ref)
     if name not in taken:
         if layer_input:
             raise check.error(path, f"{ref!r} is not an input or an earlier layer (known: "

@@ -181,10 +181,7 @@ class _Recurrent(Layer):
         for i, name in enumerate(self.STATES):
             grad = self.workspace(f"d{name}", (n, self.units))
             given = self.extra_output_grads[i] if i < len(self.extra_output_grads) else None
-            if given is None:
-                grad[...] = 0
-            else:
-                grad[...] = given
+            grad[...] = 0 if given is None else given
             grads.append(grad)
         return grads
 

@@ -68,6 +68,7 @@ class Bidirectional(Wrapper):
     passes_states = True
     extra_inputs_doc = "the sequence, then the forward half's initial states and the backward half's"
     batch_parallel = True
+    takes_mask = True  # each half reads it; with return_sequences padded steps give 0, as in Keras
 
     @classmethod
     def output_count(cls, params):
@@ -76,7 +77,6 @@ class Bidirectional(Wrapper):
 
     def extra_input_count(self):
         return 2 * len(LAYERS.get(self.config["layer"]["type"]).STATES)
-    takes_mask = True  # each half reads it; with return_sequences padded steps give 0, as in Keras
 
     @classmethod
     def accepts(cls, layer_class) -> bool:

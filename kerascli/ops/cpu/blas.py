@@ -124,7 +124,7 @@ def gemm(blas, a, b, c, trans_b, beta):
         _gemm_lp64(address, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc)
 
 
-_HANDLE: np.ndarray | None = None
+_FOUND: tuple[np.ndarray, str] | None = None  # (handle, what it calls), found once per process
 NO_BLAS = np.zeros(3, np.int64)
 
 
@@ -171,14 +171,18 @@ def _symbols(library, api) -> tuple[int, int, bool] | None:
     return None
 
 
+def _found() -> tuple[np.ndarray, str]:
+    global _FOUND
+    if _FOUND is None:
+        _FOUND = _find()
+    return _FOUND
+
+
 def handle() -> np.ndarray:
-    """What kernels pass to :func:`gemm` (found once per process)."""
-    global _HANDLE
-    if _HANDLE is None:
-        _HANDLE, _ = _find()
-    return _HANDLE
+    """What kernels pass to :func:`gemm`."""
+    return _found()[0]
 
 
 def describe() -> str:
     """Which BLAS the kernels call, for a run's summary and the benchmarks."""
-    return _find()[1]
+    return _found()[1]

@@ -15,6 +15,7 @@ from numba import njit
 
 from kerascli.ops.cpu.blas import gemm
 from kerascli.ops.cpu.jit import opts
+from kerascli.ops.cpu.masks import carry_masked, hold_masked
 from kerascli.ops.cpu.recurrent import (
     _activation_gradient,
     gru_gates_backward,
@@ -40,10 +41,9 @@ def _state_in(h, state_mask, masked):
 
 @njit(inline="always", **opts)
 def _carry(new, old, keep, t):
+    """Padded samples keep their state through step t (``keep`` empty: no mask)."""
     if keep.shape[0] != 0:
-        for b in range(new.shape[0]):
-            if keep[t, b] == 0:
-                new[b] = old[b]
+        carry_masked(new, old, keep[t])
 
 
 @njit(inline="always", **opts)
@@ -58,18 +58,14 @@ def _arrive(dh, arriving, t, steps):
 def _hold(grad, keep, t, held):
     """Padded samples' gradients at step t moved into ``held`` (they pass over the step), zero in grad."""
     if keep.shape[0] != 0:
-        for b in range(grad.shape[0]):
-            if keep[t, b] == 0:
-                held[b] = grad[b]
-                grad[b] = 0
+        hold_masked(grad, keep[t], held)
 
 
 @njit(inline="always", **opts)
-def _release(grad, keep, t, held):
+def _release(grad, keep, held):
+    """The held gradients go on to the state before the step (``held`` is zero for the other samples)."""
     if keep.shape[0] != 0:
-        for b in range(grad.shape[0]):
-            if keep[t, b] == 0:
-                grad[b] += held[b]
+        grad += held
 
 
 @njit(inline="always", **opts)
@@ -112,7 +108,7 @@ def simple_rnn_sequence_backward(blas, arriving, dh, kernel_t, h, keep, state_ma
         _hold(dh, keep, t, held)
         _through_activation(dh, h[t + 1], act, dz[t])
         _state_gradient(blas, dz[t], kernel_t, state_mask, dh, False, step)
-        _release(dh, keep, t, held)
+        _release(dh, keep, held)
 
 
 # ---------------------------------------------------------------- LSTM
@@ -137,8 +133,8 @@ def lstm_sequence_backward(blas, arriving, dh, dc, kernel_t, gates, c, keep, sta
         lstm_step_backward(dh, dc, gates[t], c[t], c[t + 1], act, rec_act, dz[t], dc_prev)
         dc, dc_prev = dc_prev, dc
         _state_gradient(blas, dz[t], kernel_t, state_mask, dh, False, step)
-        _release(dh, keep, t, held_h)
-        _release(dc, keep, t, held_c)
+        _release(dh, keep, held_h)
+        _release(dc, keep, held_c)
     if steps % 2 == 1:
         dc_in[...] = dc
 
@@ -181,6 +177,6 @@ def gru_sequence_backward(blas, arriving, dh, kernel_t, gates, h, keep, state_ma
         gru_gates_backward(d_rh, gates[t], h[t], rec_act, reset_after, dxw[t], drec[t], dh_prev)
         dh, dh_prev = dh_prev, dh
         _state_gradient(blas, drec[t][:, :width], kernel_t[:width], state_mask, dh, True, step)
-        _release(dh, keep, t, held)
+        _release(dh, keep, held)
     if steps % 2 == 1:
         dh_in[...] = dh
