@@ -99,8 +99,8 @@ def train(config_path: str, overrides: list, name: str | None, runs_dir: str, qu
     check_callbacks_installed(spec)
     if world is not None:
         check_distributable(spec)
-    session = build_session(spec, initial_weights=False,
-                            grad_storage=world.gradient_storage if world is not None else None)
+        world.by_parts = distributed.updates_by_parts(spec)
+    session = build_session(spec, initial_weights=False, storage=world)
     splits = load_data(session)
     if world is not None:
         world.deterministic = spec.train["deterministic"]

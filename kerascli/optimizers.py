@@ -15,6 +15,9 @@ from kerascli.config.params import Param
 class Optimizer:
     PARAMS: dict[str, Param] = {}
     SLOTS: tuple[str, ...] = ()
+    # whether each parameter's update reads only its own gradient and slot values (so the update of the
+    # whole buffer is the updates of its parts: data-parallel ranks may each update a part)
+    ELEMENTWISE = False
 
     SLOT_START: dict[str, float] = {}  # initial slot values other than 0
 
@@ -107,6 +110,24 @@ class Optimizer:
             if every and (updates_before + 1) % every == 0:
                 self.ops.assign(params, self.slots["average"])
 
+    @classmethod
+    def updates_by_parts(cls, config: dict) -> bool:
+        """Whether an optimizer of this class with ``config`` can update a part of the buffers at a time
+        (``step_part``): elementwise rules, and no clipping by norms taken over whole weights."""
+        return cls.ELEMENTWISE and not (config.get("clipnorm") or config.get("global_clipnorm"))
+
+    def step_part(self, params: np.ndarray, grads: np.ndarray, lo: int, hi: int) -> None:
+        """One step over the part [lo, hi) of the flat buffers: ``params`` and ``grads`` are that part, the
+        slots are cut to it (``updates_by_parts`` says where the parts' steps make up the whole one)."""
+        if not type(self).updates_by_parts(self.config):
+            raise ValueError(f"{type(self).__name__} with this configuration updates whole weights only")
+        whole = self.slots
+        self.slots = {name: slot[lo:hi] for name, slot in whole.items()}
+        try:
+            self.step(params, grads)
+        finally:
+            self.slots = whole
+
     def finalize(self, params) -> bool:
         """At the end of training, as Keras' fit: with use_ema the weights become their moving average.
         Returns whether they changed."""
@@ -174,6 +195,7 @@ CLIPPING["ema_overwrite_frequency"] = Param("int", None, min=1, nullable=True,
 
 
 class SGD(Optimizer):
+    ELEMENTWISE = True
     PARAMS = {
         "learning_rate": _rate(0.01),
         "momentum": Param("float", 0.0, min=0.0, max=1.0),
@@ -192,6 +214,7 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """With ``amsgrad``, the denominator takes the largest v so far (a ``velocity_hat`` slot), as Keras."""
 
+    ELEMENTWISE = True
     PARAMS = {"learning_rate": _rate(0.001), "beta_1": _beta(0.9), "beta_2": _beta(0.999), "epsilon": EPSILON,
               "amsgrad": Param("bool", False), "weight_decay": WEIGHT_DECAY, **CLIPPING}
 
@@ -218,6 +241,7 @@ class AdamW(Adam):
 
 
 class RMSprop(Optimizer):
+    ELEMENTWISE = True
     PARAMS = {"learning_rate": _rate(0.001), "rho": _beta(0.9), "momentum": Param("float", 0.0, min=0.0, max=1.0),
               "epsilon": EPSILON, "centered": Param("bool", False), "weight_decay": WEIGHT_DECAY, **CLIPPING}
 
@@ -236,6 +260,7 @@ class RMSprop(Optimizer):
 
 
 class Adagrad(Optimizer):
+    ELEMENTWISE = True
     PARAMS = {"learning_rate": _rate(0.001), "initial_accumulator_value": Param("float", 0.1, min=0.0),
               "epsilon": EPSILON, "weight_decay": WEIGHT_DECAY, **CLIPPING}
     SLOTS = ("accumulator",)
@@ -250,6 +275,7 @@ class Adagrad(Optimizer):
 
 
 class Adamax(Optimizer):
+    ELEMENTWISE = True
     PARAMS = {"learning_rate": _rate(0.001), "beta_1": _beta(0.9), "beta_2": _beta(0.999), "epsilon": EPSILON,
               "weight_decay": WEIGHT_DECAY, **CLIPPING}
     SLOTS = ("m", "u")
@@ -262,6 +288,7 @@ class Adamax(Optimizer):
 
 
 class Nadam(Optimizer):
+    ELEMENTWISE = True
     PARAMS = {"learning_rate": _rate(0.001), "beta_1": _beta(0.9), "beta_2": _beta(0.999), "epsilon": EPSILON,
               "weight_decay": WEIGHT_DECAY, **CLIPPING}
     SLOTS = ("m", "v")
@@ -294,6 +321,7 @@ class Nadam(Optimizer):
 
 
 class Lion(Optimizer):
+    ELEMENTWISE = True
     PARAMS = {"learning_rate": _rate(0.001), "beta_1": Param("float", 0.9, min=0.0, max=1.0),
               "beta_2": Param("float", 0.99, min=0.0, max=1.0), "weight_decay": WEIGHT_DECAY, **CLIPPING}
     SLOTS = ("m",)
@@ -305,6 +333,7 @@ class Lion(Optimizer):
 
 
 class Adadelta(Optimizer):
+    ELEMENTWISE = True
     PARAMS = {"learning_rate": _rate(0.001), "rho": _beta(0.95), "epsilon": EPSILON, "weight_decay": WEIGHT_DECAY,
               **CLIPPING}
     SLOTS = ("accumulated_grad", "accumulated_delta_var")
@@ -316,6 +345,7 @@ class Adadelta(Optimizer):
 
 
 class Ftrl(Optimizer):
+    ELEMENTWISE = True
     PARAMS = {"learning_rate": _rate(0.001),
               "learning_rate_power": Param("float", -0.5, max=0.0),
               "initial_accumulator_value": Param("float", 0.1, min=0.0),

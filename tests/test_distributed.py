@@ -112,16 +112,56 @@ def test_ranks_train_the_weights_of_one_process(config, one_process, tmp_path, r
     assert summary["distributed"]["ranks"] == ranks
     assert summary["distributed"]["allreduce_ms_per_step"] > 0
     assert summary["distributed"]["gradient_sums"] == sums.split(",")[0]
+    # Adam's update is elementwise: on one node each rank updates its slice of the shared weights
+    assert summary["distributed"]["optimizer_step"] == ("by parts" if sums == "shared memory" else "whole")
+
+
+# SGD with Nesterov momentum and weight decay (every rank updates its slice of the weights and of the slots),
+# and constrained weights (each rank projects some whole weights)
+BY_PARTS = CONFIG.replace(
+    "kernel_regularizer: {type: l2, l2: 0.001}}",
+    "kernel_constraint: {type: max_norm, max_value: 0.4}, bias_constraint: {type: non_neg}}").replace(
+    "{type: Dense, units: 16, activation: tanh}",
+    "{type: Dense, units: 16, activation: tanh, kernel_constraint: {type: unit_norm, axis: 0}}").replace(
+    "optimizer: adam,", "optimizer: {type: sgd, learning_rate: 0.1, momentum: 0.9, nesterov: true, "
+    "weight_decay: 0.01},")
+
+
+@needs_mpi
+def test_ranks_update_their_parts_of_shared_weights(tmp_path):
+    path = tmp_path / "parts.yaml"
+    path.write_text(BY_PARTS)
+    runs = {}
+    for ranks in (1, 2, 3):
+        result = kerascli(["train", str(path), "--runs-dir", str(tmp_path / f"r{ranks}"), "-q"], ranks=ranks)
+        assert result.returncode == 0, result.stderr
+        runs[ranks] = str(tmp_path / f"r{ranks}" / "dp")
+    import json
+
+    for ranks in (2, 3):
+        summary = json.load(open(os.path.join(runs[ranks], "summary.json")))
+        assert summary["distributed"]["optimizer_step"] == "by parts"
+        assert_close(weights(runs[ranks]), weights(runs[1]))
+        np.testing.assert_allclose(metrics(runs[ranks]), metrics(runs[1]), rtol=1e-5)
+    last = weights(runs[3])
+    norms = np.linalg.norm(last["dense/kernel"], axis=0)
+    assert norms.max() <= 0.4 + 1e-6 and (last["dense/bias"] >= 0).all()  # constraints held on 3 ranks
+    np.testing.assert_allclose(np.linalg.norm(last["dense_1/kernel"], axis=0), 1.0, rtol=1e-5)
 
 
 @needs_mpi
 def test_clipping_changes_a_copy_of_the_shared_sum(config, tmp_path):
-    """global_clipnorm scales the gradient in place: each rank must clip its own copy of the sum."""
+    """global_clipnorm scales the gradient in place: each rank must clip its own copy of the sum (a norm
+    over whole weights: the ranks do not update by parts)."""
     clip = ["--set", "compile.optimizer={type: adam, global_clipnorm: 0.05}", "--set", "train.epochs=2"]
     for ranks in (1, 2):
         result = kerascli(["train", config, "--runs-dir", str(tmp_path / f"r{ranks}"), "-q", *clip], ranks=ranks)
         assert result.returncode == 0, result.stderr
     assert_close(weights(str(tmp_path / "r2" / "dp")), weights(str(tmp_path / "r1" / "dp")))
+    import json
+
+    summary = json.load(open(tmp_path / "r2" / "dp" / "summary.json"))
+    assert summary["distributed"]["optimizer_step"] == "whole"
 
 
 @needs_mpi

@@ -723,6 +723,22 @@ def test_gradient_accumulation(rng, dtype, other):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@parity("add_scaled_gradient")
+def test_weighted_sum_of_gradients(rng, dtype, other):
+    """Data-parallel ranks' gradients summed with their shares of the batch, in rank order."""
+    grads = [rng.normal(size=37).astype(dtype) for _ in range(3)]
+    shares = [np.dtype(dtype).type(s) for s in (0.25, 0.5, 0.25)]
+    results = []
+    for ops in (reference, other):
+        total = np.zeros(37, dtype)
+        for g, share in zip(grads, shares):
+            ops.add_scaled_gradient(total, g, share)
+        results.append(total)
+    close(results[0], results[1], dtype)
+    close(results[1], sum(g * s for g, s in zip(grads, shares)), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @parity("clip_values", "clip_norms")
 def test_gradient_clipping(rng, dtype, other):
     g = (rng.normal(size=50) * 3).astype(dtype)

@@ -150,6 +150,39 @@ def test_state_round_trip():
     np.testing.assert_array_equal(other.slots["m"], opt.slots["m"])
 
 
+@pytest.mark.parametrize("name,config", [(n, c) for n, rows in KERAS_ROWS.items() for c in rows])
+def test_updates_by_parts_make_up_the_whole_update(name, config, rng):
+    """Where an optimizer says it updates by parts (data-parallel ranks each update their slice of the
+    weights), three parts' steps give the whole step's weights and slots, over several steps; where it
+    says it cannot (norms over whole weights, Adafactor's factored moments), it refuses to."""
+    size, bounds = 23, [(0, 5), (5, 16), (16, 23)]  # parts that cut through the second weight
+
+    def made():
+        opt = make(name, size=size, **config)
+        opt.set_weights_layout([0, 8, 23], [(8,), (3, 5)])
+        return opt
+
+    whole, ranks = made(), [made() for _ in bounds]  # each rank its own optimizer, stepping its part
+    by_parts = type(whole).updates_by_parts(whole.config)
+    assert by_parts == (name != "adafactor" and not config.get("clipnorm") and not config.get("global_clipnorm"))
+    p_whole = rng.normal(size=size)
+    p_parts = p_whole.copy()
+    if not by_parts:
+        with pytest.raises(ValueError, match="whole weights only"):
+            ranks[0].step_part(p_parts[:5], rng.normal(size=5), 0, 5)
+        return
+    for _ in range(5):
+        g = rng.normal(size=size)
+        whole.step(p_whole, g.copy())
+        for opt, (lo, hi) in zip(ranks, bounds):
+            opt.step_part(p_parts[lo:hi], g[lo:hi].copy(), lo, hi)
+    np.testing.assert_allclose(p_parts, p_whole, rtol=1e-12, atol=1e-14)
+    for opt, (lo, hi) in zip(ranks, bounds):
+        assert opt.iterations == whole.iterations and opt.accumulated == whole.accumulated
+        for slot in whole.slots:
+            np.testing.assert_allclose(opt.slots[slot][lo:hi], whole.slots[slot][lo:hi], rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("name,config,torch_name,torch_config", [
     ("sgd", {"learning_rate": 0.05, "momentum": 0.9}, "SGD", {"lr": 0.05, "momentum": 0.9}),
     ("sgd", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}, "SGD",

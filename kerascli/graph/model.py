@@ -82,10 +82,12 @@ class Model:
         if trainable + fixed > MAX_PARAMS:
             raise ModelSizeError(f"the model has {trainable + fixed:,} weights; the limit is {MAX_PARAMS:,}")
 
-    def allocate(self, dtype, seed: int, grad_storage=None) -> None:
+    def allocate(self, dtype, seed: int, storage=None) -> None:
         """Create the flat buffers (through the Ops: call set_backend first), point each layer's weights
-        into them, initialise with ``seed``. ``grad_storage(size, dtype)``, where given, provides the
-        gradient buffer (zeros; data-parallel training puts it in memory the ranks of a node share).
+        into them, initialise with ``seed``. ``storage``, where given, may provide the trainable weights'
+        buffer and the gradient buffer (zeros): its ``parameters(size, dtype)`` and ``gradients(size,
+        dtype)`` return one, or None for the model's own (data-parallel training puts them in memory the
+        ranks of a node share).
 
         Each weight starts on a 64-byte boundary (a few padding items between
         weights, always zero, never updated in a way that matters).
@@ -102,9 +104,11 @@ class Model:
                 offsets[spec.trainable] = start + spec.size
                 places.append((layer, spec, start))
                 self.slices[f"{layer.name}/{spec.name}"] = slice(start, start + spec.size)
-        self.param_buffer = self.ops.zeros((offsets[True],), self.dtype)
-        self.grad_buffer = self.ops.zeros((offsets[True],), self.dtype) if grad_storage is None else \
-            grad_storage(offsets[True], self.dtype)
+        size = offsets[True]
+        params = storage.parameters(size, self.dtype) if storage is not None else None
+        grads = storage.gradients(size, self.dtype) if storage is not None else None
+        self.param_buffer = params if params is not None else self.ops.zeros((size,), self.dtype)
+        self.grad_buffer = grads if grads is not None else self.ops.zeros((size,), self.dtype)
         self.state_buffer = self.ops.zeros((offsets[False],), self.dtype)
         rng = np.random.default_rng(seed)
         for layer in self.layers:

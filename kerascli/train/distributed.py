@@ -4,7 +4,9 @@
 * Each global batch (the 1-process run's, in its order) is cut into P consecutive parts, one per rank.
   A rank's gradient (its mean over its part) is weighted by its share of the batch and the weighted
   gradients are summed over the ranks with one buffer ``Allreduce`` on the flat gradient buffer: every
-  rank then holds the global batch's mean gradient and takes the same optimizer step.
+  rank then holds the global batch's mean gradient and takes the same optimizer step. On one node the
+  sum goes through shared memory instead, and with an elementwise optimizer each rank updates only its
+  slice of the weights, which the ranks share (``SharedSums``).
 * With every step, one small ``Allreduce`` carries each rank's sample count, loss and metric sums and
   the signal it received (if any): the epoch's loss and metrics are over all ranks, a diverging loss is
   seen by every rank at the same step, and a signal to any rank stops all of them after the same step.
@@ -63,6 +65,16 @@ def launched_processes() -> int:
     return 1
 
 
+def updates_by_parts(spec) -> bool:
+    """Whether the ranks of a node may share the weights and each update its part of them (SharedSums):
+    a built-in optimizer whose update is elementwise (kerascli.optimizers.Optimizer.updates_by_parts)."""
+    from kerascli.registry import OPTIMIZERS
+
+    config = spec.compile["optimizer"]
+    cls = OPTIMIZERS.get(config["type"])
+    return cls.__module__ == "kerascli.optimizers" and cls.updates_by_parts(config)
+
+
 _WORLD: "World | None" = None
 
 
@@ -110,6 +122,9 @@ class World:
         self.timeout = float(os.environ.get("KERASCLI_MPI_TIMEOUT", DEFAULT_TIMEOUT))
         self._waiting_since: float | None = None
         self.shared: SharedSums | None = None  # gradient sums through shared memory (one node)
+        # whether the ranks of a node each update only their part of the weights, which they share
+        # (set from the config before the model is built: updates_by_parts)
+        self.by_parts = False
         if self.timeout > 0:
             threading.Thread(target=self._watch, name="kerascli-mpi-watchdog", daemon=True).start()
 
@@ -139,6 +154,7 @@ class World:
         return {"ranks": self.size, "ranks_per_node": self.local_size, "deterministic": self.deterministic,
                 "allreduce_ms_per_step": 1e3 * self.allreduce_seconds / max(self.steps, 1),
                 "gradient_sums": "shared memory" if self.shared is not None else "MPI Allreduce",
+                "optimizer_step": "by parts" if self.shared is not None and self.shared.by_parts else "whole",
                 "mpi": self.MPI.Get_library_version().splitlines()[0].strip()}
 
     # ------------------------------------------------------------- collectives
@@ -173,14 +189,21 @@ class World:
             self.comm.Bcast(value, root=0)
         return int(value[0])
 
-    def gradient_storage(self, size: int, dtype) -> np.ndarray:
-        """The model's gradient buffer (Model.allocate): where every rank runs on one node, in memory the
-        ranks share (``SharedSums``), else its own."""
+    # the model's buffers (Model.allocate's storage): where every rank runs on one node, in memory the ranks
+    # share (``SharedSums``), else the model's own (None)
+    def _node_memory(self, size: int, dtype) -> "SharedSums | None":
         # KERASCLI_MPI_SHARED=0: Allreduce even on one node (where a site's shared memory misbehaves)
         if self.local_size == self.size and self.shared is None and os.environ.get("KERASCLI_MPI_SHARED") != "0":
-            self.shared = SharedSums(self, size, np.dtype(dtype))
-            return self.shared.mine
-        return np.zeros(size, dtype)
+            self.shared = SharedSums(self, size, np.dtype(dtype), self.by_parts)
+        return self.shared
+
+    def parameters(self, size: int, dtype) -> np.ndarray | None:
+        shared = self._node_memory(size, dtype)
+        return shared.params if shared is not None and shared.by_parts else None
+
+    def gradients(self, size: int, dtype) -> np.ndarray | None:
+        shared = self._node_memory(size, dtype)
+        return shared.mine if shared is not None else None
 
     # ------------------------------------------------------------- starting and failing
     def agree_to_start(self, code: int = READY) -> np.ndarray:
@@ -241,27 +264,40 @@ class SharedSums:
     """Gradient sums through memory the ranks of one node share (MPI-3 shared windows), in place of an
     Allreduce: each rank's backward pass writes its gradient straight into its part of a shared window and
     its step's counts into another; after a barrier, rank r adds up its 1/P slice of everyone's gradients,
-    each weighted by its share of the batch, in rank order (so the sums are the same bits on every run),
-    into a shared sum; after a second barrier every rank's optimizer reads the whole sum. Two barriers a
-    step and one pass over the gradients, shared between the ranks: no copies in or out."""
+    each weighted by its share of the batch, in rank order (so the sums are the same bits on every run).
 
-    def __init__(self, world: World, size: int, dtype: np.dtype):
-        self.world, self.size, self.dtype = world, size, dtype
+    With an optimizer whose update is elementwise (``by_parts``), the weights and the optimizer's slots are
+    shared too, and rank r updates only its slice of them from its slice of the sum (as ZeRO's first stage
+    does): a P-th of the optimizer's work on each rank, then one barrier before the next forward pass reads
+    the weights. Otherwise rank r writes its slice into a shared sum and, after a second barrier, every
+    rank's optimizer reads the whole of it. Either way two barriers a step and one pass over the gradients,
+    shared between the ranks: no copies in or out."""
+
+    def __init__(self, world: World, size: int, dtype: np.dtype, by_parts: bool):
+        self.world, self.size, self.dtype, self.by_parts = world, size, dtype, by_parts
+        self.ops = None  # the model's Ops (DataParallel sets it): the sums run its kernels
         node = world.comm  # one node: the world is the node
-        itemsize = dtype.itemsize
         self._windows = []
-        self.grads = self._allocate(node, size * itemsize, dtype, size)
+        # rank r's slice of the buffers: on 64-byte boundaries, so no two ranks write one cache line
+        step = max(1, 64 // dtype.itemsize)
+        bounds = [min(size, (size * r // world.size + step - 1) // step * step) for r in range(world.size + 1)]
+        bounds[-1] = size
+        self.lo, self.hi = bounds[world.rank], bounds[world.rank + 1]
+        self.grads = self._allocate(node, size, dtype)
         self.mine = self.grads[world.rank]
         self.mine[...] = 0
-        sums = self._allocate(node, size * itemsize if world.leader else 0, dtype, size)
-        self.sums = sums[0]
-        bounds = np.linspace(0, size, world.size + 1).astype(int)
-        self.lo, self.hi = int(bounds[world.rank]), int(bounds[world.rank + 1])
-        self._scratch = np.empty(self.hi - self.lo, dtype)
+        if by_parts:
+            self.params = self._allocate_one(size, dtype)
+            self.params[self.lo : self.hi] = 0  # the padding between weights stays zero
+            self.part = np.zeros(self.hi - self.lo, dtype)  # this rank's slice of the sum, its own
+        else:
+            self.sums = self._allocate_one(size, dtype)
         self.counts = None  # the steps' count vectors (float64), made at the first step (their length)
 
-    def _allocate(self, comm, nbytes: int, dtype: np.dtype, count: int) -> list[np.ndarray]:
+    def _allocate(self, comm, count: int, dtype: np.dtype, alone: bool = False) -> list[np.ndarray | None]:
+        """A shared window of ``count`` items per rank (``alone``: on rank 0 only), viewed from this rank."""
         mpi = self.world.MPI
+        nbytes = 0 if alone and not self.world.leader else count * dtype.itemsize
         win = mpi.Win.Allocate_shared(nbytes, dtype.itemsize, comm=comm)
         win.Lock_all(mpi.MODE_NOCHECK)  # one passive epoch for the run; Sync + Barrier order the accesses
         self._windows.append(win)
@@ -271,7 +307,10 @@ class SharedSums:
             views.append(np.frombuffer(buf, dtype, count) if len(buf) else None)
         return views
 
-    def _barrier(self) -> None:
+    def _allocate_one(self, count: int, dtype: np.dtype) -> np.ndarray:
+        return self._allocate(self.world.comm, count, dtype, alone=True)[0]
+
+    def barrier(self) -> None:
         for win in self._windows:
             win.Sync()
         with self.world._waiting():
@@ -279,26 +318,42 @@ class SharedSums:
         for win in self._windows:
             win.Sync()
 
-    def reduce(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Sum this step's count vectors (``counts``: row count first) and gradients over the ranks; returns
-        (summed counts, the batch's mean gradient, shared and read-only until the next step)."""
+    def share_slots(self, optimizer) -> None:
+        """Move the optimizer's slots into shared memory (by parts: each rank updates its slice of them and
+        rank 0 reads them whole for checkpoints), each rank copying its slice over. Collective."""
+        for name, slot in list(optimizer.slots.items()):
+            shared = self._allocate_one(self.size, self.dtype)
+            shared[self.lo : self.hi] = slot[self.lo : self.hi]
+            optimizer.slots[name] = shared
+        self.barrier()
+
+    def _add_up(self, counts: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Wait for every rank's gradient and counts, then write this rank's slice of the weighted sum of
+        the gradients into ``out``; returns the summed counts."""
         if self.counts is None:
-            self.counts = self._allocate(self.world.comm, counts.nbytes, np.dtype(np.float64), len(counts))
+            self.counts = self._allocate(self.world.comm, len(counts), np.dtype(np.float64))
         self.counts[self.world.rank][...] = counts
-        self._barrier()
+        self.barrier()
         total = self.counts[0].copy()
         for part in self.counts[1:]:
             total += part
-        out, tmp = self.sums[self.lo : self.hi], self._scratch
-        for rank, (grads, part) in enumerate(zip(self.grads, self.counts)):
-            share = self.dtype.type(part[0] / total[0])
-            if rank == 0:
-                np.multiply(grads[self.lo : self.hi], share, out=out)
-            else:
-                np.multiply(grads[self.lo : self.hi], share, out=tmp)
-                out += tmp
-        self._barrier()
+        shares = [self.dtype.type(part[0] / total[0]) for part in self.counts]
+        np.multiply(self.grads[0][self.lo : self.hi], shares[0], out=out)
+        for grads, share in zip(self.grads[1:], shares[1:]):  # in rank order
+            self.ops.optimizer_step("add_scaled_gradient", (out, grads[self.lo : self.hi]), (share,))
+        return total
+
+    def reduce(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sum this step's count vectors (``counts``: row count first) and gradients over the ranks; returns
+        (summed counts, the batch's mean gradient, shared and read-only until the next step)."""
+        total = self._add_up(counts, self.sums[self.lo : self.hi])
+        self.barrier()
         return total, self.sums
+
+    def reduce_part(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """By parts: (summed counts, this rank's slice of the batch's mean gradient, its own). After the
+        rank updated its slice of the weights, ``barrier`` lets the next forward pass read them."""
+        return self._add_up(counts, self.part), self.part
 
 
 class DataParallel:
@@ -320,6 +375,9 @@ class DataParallel:
         for layer in model.layers:
             if layer.config.get("synchronized"):  # BatchNormalization(synchronized=True): whole-batch statistics
                 layer.sync = self
+        if world.shared is not None:
+            world.shared.ops = model.ops
+        self._slots_shared = False
 
     @staticmethod
     def _writes_gradients(trainer) -> bool:
@@ -384,8 +442,11 @@ class DataParallel:
         vec = self.pack(local, rows) * (0.0 if padding else 1.0)
         vec[2 + world.rank] = world.pending_signal() or 0
         started = time.perf_counter()
-        if world.shared is not None:  # one node: through shared memory
-            vec, grads = world.shared.reduce(vec)
+        shared = world.shared
+        if shared is not None and shared.by_parts:
+            return self._step_by_parts(trainer, vec, rows, totals, started)
+        if shared is not None:  # one node: through shared memory
+            vec, grads = shared.reduce(vec)
             share = rows / vec[0]
             if self._writes_gradients(trainer):  # the sum is every rank's: change a copy of it
                 np.copyto(model.grad_buffer, grads)
@@ -396,16 +457,7 @@ class DataParallel:
             grads = model.grad_buffer
             grads *= grads.dtype.type(share)
             world.sum(grads)
-        if self.moving:  # moving statistics: the parts' average, weighted by their sizes
-            buf, at = self._moving_buf, 0
-            for view in self.moving:
-                buf[at : at + view.size] = view.ravel() * share
-                at += view.size
-            world.sum(buf)
-            at = 0
-            for view in self.moving:
-                view[...] = buf[at : at + view.size].reshape(view.shape)
-                at += view.size
+        self._average_moving(share)
         world.allreduce_seconds += time.perf_counter() - started
         world.steps += 1
         world.agreed_signal = int(vec[2 : 2 + world.size].max())
@@ -413,8 +465,51 @@ class DataParallel:
             hook(grads, model.state_buffer)
         trainer.optimizer.step(model.param_buffer, grads)
         model.apply_constraints()
+        return self._finish(vec, totals)
+
+    def _step_by_parts(self, trainer, vec, rows, totals, started) -> float:
+        """The end of a step where the ranks of the node share the weights: each updates its slice."""
+        model, world, shared = self.model, self.world, self.world.shared
+        if trainer.gradient_hooks:
+            raise KerascliError("gradient hooks see whole gradients, which ranks updating their part of the "
+                                "weights do not hold: run with KERASCLI_MPI_SHARED=0")
+        if not self._slots_shared:  # the first step: every rank is here (their start was agreed)
+            shared.share_slots(trainer.optimizer)
+            self._slots_shared = True
+        vec, part = shared.reduce_part(vec)
+        self._average_moving(rows / vec[0])
+        world.allreduce_seconds += time.perf_counter() - started
+        world.agreed_signal = int(vec[2 : 2 + world.size].max())
+        trainer.optimizer.step_part(model.param_buffer[shared.lo : shared.hi], part, shared.lo, shared.hi)
+        waited = time.perf_counter()
+        shared.barrier()  # every slice updated before any rank reads the weights
+        if model.constrained:  # a constraint takes a whole weight: each rank projects some weights
+            for k, (constraint, w) in enumerate(model.constrained):
+                if k % world.size == world.rank:
+                    w[...] = constraint(w)
+            shared.barrier()
+        world.allreduce_seconds += time.perf_counter() - waited
+        world.steps += 1
+        return self._finish(vec, totals)
+
+    def _average_moving(self, share: float) -> None:
+        """Moving statistics: the parts' average, weighted by their sizes."""
+        if not self.moving:
+            return
+        buf, at = self._moving_buf, 0
+        for view in self.moving:
+            buf[at : at + view.size] = view.ravel() * share
+            at += view.size
+        self.world.sum(buf)
+        at = 0
+        for view in self.moving:
+            view[...] = buf[at : at + view.size].reshape(view.shape)
+            at += view.size
+
+    def _finish(self, vec, totals) -> float:
+        """Add the summed step to ``totals``; returns the global batch's mean loss."""
         self.unpack_into(vec, totals)
-        loss_at = 2 + world.size + self.names.index("loss")
+        loss_at = 2 + self.world.size + self.names.index("loss")
         return float(vec[loss_at] / max(vec[1], 1.0))
 
     def reduce(self, totals) -> None:
@@ -492,6 +587,10 @@ class SyncFromLeader:
         data = w.broadcast_bytes(_state_bytes(self.trainer) if w.leader else None)
         if not w.leader:
             _take_state(self.trainer, data)
+        if w.shared is not None and w.shared.by_parts:
+            # the weights are shared: no rank reads them while another still writes (the same values; at the
+            # start, over what its own initialisation may have written after rank 0 loaded weights)
+            w.shared.barrier()
 
     def on_train_begin(self, trainer):
         self.trainer = trainer

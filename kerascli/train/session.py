@@ -96,16 +96,16 @@ def check_buffer_sizes(spec: RunSpec, model, threads: int) -> None:
                           where=spec.source.where(("train", "batch_size")) if spec.source else None)
 
 
-def build_session(spec: RunSpec, *, initial_weights: bool = True, grad_storage=None) -> Session:
+def build_session(spec: RunSpec, *, initial_weights: bool = True, storage=None) -> Session:
     """Model with weights (initialised from the seed, then ``model.weights`` if given) and a trainer
-    (``grad_storage``: see Model.allocate)."""
+    (``storage``: see Model.allocate)."""
     model = build_model(spec.model, spec.source)
     check_output(spec, model)
     threads, note = choose_threads(spec.train["threads"])
     ops = backend_ops(spec)
     model.set_backend(ops, spec.seed)
     check_buffer_sizes(spec, model, threads)
-    model.allocate(np.dtype(spec.train["dtype"]), spec.seed, grad_storage)
+    model.allocate(np.dtype(spec.train["dtype"]), spec.seed, storage)
     objective = Objective(model, *per_output(spec.compile, model.outputs))
     refuse_unsupported(ops, model, objective, spec)
     model.fuse_layers()

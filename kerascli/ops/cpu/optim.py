@@ -160,6 +160,12 @@ def accumulate_gradient(accumulator, grad):
 
 
 @njit(**opts)
+def add_scaled_gradient(total, grad, share):
+    for i in range(total.size):
+        total[i] += grad[i] * share
+
+
+@njit(**opts)
 def average_accumulated_gradient(grad, accumulator, steps):
     for i in range(grad.size):
         grad[i] = (grad[i] + accumulator[i]) / steps

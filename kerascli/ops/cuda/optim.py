@@ -237,6 +237,17 @@ def accumulate_gradient(accumulator, grad):
 
 
 @kernel
+def _add_scaled_gradient(total, grad, share):
+    i = cuda.grid(1)
+    if i < total.size:
+        total[i] += grad[i] * share
+
+
+def add_scaled_gradient(total, grad, share):
+    _launch(_add_scaled_gradient, total, grad, share)
+
+
+@kernel
 def _average_accumulated_gradient(grad, accumulator, steps):
     i = cuda.grid(1)
     if i < grad.size:

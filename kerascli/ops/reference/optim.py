@@ -139,6 +139,11 @@ def accumulate_gradient(accumulator, grad):
     accumulator += grad
 
 
+def add_scaled_gradient(total, grad, share):
+    """A sum of gradients weighted by shares (data-parallel ranks' parts of a batch): total += share * grad."""
+    total += grad * share
+
+
 def average_accumulated_gradient(grad, accumulator, steps):
     """The update step of gradient accumulation: g = (g + accumulator) / steps; the accumulator starts over."""
     grad += accumulator
