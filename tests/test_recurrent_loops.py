@@ -24,6 +24,28 @@ def kernel_blas(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture(params=[1, 3], ids=["whole batch", "3 threads"])
+def kernel_blas_threads(request, kernel_blas, monkeypatch):
+    """Each case runs on the whole batch at once and in parts on three threads (one BLAS thread each), as in
+    the batch-parallel regime, with parts however small."""
+    if request.param > 1:
+        from threadpoolctl import threadpool_limits
+
+        from kerascli.ops.cpu import workers
+
+        monkeypatch.setattr(workers, "SPLIT_MIN_WORK", 0)
+        before = threadpool_limits(limits=None, user_api="blas")  # to put BLAS's threads back after
+        threads, pool = cpu.threads, workers.count()
+        cpu.set_threads(request.param, batch_parallel=True)
+        assert workers.parts(N, 1) == [(0, 1), (1, 2), (2, 4)]
+        yield kernel_blas
+        workers.set_workers(pool)
+        cpu._threads = threads
+        before.restore_original_limits()
+    else:
+        yield kernel_blas
+
+
 def workspaces(dtype):
     """Scratch arrays as a layer hands them out, NaN where unwritten so a loop reading one shows."""
     made = {}
@@ -61,7 +83,7 @@ MASKS = [(False, False), (True, False), (False, True), (True, True)]
 @pytest.mark.parametrize("masked,dropped", MASKS)
 @pytest.mark.parametrize("every_step", [True, False])
 @pytest.mark.parametrize("acts", [(TANH, SIGMOID), (RELU, SIGMOID)])
-def test_lstm_loops(rng, kernel_blas, dtype, masked, dropped, every_step, acts):
+def test_lstm_loops(rng, kernel_blas_threads, dtype, masked, dropped, every_step, acts):
     xw, kernel, keep, state_mask, arriving, m = case_arrays(rng, dtype, 4, masked, dropped, every_step)
     h0, c0, dh_final, dc_final = m(N, UNITS), m(N, UNITS), m(N, UNITS), m(N, UNITS)
     results = []
@@ -85,7 +107,7 @@ def test_lstm_loops(rng, kernel_blas, dtype, masked, dropped, every_step, acts):
 @pytest.mark.parametrize("masked,dropped", MASKS)
 @pytest.mark.parametrize("every_step", [True, False])
 @pytest.mark.parametrize("reset_after,recurrent_bias", [(True, True), (True, False), (False, False)])
-def test_gru_loops(rng, kernel_blas, dtype, masked, dropped, every_step, reset_after, recurrent_bias):
+def test_gru_loops(rng, kernel_blas_threads, dtype, masked, dropped, every_step, reset_after, recurrent_bias):
     xw, kernel, keep, state_mask, arriving, m = case_arrays(rng, dtype, 3, masked, dropped, every_step)
     bias = m(3 * UNITS) if recurrent_bias else None
     h0, dh_final = m(N, UNITS), m(N, UNITS)
@@ -111,7 +133,7 @@ def test_gru_loops(rng, kernel_blas, dtype, masked, dropped, every_step, reset_a
 @pytest.mark.parametrize("masked,dropped", MASKS)
 @pytest.mark.parametrize("every_step", [True, False])
 @pytest.mark.parametrize("act", [TANH, RELU])
-def test_simple_rnn_loops(rng, kernel_blas, dtype, masked, dropped, every_step, act):
+def test_simple_rnn_loops(rng, kernel_blas_threads, dtype, masked, dropped, every_step, act):
     xw, kernel, keep, state_mask, arriving, m = case_arrays(rng, dtype, 1, masked, dropped, every_step)
     h0, dh_final = m(N, UNITS), m(N, UNITS)
     results = []

@@ -15,6 +15,12 @@ def dense_forward(ops, x2, kernel, bias, act, out):
     return out
 
 
+def matmul_rows(ops, a, b, out):
+    """out = a @ b, rows split across threads."""
+    ops.parallel(lambda i, lo, hi: ops.gemm(a[lo:hi], b, out=out[lo:hi]), len(a), a.size * b.shape[1])
+    return out
+
+
 def activation_backward(ops, dy, y, act, dz, grad_bias=None):
     """Gradient through ``act`` from its output ``y`` into ``dz`` (rows split across threads); returns
     (dz, its column sums: the bias gradient, written into ``grad_bias`` when given)."""

@@ -40,25 +40,25 @@ def _state_in(h, state_mask, masked):
 
 
 @njit(inline="always", **opts)
-def _carry(new, old, keep, t):
+def _carry(new, old, keep, t, lo, hi):
     """Padded samples keep their state through step t (``keep`` empty: no mask)."""
     if keep.shape[0] != 0:
-        carry_masked(new, old, keep[t])
+        carry_masked(new, old, keep[t][lo:hi])
 
 
 @njit(inline="always", **opts)
-def _arrive(dh, arriving, t, steps):
+def _arrive(dh, arriving, t, steps, lo, hi):
     if arriving.shape[0] == steps:
-        dh += arriving[t]
+        dh += arriving[t][lo:hi]
     elif t == steps - 1:
-        dh += arriving[0]
+        dh += arriving[0][lo:hi]
 
 
 @njit(inline="always", **opts)
-def _hold(grad, keep, t, held):
+def _hold(grad, keep, t, held, lo, hi):
     """Padded samples' gradients at step t moved into ``held`` (they pass over the step), zero in grad."""
     if keep.shape[0] != 0:
-        hold_masked(grad, keep[t], held)
+        hold_masked(grad, keep[t][lo:hi], held)
 
 
 @njit(inline="always", **opts)
@@ -91,48 +91,58 @@ def _through_activation(dy, y, act, dz):
             dz[b, j] = _activation_gradient(dy[b, j], y[b, j], act)
 
 
+# Each loop runs over the samples [lo, hi) of the batch (threads take parts of it: the samples' loops are
+# independent): the per-sample arrays are cut to those rows step by step, where the cut stays contiguous.
+
 # ---------------------------------------------------------------- SimpleRNN
 @njit(**opts)
-def simple_rnn_sequence_forward(blas, xw, kernel, h, keep, state_mask, act, rec, masked):
+def simple_rnn_sequence_forward(blas, xw, kernel, h, keep, state_mask, act, rec, masked, lo, hi):
+    state_mask, rec, masked = state_mask[lo:hi], rec[lo:hi], masked[lo:hi]
     for t in range(xw.shape[0]):
-        gemm(blas, _state_in(h[t], state_mask, masked), kernel, rec, False, 0.0)
-        simple_rnn_step_forward(xw[t], rec, act, h[t + 1])
-        _carry(h[t + 1], h[t], keep, t)
+        gemm(blas, _state_in(h[t][lo:hi], state_mask, masked), kernel, rec, False, 0.0)
+        simple_rnn_step_forward(xw[t][lo:hi], rec, act, h[t + 1][lo:hi])
+        _carry(h[t + 1][lo:hi], h[t][lo:hi], keep, t, lo, hi)
 
 
 @njit(**opts)
-def simple_rnn_sequence_backward(blas, arriving, dh, kernel_t, h, keep, state_mask, act, dz, held, step):
+def simple_rnn_sequence_backward(blas, arriving, dh, kernel_t, h, keep, state_mask, act, dz, held, step, lo, hi):
     steps = dz.shape[0]
+    dh, state_mask, held, step = dh[lo:hi], state_mask[lo:hi], held[lo:hi], step[lo:hi]
     for t in range(steps - 1, -1, -1):
-        _arrive(dh, arriving, t, steps)
-        _hold(dh, keep, t, held)
-        _through_activation(dh, h[t + 1], act, dz[t])
-        _state_gradient(blas, dz[t], kernel_t, state_mask, dh, False, step)
+        _arrive(dh, arriving, t, steps, lo, hi)
+        _hold(dh, keep, t, held, lo, hi)
+        _through_activation(dh, h[t + 1][lo:hi], act, dz[t][lo:hi])
+        _state_gradient(blas, dz[t][lo:hi], kernel_t, state_mask, dh, False, step)
         _release(dh, keep, held)
 
 
 # ---------------------------------------------------------------- LSTM
 @njit(**opts)
-def lstm_sequence_forward(blas, xw, kernel, h, c, gates, keep, state_mask, act, rec_act, rec, masked):
+def lstm_sequence_forward(blas, xw, kernel, h, c, gates, keep, state_mask, act, rec_act, rec, masked, lo, hi):
+    state_mask, rec, masked = state_mask[lo:hi], rec[lo:hi], masked[lo:hi]
     for t in range(xw.shape[0]):
-        gemm(blas, _state_in(h[t], state_mask, masked), kernel, rec, False, 0.0)
-        lstm_step_forward(xw[t], rec, c[t], act, rec_act, gates[t], c[t + 1], h[t + 1])
-        _carry(c[t + 1], c[t], keep, t)
-        _carry(h[t + 1], h[t], keep, t)
+        gemm(blas, _state_in(h[t][lo:hi], state_mask, masked), kernel, rec, False, 0.0)
+        lstm_step_forward(xw[t][lo:hi], rec, c[t][lo:hi], act, rec_act, gates[t][lo:hi], c[t + 1][lo:hi],
+                          h[t + 1][lo:hi])
+        _carry(c[t + 1][lo:hi], c[t][lo:hi], keep, t, lo, hi)
+        _carry(h[t + 1][lo:hi], h[t][lo:hi], keep, t, lo, hi)
 
 
 @njit(**opts)
 def lstm_sequence_backward(blas, arriving, dh, dc, kernel_t, gates, c, keep, state_mask, act, rec_act, dz, dc_prev,
-                           held_h, held_c, step):
+                           held_h, held_c, step, lo, hi):
     steps = dz.shape[0]
+    dh, dc, dc_prev, state_mask = dh[lo:hi], dc[lo:hi], dc_prev[lo:hi], state_mask[lo:hi]
+    held_h, held_c, step = held_h[lo:hi], held_c[lo:hi], step[lo:hi]
     dc_in = dc
     for t in range(steps - 1, -1, -1):
-        _arrive(dh, arriving, t, steps)
-        _hold(dh, keep, t, held_h)
-        _hold(dc, keep, t, held_c)
-        lstm_step_backward(dh, dc, gates[t], c[t], c[t + 1], act, rec_act, dz[t], dc_prev)
+        _arrive(dh, arriving, t, steps, lo, hi)
+        _hold(dh, keep, t, held_h, lo, hi)
+        _hold(dc, keep, t, held_c, lo, hi)
+        lstm_step_backward(dh, dc, gates[t][lo:hi], c[t][lo:hi], c[t + 1][lo:hi], act, rec_act, dz[t][lo:hi],
+                           dc_prev)
         dc, dc_prev = dc_prev, dc
-        _state_gradient(blas, dz[t], kernel_t, state_mask, dh, False, step)
+        _state_gradient(blas, dz[t][lo:hi], kernel_t, state_mask, dh, False, step)
         _release(dh, keep, held_h)
         _release(dc, keep, held_c)
     if steps % 2 == 1:
@@ -142,41 +152,46 @@ def lstm_sequence_backward(blas, arriving, dh, dc, kernel_t, gates, c, keep, sta
 # ---------------------------------------------------------------- GRU
 @njit(**opts)
 def gru_sequence_forward(blas, xw, kernel, recurrent_bias, h, gates, rh, keep, state_mask, act, rec_act,
-                         reset_after, rec, rec_h, masked):
+                         reset_after, rec, rec_h, masked, lo, hi):
     units = h.shape[2]
     width = 3 * units if reset_after else 2 * units
+    state_mask, rec, rec_h, masked = state_mask[lo:hi], rec[lo:hi], rec_h[lo:hi], masked[lo:hi]
     for t in range(xw.shape[0]):
-        gemm(blas, _state_in(h[t], state_mask, masked), kernel[:, :width], rec, False, 0.0)
+        gemm(blas, _state_in(h[t][lo:hi], state_mask, masked), kernel[:, :width], rec, False, 0.0)
         if recurrent_bias.shape[0] != 0:
             for b in range(rec.shape[0]):
                 for j in range(width):
                     rec[b, j] += recurrent_bias[j]
-        gru_gates_forward(xw[t], rec, h[t], rec_act, reset_after, gates[t], rh[t])
+        x_t, h_t, gates_t, rh_t = xw[t][lo:hi], h[t][lo:hi], gates[t][lo:hi], rh[t][lo:hi]
+        gru_gates_forward(x_t, rec, h_t, rec_act, reset_after, gates_t, rh_t)
         if reset_after:
-            gru_output_forward(xw[t], rh[t], h[t], act, gates[t], h[t + 1])
+            gru_output_forward(x_t, rh_t, h_t, act, gates_t, h[t + 1][lo:hi])
         else:
-            gemm(blas, rh[t], kernel[:, 2 * units:], rec_h, False, 0.0)
-            gru_output_forward(xw[t], rec_h, h[t], act, gates[t], h[t + 1])
-        _carry(h[t + 1], h[t], keep, t)
+            gemm(blas, rh_t, kernel[:, 2 * units:], rec_h, False, 0.0)
+            gru_output_forward(x_t, rec_h, h_t, act, gates_t, h[t + 1][lo:hi])
+        _carry(h[t + 1][lo:hi], h_t, keep, t, lo, hi)
 
 
 @njit(**opts)
 def gru_sequence_backward(blas, arriving, dh, kernel_t, gates, h, keep, state_mask, act, rec_act, reset_after, dxw,
-                          drec, dh_prev, d_rh, held, step):
+                          drec, dh_prev, d_rh, held, step, lo, hi):
     steps, units = dxw.shape[0], dh.shape[1]
     width = 3 * units if reset_after else 2 * units
+    dh, dh_prev, d_rh, state_mask = dh[lo:hi], dh_prev[lo:hi], d_rh[lo:hi], state_mask[lo:hi]
+    held, step = held[lo:hi], step[lo:hi]
     dh_in = dh
     for t in range(steps - 1, -1, -1):
-        _arrive(dh, arriving, t, steps)
-        _hold(dh, keep, t, held)
-        gru_output_backward(dh, gates[t], h[t], act, rec_act, dxw[t], dh_prev)
+        _arrive(dh, arriving, t, steps, lo, hi)
+        _hold(dh, keep, t, held, lo, hi)
+        dxw_t, gates_t, h_t, drec_t = dxw[t][lo:hi], gates[t][lo:hi], h[t][lo:hi], drec[t][lo:hi]
+        gru_output_backward(dh, gates_t, h_t, act, rec_act, dxw_t, dh_prev)
         if reset_after:
-            d_rh[...] = dxw[t][:, 2 * units:]
+            d_rh[...] = dxw_t[:, 2 * units:]
         else:
-            gemm(blas, dxw[t][:, 2 * units:], kernel_t[2 * units:], d_rh, False, 0.0)
-        gru_gates_backward(d_rh, gates[t], h[t], rec_act, reset_after, dxw[t], drec[t], dh_prev)
+            gemm(blas, dxw_t[:, 2 * units:], kernel_t[2 * units:], d_rh, False, 0.0)
+        gru_gates_backward(d_rh, gates_t, h_t, rec_act, reset_after, dxw_t, drec_t, dh_prev)
         dh, dh_prev = dh_prev, dh
-        _state_gradient(blas, drec[t][:, :width], kernel_t[:width], state_mask, dh, True, step)
+        _state_gradient(blas, drec_t[:, :width], kernel_t[:width], state_mask, dh, True, step)
         _release(dh, keep, held)
     if steps % 2 == 1:
         dh_in[...] = dh
