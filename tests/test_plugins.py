@@ -191,7 +191,8 @@ def test_bad_plugins_end_in_one_line_and_exit_2(tmp_path, case):
                                                            else "- {type: Dropout, rate: 0.1}")
     config = tmp_path / "c.yaml"
     config.write_text(text)
-    result = run_fresh("train", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path)
+    # an explicit thread count: no note about other kerascli processes (tests beside this one start some)
+    result = run_fresh("train", config, "--runs-dir", tmp_path / "runs", "--threads", "1", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert needle in result.stderr, result.stderr
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr

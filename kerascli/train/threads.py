@@ -10,12 +10,16 @@ from kerascli.ops.backend import available_cores
 BUSY_COMMANDS = {"train", "resume", "evaluate", "predict"}
 
 
+def _process_ids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
 def other_busy_processes() -> int:
     """How many other kerascli processes on this machine are training, evaluating or predicting
     (read from /proc; 0 where there is no /proc)."""
     me, count = os.getpid(), 0
     try:
-        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+        pids = _process_ids()
     except OSError:
         return 0
     for pid in pids:
