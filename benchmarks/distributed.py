@@ -6,9 +6,9 @@ global batch of 512, one thread per process, on synthetic data, with ``kerascli 
 
 Each run's training throughput is over its epochs after the first (metrics.csv's seconds: no startup, no
 kernel loading, no final evaluation); the table shows medians and the ratio to one process, with the time per
-step spent summing gradients over the ranks (``allreduce_ms_per_step``), and the machine's ceiling: as many
-independent one-process runs at once, each at batch / ranks, with nothing summed between them. It also times the gradient
-Allreduce alone (the flat float32 buffer of 269,322 numbers, as in training) to give its bandwidth, and
+step spent summing gradients over the ranks and waiting for them (``allreduce_ms_per_step``), and the
+machine's ceiling: as many independent one-process runs at once, each at batch / ranks, with nothing summed
+between them. It also times the gradient Allreduce alone (the flat float32 buffer of 269,322 numbers, as in training) to give its bandwidth, and
 projects the scaling to more nodes from the measured step time and an assumed network (see the README,
 "Running on a cluster"). Needs mpi4py and an mpiexec (pip install mpi4py mpich).
 
