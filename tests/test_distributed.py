@@ -465,3 +465,39 @@ def test_synchronized_batch_norm_trains_the_weights_of_one_process(config, tmp_p
         runs[ranks] = str(tmp_path / f"r{ranks}" / "dp")
     assert_close(weights(runs[3]), weights(runs[1]))
     np.testing.assert_allclose(metrics(runs[3]), metrics(runs[1]), rtol=1e-5)
+
+
+@pytest.mark.parametrize("initializes", [True, False])
+def test_a_rank_leaves_shared_weights_to_rank_0(tmp_path, initializes):
+    """Where the ranks share the weights (the optimizer step by parts), only rank 0 writes them before
+    training starts (initialised, loaded or resumed: a late rank initialising them after rank 0 loaded
+    others would overwrite those); the other ranks still initialise their own non-trainable weights, with
+    the same draws."""
+    from kerascli.config.loader import load_config_file
+    from kerascli.config.schema import resolve_config
+    from kerascli.train.session import build_session
+
+    path = tmp_path / "c.yaml"
+    path.write_text(CONFIG.replace("{type: Dense, units: 16, activation: tanh}",
+                                   "{type: BatchNormalization}\n    - {type: Dense, units: 16, activation: tanh}"))
+    spec = resolve_config(load_config_file(str(path)))
+    alone = build_session(spec).model
+
+    class Storage:
+        initializes_parameters = initializes
+
+        def parameters(self, size, dtype):
+            self.params = np.full(size, np.nan, dtype)
+            return self.params
+
+        def gradients(self, size, dtype):
+            return None
+
+    storage = Storage()
+    model = build_session(spec, initial_weights=False, storage=storage).model
+    assert model.param_buffer is storage.params
+    np.testing.assert_array_equal(model.state_buffer, alone.state_buffer)  # moving statistics: every rank's own
+    if initializes:
+        np.testing.assert_array_equal(model.param_buffer, alone.param_buffer)
+    else:
+        assert np.isnan(model.param_buffer).all()

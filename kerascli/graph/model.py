@@ -87,7 +87,8 @@ class Model:
         into them, initialise with ``seed``. ``storage``, where given, may provide the trainable weights'
         buffer and the gradient buffer (zeros): its ``parameters(size, dtype)`` and ``gradients(size,
         dtype)`` return one, or None for the model's own (data-parallel training puts them in memory the
-        ranks of a node share).
+        ranks of a node share); where its ``initializes_parameters`` is False, another process initialises
+        the weights it provided (the initializers still draw, so the other weights get the same values).
 
         Each weight starts on a 64-byte boundary (a few padding items between
         weights, always zero, never updated in a way that matters).
@@ -108,6 +109,7 @@ class Model:
         params = storage.parameters(size, self.dtype) if storage is not None else None
         grads = storage.gradients(size, self.dtype) if storage is not None else None
         self.param_buffer = params if params is not None else self.ops.zeros((size,), self.dtype)
+        initialize_params = params is None or getattr(storage, "initializes_parameters", True)
         self.grad_buffer = grads if grads is not None else self.ops.zeros((size,), self.dtype)
         self.state_buffer = self.ops.zeros((offsets[False],), self.dtype)
         rng = np.random.default_rng(seed)
@@ -118,7 +120,9 @@ class Model:
         for layer, spec, start in places:
             buffer = self.param_buffer if spec.trainable else self.state_buffer
             view = buffer[start : start + spec.size].reshape(spec.shape)
-            self.ops.assign(view, initializers.make(spec.initializer)(rng, spec.shape, self.dtype))
+            value = initializers.make(spec.initializer)(rng, spec.shape, self.dtype)
+            if initialize_params or not spec.trainable:
+                self.ops.assign(view, value)
             layer.params[spec.name] = view
             if spec.trainable:
                 layer.grads[spec.name] = self.grad_buffer[start : start + spec.size].reshape(spec.shape)

@@ -197,6 +197,12 @@ class World:
             self.shared = SharedSums(self, size, np.dtype(dtype), self.by_parts)
         return self.shared
 
+    @property
+    def initializes_parameters(self) -> bool:
+        """Whether this rank writes the initial weights: where the ranks share them, rank 0 alone writes
+        them (initialised, loaded or resumed) before training starts; the others take its state then."""
+        return self.leader or self.shared is None or not self.shared.by_parts
+
     def parameters(self, size: int, dtype) -> np.ndarray | None:
         shared = self._node_memory(size, dtype)
         return shared.params if shared is not None and shared.by_parts else None
@@ -288,7 +294,8 @@ class SharedSums:
         self.mine[...] = 0
         if by_parts:
             self.params = self._allocate_one(size, dtype)
-            self.params[self.lo : self.hi] = 0  # the padding between weights stays zero
+            if world.leader:  # rank 0 alone writes the weights before training starts
+                self.params[...] = 0  # the padding between weights stays zero
             self.part = np.zeros(self.hi - self.lo, dtype)  # this rank's slice of the sum, its own
         else:
             self.sums = self._allocate_one(size, dtype)
@@ -588,8 +595,7 @@ class SyncFromLeader:
         if not w.leader:
             _take_state(self.trainer, data)
         if w.shared is not None and w.shared.by_parts:
-            # the weights are shared: no rank reads them while another still writes (the same values; at the
-            # start, over what its own initialisation may have written after rank 0 loaded weights)
+            # the weights are shared: no rank reads them while another still writes them (the same values)
             w.shared.barrier()
 
     def on_train_begin(self, trainer):
