@@ -44,6 +44,7 @@ import numpy as np
 
 from kerascli.errors import ConfigError, KerascliError
 from kerascli.train.loop import Totals, batch_length
+from kerascli.train.node_memory import SharedSums
 from kerascli.train.sharding import Padding
 
 ABORT_GRACE = 0.5  # seconds between a rank's last words and ending the job
@@ -264,103 +265,6 @@ class World:
             return PrefetchedSplit(ShardedSplit(split.split, self.rank, self.size, training), split.depth,
                                    split.workers)
         return ShardedSplit(split, self.rank, self.size, training)
-
-
-class SharedSums:
-    """Gradient sums through memory the ranks of one node share (MPI-3 shared windows), in place of an
-    Allreduce: each rank's backward pass writes its gradient straight into its part of a shared window and
-    its step's counts into another; after a barrier, rank r adds up its 1/P slice of everyone's gradients,
-    each weighted by its share of the batch, in rank order (so the sums are the same bits on every run).
-
-    With an optimizer whose update is elementwise (``by_parts``), the weights and the optimizer's slots are
-    shared too, and rank r updates only its slice of them from its slice of the sum (as ZeRO's first stage
-    does): a P-th of the optimizer's work on each rank, then one barrier before the next forward pass reads
-    the weights. Otherwise rank r writes its slice into a shared sum and, after a second barrier, every
-    rank's optimizer reads the whole of it. Either way two barriers a step and one pass over the gradients,
-    shared between the ranks: no copies in or out."""
-
-    def __init__(self, world: World, size: int, dtype: np.dtype, by_parts: bool):
-        self.world, self.size, self.dtype, self.by_parts = world, size, dtype, by_parts
-        self.ops = None  # the model's Ops (DataParallel sets it): the sums run its kernels
-        node = world.comm  # one node: the world is the node
-        self._windows = []
-        # rank r's slice of the buffers: on 64-byte boundaries, so no two ranks write one cache line
-        step = max(1, 64 // dtype.itemsize)
-        bounds = [min(size, (size * r // world.size + step - 1) // step * step) for r in range(world.size + 1)]
-        bounds[-1] = size
-        self.lo, self.hi = bounds[world.rank], bounds[world.rank + 1]
-        self.grads = self._allocate(node, size, dtype)
-        self.mine = self.grads[world.rank]
-        self.mine[...] = 0
-        if by_parts:
-            self.params = self._allocate_one(size, dtype)
-            if world.leader:  # rank 0 alone writes the weights before training starts
-                self.params[...] = 0  # the padding between weights stays zero
-            self.part = np.zeros(self.hi - self.lo, dtype)  # this rank's slice of the sum, its own
-        else:
-            self.sums = self._allocate_one(size, dtype)
-        self.counts = None  # the steps' count vectors (float64), made at the first step (their length)
-
-    def _allocate(self, comm, count: int, dtype: np.dtype, alone: bool = False) -> list[np.ndarray | None]:
-        """A shared window of ``count`` items per rank (``alone``: on rank 0 only), viewed from this rank."""
-        mpi = self.world.MPI
-        nbytes = 0 if alone and not self.world.leader else count * dtype.itemsize
-        win = mpi.Win.Allocate_shared(nbytes, dtype.itemsize, comm=comm)
-        win.Lock_all(mpi.MODE_NOCHECK)  # one passive epoch for the run; Sync + Barrier order the accesses
-        self._windows.append(win)
-        views = []
-        for rank in range(comm.Get_size()):
-            buf, _ = win.Shared_query(rank)
-            views.append(np.frombuffer(buf, dtype, count) if len(buf) else None)
-        return views
-
-    def _allocate_one(self, count: int, dtype: np.dtype) -> np.ndarray:
-        return self._allocate(self.world.comm, count, dtype, alone=True)[0]
-
-    def barrier(self) -> None:
-        for win in self._windows:
-            win.Sync()
-        with self.world._waiting():
-            self.world.comm.Barrier()
-        for win in self._windows:
-            win.Sync()
-
-    def share_slots(self, optimizer) -> None:
-        """Move the optimizer's slots into shared memory (by parts: each rank updates its slice of them and
-        rank 0 reads them whole for checkpoints), each rank copying its slice over. Collective."""
-        for name, slot in list(optimizer.slots.items()):
-            shared = self._allocate_one(self.size, self.dtype)
-            shared[self.lo : self.hi] = slot[self.lo : self.hi]
-            optimizer.slots[name] = shared
-        self.barrier()
-
-    def _add_up(self, counts: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Wait for every rank's gradient and counts, then write this rank's slice of the weighted sum of
-        the gradients into ``out``; returns the summed counts."""
-        if self.counts is None:
-            self.counts = self._allocate(self.world.comm, len(counts), np.dtype(np.float64))
-        self.counts[self.world.rank][...] = counts
-        self.barrier()
-        total = self.counts[0].copy()
-        for part in self.counts[1:]:
-            total += part
-        shares = [self.dtype.type(part[0] / total[0]) for part in self.counts]
-        np.multiply(self.grads[0][self.lo : self.hi], shares[0], out=out)
-        for grads, share in zip(self.grads[1:], shares[1:]):  # in rank order
-            self.ops.optimizer_step("add_scaled_gradient", (out, grads[self.lo : self.hi]), (share,))
-        return total
-
-    def reduce(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Sum this step's count vectors (``counts``: row count first) and gradients over the ranks; returns
-        (summed counts, the batch's mean gradient, shared and read-only until the next step)."""
-        total = self._add_up(counts, self.sums[self.lo : self.hi])
-        self.barrier()
-        return total, self.sums
-
-    def reduce_part(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """By parts: (summed counts, this rank's slice of the batch's mean gradient, its own). After the
-        rank updated its slice of the weights, ``barrier`` lets the next forward pass read them."""
-        return self._add_up(counts, self.part), self.part
 
 
 class DataParallel:
