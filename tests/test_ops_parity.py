@@ -1,7 +1,6 @@
 """Every Numba kernel against its numpy twin: odd shapes, batch 1, non-contiguous inputs, NaN/Inf."""
 
 import inspect
-import os
 import re
 
 import numpy as np
@@ -30,8 +29,6 @@ from kerascli.ops.contract import (
 ACTS = [a.code for a in ACTIVATION_TABLE]
 # what the convolution kernels apply inside their loops (own-step activations run after them)
 KERNEL_ACTS = [a.code for a in ACTIVATION_TABLE if not a.own_step]
-# what a convolution fused with max pooling may apply before pooling (it must keep the order of values)
-POOLED_ACTS = [a.code for a in ACTIVATION_TABLE if a.increasing and not a.own_step]
 reference = get_ops("reference")
 OTHERS = backend_names(include_reference=False)  # every other backend is compared with it
 
@@ -366,15 +363,10 @@ def test_pooling(rng, dtype, case, other):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", [(1, 4, 4, "valid"), (2, 9, 12, "valid"), (3, 7, 6, "same"), (1, 28, 28, "same")])
-@pytest.mark.parametrize("act", POOLED_ACTS)
+@pytest.mark.parametrize("act", [a.code for a in ACTIVATION_TABLE if a.increasing and not a.own_step])
 @parity("conv2d_3x3_maxpool_2x2")
 def test_conv2d_3x3_maxpool_2x2(rng, dtype, case, act, other):
     n, h, w, padding = case
-    if (other.name == "cuda" and os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" and h == 28
-            and act not in POOLED_ACTS[:2]):
-        # 12 s each on the simulator: the whole image for two activations; how each activation is applied is
-        # the small cases' (on a GPU every case runs)
-        pytest.skip("the CUDA simulator runs the 28 x 28 case for two activations")
     out_h, top = conv_geometry(h, 3, 1, padding)
     out_w, left = conv_geometry(w, 3, 1, padding)
     x = rng.normal(size=(n, h, w, 1)).astype(dtype)
