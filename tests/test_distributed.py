@@ -92,12 +92,17 @@ def one_process(config, tmp_path_factory):
     return str(runs / "dp")
 
 
+TWO_NODES = "shared memory, then MPI Allreduce between nodes"
+
+
 @needs_mpi
 @pytest.mark.parametrize("ranks, sums", [(2, "shared memory"), (3, "shared memory"), (2, "MPI Allreduce"),
-                                         (3, "MPI Allreduce, deterministic")])
+                                         (3, "MPI Allreduce, deterministic"), (4, TWO_NODES + ", deterministic")])
 def test_ranks_train_the_weights_of_one_process(config, one_process, tmp_path, ranks, sums):
-    # shared memory on one node; Allreduce between nodes (forced here), in rank order where deterministic
-    env = {} if sums == "shared memory" else {"KERASCLI_MPI_SHARED": "0"}
+    # shared memory on one node; Allreduce between nodes (forced here), in rank order where deterministic;
+    # 4 ranks taken as two nodes of 2: each node sums through its shared memory, the nodes sum its slices
+    env = {"shared memory": {}, "MPI Allreduce": {"KERASCLI_MPI_SHARED": "0"},
+           TWO_NODES: {"KERASCLI_MPI_NODE_RANKS": "2"}}[sums.split(", deterministic")[0]]
     sets = ["--set", "train.deterministic=true"] if "deterministic" in sums else []
     result = kerascli(["train", config, "--runs-dir", str(tmp_path), "-q", *sets], ranks=ranks, env=env)
     assert result.returncode == 0, result.stderr
@@ -111,9 +116,11 @@ def test_ranks_train_the_weights_of_one_process(config, one_process, tmp_path, r
     summary = json.load(open(os.path.join(run, "summary.json")))
     assert summary["distributed"]["ranks"] == ranks
     assert summary["distributed"]["allreduce_ms_per_step"] > 0
-    assert summary["distributed"]["gradient_sums"] == sums.split(",")[0]
-    # Adam's update is elementwise: on one node each rank updates its slice of the shared weights
-    assert summary["distributed"]["optimizer_step"] == ("by parts" if sums == "shared memory" else "whole")
+    assert summary["distributed"]["gradient_sums"] == sums.split(", deterministic")[0]
+    assert summary["distributed"]["nodes"] == (2 if sums.startswith(TWO_NODES) else 1)
+    # Adam's update is elementwise: on a node each rank updates its slice of the weights the node shares
+    by_parts = sums.startswith("shared memory")
+    assert summary["distributed"]["optimizer_step"] == ("by parts" if by_parts else "whole")
 
 
 # SGD with Nesterov momentum and weight decay (every rank updates its slice of the weights and of the slots),
@@ -132,13 +139,15 @@ def test_ranks_update_their_parts_of_shared_weights(tmp_path):
     path = tmp_path / "parts.yaml"
     path.write_text(BY_PARTS)
     runs = {}
-    for ranks in (1, 2, 3):
-        result = kerascli(["train", str(path), "--runs-dir", str(tmp_path / f"r{ranks}"), "-q"], ranks=ranks)
+    for ranks in (1, 3, 4):  # 4: as two nodes of 2 ranks (each node projects every constrained weight)
+        env = {"KERASCLI_MPI_NODE_RANKS": "2"} if ranks == 4 else {}
+        result = kerascli(["train", str(path), "--runs-dir", str(tmp_path / f"r{ranks}"), "-q"], ranks=ranks,
+                          env=env)
         assert result.returncode == 0, result.stderr
         runs[ranks] = str(tmp_path / f"r{ranks}" / "dp")
     import json
 
-    for ranks in (2, 3):
+    for ranks in (3, 4):
         summary = json.load(open(os.path.join(runs[ranks], "summary.json")))
         assert summary["distributed"]["optimizer_step"] == "by parts"
         assert_close(weights(runs[ranks]), weights(runs[1]))
@@ -154,14 +163,18 @@ def test_clipping_changes_a_copy_of_the_shared_sum(config, tmp_path):
     """global_clipnorm scales the gradient in place: each rank must clip its own copy of the sum (a norm
     over whole weights: the ranks do not update by parts)."""
     clip = ["--set", "compile.optimizer={type: adam, global_clipnorm: 0.05}", "--set", "train.epochs=2"]
-    for ranks in (1, 2):
-        result = kerascli(["train", config, "--runs-dir", str(tmp_path / f"r{ranks}"), "-q", *clip], ranks=ranks)
+    for ranks in (1, 2, 4):  # 4: as two nodes of 2 ranks, which sum the shared sum's slices between them
+        env = {"KERASCLI_MPI_NODE_RANKS": "2"} if ranks == 4 else {}
+        result = kerascli(["train", config, "--runs-dir", str(tmp_path / f"r{ranks}"), "-q", *clip], ranks=ranks,
+                          env=env)
         assert result.returncode == 0, result.stderr
-    assert_close(weights(str(tmp_path / "r2" / "dp")), weights(str(tmp_path / "r1" / "dp")))
     import json
 
-    summary = json.load(open(tmp_path / "r2" / "dp" / "summary.json"))
-    assert summary["distributed"]["optimizer_step"] == "whole"
+    for ranks in (2, 4):
+        assert_close(weights(str(tmp_path / f"r{ranks}" / "dp")), weights(str(tmp_path / "r1" / "dp")))
+        summary = json.load(open(tmp_path / f"r{ranks}" / "dp" / "summary.json"))
+        assert summary["distributed"]["optimizer_step"] == "whole"
+        assert summary["distributed"]["nodes"] == ranks // 2
 
 
 @needs_mpi
@@ -319,11 +332,15 @@ def test_an_error_on_one_rank_mid_training_ends_the_job_saying_where(write_confi
 
 
 @needs_mpi
-def test_a_config_error_is_said_once(config, tmp_path):
-    result = kerascli(["train", config, "--runs-dir", str(tmp_path), "--set", "train.epochz=3"], ranks=2)
+@pytest.mark.parametrize("sets, env, says", [
+    (["--set", "train.epochz=3"], {}, "unknown key 'epochz'"),
+    ([], {"KERASCLI_MPI_NODE_RANKS": "two"}, "KERASCLI_MPI_NODE_RANKS must be a whole number of ranks"),
+])
+def test_a_config_error_is_said_once(config, tmp_path, sets, env, says):
+    result = kerascli(["train", config, "--runs-dir", str(tmp_path), *sets], ranks=2, env=env)
     assert result.returncode == 2
     assert result.stderr.count("error:") == 1, result.stderr
-    assert "unknown key 'epochz'" in result.stderr
+    assert says in result.stderr
     assert not os.path.exists(tmp_path / "dp")
 
 

@@ -4,9 +4,11 @@
 * Each global batch (the 1-process run's, in its order) is cut into P consecutive parts, one per rank.
   A rank's gradient (its mean over its part) is weighted by its share of the batch and the weighted
   gradients are summed over the ranks with one buffer ``Allreduce`` on the flat gradient buffer: every
-  rank then holds the global batch's mean gradient and takes the same optimizer step. On one node the
-  sum goes through shared memory instead, and with an elementwise optimizer each rank updates only its
-  slice of the weights, which the ranks share (``SharedSums``).
+  rank then holds the global batch's mean gradient and takes the same optimizer step. Where every node
+  runs as many ranks, the ranks of a node sum through memory they share instead, each its slice of the
+  gradient, and each slice is summed between the nodes by the ranks at the same place on each node (an
+  ``Allreduce`` per slice, side by side); with an elementwise optimizer each rank updates only its slice
+  of the weights, which the ranks of its node share (``SharedSums``).
 * With every step, one small ``Allreduce`` carries each rank's sample count, loss and metric sums and
   the signal it received (if any): the epoch's loss and metrics are over all ranks, a diverging loss is
   seen by every rank at the same step, and a signal to any rank stops all of them after the same step.
@@ -101,6 +103,8 @@ def world() -> "World | None":
     if comm.Get_size() <= 1:
         return None
     _WORLD = World(comm, MPI)
+    if _WORLD.setup_error:
+        raise ConfigError(_WORLD.setup_error)
     return _WORLD
 
 
@@ -110,7 +114,11 @@ class World:
     def __init__(self, comm, mpi):
         self.comm, self.MPI = comm, mpi
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
-        self.local_size = comm.Split_type(mpi.COMM_TYPE_SHARED).Get_size()  # ranks on this node
+        node = comm.Split_type(mpi.COMM_TYPE_SHARED)
+        self.local_size = node.Get_size()  # ranks on this node (they divide its cores among them)
+        # the ranks this one shares memory with, and the ranks at its place in the other such groups
+        self.setup_error: str | None = None  # said once every rank is ready to say it (``world``)
+        self.node, self.across = self._memory_groups(node)
         self.deterministic = False
         self.started = False  # past the start-of-training agreement: a failure now aborts every rank
         self.finished = False  # training over: what rank 0 does after it concerns no other rank
@@ -122,12 +130,28 @@ class World:
         # that lets the others wait, is noticed here: no collective of training may take longer than this
         self.timeout = float(os.environ.get("KERASCLI_MPI_TIMEOUT", DEFAULT_TIMEOUT))
         self._waiting_since: float | None = None
-        self.shared: SharedSums | None = None  # gradient sums through shared memory (one node)
+        self.shared: SharedSums | None = None  # gradient sums through the node's shared memory
         # whether the ranks of a node each update only their part of the weights, which they share
         # (set from the config before the model is built: updates_by_parts)
         self.by_parts = False
         if self.timeout > 0:
             threading.Thread(target=self._watch, name="kerascli-mpi-watchdog", daemon=True).start()
+
+    def _memory_groups(self, node):
+        """(this rank's node, the ranks at its place on the other nodes) where every node runs as many ranks
+        (more than one), else (None, None). KERASCLI_MPI_NODE_RANKS=N takes each N consecutive ranks of a
+        node as a node of their own (one per socket, say, or several on one machine to try the multi-node
+        path)."""
+        per = os.environ.get("KERASCLI_MPI_NODE_RANKS", "")
+        if per and (not per.isdigit() or int(per) < 1):
+            self.setup_error = f"KERASCLI_MPI_NODE_RANKS must be a whole number of ranks (1 or more), got {per!r}"
+        elif per:
+            node = node.Split(node.Get_rank() // int(per), node.Get_rank())
+        self.nodes = self.comm.allreduce(int(node.Get_rank() == 0))
+        sizes = self.comm.allgather(node.Get_size())
+        if min(sizes) != max(sizes) or sizes[0] == 1:
+            return None, None
+        return node, self.comm.Split(node.Get_rank(), self.rank)
 
     def _watch(self) -> None:
         while True:
@@ -152,24 +176,31 @@ class World:
 
     def describe(self) -> dict:
         """For summary.json: the ranks, and the time per step spent summing gradients over them."""
-        return {"ranks": self.size, "ranks_per_node": self.local_size, "deterministic": self.deterministic,
+        if self.shared is None:
+            sums = "MPI Allreduce"
+        else:
+            sums = "shared memory" if self.nodes == 1 else "shared memory, then MPI Allreduce between nodes"
+        return {"ranks": self.size, "nodes": self.nodes, "ranks_per_node": self.local_size,
+                "deterministic": self.deterministic,
                 "allreduce_ms_per_step": 1e3 * self.allreduce_seconds / max(self.steps, 1),
-                "gradient_sums": "shared memory" if self.shared is not None else "MPI Allreduce",
+                "gradient_sums": sums,
                 "optimizer_step": "by parts" if self.shared is not None and self.shared.by_parts else "whole",
                 "mpi": self.MPI.Get_library_version().splitlines()[0].strip()}
 
     # ------------------------------------------------------------- collectives
-    def sum(self, buf: np.ndarray) -> None:
-        """Replace ``buf`` on every rank by its sum over the ranks (the same bits on each)."""
+    def sum(self, buf: np.ndarray, comm=None) -> None:
+        """Replace ``buf`` on every rank by its sum over the ranks (of ``comm``, default all; the same bits
+        on each)."""
+        comm = self.comm if comm is None else comm
         with self._waiting():
             if self.deterministic:  # every rank adds the ranks' parts in rank order
-                gathered = np.empty((self.size,) + buf.shape, buf.dtype)
-                self.comm.Allgather(buf, gathered)
+                gathered = np.empty((comm.Get_size(),) + buf.shape, buf.dtype)
+                comm.Allgather(buf, gathered)
                 buf[...] = gathered[0]
                 for part in gathered[1:]:
                     buf += part
             else:
-                self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
+                comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
 
     def maximum(self, buf: np.ndarray) -> None:
         with self._waiting():
@@ -190,11 +221,11 @@ class World:
             self.comm.Bcast(value, root=0)
         return int(value[0])
 
-    # the model's buffers (Model.allocate's storage): where every rank runs on one node, in memory the ranks
-    # share (``SharedSums``), else the model's own (None)
+    # the model's buffers (Model.allocate's storage): where every node runs as many ranks, in memory the
+    # ranks of a node share (``SharedSums``), else the model's own (None)
     def _node_memory(self, size: int, dtype) -> "SharedSums | None":
         # KERASCLI_MPI_SHARED=0: Allreduce even on one node (where a site's shared memory misbehaves)
-        if self.local_size == self.size and self.shared is None and os.environ.get("KERASCLI_MPI_SHARED") != "0":
+        if self.node is not None and self.shared is None and os.environ.get("KERASCLI_MPI_SHARED") != "0":
             self.shared = SharedSums(self, size, np.dtype(dtype), self.by_parts)
         return self.shared
 
@@ -395,8 +426,9 @@ class DataParallel:
         waited = time.perf_counter()
         shared.barrier()  # every slice updated before any rank reads the weights
         if model.constrained:  # a constraint takes a whole weight: each rank projects some weights
+            ranks = shared.node.Get_size()
             for k, (constraint, w) in enumerate(model.constrained):
-                if k % world.size == world.rank:
+                if k % ranks == shared.rank:
                     w[...] = constraint(w)
             shared.barrier()
         world.allreduce_seconds += time.perf_counter() - waited
