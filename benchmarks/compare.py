@@ -538,6 +538,10 @@ def serve(name, threads):
                     reply = {"error": failure}
                 else:
                     reply = {"version": _version(fw)}
+                    if fw.name == "kerascli":  # which BLAS the recurrent loops call (KERASCLI_KERNEL_BLAS)
+                        from kerascli.ops.cpu import blas
+
+                        reply["kernel_blas"] = blas.describe()
             elif message["op"] == "prepare" and (message["case"]["mode"] == "train" and not getattr(fw, "trains", True)
                                                  or not hasattr(fw, message["case"]["model"])):
                 reply = {"skip": True}  # a peer without this model
@@ -777,8 +781,10 @@ def main():
     finally:
         for w in workers:
             w.close()
+    kernel_blas = next((w.info.get("kernel_blas") for w in workers if w.name == "kerascli"), None)
     if args.cases:
         print(table(results, names))
+        print(f"kerascli's recurrent loops multiply through: {kernel_blas}")
         return
     startup = measure_startup(args.threads, repeats, log)
     rss = measure_rss(args.threads, [n for n in names if n != "kerascli" and getattr(PEERS[n], "trains", True)], log)
@@ -790,7 +796,8 @@ def main():
     report = {
         "machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine(),
                     "cores": os.cpu_count(), "threads": args.threads,
-                    "openblas_env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}},
+                    "openblas_env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
+                    "kerascli_kernel_blas": kernel_blas},
         "versions": {"numpy": np.__version__, "numba": numba.__version__,
                      **{w.name: w.info["version"] for w in workers}},
         "repeats": repeats,

@@ -3,6 +3,8 @@ against their definition (kerascli/ops/algorithms/recurrent.py over the referenc
 call those kernels make (kerascli/ops/cpu/blas.py), with numpy's BLAS and with the loops that stand in
 for one."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -149,11 +151,23 @@ def test_simple_rnn_loops(rng, kernel_blas_threads, dtype, masked, dropped, ever
         close(got, want, dtype)
 
 
+@pytest.fixture(params=["numpy", "mkl", "loops"])
+def each_kernel_blas(request, monkeypatch):
+    """Each library KERASCLI_KERNEL_BLAS can choose (mkl: where the mkl wheel is installed, as in CI)."""
+    monkeypatch.setenv("KERASCLI_KERNEL_BLAS", request.param)
+    if request.param == "mkl" and blas.mkl_wheel_library() is None:
+        pytest.skip("the mkl wheel is not installed (pip install 'kerascli[mkl]')")
+    monkeypatch.setattr(blas, "_FOUND", blas._find())
+    if request.param != "loops" and not blas.handle()[0]:
+        pytest.skip(f"no BLAS callable from kernels here ({blas.describe()})")
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("beta", [0.0, 1.0])
 @pytest.mark.parametrize("layout", ["contiguous", "column slice", "strided", "empty inner"])
-def test_kernel_gemm(rng, kernel_blas, dtype, trans_b, beta, layout):
+def test_kernel_gemm(rng, each_kernel_blas, dtype, trans_b, beta, layout):
     """c = a @ op(b) + beta c as BLAS reads it, and views BLAS cannot read going to the loops."""
     k = 0 if layout == "empty inner" else 7
     a = rng.normal(size=(5, k)).astype(dtype)
@@ -169,17 +183,61 @@ def test_kernel_gemm(rng, kernel_blas, dtype, trans_b, beta, layout):
     close(got, want, dtype)
 
 
-def test_numpys_blas_is_found_and_named():
-    """On a machine whose numpy uses OpenBLAS (PyPI's wheels), the kernels call it."""
+def test_numpys_blas_is_found_and_named(monkeypatch):
+    """On a machine whose numpy uses OpenBLAS (PyPI's wheels), KERASCLI_KERNEL_BLAS=numpy calls it."""
     from threadpoolctl import threadpool_info
 
     if not any(lib.get("internal_api") == "openblas" for lib in threadpool_info()):
         pytest.skip("numpy here does not use OpenBLAS")
-    handle = blas.handle()
-    assert handle[0] and handle[1] and blas.describe().startswith("openblas ")
+    monkeypatch.setenv("KERASCLI_KERNEL_BLAS", "numpy")
+    handle, what = blas._find()
+    assert handle[0] and handle[1] and what.startswith("openblas ")
+
+
+def test_the_mkl_wheel_comes_first_where_installed(monkeypatch):
+    """By default the kernels take MKL where the mkl wheel is installed (loaded with one thread a call);
+    without it, numpy's BLAS."""
+    monkeypatch.delenv("KERASCLI_KERNEL_BLAS", raising=False)
+    wheel = blas.mkl_wheel_library()
+    handle, what = blas._find()
+    if wheel is None:
+        assert not what.startswith("mkl")
+        monkeypatch.setattr(blas, "mkl_wheel_library", lambda: "/nowhere/libmkl_rt.so.2")
+        assert blas._find()[1] == what  # a library that cannot be loaded is passed over
+    else:
+        assert handle[0] and handle[1] and not handle[2] and what == f"mkl {wheel} (sequential)"
 
 
 def test_blas_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("KERASCLI_KERNEL_BLAS", "loops")
     handle, what = blas._find()
     assert not handle.any() and "KERASCLI_KERNEL_BLAS" in what
+
+
+@pytest.mark.parametrize("value, says", [("mkl", "MKL is not installed here: pip install 'kerascli[mkl]'"),
+                                         ("openblass", "'openblass' is not one of auto, mkl, numpy, loops")])
+def test_a_kernel_blas_that_cannot_be_had_is_refused(monkeypatch, value, says):
+    monkeypatch.setenv("KERASCLI_KERNEL_BLAS", value)
+    monkeypatch.setattr(blas, "mkl_wheel_library", lambda: None)
+    monkeypatch.setattr(blas, "_loaded", lambda: [])
+    with pytest.raises(blas.KernelBLASUnavailable, match=re.escape(says)):
+        blas.check()
+
+
+def test_train_refuses_a_kernel_blas_it_cannot_have_in_one_line_before_any_run(monkeypatch, tmp_path):
+    import os
+
+    from click.testing import CliRunner
+    from conftest import CONFIGS
+
+    import kerascli.ops as ops_package
+    from kerascli.cli import cli
+
+    monkeypatch.setattr(ops_package, "_OPS", {})  # a new cpu Ops checks the variable
+    monkeypatch.setenv("KERASCLI_KERNEL_BLAS", "openblass")
+    result = CliRunner().invoke(cli, ["train", os.path.join(CONFIGS, "digits_mlp.yaml"), "--runs-dir",
+                                      str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "KERASCLI_KERNEL_BLAS='openblass' is not one of" in lines[0], result.output
+    assert not (tmp_path / "runs").exists()

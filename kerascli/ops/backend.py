@@ -186,11 +186,22 @@ class NumbaCPUOps(ReferenceOps):
 
     def __init__(self):
         super().__init__()
-        from kerascli.ops.cpu import algorithms, workers
+        from kerascli.ops.cpu import algorithms, blas, workers
 
+        self._blas = blas
+        try:  # KERASCLI_KERNEL_BLAS is checked now, not when a recurrent layer first needs it
+            blas.check()
+        except blas.KernelBLASUnavailable as exc:
+            from kerascli.ops import BackendUnavailable
+
+            raise BackendUnavailable(f"backend cpu cannot run here: {exc}") from None
         self._workers = workers
         for name, f in public_functions(algorithms).items():  # its own algorithms over the definitions
             setattr(self, name, f.__get__(self))
+
+    def describe(self) -> dict:
+        kernel_blas = self._blas.described()  # known once a recurrent layer's loop ran
+        return {**super().describe(), **({"kernel_blas": kernel_blas} if kernel_blas else {})}
 
     def set_threads(self, threads: int, batch_parallel: bool = True) -> int:
         """Use ``threads`` threads (0: every available core); returns the count applied.

@@ -2,10 +2,19 @@
 
 Numba calls BLAS from a kernel only with SciPy installed. A recurrent layer's loop over time steps is one
 product and one cell update per step; to run that loop in one kernel (no return to Python between steps),
-the kernel calls cblas ``sgemm``/``dgemm`` of the BLAS library already loaded in the process (found by
-threadpoolctl, a dependency) through its address. The address is a run-time argument, so kernels stay
-cacheable on disk. Where the library is not one whose calling convention is known here (OpenBLAS, MKL's
-LP64 interface), the kernels take a product written in Numba: correct, several times slower.
+the kernel calls cblas ``sgemm``/``dgemm`` through its address: the address is a run-time argument, so
+kernels stay cacheable on disk. Which library (``KERASCLI_KERNEL_BLAS``, default ``auto``):
+
+* ``auto``: an MKL already loaded in the process (numpy built with it), else the ``mkl`` wheel where it is
+  installed (``pip install 'kerascli[mkl]'``), else the BLAS numpy loaded (found by threadpoolctl, a
+  dependency). MKL multiplies a recurrent step's small products faster than OpenBLAS, which packs the
+  recurrent kernel again at every call (32 x 128 by 128 x 512: 33 against 47 us on one core of an
+  AVX-512 Xeon); the wheel's MKL is loaded sequential, as the kernels' threads each call it.
+* ``mkl``: MKL, or an error saying how to install it; ``numpy``: numpy's BLAS (OpenBLAS in PyPI's wheels);
+  ``loops``: none.
+
+Where the library is not one whose calling convention is known here (OpenBLAS, MKL's LP64 interface), the
+kernels take a product written in Numba: correct, several times slower.
 
 ``handle()`` is what a kernel is given: int64 [sgemm address, dgemm address, 1 if integers are 64-bit];
 zeros mean "no BLAS, use the loops".
@@ -128,28 +137,108 @@ _FOUND: tuple[np.ndarray, str] | None = None  # (handle, what it calls), found o
 NO_BLAS = np.zeros(3, np.int64)
 
 
-def _find() -> tuple[np.ndarray, str]:
-    """(handle, what it calls) for the first loaded BLAS whose calling convention is known here."""
-    if os.environ.get("KERASCLI_KERNEL_BLAS", "").lower() in ("0", "off", "none", "loops"):
-        return NO_BLAS, "loops (KERASCLI_KERNEL_BLAS)"
+CHOICES = ("auto", "mkl", "numpy", "loops")  # what KERASCLI_KERNEL_BLAS takes
+_OFF = ("0", "off", "none", "loops")
+
+
+class KernelBLASUnavailable(RuntimeError):
+    """KERASCLI_KERNEL_BLAS asks for what this environment does not have; the message says why."""
+
+
+def requested() -> str:
+    """KERASCLI_KERNEL_BLAS, checked (KernelBLASUnavailable for a value it does not take)."""
+    value = os.environ.get("KERASCLI_KERNEL_BLAS", "").strip().lower() or "auto"
+    if value in _OFF:
+        return "loops"
+    if value not in CHOICES:
+        raise KernelBLASUnavailable(f"KERASCLI_KERNEL_BLAS={value!r} is not one of {', '.join(CHOICES)}")
+    return value
+
+
+_NO_MKL = "KERASCLI_KERNEL_BLAS=mkl, but MKL is not installed here: pip install 'kerascli[mkl]'"
+
+
+def check() -> None:
+    """KernelBLASUnavailable where KERASCLI_KERNEL_BLAS asks for what cannot be had (loads nothing)."""
+    if requested() == "mkl" and mkl_wheel_library() is None and \
+            not any(lib.get("internal_api") == "mkl" for lib in _loaded()):
+        raise KernelBLASUnavailable(_NO_MKL)
+
+
+def mkl_wheel_library() -> str | None:
+    """libmkl_rt of the ``mkl`` wheel in this Python environment (kerascli[mkl]), if installed."""
+    import glob
+    import sys
+
+    for pattern in ("lib/libmkl_rt.so*", "lib/libmkl_rt*.dylib", "Library/bin/mkl_rt*.dll"):
+        found = sorted(glob.glob(os.path.join(sys.prefix, pattern)))
+        if found:
+            return found[0]
+    return None
+
+
+def _loaded() -> list[dict]:
     try:
         from threadpoolctl import threadpool_info
 
-        libraries = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+        return [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
     except Exception:
-        return NO_BLAS, "loops (no BLAS found)"
+        return []
+
+
+def _handle(found) -> np.ndarray:
+    sgemm, dgemm, ilp64 = found
+    return np.array([sgemm, dgemm, int(ilp64)], np.int64)
+
+
+def _from_loaded(libraries, api=None) -> tuple[np.ndarray, str] | None:
     for lib in libraries:
+        if api is not None and lib.get("internal_api") != api:
+            continue
         try:
             found = _symbols(ctypes.CDLL(lib["filepath"]), lib.get("internal_api"))
         except OSError:
             continue
         if found is not None:
-            sgemm, dgemm, ilp64 = found
-            return np.array([sgemm, dgemm, int(ilp64)], np.int64), f"{lib['internal_api']} {lib['filepath']}"
-    return NO_BLAS, "loops (no OpenBLAS or MKL loaded)"
+            return _handle(found), f"{lib['internal_api']} {lib['filepath']}"
+    return None
 
 
-def _symbols(library, api) -> tuple[int, int, bool] | None:
+def _from_mkl_wheel() -> tuple[np.ndarray, str] | None:
+    path = mkl_wheel_library()
+    if path is None:
+        return None
+    try:
+        library = ctypes.CDLL(path)
+        # before MKL's first call: one thread per call (each kernel thread calls it), 32-bit integers
+        library.MKL_Set_Threading_Layer.argtypes = [ctypes.c_int]
+        library.MKL_Set_Threading_Layer(1)  # MKL_THREADING_SEQUENTIAL
+        library.MKL_Set_Interface_Layer.argtypes = [ctypes.c_int]
+        library.MKL_Set_Interface_Layer(0)  # MKL_INTERFACE_LP64
+    except (OSError, AttributeError):
+        return None
+    found = _symbols(library, "mkl", lp64=True)
+    return None if found is None else (_handle(found), f"mkl {path} (sequential)")
+
+
+def _find() -> tuple[np.ndarray, str]:
+    """(handle, what it calls) for the BLAS KERASCLI_KERNEL_BLAS asks for (see the module's docstring)."""
+    choice = requested()
+    if choice == "loops":
+        return NO_BLAS, "loops (KERASCLI_KERNEL_BLAS)"
+    # what numpy (or another library) loaded: once the wheel's MKL is loaded here, threadpoolctl lists it too
+    wheel = mkl_wheel_library()
+    loaded = [lib for lib in _loaded() if wheel is None or not os.path.samefile(lib["filepath"], wheel)]
+    if choice in ("auto", "mkl"):
+        found = _from_loaded(loaded, "mkl") or _from_mkl_wheel()
+        if found is not None:
+            return found
+        if choice == "mkl":
+            raise KernelBLASUnavailable(_NO_MKL)
+    return _from_loaded(loaded) or (NO_BLAS, "loops (no OpenBLAS or MKL loaded)")
+
+
+def _symbols(library, api, lp64: bool = False) -> tuple[int, int, bool] | None:
     def address(name):
         try:
             return ctypes.cast(getattr(library, name), ctypes.c_void_p).value
@@ -165,7 +254,7 @@ def _symbols(library, api) -> tuple[int, int, bool] | None:
                     get_config = ctypes.CFUNCTYPE(ctypes.c_char_p)(config)
                     return sgemm, dgemm, suffix == "64_" or b"USE64BITINT" in (get_config() or b"")
         return None
-    if api == "mkl" and os.environ.get("MKL_INTERFACE_LAYER", "LP64").upper().startswith("LP64"):
+    if api == "mkl" and (lp64 or os.environ.get("MKL_INTERFACE_LAYER", "LP64").upper().startswith("LP64")):
         sgemm, dgemm = address("cblas_sgemm"), address("cblas_dgemm")
         return (sgemm, dgemm, False) if sgemm and dgemm else None
     return None
@@ -186,3 +275,8 @@ def handle() -> np.ndarray:
 def describe() -> str:
     """Which BLAS the kernels call, for a run's summary and the benchmarks."""
     return _found()[1]
+
+
+def described() -> str | None:
+    """What :func:`describe` says once a kernel asked for the BLAS (None before: nothing is loaded for it)."""
+    return None if _FOUND is None else _FOUND[1]
