@@ -241,3 +241,65 @@ def test_train_refuses_a_kernel_blas_it_cannot_have_in_one_line_before_any_run(m
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "KERASCLI_KERNEL_BLAS='openblass' is not one of" in lines[0], result.output
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("case", ["into out", "new out", "accumulate", "column slices", "strided", "out is an input"])
+def test_cpu_ops_products_through_the_kernels_blas(rng, each_kernel_blas, monkeypatch, trans_a, trans_b, case):
+    """Where the cpu Ops sends its products to the kernels' BLAS (with the mkl wheel, where numpy's BLAS
+    runs on one thread), they are numpy's; views BLAS cannot read, and an output that is also an input, go to
+    numpy instead."""
+    monkeypatch.setattr(cpu, "_mkl_products", blas.handle())
+    calls = []
+    through = blas.gemm_ops
+    monkeypatch.setattr(blas, "gemm_ops", lambda *args: calls.append(1) or through(*args))
+    m, k, n = 6, 5, 4
+    wide = rng.normal(size=(12, 12))
+    a = rng.normal(size=(k, m) if trans_a else (m, k))
+    b = rng.normal(size=(n, k) if trans_b else (k, n))
+    if case == "column slices":
+        a = wide[: a.shape[0], 3 : 3 + a.shape[1]]
+    if case == "strided":
+        b = wide[: b.shape[0], : 2 * b.shape[1] : 2]
+    want = (a.T if trans_a else a) @ (b.T if trans_b else b)
+    if case == "out is an input":  # a square product written over its own input
+        a = b = rng.normal(size=(k, k))
+        want = (a.T if trans_a else a) @ (b.T if trans_b else b)
+        got = cpu.gemm(a, b, out=a, trans_a=trans_a, trans_b=trans_b)
+    elif case == "new out":
+        got = cpu.gemm(a, b, trans_a=trans_a, trans_b=trans_b)
+    else:
+        out = rng.normal(size=(m, n))
+        start = out.copy()
+        got = cpu.gemm(a, b, out=out, trans_a=trans_a, trans_b=trans_b, accumulate=case == "accumulate")
+        assert got is out
+        if case == "accumulate":
+            want = want + start
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert len(calls) == (0 if case in ("strided", "out is an input") else 1)
+
+
+def test_cpu_ops_products_take_mkl_only_where_numpys_blas_runs_on_one_thread(monkeypatch):
+    if blas.mkl_wheel_library() is None:
+        pytest.skip("the mkl wheel is not installed (pip install 'kerascli[mkl]')")
+    from threadpoolctl import threadpool_limits
+
+    from kerascli.ops.cpu import workers
+
+    before = threadpool_limits(limits=None, user_api="blas")
+    threads, pool, products = cpu.threads, workers.count(), cpu._mkl_products
+    try:
+        cpu.set_threads(2, batch_parallel=True)
+        assert cpu._mkl_products is not None and blas.describe().endswith("(sequential)")
+        cpu.set_threads(1, batch_parallel=False)
+        assert cpu._mkl_products is not None
+        cpu.set_threads(2, batch_parallel=False)  # numpy's BLAS runs each product on both threads
+        assert cpu._mkl_products is None
+        monkeypatch.setenv("KERASCLI_KERNEL_BLAS", "numpy")
+        cpu.set_threads(2, batch_parallel=True)
+        assert cpu._mkl_products is None
+    finally:
+        workers.set_workers(pool)
+        cpu._threads, cpu._mkl_products = threads, products
+        before.restore_original_limits()

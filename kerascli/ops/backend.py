@@ -225,7 +225,32 @@ class NumbaCPUOps(ReferenceOps):
         threadpool_limits(limits=1 if batch_parallel else n, user_api="blas")
         self._workers.set_workers(n if batch_parallel else 1)
         self._threads = n
+        # where numpy's BLAS runs on one thread, products go to the mkl wheel's MKL where it is installed
+        # and the kernels use it (faster at every shape measured, 1.3-1.45x on one core of an AVX-512 Xeon)
+        self._mkl_products = None
+        blas = self._blas
+        if (batch_parallel or n == 1) and blas.requested() in ("auto", "mkl") and blas.mkl_wheel_library():
+            if blas.describe().endswith("(sequential)"):
+                self._mkl_products = blas.handle()
         return n
+
+    _mkl_products = None  # the kernels' BLAS handle when gemm calls MKL (set_threads)
+
+    def gemm(self, a, b, out=None, trans_a=False, trans_b=False, accumulate=False):
+        handle = self._mkl_products
+        if handle is not None and type(a) is np.ndarray and type(b) is np.ndarray and a.ndim == b.ndim == 2 \
+                and a.dtype == b.dtype and a.dtype in (np.float32, np.float64):
+            m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+            k2, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
+            if out is None and k == k2:
+                out = np.empty((m, n), a.dtype)
+            if k == k2 and type(out) is np.ndarray and out.shape == (m, n) and out.dtype == a.dtype \
+                    and out.flags.writeable and self._blas.readable(a) and self._blas.readable(b) \
+                    and self._blas.readable(out) and not np.may_share_memory(out, a) \
+                    and not np.may_share_memory(out, b):
+                self._blas.gemm_ops(handle, a, b, out, trans_a, trans_b, 1.0 if accumulate else 0.0)
+                return out
+        return super().gemm(a, b, out, trans_a, trans_b, accumulate)
 
     def parallel(self, task, n: int, work: int) -> list:
         return self._workers.run(task, n, work)

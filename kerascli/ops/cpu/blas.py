@@ -37,20 +37,20 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
 def _intrinsic_gemm(int_bits: int):
     """An intrinsic calling a cblas ?gemm whose integers are ``int_bits`` wide, at an address given at run
-    time: (address, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc); alpha is 1, a is never transposed."""
+    time: (address, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc); alpha is 1."""
 
     @intrinsic
-    def call(typingctx, address, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc):
+    def call(typingctx, address, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc):
         if not all(isinstance(x, types.Array) for x in (a, b, c)) or len({a.dtype, b.dtype, c.dtype}) != 1:
             return None
         if a.dtype not in (types.float32, types.float64):
             return None
-        sig = types.void(address, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc)
+        sig = types.void(address, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc)
 
         def codegen(context, builder, signature, args):
-            address, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc = args
+            address, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc = args
             arg_types = signature.args
-            real = context.get_value_type(arg_types[5].dtype)
+            real = context.get_value_type(arg_types[6].dtype)
             integer, enum = ir.IntType(int_bits), ir.IntType(32)
             pointer = real.as_pointer()
             function = ir.FunctionType(ir.VoidType(), [enum, enum, enum, integer, integer, integer, real, pointer,
@@ -64,18 +64,19 @@ def _intrinsic_gemm(int_bits: int):
                 return context.make_array(arg_types[i])(context, builder, value).data
 
             def scalar(i, value):
-                return context.cast(builder, value, arg_types[i], arg_types[5].dtype)
+                return context.cast(builder, value, arg_types[i], arg_types[6].dtype)
 
-            trans = builder.select(builder.icmp_signed("!=", context.cast(builder, trans_b, arg_types[1],
-                                                                          types.int64),
-                                                       ir.Constant(ir.IntType(64), 0)),
-                                   ir.Constant(enum, _TRANS), ir.Constant(enum, _NO_TRANS))
+            def transposed(i, value):
+                flag = builder.icmp_signed("!=", context.cast(builder, value, arg_types[i], types.int64),
+                                           ir.Constant(ir.IntType(64), 0))
+                return builder.select(flag, ir.Constant(enum, _TRANS), ir.Constant(enum, _NO_TRANS))
+
             target = builder.inttoptr(context.cast(builder, address, arg_types[0], types.int64),
                                       function.as_pointer())
-            builder.call(target, [ir.Constant(enum, _ROW_MAJOR), ir.Constant(enum, _NO_TRANS), trans,
-                                  whole(2, m), whole(3, n), whole(4, k), ir.Constant(real, 1.0), data(5, a),
-                                  whole(6, lda), data(7, b), whole(8, ldb), scalar(9, beta), data(10, c),
-                                  whole(11, ldc)])
+            builder.call(target, [ir.Constant(enum, _ROW_MAJOR), transposed(1, trans_a), transposed(2, trans_b),
+                                  whole(3, m), whole(4, n), whole(5, k), ir.Constant(real, 1.0), data(6, a),
+                                  whole(7, lda), data(8, b), whole(9, ldb), scalar(10, beta), data(11, c),
+                                  whole(12, ldc)])
             return context.get_dummy_value()
 
         return sig, codegen
@@ -101,13 +102,14 @@ def _rows_apart(a):
 
 
 @njit(inline="always", **opts)
-def _gemm_loops(a, b, c, trans_b, beta):
-    """c = a @ op(b) + beta * c, written out (for a BLAS this module cannot call)."""
+def _gemm_loops(a, b, c, trans_a, trans_b, beta):
+    """c = op(a) @ op(b) + beta * c, written out (for a BLAS this module cannot call)."""
+    inner = a.shape[0] if trans_a else a.shape[1]
     for i in range(c.shape[0]):
         for j in range(c.shape[1]):
             c[i, j] = c[i, j] * beta if beta != 0 else 0
-        for p in range(a.shape[1]):
-            v = a[i, p]
+        for p in range(inner):
+            v = a[p, i] if trans_a else a[i, p]
             if trans_b:
                 for j in range(c.shape[1]):
                     c[i, j] += v * b[j, p]
@@ -116,21 +118,41 @@ def _gemm_loops(a, b, c, trans_b, beta):
                     c[i, j] += v * b[p, j]
 
 
-@njit(**opts)
-def gemm(blas, a, b, c, trans_b, beta):
-    """c = a @ b (``trans_b``: a @ b.T) + beta * c, for 2-D float arrays of one dtype; beta is 0 or 1."""
-    m, n, k = c.shape[0], c.shape[1], a.shape[1]
+@njit(inline="always", **opts)
+def _gemm(blas, a, b, c, trans_a, trans_b, beta):
+    m, n, k = c.shape[0], c.shape[1], a.shape[0] if trans_a else a.shape[1]
     address = blas[0] if c.itemsize == 4 else blas[1]
     lda, ldb, ldc = _rows_apart(a), _rows_apart(b), _rows_apart(c)
     if address == 0 or lda < 0 or ldb < 0 or ldc < 0 or m == 0 or n == 0:
-        _gemm_loops(a, b, c, trans_b, beta)
+        _gemm_loops(a, b, c, trans_a, trans_b, beta)
     elif k == 0:
         if beta == 0:
             c[...] = 0
     elif blas[2]:
-        _gemm_ilp64(address, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc)
+        _gemm_ilp64(address, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc)
     else:
-        _gemm_lp64(address, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc)
+        _gemm_lp64(address, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc)
+
+
+@njit(**opts)
+def gemm(blas, a, b, c, trans_b, beta):
+    """c = a @ b (``trans_b``: a @ b.T) + beta * c, for 2-D float arrays of one dtype; beta is 0 or 1."""
+    _gemm(blas, a, b, c, False, trans_b, beta)
+
+
+@njit(**opts)
+def gemm_ops(blas, a, b, c, trans_a, trans_b, beta):
+    """c = op(a) @ op(b) + beta * c (op transposing where asked), called from Python: the cpu Ops' products
+    where the kernels' BLAS is MKL and numpy's would run on one thread anyway (kerascli.ops.backend)."""
+    _gemm(blas, a, b, c, trans_a, trans_b, beta)
+
+
+def readable(a: np.ndarray) -> bool:
+    """Whether BLAS can read a 2-D array as it lies (its rows apart by a whole stride, elements adjacent)."""
+    rows, cols = a.shape
+    item = a.itemsize
+    return (cols <= 1 or a.strides[1] == item) and \
+        (rows <= 1 or (a.strides[0] % item == 0 and a.strides[0] >= max(cols, 1) * item))
 
 
 _FOUND: tuple[np.ndarray, str] | None = None  # (handle, what it calls), found once per process
