@@ -367,6 +367,11 @@ def test_pooling(rng, dtype, case, other):
 @parity("conv2d_3x3_maxpool_2x2")
 def test_conv2d_3x3_maxpool_2x2(rng, dtype, case, act, other):
     n, h, w, padding = case
+    if other.name == "cuda" and h == 28:
+        # 28 x 28 is the benchmark CNN's image; the cuda kernels (a direct convolution, then pooling) cross
+        # their thread blocks at 16 x 16 already (1,280 and 320 threads, over 256 a block), in a third of the
+        # time on the CUDA simulator (12 s an activation at 28 x 28)
+        h = w = 16
     out_h, top = conv_geometry(h, 3, 1, padding)
     out_w, left = conv_geometry(w, 3, 1, padding)
     x = rng.normal(size=(n, h, w, 1)).astype(dtype)
