@@ -247,7 +247,8 @@ def _find() -> tuple[np.ndarray, str]:
         return NO_BLAS, "loops (KERASCLI_KERNEL_BLAS)"
     # what numpy (or another library) loaded: once the wheel's MKL is loaded here, threadpoolctl lists it too
     wheel = mkl_wheel_library()
-    loaded = [lib for lib in _loaded() if wheel is None or not os.path.samefile(lib["filepath"], wheel)]
+    wheel = wheel and os.path.realpath(wheel)
+    loaded = [lib for lib in _loaded() if os.path.realpath(lib["filepath"]) != wheel]
     if choice in ("auto", "mkl"):
         found = _from_loaded(loaded, "mkl") or _from_mkl_wheel()
         if found is not None:
