@@ -73,6 +73,17 @@ def mpiexec() -> str:
     return found
 
 
+def write_case(folder: str, samples: int, epochs: int, batch: int) -> str:
+    """The MLP's synthetic data and config in ``folder``; returns the config's path."""
+    rng = np.random.default_rng(0)
+    data = os.path.join(folder, "mlp.npz")
+    np.savez(data, x=rng.random((samples, 784), dtype=np.float32), y=rng.integers(0, 10, samples))
+    config = os.path.join(folder, "mlp.yaml")
+    with open(config, "w") as f:
+        f.write(CONFIG.format(name="mlp", data=data, epochs=epochs, batch=batch))
+    return config
+
+
 def train(folder: str, config: str, ranks: int, name: str) -> dict:
     command = [sys.executable, "-m", "kerascli", "train", config, "--runs-dir", folder, "--name", name, "-q"]
     if ranks > 1:
@@ -130,12 +141,7 @@ def main() -> None:
     counts = [1] + [int(r) for r in args.ranks.split(",")]
 
     with tempfile.TemporaryDirectory() as tmp:
-        rng = np.random.default_rng(0)
-        data = os.path.join(tmp, "mlp.npz")
-        np.savez(data, x=rng.random((args.samples, 784), dtype=np.float32), y=rng.integers(0, 10, args.samples))
-        config = os.path.join(tmp, "mlp.yaml")
-        with open(config, "w") as f:
-            f.write(CONFIG.format(name="mlp", data=data, epochs=args.epochs, batch=args.batch))
+        config = write_case(tmp, args.samples, args.epochs, args.batch)
         train(tmp, config, 1, "warmup")  # compiles the kernels once, into the cache every run then loads
         speed = {r: [] for r in counts}
         allreduce_ms = {r: [] for r in counts}

@@ -103,6 +103,8 @@ def test_ranks_train_the_weights_of_one_process(config, one_process, tmp_path, r
     # 4 ranks taken as two nodes of 2: each node sums through its shared memory, the nodes sum its slices
     env = {"shared memory": {}, "MPI Allreduce": {"KERASCLI_MPI_SHARED": "0"},
            TWO_NODES: {"KERASCLI_MPI_NODE_RANKS": "2"}}[sums.split(", deterministic")[0]]
+    if sums == "MPI Allreduce":  # the flat gradient in buckets of 1 KB: the run times both ways and chooses
+        env = {**env, "KERASCLI_MPI_BUCKET_MB": "0.001"}
     sets = ["--set", "train.deterministic=true"] if "deterministic" in sums else []
     result = kerascli(["train", config, "--runs-dir", str(tmp_path), "-q", *sets], ranks=ranks, env=env)
     assert result.returncode == 0, result.stderr
@@ -121,6 +123,36 @@ def test_ranks_train_the_weights_of_one_process(config, one_process, tmp_path, r
     # Adam's update is elementwise: on a node each rank updates its slice of the weights the node shares
     by_parts = sums.startswith("shared memory")
     assert summary["distributed"]["optimizer_step"] == ("by parts" if by_parts else "whole")
+    buckets = summary["distributed"]["gradient_buckets"]
+    if sums == "MPI Allreduce":  # 21 steps: 5, then 8 each way alternating, then the choice
+        assert buckets["overlap"] == "auto" and buckets["buckets"] == 2 and isinstance(buckets["overlapped"], bool)
+        assert set(buckets["ms_per_step"]) == {"overlapped", "after_backward"}
+    elif sums.startswith("MPI Allreduce"):  # one bucket of 0.25 MiB: nothing to overlap, nothing timed
+        assert buckets == {"overlap": "auto", "buckets": 1, "bucket_mb": 0.25, "overlapped": False}
+    else:  # sums through shared memory
+        assert buckets is None
+
+
+@needs_mpi
+def test_buckets_sent_during_the_backward_pass_sum_to_the_same_bits(config, tmp_path):
+    """With train.deterministic, the buckets' sums (gathered, then added in rank order) are those of the sum
+    after the backward pass, bit for bit; the weight regularizer's gradient goes into its bucket first."""
+    runs = {}
+    for overlap in ("on", "off"):
+        env = {"KERASCLI_MPI_SHARED": "0", "KERASCLI_MPI_OVERLAP": overlap, "KERASCLI_MPI_BUCKET_MB": "0.001"}
+        result = kerascli(["train", config, "--runs-dir", str(tmp_path / overlap), "-q", "--set", "train.epochs=1",
+                           "--set", "train.deterministic=true"], ranks=2, env=env)
+        assert result.returncode == 0, result.stderr
+        runs[overlap] = str(tmp_path / overlap / "dp")
+    on, off = weights(runs["on"]), weights(runs["off"])
+    assert sorted(on) == sorted(off)
+    for key in on:
+        np.testing.assert_array_equal(on[key], off[key])
+    np.testing.assert_array_equal(metrics(runs["on"]), metrics(runs["off"]))
+    import json
+
+    described = json.load(open(os.path.join(runs["on"], "summary.json")))["distributed"]["gradient_buckets"]
+    assert described == {"overlap": "on", "buckets": 2, "bucket_mb": 0.001, "overlapped": True}
 
 
 # SGD with Nesterov momentum and weight decay (every rank updates its slice of the weights and of the slots),
@@ -335,6 +367,7 @@ def test_an_error_on_one_rank_mid_training_ends_the_job_saying_where(write_confi
 @pytest.mark.parametrize("sets, env, says", [
     (["--set", "train.epochz=3"], {}, "unknown key 'epochz'"),
     ([], {"KERASCLI_MPI_NODE_RANKS": "two"}, "KERASCLI_MPI_NODE_RANKS must be a whole number of ranks"),
+    ([], {"KERASCLI_MPI_OVERLAP": "yes"}, "KERASCLI_MPI_OVERLAP must be auto, on or off, got 'yes'"),
 ])
 def test_a_config_error_is_said_once(config, tmp_path, sets, env, says):
     result = kerascli(["train", config, "--runs-dir", str(tmp_path), *sets], ranks=2, env=env)

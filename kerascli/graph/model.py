@@ -250,29 +250,36 @@ class Model:
             return values[self.outputs[0]]
         return {name: values[name] for name in self.outputs}
 
-    def backward(self, d_output) -> None:
+    def backward(self, d_output, after_node=None) -> None:
         """Fill the gradient buffer from the gradient of the loss with respect to the output (a dict by
-        output name when there are several)."""
+        output name when there are several). ``after_node``, where given, is called with each node's index
+        once its backward ran (data-parallel training sends finished parts of the gradient then)."""
         grads = dict(d_output) if isinstance(d_output, dict) else {self.outputs[0]: d_output}
-        for node in reversed(self.nodes):
-            layer = node.layer
-            dy = grads.pop(layer.name, None)
-            if layer.extra_output_shapes:
-                layer.extra_output_grads = [grads.pop(output_name(layer.name, i), None)
-                                            for i in range(1, len(layer.extra_output_shapes) + 1)]
-            if (dy is None and not any(g is not None for g in layer.extra_output_grads)) \
-                    or not self._grad_flows[layer.name]:
-                continue  # nothing at or before it learns (a frozen base): no work at all
-            if layer.name in self._activity_outputs:
-                y = self._activity_outputs[layer.name]
-                penalty = layer.activity_regularizer.gradient(y) / len(y)
-                dy = penalty if dy is None else dy + penalty
-            dx = dy if layer.absorbed_by is not None else layer.backward(dy)
-            dxs = dx if layer.n_inputs == 0 else [dx, *layer.extra_input_grads]
-            for src, g in zip(node.inputs, dxs or ()):
-                if g is None or src in self.input_shapes:
-                    continue
-                grads[src] = g if src not in grads else self.ops.add_n([grads[src], g])
+        for i in range(len(self.nodes) - 1, -1, -1):
+            self._backward_node(self.nodes[i], grads)
+            if after_node is not None:
+                after_node(i)
+
+    def _backward_node(self, node, grads: dict) -> None:
+        """One node's backward pass: its gradients, and its inputs' added to ``grads``."""
+        layer = node.layer
+        dy = grads.pop(layer.name, None)
+        if layer.extra_output_shapes:
+            layer.extra_output_grads = [grads.pop(output_name(layer.name, i), None)
+                                        for i in range(1, len(layer.extra_output_shapes) + 1)]
+        if (dy is None and not any(g is not None for g in layer.extra_output_grads)) \
+                or not self._grad_flows[layer.name]:
+            return  # nothing at or before it learns (a frozen base): no work at all
+        if layer.name in self._activity_outputs:
+            y = self._activity_outputs[layer.name]
+            penalty = layer.activity_regularizer.gradient(y) / len(y)
+            dy = penalty if dy is None else dy + penalty
+        dx = dy if layer.absorbed_by is not None else layer.backward(dy)
+        dxs = dx if layer.n_inputs == 0 else [dx, *layer.extra_input_grads]
+        for src, g in zip(node.inputs, dxs or ()):
+            if g is None or src in self.input_shapes:
+                continue
+            grads[src] = g if src not in grads else self.ops.add_n([grads[src], g])
 
     def inference_batch(self, batch_size: int) -> int:
         """How many samples to run through the model at once for inference (at most ``batch_size``)."""

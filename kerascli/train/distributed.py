@@ -8,7 +8,8 @@
   runs as many ranks, the ranks of a node sum through memory they share instead, each its slice of the
   gradient, and each slice is summed between the nodes by the ranks at the same place on each node (an
   ``Allreduce`` per slice, side by side); with an elementwise optimizer each rank updates only its slice
-  of the weights, which the ranks of its node share (``SharedSums``).
+  of the weights, which the ranks of its node share (``SharedSums``). The flat ``Allreduce`` may go in
+  buckets sent during the backward pass, where a run measures that this pays (kerascli.train.buckets).
 * With every step, one small ``Allreduce`` carries each rank's sample count, loss and metric sums and
   the signal it received (if any): the epoch's loss and metrics are over all ranks, a diverging loss is
   seen by every rank at the same step, and a signal to any rank stops all of them after the same step.
@@ -45,6 +46,7 @@ import time
 import numpy as np
 
 from kerascli.errors import ConfigError, KerascliError
+from kerascli.train import buckets
 from kerascli.train.loop import Totals, batch_length
 from kerascli.train.node_memory import SharedSums
 from kerascli.train.sharding import Padding
@@ -119,6 +121,11 @@ class World:
         # the ranks this one shares memory with, and the ranks at its place in the other such groups
         self.setup_error: str | None = None  # said once every rank is ready to say it (``world``)
         self.node, self.across = self._memory_groups(node)
+        # the flat gradient's buckets go over a communicator of their own (kerascli.train.buckets)
+        self.overlap, self.bucket_bytes, error = buckets.parse_settings(os.environ)
+        self.setup_error = self.setup_error or error
+        self.buckets_comm = comm.Dup()
+        self.buckets: buckets.OverlappedSums | None = None
         self.deterministic = False
         self.started = False  # past the start-of-training agreement: a failure now aborts every rank
         self.finished = False  # training over: what rank 0 does after it concerns no other rank
@@ -184,6 +191,7 @@ class World:
                 "deterministic": self.deterministic,
                 "allreduce_ms_per_step": 1e3 * self.allreduce_seconds / max(self.steps, 1),
                 "gradient_sums": sums,
+                "gradient_buckets": None if self.buckets is None else self.buckets.describe(),
                 "optimizer_step": "by parts" if self.shared is not None and self.shared.by_parts else "whole",
                 "mpi": self.MPI.Get_library_version().splitlines()[0].strip()}
 
@@ -319,6 +327,8 @@ class DataParallel:
                 layer.sync = self
         if world.shared is not None:
             world.shared.ops = model.ops
+        else:  # one Allreduce of the flat gradient: in buckets, during the backward pass where that pays
+            world.buckets = buckets.OverlappedSums(world, model, world.overlap, world.bucket_bytes)
         self._slots_shared = False
 
     @staticmethod
@@ -369,16 +379,21 @@ class DataParallel:
         if world.rank and self._stochastic:
             self._reseed(trainer.global_step)
         n = batch_length(x)
-        self.rows = 0 if padding else n
+        rows = self.rows = 0 if padding else n
+        began = time.perf_counter()
+        overlapped = world.buckets is not None and world.buckets.active
+        if overlapped:
+            world.buckets.begin(rows)
         local = Totals(self.names, objective.results)
         out = model.forward(x, training=True)
         _, pred = objective.forward(ops, out, t, local, training=True, weights=w)
-        model.backward(objective.backward(ops, out, pred, t, 1.0 / n))
+        model.backward(objective.backward(ops, out, pred, t, 1.0 / n),
+                       after_node=world.buckets.after_node if overlapped else None)
         if trainer.regularized:
             penalty = model.weight_penalty() + model.activity_penalty
-            model.add_penalty_gradients()
+            if not overlapped:  # else each went into its bucket before that was sent
+                model.add_penalty_gradients()
             trainer._add_penalty(local, penalty, n)
-        rows = 0 if padding else n
         if self.vector_sizes is None:  # known once every rank ran a step with samples
             self.vector_sizes = [len(local.vectors[k]) for k in self.vector_names]
         vec = self.pack(local, rows) * (0.0 if padding else 1.0)
@@ -397,8 +412,11 @@ class DataParallel:
             world.sum(vec)
             share = rows / vec[0]
             grads = model.grad_buffer
-            grads *= grads.dtype.type(share)
-            world.sum(grads)
+            if overlapped:
+                world.buckets.finish()
+            else:
+                grads *= grads.dtype.type(share)
+                world.sum(grads)
         self._average_moving(share)
         world.allreduce_seconds += time.perf_counter() - started
         world.steps += 1
@@ -407,6 +425,8 @@ class DataParallel:
             hook(grads, model.state_buffer)
         trainer.optimizer.step(model.param_buffer, grads)
         model.apply_constraints()
+        if world.buckets is not None:
+            world.buckets.record(time.perf_counter() - began)
         return self._finish(vec, totals)
 
     def _step_by_parts(self, trainer, vec, rows, totals, started) -> float:
