@@ -219,8 +219,9 @@ BAD = {
 def test_a_bad_batch_dataset_is_one_line_and_exit_2(make, tmp_path, case):
     sets, message = BAD[case]
     config = make(sets=sets)
+    # an explicit thread count: no note about other kerascli processes (tests beside this one start some)
     result = subprocess.run([sys.executable, "-m", "kerascli", "train", config, "--runs-dir", str(tmp_path / "runs"),
-                             "-q"], capture_output=True, text=True, cwd=ROOT)
+                             "-q", "--threads", "1"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.stderr
