@@ -92,3 +92,41 @@ def test_settings(env, expected):
 ])
 def test_bad_settings_are_named(env, says):
     assert buckets.parse_settings(env)[2] == says
+
+
+class OneRank:
+    """Enough of a World for OverlappedSums' choice (no MPI: one rank, whose sums are its own values)."""
+
+    deterministic, size, buckets_comm, MPI = False, 1, None, None
+
+    class comm:
+        @staticmethod
+        def Get_size():
+            return 1
+
+    def sum(self, buf):
+        pass
+
+
+@pytest.mark.parametrize("overlapped_ms, chosen", [(9.5, True), (9.9, False), (10.5, False)])
+def test_auto_times_both_ways_then_keeps_the_faster_by_two_percent(overlapped_ms, chosen):
+    sums = buckets.OverlappedSums(OneRank(), model_of("functional_branches.yaml"), "auto", 1)
+    seen = []
+    for _ in range(buckets.WARMUP + 2 * buckets.TRIALS + 3):
+        seen.append(sums.active)
+        sums.record(1e-3 * (overlapped_ms if sums.active else 10.0))
+    # after the warm-up steps (sums after the backward pass), the two ways alternate until each ran TRIALS steps
+    trials = buckets.WARMUP + 2 * buckets.TRIALS
+    assert seen[:buckets.WARMUP] == [False] * buckets.WARMUP
+    assert seen[buckets.WARMUP:trials] == [True, False] * buckets.TRIALS
+    assert seen[trials:] == [chosen] * 3
+    assert sums.describe()["overlapped"] is chosen
+    assert sums.describe()["ms_per_step"] == pytest.approx({"overlapped": overlapped_ms, "after_backward": 10.0})
+
+
+def test_a_model_of_one_bucket_is_not_timed():
+    sums = buckets.OverlappedSums(OneRank(), model_of("functional_branches.yaml"), "auto", 2**40)
+    assert len(sums.plan) == 1 and sums.active is False and sums.describe()["overlapped"] is False
+    for _ in range(40):
+        sums.record(0.01)
+    assert "ms_per_step" not in sums.describe()
