@@ -200,9 +200,10 @@ class Model:
         """The weight regularizers' penalties summed (host arrays: the cuda backend refuses regularizers)."""
         return sum(reg.penalty(w) for reg, w, _ in self.regularized)
 
-    def add_penalty_gradients(self) -> None:
-        """Add each weight regularizer's gradient to its weight's (after backward)."""
-        for reg, w, grad in self.regularized:
+    def add_penalty_gradients(self, regularized=None) -> None:
+        """Add each weight regularizer's gradient to its weight's (after backward); ``regularized``: only
+        these of ``self.regularized`` (data-parallel training adds them bucket by bucket)."""
+        for reg, w, grad in self.regularized if regularized is None else regularized:
             grad += reg.gradient(w)
 
     def apply_constraints(self) -> None:

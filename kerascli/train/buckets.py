@@ -57,6 +57,14 @@ def bucket_plan(model, cap_bytes: float) -> list[tuple[int, int, int]]:
     return plan
 
 
+def add_in_rank_order(parts: np.ndarray, out: np.ndarray) -> None:
+    """``out`` = the ranks' ``parts`` (one row each, as an Allgather leaves them) added in rank order: the
+    deterministic sum, the same bits whether the buffer went whole or in buckets."""
+    out[...] = parts[0]
+    for part in parts[1:]:
+        out += part
+
+
 def parse_settings(environ) -> tuple[str, float, str | None]:
     """(overlap mode, bucket bytes, error message or None) from KERASCLI_MPI_OVERLAP and _BUCKET_MB."""
     mode = environ.get("KERASCLI_MPI_OVERLAP", "auto")
@@ -126,8 +134,7 @@ class OverlappedSums:
                 self._requests[0].Wait()
             self._share = self.rows / self._rows[0]
         _, lo, hi = self.plan[k]
-        for reg, weight, grad in self.penalties[k]:
-            grad += reg.gradient(weight)
+        self.model.add_penalty_gradients(self.penalties[k])
         bucket = self.model.grad_buffer[lo:hi]
         bucket *= bucket.dtype.type(self._share)
         if self.gathered is not None:
@@ -142,10 +149,7 @@ class OverlappedSums:
         self._requests = []
         if self.gathered is not None:
             for (_, lo, hi), parts in zip(self.plan, self.gathered):
-                bucket = self.model.grad_buffer[lo:hi]
-                bucket[...] = parts[0]
-                for part in parts[1:]:
-                    bucket += part
+                add_in_rank_order(parts, self.model.grad_buffer[lo:hi])
 
     def record(self, seconds: float) -> None:
         """The time of the step that just ended (``auto``: after the trials, every rank takes the same

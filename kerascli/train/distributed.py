@@ -204,9 +204,7 @@ class World:
             if self.deterministic:  # every rank adds the ranks' parts in rank order
                 gathered = np.empty((comm.Get_size(),) + buf.shape, buf.dtype)
                 comm.Allgather(buf, gathered)
-                buf[...] = gathered[0]
-                for part in gathered[1:]:
-                    buf += part
+                buckets.add_in_rank_order(gathered, buf)
             else:
                 comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
 
